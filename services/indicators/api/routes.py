@@ -1,0 +1,88 @@
+"""Indicator endpoints: the catalogue, values by region and period, reconciliation."""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from indicators.domain import periods, regions
+from indicators.domain.values import value
+from indicators.engine import Engine
+from indicators.store import sql
+from kit.auth import Principal, require
+from kit.errors import invalid
+
+router = APIRouter(prefix="/v1", tags=["indicators"])
+
+
+def _engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+@router.get("/indicators", summary="The indicator catalogue")
+async def catalogue(request: Request, p: Principal = Depends(require("indicators:read"))) -> dict[str, Any]:
+    cat = _engine(request).catalogue
+    return {"version": cat.version, "digest": cat.digest, "indicators": [i.public() for i in cat.indicators]}
+
+
+@router.get("/indicators/values", summary="Indicator values for a region and period")
+async def values(
+    request: Request,
+    period: str = Query(..., description="2021, 2021SY, 2021H1, 2021Q3 or 2021-09"),
+    region: str | None = Query(None, description="region code prefix (2/4/6/9/12 digits); default: the client's"),
+    codes: str | None = Query(None, description="comma list of indicator codes; default all"),
+    breakdown: Literal["region", "institution", "month"] | None = None,
+    p: Principal = Depends(require("indicators:read")),
+) -> dict[str, Any]:
+    cat = _engine(request).catalogue.by_code()
+    region = p.region_prefix if region is None else region
+    if not regions.is_prefix(region):
+        raise invalid("region", "must be a region code prefix of 2, 4, 6, 9 or 12 digits")
+    p.require_region(region)
+    try:
+        per = periods.parse(period)
+    except ValueError as e:
+        raise invalid("period", str(e)) from e
+    wanted = [c.strip() for c in codes.split(",") if c.strip()] if codes else list(cat)
+    unknown = [c for c in wanted if c not in cat]
+    if unknown:
+        raise invalid("codes", f"unknown indicator codes: {', '.join(unknown)}")
+    plist = [per.key]
+    region_len = None
+    if breakdown == "month":
+        plist = per.months()
+    elif breakdown == "region":
+        region_len = regions.child_level(region)
+        if region_len is None:
+            raise invalid("breakdown", "a 12-digit village has no lower level")
+    async with request.app.state.db.connect() as conn:
+        rows = await sql.read_counters(conn, plist, region, region_len, breakdown == "institution", wanted)
+    cells: dict[tuple[str, str, str, str], dict[str, int]] = {}
+    for r in rows:
+        cells.setdefault((r["code"], r["region"], r["period"], r["institution"]), {})[r["part"].strip()] = r["n"]
+    if breakdown is None:  # every requested indicator appears, zero or not
+        for c in wanted:
+            cells.setdefault((c, region, per.key, ""), {})
+    elif breakdown == "month":
+        for c in wanted:
+            for m in plist:
+                cells.setdefault((c, region, m, ""), {})
+    out = []
+    for (code, reg, prd, inst), parts in sorted(cells.items()):
+        ind = cat[code]
+        num = parts.get("n", 0)
+        den = parts.get("d", 0) if ind.denominator is not None else None
+        row: dict[str, Any] = {"code": code, "region": reg, "period": prd, "numerator": num, "denominator": den,
+                               "value": value(ind, num, den), "unit": ind.unit}
+        if breakdown == "institution":
+            row["institution"] = inst
+        out.append(row)
+    return {"region": region, "period": per.key, "breakdown": breakdown, "rows": out}
+
+
+@router.post("/admin/reconcile", summary="Recompute every counter from stored facts and report differences")
+async def reconcile(request: Request, p: Principal = Depends(require("indicators:admin"))) -> dict[str, Any]:
+    async with request.app.state.db.connect() as conn:
+        diffs = await _engine(request).reconcile(conn)
+    return {"consistent": not diffs, "differences": diffs[:1000], "difference_count": len(diffs)}

@@ -1,0 +1,1 @@
+"""Indicator domain: pure definitions and derivations, no I/O."""

@@ -1,0 +1,110 @@
+"""The indicator catalogue as data (DHIS2-style): each indicator = numerator and denominator, each a
+population of entities with filters over the entities' attributes. Changing a filter or a parameter is a
+data change; the engine back-fills from stored facts."""
+from __future__ import annotations
+
+import hashlib
+import json
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+CATALOGUE_FILE = Path(__file__).resolve().parent.parent / "catalogue" / "v1.json"
+
+OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt,
+    ">=": operator.ge, "in": lambda a, b: a in b, "not_in": lambda a, b: a not in b,
+}
+
+
+@dataclass(frozen=True)
+class Condition:
+    attr: str
+    op: str
+    value: Any
+
+    def holds(self, attrs: dict[str, Any]) -> bool:
+        v = attrs.get(self.attr)
+        if v is None:
+            return self.op == "==" and self.value is None
+        return OPS[self.op](v, self.value)
+
+
+@dataclass(frozen=True)
+class Count:
+    """Entities of `population` for which every condition holds."""
+
+    population: str
+    where: tuple[Condition, ...] = ()
+
+    def counts(self, attrs: dict[str, Any]) -> bool:
+        return all(c.holds(attrs) for c in self.where)
+
+
+@dataclass(frozen=True)
+class Indicator:
+    code: str
+    name_zh: str
+    name_en: str
+    unit: str
+    factor: int
+    section: str
+    definition: str
+    numerator: Count
+    denominator: Count | None
+
+    def public(self) -> dict[str, Any]:
+        def show(c: Count | None) -> Any:
+            if c is None:
+                return None
+            return {"population": c.population, "where": [[x.attr, x.op, x.value] for x in c.where]}
+
+        return {"code": self.code, "name_zh": self.name_zh, "name_en": self.name_en, "unit": self.unit,
+                "factor": self.factor, "section": self.section, "definition": self.definition,
+                "numerator": show(self.numerator), "denominator": show(self.denominator)}
+
+
+def _count(d: dict[str, Any] | None) -> Count | None:
+    if d is None:
+        return None
+    conds = []
+    for attr, op, value in d.get("where", []):
+        if op not in OPS:
+            raise ValueError(f"unknown operator {op}")
+        conds.append(Condition(attr, op, tuple(value) if isinstance(value, list) else value))
+    return Count(d["population"], tuple(conds))
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    version: int
+    digest: str
+    indicators: tuple[Indicator, ...]
+
+    def by_code(self) -> dict[str, Indicator]:
+        return {i.code: i for i in self.indicators}
+
+    def populations(self) -> set[str]:
+        out = set()
+        for i in self.indicators:
+            out.add(i.numerator.population)
+            if i.denominator:
+                out.add(i.denominator.population)
+        return out
+
+
+def parse(doc: dict[str, Any]) -> Catalogue:
+    items = []
+    for d in doc["indicators"]:
+        num = _count(d["numerator"])
+        assert num is not None
+        items.append(Indicator(d["code"], d["name_zh"], d["name_en"], d["unit"], int(d.get("factor", 1)),
+                               d.get("section", ""), d.get("definition", ""), num, _count(d.get("denominator"))))
+    digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+    return Catalogue(int(doc["version"]), digest, tuple(items))
+
+
+def load(path: Path = CATALOGUE_FILE) -> Catalogue:
+    return parse(json.loads(path.read_text(encoding="utf-8")))

@@ -1,0 +1,59 @@
+"""Reporting periods: month `2021-09`, quarter `2021Q3`, half `2021H1`, calendar year `2021`, and the MCH
+statistical year `2021SY` (1 Oct 2020 – 30 Sep 2021, 全国妇幼卫生年报)."""
+from __future__ import annotations
+
+import calendar
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+PERIOD_RE = re.compile(r"^(\d{4})(?:(SY)|H([12])|Q([1-4])|-(0[1-9]|1[0-2]))?$")
+
+
+@dataclass(frozen=True)
+class Period:
+    key: str
+    start: date
+    end: date  # inclusive
+
+    def months(self) -> list[str]:
+        out = []
+        y, m = self.start.year, self.start.month
+        while date(y, m, 1) <= self.end:
+            out.append(f"{y}-{m:02d}")
+            y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+        return out
+
+
+def _month_end(y: int, m: int) -> date:
+    return date(y, m, calendar.monthrange(y, m)[1])
+
+
+def parse(key: str) -> Period:
+    m = PERIOD_RE.match(key)
+    if not m:
+        raise ValueError("period must be YYYY, YYYYSY, YYYYH1/H2, YYYYQ1..Q4 or YYYY-MM")
+    y = int(m.group(1))
+    if m.group(2):
+        return Period(key, date(y - 1, 10, 1), date(y, 9, 30))
+    if m.group(3):
+        h = int(m.group(3))
+        return Period(key, date(y, 1 + 6 * (h - 1), 1), _month_end(y, 6 * h))
+    if m.group(4):
+        q = int(m.group(4))
+        return Period(key, date(y, 3 * q - 2, 1), _month_end(y, 3 * q))
+    if m.group(5):
+        mo = int(m.group(5))
+        return Period(key, date(y, mo, 1), _month_end(y, mo))
+    return Period(key, date(y, 1, 1), date(y, 12, 31))
+
+
+def keys_of(d: date) -> tuple[str, str, str, str, str]:
+    """Every period an event dated `d` counts in: month, quarter, half, year, statistical year."""
+    y, m = d.year, d.month
+    return (f"{y}-{m:02d}", f"{y}Q{(m - 1) // 3 + 1}", f"{y}H{1 if m <= 6 else 2}", f"{y}",
+            f"{y + 1 if m >= 10 else y}SY")
+
+
+def next_day(d: date) -> date:
+    return d + timedelta(days=1)

@@ -1,0 +1,151 @@
+"""The incremental engine: facts in, exact counter deltas out, one transaction per batch.
+
+For each batch: store the facts that are newer than what is stored; find the units touched (a subject that
+is itself a unit, or units that depend on it); recompute those units' contributions from their facts (pure
+domain code); apply only the difference to the counters, pre-aggregated and in sorted key order.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from indicators.domain import periods, regions, units
+from indicators.domain.catalogue import Catalogue
+from indicators.domain.facts import Fact
+from indicators.events.translate import to_fact
+from indicators.store import sql
+from indicators.store.sql import CounterKey
+from kit.consumer import Consumed
+from kit.settings import SERVICES, get_settings
+
+
+def expand(c: units.Contribution) -> list[CounterKey]:
+    """Every stored counter one contribution adds to: 5 period types × 6 region levels × (all, institution)."""
+    code, part, anchor, region, inst = c
+    from datetime import date
+
+    out = []
+    for p in periods.keys_of(date.fromisoformat(anchor)):
+        for r in regions.prefixes(region):
+            out.append((p, r, "", code, part))
+            if inst:
+                out.append((p, r, inst, code, part))
+    return out
+
+
+def counter_delta(old: Iterable[Sequence[str]], new: Iterable[Sequence[str]]) -> dict[CounterKey, int]:
+    diff: Counter[tuple[str, ...]] = Counter(tuple(x) for x in new)
+    diff.subtract(Counter(tuple(x) for x in old))
+    out: dict[CounterKey, int] = {}
+    for contrib, k in diff.items():
+        if k:
+            for key in expand(contrib):  # type: ignore[arg-type]
+                out[key] = out.get(key, 0) + k
+    return out
+
+
+def newest(facts: Iterable[Fact]) -> list[Fact]:
+    best: dict[str, Fact] = {}
+    for f in facts:
+        cur = best.get(f.record_key)
+        if cur is None or f.version > cur.version:
+            best[f.record_key] = f
+    return list(best.values())
+
+
+class Engine:
+    def __init__(self, catalogue: Catalogue) -> None:
+        self.catalogue = catalogue
+
+    async def apply_facts(self, conn: AsyncConnection, facts: Sequence[Fact]) -> int:
+        changed = await sql.upsert_facts(conn, newest(facts))
+        if not changed:
+            return 0
+        touched = {s for s in changed if units.unit_kind(s)} | await sql.units_linked_to(conn, changed)
+        await self.recompute(conn, touched)
+        return len(touched)
+
+    async def compute(self, conn: AsyncConnection, keys: Sequence[str]) -> dict[str, tuple[list[units.Contribution], list[str]]]:
+        own = await sql.facts_of(conn, keys)
+        by_subject: dict[str, list[Fact]] = {}
+        for f in own:
+            by_subject.setdefault(f.subject_key, []).append(f)
+        deps = {k: units.dependencies(k, by_subject.get(k, [])) for k in keys}
+        needed = {d for ds in deps.values() for d in ds} - set(by_subject)
+        for f in await sql.facts_of(conn, needed) if needed else []:
+            by_subject.setdefault(f.subject_key, []).append(f)
+        out = {}
+        for k in keys:
+            facts = list(by_subject.get(k, []))
+            for d in deps[k]:
+                facts.extend(by_subject.get(d, []))
+            out[k] = (units.compute(k, facts, self.catalogue), deps[k])
+        return out
+
+    async def recompute(self, conn: AsyncConnection, keys: Iterable[str]) -> None:
+        keys = sorted(keys)
+        if not keys:
+            return
+        old = await sql.load_units(conn, keys)
+        new = await self.compute(conn, keys)
+        deltas: dict[CounterKey, int] = {}
+        saves = []
+        links = []
+        for k in keys:
+            old_c, old_d = old.get(k, ([], []))
+            new_c, new_d = new[k]
+            if [list(x) for x in new_c] != old_c or new_d != old_d or k not in old:
+                for ck, v in counter_delta(old_c, new_c).items():
+                    deltas[ck] = deltas.get(ck, 0) + v
+                saves.append((k, [list(x) for x in new_c], new_d))
+                links.append((k, old_d, new_d))
+        await sql.apply_counter_deltas(conn, deltas)
+        await sql.save_units(conn, saves, self.catalogue.digest)
+        await sql.relink(conn, links)
+
+    async def recompute_from_facts(self, conn: AsyncConnection) -> dict[CounterKey, int]:
+        """What every counter should be, from the stored facts alone (reconciliation / rebuild)."""
+        keys = [k for k in await sql.candidate_units(conn) if units.unit_kind(k)]
+        total: dict[CounterKey, int] = {}
+        for i in range(0, len(keys), 2000):
+            for contribs, _ in (await self.compute(conn, keys[i:i + 2000])).values():
+                for ck, v in counter_delta([], contribs).items():
+                    total[ck] = total.get(ck, 0) + v
+        return {k: v for k, v in total.items() if v}
+
+    async def reconcile(self, conn: AsyncConnection) -> list[dict[str, object]]:
+        expected = await self.recompute_from_facts(conn)
+        stored = await sql.all_counters(conn)
+        diffs = []
+        for k in sorted(set(expected) | set(stored)):
+            if expected.get(k, 0) != stored.get(k, 0):
+                diffs.append({"period": k[0], "region": k[1], "institution": k[2], "code": k[3], "part": k[4],
+                              "stored": stored.get(k, 0), "recomputed": expected.get(k, 0)})
+        return diffs
+
+    async def rebuild(self, conn: AsyncConnection) -> int:
+        """Disaster recovery / catalogue change: recompute every unit and replace the counters."""
+        keys = [k for k in await sql.candidate_units(conn) if units.unit_kind(k)]
+        await conn.exec_driver_sql("delete from unit_link")
+        await conn.exec_driver_sql("delete from unit")
+        await conn.exec_driver_sql("delete from counter")
+        for i in range(0, len(keys), 2000):
+            await self.recompute(conn, keys[i:i + 2000])
+        return len(keys)
+
+
+class IndicatorsHandler:
+    """Plugs the engine into the consumer loop: every other service's topic."""
+
+    name = "indicators"
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        s = get_settings()
+        self.topics = [s.topic(svc) for svc in SERVICES if svc != "indicators"]
+
+    async def apply(self, conn: AsyncConnection, events: Sequence[Consumed]) -> None:
+        facts = [f for f in (to_fact(c.envelope) for c in events) if f is not None]
+        await self.engine.apply_facts(conn, facts)

@@ -1,0 +1,1 @@
+"""Consuming the other services' events into facts."""

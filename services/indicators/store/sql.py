@@ -1,0 +1,135 @@
+"""Indicator state in Postgres: facts, units, links, counters."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from indicators.domain.facts import Fact
+from kit.db import raw
+
+CounterKey = tuple[str, str, str, str, str]  # period, region, institution, code, part
+
+
+async def _c(conn: AsyncConnection) -> Any:
+    c = await raw(conn)
+    await c.set_type_codec("jsonb", encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads,
+                           schema="pg_catalog")
+    return c
+
+
+async def upsert_facts(conn: AsyncConnection, facts: Sequence[Fact]) -> set[str]:
+    """Store facts that are newer than what is stored; returns the subjects whose facts changed."""
+    if not facts:
+        return set()
+    c = await _c(conn)
+    rows = await c.fetch(
+        "insert into fact (record_key, subject_key, version, voided, body) "
+        "select k, s, v, x, b::jsonb from unnest($1::text[], $2::text[], $3::int[], $4::bool[], $5::text[]) "
+        "as u(k, s, v, x, b) "
+        "on conflict (record_key) do update set subject_key = excluded.subject_key, version = excluded.version, "
+        "voided = excluded.voided, body = excluded.body, updated_at = now() "
+        "where fact.version < excluded.version returning subject_key",
+        [f.record_key for f in facts], [f.subject_key for f in facts], [f.version for f in facts],
+        [f.voided for f in facts], [orjson.dumps(f.body).decode() for f in facts])
+    return {r["subject_key"] for r in rows}
+
+
+async def facts_of(conn: AsyncConnection, subjects: Iterable[str]) -> list[Fact]:
+    c = await _c(conn)
+    rows = await c.fetch("select record_key, subject_key, version, voided, body from fact "
+                         "where subject_key = any($1::text[])", list(subjects))
+    return [Fact(r["record_key"], r["subject_key"], r["version"], r["voided"], r["body"]) for r in rows]
+
+
+async def units_linked_to(conn: AsyncConnection, subjects: Iterable[str]) -> set[str]:
+    c = await raw(conn)
+    rows = await c.fetch("select unit_key from unit_link where subject_key = any($1::text[])", list(subjects))
+    return {r["unit_key"] for r in rows}
+
+
+async def load_units(conn: AsyncConnection, keys: Iterable[str]) -> dict[str, tuple[list[list[str]], list[str]]]:
+    c = await _c(conn)
+    rows = await c.fetch("select unit_key, contributions, deps from unit where unit_key = any($1::text[])",
+                         list(keys))
+    return {r["unit_key"]: (r["contributions"], list(r["deps"])) for r in rows}
+
+
+async def save_units(conn: AsyncConnection, units: Sequence[tuple[str, list[Any], list[str]]], digest: str) -> None:
+    if not units:
+        return
+    c = await _c(conn)
+    await c.execute(
+        "insert into unit (unit_key, contributions, deps, catalogue_digest) "
+        "select k, c::jsonb, array(select jsonb_array_elements_text(d::jsonb)), $4 "
+        "from unnest($1::text[], $2::text[], $3::text[]) as u(k, c, d) "
+        "on conflict (unit_key) do update set contributions = excluded.contributions, deps = excluded.deps, "
+        "catalogue_digest = excluded.catalogue_digest, updated_at = now()",
+        [u[0] for u in units], [orjson.dumps(u[1]).decode() for u in units],
+        [orjson.dumps(u[2]).decode() for u in units], digest)
+
+
+async def relink(conn: AsyncConnection, changes: Sequence[tuple[str, list[str], list[str]]]) -> None:
+    """(unit, old deps, new deps): keep unit_link equal to every unit's dependencies."""
+    c = await raw(conn)
+    drop = [(d, u) for u, old, new in changes for d in set(old) - set(new)]
+    add = [(d, u) for u, old, new in changes for d in set(new) - set(old)]
+    if drop:
+        await c.execute("delete from unit_link l using unnest($1::text[], $2::text[]) as x(s, u) "
+                        "where l.subject_key = x.s and l.unit_key = x.u", [d for d, _ in drop], [u for _, u in drop])
+    if add:
+        await c.execute("insert into unit_link select * from unnest($1::text[], $2::text[]) on conflict do nothing",
+                        [d for d, _ in add], [u for _, u in add])
+
+
+async def apply_counter_deltas(conn: AsyncConnection, deltas: dict[CounterKey, int]) -> None:
+    items = sorted((k, v) for k, v in deltas.items() if v)  # sorted: concurrent appliers never deadlock
+    if not items:
+        return
+    c = await raw(conn)
+    await c.execute(
+        "insert into counter (period, region, institution, code, part, n) "
+        "select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[]) "
+        "on conflict (period, region, institution, code, part) do update set n = counter.n + excluded.n",
+        *[[k[i] for k, _ in items] for i in range(5)], [v for _, v in items])
+
+
+async def read_counters(conn: AsyncConnection, periods: Sequence[str], region: str | None, region_len: int | None,
+                        by_institution: bool, codes: Sequence[str]) -> list[Any]:
+    """Counters of `codes` for the periods; either one region (exact) or all regions of a length under it."""
+    c = await raw(conn)
+    inst_clause = "institution <> ''" if by_institution else "institution = ''"
+    if region_len is None:
+        return list(await c.fetch(
+            f"select period, region, institution, code, part, n from counter where period = any($1::text[]) "
+            f"and region = $2 and {inst_clause} and code = any($3::text[])", list(periods), region, list(codes)))
+    return list(await c.fetch(
+        f"select period, region, institution, code, part, n from counter where period = any($1::text[]) "
+        f"and region like $2 and length(region) = $3 and {inst_clause} and code = any($4::text[])",
+        list(periods), (region or "") + "%", region_len, list(codes)))
+
+
+async def all_units(conn: AsyncConnection) -> list[str]:
+    c = await raw(conn)
+    return [r["unit_key"] for r in await c.fetch("select unit_key from unit")]
+
+
+async def candidate_units(conn: AsyncConnection) -> list[str]:
+    """Every subject that could be a unit (for rebuilds and back-fills)."""
+    c = await raw(conn)
+    rows = await c.fetch("select distinct subject_key from fact union select unit_key from unit")
+    return [r["subject_key"] for r in rows]
+
+
+async def all_counters(conn: AsyncConnection) -> dict[CounterKey, int]:
+    c = await raw(conn)
+    rows = await c.fetch("select period, region, institution, code, part, n from counter where n <> 0")
+    return {(r["period"], r["region"], r["institution"], r["code"], r["part"]): r["n"] for r in rows}
+
+
+async def replace_counters(conn: AsyncConnection, counters: dict[CounterKey, int]) -> None:
+    c = await raw(conn)
+    await c.execute("delete from counter")
+    await apply_counter_deltas(conn, counters)

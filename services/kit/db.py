@@ -1,0 +1,94 @@
+"""Database access: one async SQLAlchemy engine (asyncpg driver) per service database.
+
+Stores write SQLAlchemy Core / text statements on an AsyncConnection; hot paths may take the raw asyncpg
+connection (`raw()`) for COPY and executemany.
+"""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from kit.settings import Settings
+
+#: errors that mean "the database is not reachable right now" (answered 503, retried by workers)
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    ConnectionError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.TooManyConnectionsError,
+)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when `exc` (possibly wrapped by SQLAlchemy) says the database is down or restarting."""
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, UNAVAILABLE_ERRORS):
+            return True
+        if isinstance(cur, sa_exc.InterfaceError | sa_exc.DisconnectionError):
+            return True
+        if isinstance(cur, sa_exc.DBAPIError) and "connection" in str(cur).lower() and (
+            "closed" in str(cur).lower() or "refused" in str(cur).lower() or "terminat" in str(cur).lower()
+        ):
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
+class Database:
+    """The service's database: `async with db.begin() as conn:` is one transaction."""
+
+    def __init__(self, dsn: str, pool_size: int = 5) -> None:
+        self.engine: AsyncEngine = create_async_engine(
+            dsn,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+            pool_recycle=600,
+            pool_timeout=5,
+            connect_args={"timeout": 3, "command_timeout": 60},
+        )
+
+    @classmethod
+    def for_service(cls, settings: Settings, service: str | None = None, pool_size: int | None = None) -> Database:
+        return cls(settings.dsn(settings.database(service), settings.role(service)), pool_size or settings.pool_size)
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.connect() as conn:
+            yield conn
+
+    async def ping(self) -> bool:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.exec_driver_sql("select 1")
+            return True
+        except Exception:
+            return False
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+async def raw(conn: AsyncConnection) -> asyncpg.Connection:
+    """The asyncpg connection under a SQLAlchemy AsyncConnection (same transaction)."""
+    fairy = await conn.get_raw_connection()
+    driver: Any = fairy.driver_connection
+    return driver  # type: ignore[no-any-return]

@@ -1,0 +1,120 @@
+"""RFC 9457 problem+json errors. Every 4xx/5xx of the platform has this shape:
+`{type, title, status, detail, errors?: [{field, reason}]}`."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse
+
+from kit.db import is_unavailable
+
+log = logging.getLogger("kit.errors")
+PROBLEM = "application/problem+json"
+TYPE_BASE = "https://mch.example.cn/problems/"
+
+
+class FieldError(dict[str, str]):
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(field=field, reason=reason)
+
+
+class Problem(Exception):
+    """Raise from routers or services; becomes a problem+json response and rolls the transaction back."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str = "",
+        *,
+        kind: str | None = None,
+        errors: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail or title)
+        self.status = status
+        self.title = title
+        self.detail = detail or title
+        self.kind = kind or title.lower().replace(" ", "-")
+        self.errors = errors
+        self.headers = headers
+
+    def body(self) -> dict[str, Any]:
+        b: dict[str, Any] = {
+            "type": TYPE_BASE + self.kind,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if self.errors is not None:
+            b["errors"] = self.errors
+        return b
+
+
+def invalid(field: str, reason: str, status: int = 422) -> Problem:
+    """One field is wrong: the usual validation problem."""
+    return Problem(status, "Invalid request", f"{field}: {reason}", kind="validation",
+                   errors=[FieldError(field, reason)])
+
+
+def invalid_many(errors: list[dict[str, str]], status: int = 422) -> Problem:
+    detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors)
+    return Problem(status, "Invalid request", detail, kind="validation", errors=errors)
+
+
+def not_found(what: str, key: str) -> Problem:
+    return Problem(404, "Not found", f"{what} {key} does not exist", kind="not-found")
+
+
+def conflict(detail: str, field: str | None = None) -> Problem:
+    return Problem(409, "Conflict", detail, kind="conflict",
+                   errors=[FieldError(field, detail)] if field else None)
+
+
+def problem_response(p: Problem) -> JSONResponse:
+    return JSONResponse(p.body(), status_code=p.status, media_type=PROBLEM, headers=p.headers)
+
+
+def _loc_to_field(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(x) for x in loc if x not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+def validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
+    out = []
+    for e in exc.errors():
+        msg = e.get("msg", "invalid")
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
+        out.append(FieldError(_loc_to_field(e.get("loc", ())), msg))
+    return out
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(Problem)
+    async def _problem(_: Request, exc: Problem) -> JSONResponse:
+        return problem_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return problem_response(invalid_many(validation_errors(exc)))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        title = {401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed"}.get(
+            exc.status_code, "Error")
+        return problem_response(Problem(exc.status_code, title, str(exc.detail), headers=exc.headers))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        if is_unavailable(exc):
+            log.warning("database unavailable: %s", exc)
+            return problem_response(Problem(503, "Service unavailable",
+                                            "the database is not reachable; nothing was changed, retry later",
+                                            kind="unavailable", headers={"Retry-After": "1"}))
+        log.exception("unhandled error")
+        return problem_response(Problem(500, "Internal error", "an unexpected error; nothing was changed"))

@@ -1,0 +1,63 @@
+"""Building and reading event envelopes (proto/mch/events/v1/envelope.proto)."""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from typing import TypeVar
+
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+from mch.events.v1.envelope_pb2 import Envelope
+
+M = TypeVar("M", bound=Message)
+CN_TZ_OFFSET_H = 8
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event a service is about to publish (written to its outbox in the same transaction)."""
+
+    type: str
+    payload: Message
+    subject_key: str
+    region_code: str = ""
+    occurred_at: datetime | date | None = None
+    schema_version: int = 1
+
+
+def _ts(dt: datetime) -> Timestamp:
+    t = Timestamp()
+    t.FromDatetime(dt.astimezone(UTC) if dt.tzinfo else dt.replace(tzinfo=UTC))
+    return t
+
+
+def envelope(ev: NewEvent, service: str, request_id: str = "", event_id: uuid.UUID | None = None) -> Envelope:
+    now = datetime.now(UTC)
+    occurred = ev.occurred_at
+    if isinstance(occurred, date) and not isinstance(occurred, datetime):
+        occurred = datetime.combine(occurred, time(0, 0), tzinfo=UTC)
+    return Envelope(
+        event_id=str(event_id or uuid.uuid4()),
+        type=ev.type,
+        schema_version=ev.schema_version,
+        occurred_at=_ts(occurred or now),
+        recorded_at=_ts(now),
+        source_service=service,
+        subject_key=ev.subject_key,
+        region_code=ev.region_code,
+        payload=ev.payload.SerializeToString(),
+        request_id=request_id,
+    )
+
+
+def parse(data: bytes) -> Envelope:
+    env = Envelope()
+    env.ParseFromString(data)
+    return env
+
+
+def payload(env: Envelope, cls: type[M]) -> M:
+    msg = cls()
+    msg.ParseFromString(env.payload)
+    return msg

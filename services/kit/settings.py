@@ -1,0 +1,56 @@
+"""Service settings, from environment variables (prefix MCH_) with development defaults."""
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICES = ("registry", "screening", "certificates", "indicators")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MCH_", extra="ignore")
+
+    service: str = "registry"
+    pg_host: str = "127.0.0.1"
+    pg_port: int = 5432
+    pg_admin_user: str = "postgres"
+    #: database names are "<db_prefix><service>"; tests use another prefix so they never touch a demo
+    db_prefix: str = "mch_"
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    #: topic names are "<topic_prefix><service>.v1"
+    topic_prefix: str = "mch."
+    partitions: int = 4
+    pool_size: int = 5
+    log_level: str = "INFO"
+    #: consumer instance i of n takes partitions p with p % n == i (explicit assignment, no group)
+    consumer_instance: int = 0
+    consumer_instances: int = 1
+    relay_batch: int = 2000
+    relay_idle_sleep_s: float = 0.02
+    consumer_batch: int = 2000
+    #: how often relays and consumers ask the broker whether a topic was recreated (broker restart)
+    topic_check_interval_s: float = 1.0
+
+    def database(self, service: str | None = None) -> str:
+        return f"{self.db_prefix}{service or self.service}"
+
+    @property
+    def auth_database(self) -> str:
+        return f"{self.db_prefix}auth"
+
+    def role(self, service: str | None = None) -> str:
+        return f"{self.db_prefix}{service or self.service}"
+
+    def dsn(self, database: str | None = None, user: str | None = None) -> str:
+        db = database or self.database()
+        usr = user or self.role()
+        return f"postgresql+asyncpg://{usr}@{self.pg_host}:{self.pg_port}/{db}"
+
+    def topic(self, service: str | None = None) -> str:
+        return f"{self.topic_prefix}{service or self.service}.v1"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

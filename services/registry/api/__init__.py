@@ -1,0 +1,1 @@
+"""Registry HTTP routers: parse, authorise, call the use cases in `registry.service`."""

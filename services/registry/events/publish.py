@@ -1,0 +1,61 @@
+"""Turning registry records into events (proto/mch/events/v1/registry.proto)."""
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from mch.events.v1 import registry_pb2 as pb
+
+from kit.events import NewEvent
+from registry.domain.model import Institution, Pregnancy
+
+INSTITUTION_UPSERTED = "registry.institution.upserted"
+PERSON_UPSERTED = "registry.person.upserted"
+PREGNANCY_RECORDED = "registry.pregnancy.recorded"
+ENCOUNTER_RECORDED = "registry.encounter.recorded"
+
+
+def institution_upserted(i: Institution, version: int) -> NewEvent:
+    return NewEvent(INSTITUTION_UPSERTED, pb.InstitutionUpserted(
+        institution_code=i.code, name=i.name, region_code=i.region_code, kind=i.kind,
+        midwifery_licensed=i.midwifery_licensed, version=version), subject_key=f"institution:{i.code}",
+        region_code=i.region_code)
+
+
+def person_upserted(person_id: str, sex: str, birth_date: date, residence: list[tuple[date | None, str]],
+                    version: int, mother_id: str | None = None, born_in: str | None = None) -> NewEvent:
+    spans = [pb.ResidenceSpan(since=s.isoformat() if s else "", region_code=r) for s, r in residence]
+    return NewEvent(PERSON_UPSERTED, pb.PersonUpserted(
+        person_id=person_id, sex=sex, birth_date=birth_date.isoformat(), residence=spans,
+        mother_id=mother_id or "", born_in_pregnancy_id=born_in or "", version=version),
+        subject_key=f"person:{person_id}", region_code=residence[-1][1] if residence else "")
+
+
+def pregnancy_recorded(p: Pregnancy) -> NewEvent:
+    return NewEvent(PREGNANCY_RECORDED, pb.PregnancyRecorded(
+        pregnancy_id=p.pregnancy_id, source=p.source, mother_id=p.mother_id, lmp_date=p.lmp_date.isoformat(),
+        registered_on=p.registered_on.isoformat(), institution_code=p.institution_code,
+        residence_code=p.residence_code, version=p.version), subject_key=f"pregnancy:{p.pregnancy_id}",
+        region_code=p.residence_code, occurred_at=p.registered_on)
+
+
+def encounter_recorded(row: dict[str, Any], institution: Institution, region_code: str,
+                       pregnancy: Pregnancy | None) -> NewEvent:
+    """`row` is the stored encounter (body = the posted fields plus derived ones)."""
+    body = row["body"]
+    occurred = date.fromisoformat(row["occurred_on"]) if isinstance(row["occurred_on"], str) else row["occurred_on"]
+    msg = pb.EncounterRecorded(
+        encounter_key=f"{row['source']}/{row['encounter_id']}", source=row["source"],
+        encounter_id=row["encounter_id"], version=row["version"], voided=row["voided"], type=row["type"],
+        occurred_on=occurred.isoformat(), institution_code=institution.code,
+        institution_region=institution.region_code, subject_id=row["subject_id"],
+        pregnancy_id=row.get("pregnancy_id") or "", person_id=str(row.get("person_id") or ""))
+    if row["type"] == "delivery":
+        msg.delivery.CopyFrom(pb.Delivery(
+            place=body["place"], mode=body["mode"],
+            gestational_days=body.get("gestational_days", 0),
+            institution_midwifery_licensed=institution.is_delivery_facility,
+            babies=[pb.Baby(sex=b["sex"], birth_weight_g=b.get("birth_weight_g") or 0, outcome=b["outcome"],
+                            child_id=b.get("child_id") or "") for b in body["babies"]]))
+    key = f"pregnancy:{pregnancy.pregnancy_id}" if pregnancy else f"person:{row.get('person_id')}"
+    return NewEvent(ENCOUNTER_RECORDED, msg, subject_key=key, region_code=region_code, occurred_at=occurred)

@@ -1,0 +1,1 @@
+"""Registry SQL: every query of the registry database lives here."""

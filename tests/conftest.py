@@ -1,0 +1,99 @@
+"""Shared fixtures: the test stack (real Postgres, real Tansu broker, the four services under supervisord),
+API clients with tokens, and helpers that wait for the live indicators."""
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import devstack
+import httpx
+import pytest
+import pytest_asyncio
+
+from kit.clients import create_client
+from kit.settings import Settings
+
+STACK = devstack.STACKS["test"]
+
+
+@dataclass
+class Stack:
+    spec: devstack.Stack
+    token: str
+    settings: Settings
+
+    def url(self, service: str) -> str:
+        return self.spec.url(service)
+
+    def pid(self, program: str) -> int:
+        return int(devstack.ctl(self.spec, "pid", program).strip())
+
+    def kill9(self, program: str) -> int:
+        """kill -9 one process; supervisord starts it again (autorestart)."""
+        pid = self.pid(program)
+        os.kill(pid, signal.SIGKILL)
+        return pid
+
+    def wait_running(self, program: str, old_pid: int | None = None, timeout: float = 20) -> None:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            out = devstack.ctl(self.spec, "status", program, check=False)
+            if "RUNNING" in out:
+                try:
+                    if old_pid is None or self.pid(program) != old_pid:
+                        return
+                except (RuntimeError, ValueError):
+                    pass
+            time.sleep(0.1)
+        raise AssertionError(f"{program} did not come back")
+
+    def restart(self, program: str) -> None:
+        devstack.ctl(self.spec, "restart", program)
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    token = devstack.up(STACK, fresh=True)
+    settings = Settings(db_prefix=STACK.db_prefix, kafka_bootstrap=STACK.bootstrap)
+    yield Stack(STACK, token, settings)
+    if not os.environ.get("MCH_KEEP_TEST_STACK"):
+        devstack.down(STACK)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=30, headers={"Authorization": f"Bearer {stack.token}"}) as c:
+        yield c
+
+
+async def make_token(stack: Stack, scopes: list[str], region: str = "") -> str:
+    _, tok = await create_client(stack.settings, f"test-{uuid.uuid4().hex[:6]}", scopes, region)
+    return tok
+
+
+def fresh_county() -> str:
+    """A county code no other test uses, so each test's counts are its own: 32 + CC + DD."""
+    return f"32{random.randint(10, 99)}{random.randint(10, 99)}"
+
+
+def village(county: str, township: int = 1, village_no: int = 1) -> str:
+    return f"{county}{township:03d}{village_no:03d}"
+
+
+async def wait_for(predicate: Any, timeout: float = 20.0, interval: float = 0.1) -> Any:
+    """Poll an async predicate until it returns a truthy value; return it or fail with the last value."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = await predicate()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met in {timeout}s; last: {last}")
