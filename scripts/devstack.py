@@ -8,7 +8,6 @@ other databases) so tests never touch the demo.
 """
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import subprocess
@@ -91,7 +90,8 @@ def write_conf(s: Stack) -> None:
     (s.run_dir / "logs").mkdir(parents=True, exist_ok=True)
     env = s.base_env()
     lines = [
-        "[supervisord]", f"logfile={s.run_dir / 'logs' / 'supervisord.log'}", f"pidfile={s.run_dir / 'supervisord.pid'}",
+        "[supervisord]", f"logfile={s.run_dir / 'logs' / 'supervisord.log'}",
+        f"pidfile={s.run_dir / 'supervisord.pid'}",
         "nodaemon=false", "silent=true", f"directory={ROOT}", "",
         "[unix_http_server]", f"file={s.run_dir / 'supervisor.sock'}", "",
         "[rpcinterface:supervisor]", "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",

@@ -16,7 +16,6 @@ import devstack
 import httpx
 import pytest
 import pytest_asyncio
-
 from kit.clients import create_client
 from kit.settings import Settings
 

@@ -10,7 +10,15 @@ from datetime import date
 import httpx
 
 from tests.conftest import Stack, fresh_county
-from tests.helpers import DeliveryCase, expected, post_case, post_pregnancy, random_cases, setup_institutions, wait_values
+from tests.helpers import (
+    DeliveryCase,
+    expected,
+    post_case,
+    post_pregnancy,
+    random_cases,
+    setup_institutions,
+    wait_values,
+)
 
 YEAR = (date(2025, 1, 1), date(2025, 12, 31))
 

@@ -1,11 +1,12 @@
 """The indicators consumer process: `python -m indicators.consumer`."""
 import asyncio
 
-from indicators.domain import catalogue
-from indicators.engine import Engine, IndicatorsHandler
 from kit.consumer import serve
 from kit.db import Database
 from kit.settings import get_settings
+
+from indicators.domain import catalogue
+from indicators.engine import Engine, IndicatorsHandler
 
 
 def main() -> None:

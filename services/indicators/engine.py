@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
+from kit.consumer import Consumed
+from kit.settings import SERVICES, get_settings
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from indicators.domain import periods, regions, units
@@ -17,8 +19,6 @@ from indicators.domain.facts import Fact
 from indicators.events.translate import to_fact
 from indicators.store import sql
 from indicators.store.sql import CounterKey
-from kit.consumer import Consumed
-from kit.settings import SERVICES, get_settings
 
 
 def expand(c: units.Contribution) -> list[CounterKey]:
@@ -43,7 +43,7 @@ def counter_delta(old: Iterable[Sequence[str]], new: Iterable[Sequence[str]]) ->
         if k:
             for key in expand(contrib):  # type: ignore[arg-type]
                 out[key] = out.get(key, 0) + k
-    return out
+    return {key: v for key, v in out.items() if v}
 
 
 def newest(facts: Iterable[Fact]) -> list[Fact]:
@@ -67,7 +67,8 @@ class Engine:
         await self.recompute(conn, touched)
         return len(touched)
 
-    async def compute(self, conn: AsyncConnection, keys: Sequence[str]) -> dict[str, tuple[list[units.Contribution], list[str]]]:
+    async def compute(self, conn: AsyncConnection,
+                      keys: Sequence[str]) -> dict[str, tuple[list[units.Contribution], list[str]]]:
         own = await sql.facts_of(conn, keys)
         by_subject: dict[str, list[Fact]] = {}
         for f in own:
@@ -144,7 +145,7 @@ class IndicatorsHandler:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         s = get_settings()
-        self.topics = [s.topic(svc) for svc in SERVICES if svc != "indicators"]
+        self.topics: Sequence[str] = [s.topic(svc) for svc in SERVICES if svc != "indicators"]
 
     async def apply(self, conn: AsyncConnection, events: Sequence[Consumed]) -> None:
         facts = [f for f in (to_fact(c.envelope) for c in events) if f is not None]

@@ -1,10 +1,10 @@
 """The indicators service: live indicator values by region and period."""
 from fastapi import FastAPI
+from kit.app import create_app
 
 from indicators.api.routes import router
 from indicators.domain import catalogue
 from indicators.engine import Engine
-from kit.app import create_app
 
 
 async def _startup(app: FastAPI) -> None:

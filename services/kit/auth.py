@@ -56,14 +56,11 @@ class Principal:
         return scope in self.scopes or "admin" in self.scopes
 
     def sees_region(self, region_code: str) -> bool:
-        """A 12-digit code (or a query prefix) is visible if it lies under the client's region."""
-        return region_code.startswith(self.region_prefix) or (
-            # a query for a wider region than the client's is outside scope
-            False
-        )
+        """A code or query prefix is visible if it lies under the client's region (a wider one is not)."""
+        return region_code.startswith(self.region_prefix)
 
     def require_region(self, region: str, field_name: str = "region") -> None:
-        if not region.startswith(self.region_prefix):
+        if not self.sees_region(region):
             raise Problem(403, "Forbidden", f"{field_name} {region or '(all)'} is outside this client's region "
                           f"{self.region_prefix}", kind="forbidden-region")
 

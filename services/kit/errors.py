@@ -17,9 +17,9 @@ PROBLEM = "application/problem+json"
 TYPE_BASE = "https://mch.example.cn/problems/"
 
 
-class FieldError(dict[str, str]):
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(field=field, reason=reason)
+def field_error(field: str, reason: str) -> dict[str, str]:
+    """One entry of a problem's `errors`: which field, and why."""
+    return {"field": field, "reason": reason}
 
 
 class Problem(Exception):
@@ -58,7 +58,7 @@ class Problem(Exception):
 def invalid(field: str, reason: str, status: int = 422) -> Problem:
     """One field is wrong: the usual validation problem."""
     return Problem(status, "Invalid request", f"{field}: {reason}", kind="validation",
-                   errors=[FieldError(field, reason)])
+                   errors=[field_error(field, reason)])
 
 
 def invalid_many(errors: list[dict[str, str]], status: int = 422) -> Problem:
@@ -72,7 +72,7 @@ def not_found(what: str, key: str) -> Problem:
 
 def conflict(detail: str, field: str | None = None) -> Problem:
     return Problem(409, "Conflict", detail, kind="conflict",
-                   errors=[FieldError(field, detail)] if field else None)
+                   errors=[field_error(field, detail)] if field else None)
 
 
 def problem_response(p: Problem) -> JSONResponse:
@@ -90,7 +90,7 @@ def validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
         msg = e.get("msg", "invalid")
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, "):]
-        out.append(FieldError(_loc_to_field(e.get("loc", ())), msg))
+        out.append(field_error(_loc_to_field(e.get("loc", ())), msg))
     return out
 
 
@@ -107,7 +107,8 @@ def install(app: FastAPI) -> None:
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         title = {401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed"}.get(
             exc.status_code, "Error")
-        return problem_response(Problem(exc.status_code, title, str(exc.detail), headers=exc.headers))
+        return problem_response(Problem(exc.status_code, title, str(exc.detail),
+                                        headers=dict(exc.headers) if exc.headers else None))
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -4,14 +4,14 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from kit import outbox
+from kit.errors import field_error
+from kit.events import NewEvent
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from stdnum.cn import ric
 from stdnum.exceptions import ValidationError as IdError
 
-from kit import outbox
-from kit.errors import FieldError
-from kit.events import NewEvent
 from registry.domain import model
 from registry.domain.model import (
     ENCOUNTER_TYPES,
@@ -34,7 +34,7 @@ def pydantic_errors(e: ValidationError, prefix: str = "") -> DomainError:
     for x in e.errors():
         loc = ".".join(str(p) for p in x["loc"])
         msg = x["msg"].removeprefix("Value error, ")
-        errs.append(FieldError(f"{prefix}{loc}" if loc else prefix.rstrip(".") or "body", msg))
+        errs.append(field_error(f"{prefix}{loc}" if loc else prefix.rstrip(".") or "body", msg))
     return DomainError(errs)
 
 

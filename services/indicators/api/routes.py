@@ -4,13 +4,13 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
+from kit.auth import Principal, require
+from kit.errors import invalid
 
 from indicators.domain import periods, regions
 from indicators.domain.values import value
 from indicators.engine import Engine
 from indicators.store import sql
-from kit.auth import Principal, require
-from kit.errors import invalid
 
 router = APIRouter(prefix="/v1", tags=["indicators"])
 

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from google.protobuf.json_format import MessageToDict
+from kit.events import payload
 from mch.events.v1 import registry_pb2 as reg
 from mch.events.v1.envelope_pb2 import Envelope
 
 from indicators.domain.facts import Fact
-from kit.events import payload
 
 
 def _dict(msg: object) -> dict[str, object]:

@@ -5,10 +5,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
+from kit.db import raw
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from indicators.domain.facts import Fact
-from kit.db import raw
 
 CounterKey = tuple[str, str, str, str, str]  # period, region, institution, code, part
 

@@ -6,9 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import ORJSONResponse
-
 from kit.auth import Principal, require
 from kit.errors import Problem, invalid_many, not_found
+
 from registry import service
 from registry.api.schemas import InstitutionIn, VoidIn
 from registry.domain.model import DomainError, Institution

@@ -10,8 +10,7 @@ from datetime import date
 from typing import Any, Literal
 
 import orjson
-
-from kit.errors import FieldError
+from kit.errors import field_error
 
 InstitutionKind = Literal["hospital", "health_centre", "mch_centre", "agency"]
 RISK_GRADES = ("green", "yellow", "orange", "red", "purple")  # 妊娠风险五色分级
@@ -35,7 +34,7 @@ class DomainError(Exception):
 
 
 def fail(field_name: str, reason: str, status: int = 422) -> DomainError:
-    return DomainError([FieldError(field_name, reason)], status)
+    return DomainError([field_error(field_name, reason)], status)
 
 
 def content_hash(body: dict[str, Any]) -> str:
@@ -77,11 +76,11 @@ class Pregnancy:
 def check_booking(lmp: date, registered_on: date, today: date) -> None:
     errs = []
     if lmp > registered_on:
-        errs.append(FieldError("lmp_date", "the last menstrual period cannot be after the booking date"))
+        errs.append(field_error("lmp_date", "the last menstrual period cannot be after the booking date"))
     elif (registered_on - lmp).days > MAX_GESTATION_DAYS:
-        errs.append(FieldError("registered_on", "booking more than 44 weeks after the LMP"))
+        errs.append(field_error("registered_on", "booking more than 44 weeks after the LMP"))
     if registered_on > today:
-        errs.append(FieldError("registered_on", "booking date is in the future"))
+        errs.append(field_error("registered_on", "booking date is in the future"))
     if errs:
         raise DomainError(errs)
 
@@ -128,13 +127,13 @@ class DeliveryFacts:
 def check_delivery(p: Pregnancy, delivered_on: date, d: DeliveryFacts) -> list[dict[str, str]]:
     errs: list[dict[str, str]] = []
     if delivered_on < p.lmp_date:
-        errs.append(FieldError("occurred_at", f"delivery on {delivered_on} is before the LMP {p.lmp_date}"))
+        errs.append(field_error("occurred_at", f"delivery on {delivered_on} is before the LMP {p.lmp_date}"))
     elif p.gestational_days(delivered_on) > MAX_GESTATION_DAYS:
-        errs.append(FieldError("occurred_at", "delivery more than 44 weeks after the LMP"))
+        errs.append(field_error("occurred_at", "delivery more than 44 weeks after the LMP"))
     if not d.babies:
-        errs.append(FieldError("babies", "a delivery records at least one baby"))
+        errs.append(field_error("babies", "a delivery records at least one baby"))
     for i, b in enumerate(d.babies):
         if b.birth_weight_g is not None and not MIN_BIRTH_WEIGHT_G <= b.birth_weight_g <= MAX_BIRTH_WEIGHT_G:
-            errs.append(FieldError(f"babies.{i}.birth_weight_g",
+            errs.append(field_error(f"babies.{i}.birth_weight_g",
                                    f"birth weight must be between {MIN_BIRTH_WEIGHT_G} and {MAX_BIRTH_WEIGHT_G} g"))
     return errs

@@ -4,9 +4,9 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from kit.events import NewEvent
 from mch.events.v1 import registry_pb2 as pb
 
-from kit.events import NewEvent
 from registry.domain.model import Institution, Pregnancy
 
 INSTITUTION_UPSERTED = "registry.institution.upserted"

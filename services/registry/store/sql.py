@@ -6,9 +6,9 @@ from datetime import date
 from typing import Any
 
 import orjson
+from kit.db import raw
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kit.db import raw
 from registry.domain.model import Institution, Pregnancy
 
 
@@ -85,7 +85,8 @@ def _pregnancy(r: Any) -> Pregnancy:
                      r["institution_code"], r["residence_code"], r["version"], r["delivered_on"])
 
 
-async def get_pregnancy(conn: AsyncConnection, pregnancy_id: str, for_update: bool = False) -> tuple[Pregnancy, str] | None:
+async def get_pregnancy(conn: AsyncConnection, pregnancy_id: str,
+                        for_update: bool = False) -> tuple[Pregnancy, str] | None:
     c = await raw(conn)
     r = await c.fetchrow("select * from pregnancy where pregnancy_id = $1" + (" for update" if for_update else ""),
                          pregnancy_id)
