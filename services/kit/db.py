@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
+import orjson
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -24,6 +25,8 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.InterfaceError,
     asyncpg.exceptions.TooManyConnectionsError,
+    # a connection cut mid-protocol (server shutting down) leaves the client in this state
+    asyncpg.exceptions.InternalClientError,
 )
 
 
@@ -59,6 +62,8 @@ class Database:
             pool_recycle=600,
             pool_timeout=5,
             connect_args={"timeout": 3, "command_timeout": 60},
+            json_serializer=lambda v: orjson.dumps(v).decode(),
+            json_deserializer=orjson.loads,
         )
 
     @classmethod
@@ -92,3 +97,13 @@ async def raw(conn: AsyncConnection) -> asyncpg.Connection:
     fairy = await conn.get_raw_connection()
     driver: Any = fairy.driver_connection
     return driver  # type: ignore[no-any-return]
+
+
+def to_json(value: Any) -> str:
+    """A json/jsonb parameter for a raw asyncpg query (the dialect's codec passes text through)."""
+    return orjson.dumps(value).decode()
+
+
+def from_json(value: Any) -> Any:
+    """A json/jsonb column read through a raw asyncpg query (text, decoded here)."""
+    return orjson.loads(value) if isinstance(value, str | bytes) else value

@@ -4,8 +4,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import orjson
-from kit.db import raw
+from kit.db import from_json, raw, to_json
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from indicators.domain.facts import Fact
@@ -14,10 +13,8 @@ CounterKey = tuple[str, str, str, str, str]  # period, region, institution, code
 
 
 async def _c(conn: AsyncConnection) -> Any:
-    c = await raw(conn)
-    await c.set_type_codec("jsonb", encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads,
-                           schema="pg_catalog")
-    return c
+    """The raw asyncpg connection; json/jsonb codecs are installed per connection by kit.db."""
+    return await raw(conn)
 
 
 async def upsert_facts(conn: AsyncConnection, facts: Sequence[Fact]) -> set[str]:
@@ -33,7 +30,7 @@ async def upsert_facts(conn: AsyncConnection, facts: Sequence[Fact]) -> set[str]
         "voided = excluded.voided, body = excluded.body, updated_at = now() "
         "where fact.version < excluded.version returning subject_key",
         [f.record_key for f in facts], [f.subject_key for f in facts], [f.version for f in facts],
-        [f.voided for f in facts], [orjson.dumps(f.body).decode() for f in facts])
+        [f.voided for f in facts], [to_json(f.body) for f in facts])
     return {r["subject_key"] for r in rows}
 
 
@@ -41,7 +38,7 @@ async def facts_of(conn: AsyncConnection, subjects: Iterable[str]) -> list[Fact]
     c = await _c(conn)
     rows = await c.fetch("select record_key, subject_key, version, voided, body from fact "
                          "where subject_key = any($1::text[])", list(subjects))
-    return [Fact(r["record_key"], r["subject_key"], r["version"], r["voided"], r["body"]) for r in rows]
+    return [Fact(r["record_key"], r["subject_key"], r["version"], r["voided"], from_json(r["body"])) for r in rows]
 
 
 async def units_linked_to(conn: AsyncConnection, subjects: Iterable[str]) -> set[str]:
@@ -54,7 +51,7 @@ async def load_units(conn: AsyncConnection, keys: Iterable[str]) -> dict[str, tu
     c = await _c(conn)
     rows = await c.fetch("select unit_key, contributions, deps from unit where unit_key = any($1::text[])",
                          list(keys))
-    return {r["unit_key"]: (r["contributions"], list(r["deps"])) for r in rows}
+    return {r["unit_key"]: (from_json(r["contributions"]), list(r["deps"])) for r in rows}
 
 
 async def save_units(conn: AsyncConnection, units: Sequence[tuple[str, list[Any], list[str]]], digest: str) -> None:
@@ -67,8 +64,8 @@ async def save_units(conn: AsyncConnection, units: Sequence[tuple[str, list[Any]
         "from unnest($1::text[], $2::text[], $3::text[]) as u(k, c, d) "
         "on conflict (unit_key) do update set contributions = excluded.contributions, deps = excluded.deps, "
         "catalogue_digest = excluded.catalogue_digest, updated_at = now()",
-        [u[0] for u in units], [orjson.dumps(u[1]).decode() for u in units],
-        [orjson.dumps(u[2]).decode() for u in units], digest)
+        [u[0] for u in units], [to_json(u[1]) for u in units],
+        [to_json(u[2]) for u in units], digest)
 
 
 async def relink(conn: AsyncConnection, changes: Sequence[tuple[str, list[str], list[str]]]) -> None:

@@ -5,18 +5,15 @@ import uuid
 from datetime import date
 from typing import Any
 
-import orjson
-from kit.db import raw
+from kit.db import from_json, raw, to_json
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from registry.domain.model import Institution, Pregnancy
 
 
 async def _c(conn: AsyncConnection) -> Any:
-    c = await raw(conn)
-    await c.set_type_codec("jsonb", encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads,
-                           schema="pg_catalog")
-    return c
+    """The raw asyncpg connection; json/jsonb codecs are installed per connection by kit.db."""
+    return await raw(conn)
 
 
 async def get_institution(conn: AsyncConnection, code: str) -> Institution | None:
@@ -119,14 +116,20 @@ async def get_encounter(conn: AsyncConnection, source: str, encounter_id: str, f
     c = await _c(conn)
     r = await c.fetchrow("select * from encounter where source = $1 and encounter_id = $2"
                          + (" for update" if for_update else ""), source, encounter_id)
-    return dict(r) if r else None
+    return _encounter(r) if r else None
+
+
+def _encounter(r: Any) -> dict[str, Any]:
+    d = dict(r)
+    d["body"] = from_json(d["body"])
+    return d
 
 
 async def encounters_of_pregnancy(conn: AsyncConnection, pregnancy_id: str) -> list[dict[str, Any]]:
     c = await _c(conn)
     rows = await c.fetch("select * from encounter where pregnancy_id = $1 order by occurred_on, source, encounter_id",
                          pregnancy_id)
-    return [dict(r) for r in rows]
+    return [_encounter(r) for r in rows]
 
 
 async def save_encounter(conn: AsyncConnection, row: dict[str, Any], reason: str | None = None) -> None:
@@ -143,10 +146,10 @@ async def save_encounter(conn: AsyncConnection, row: dict[str, Any], reason: str
         "updated_at = now()",
         row["source"], row["encounter_id"], row["version"], row["type"], row["subject_id"], row.get("pregnancy_id"),
         uuid.UUID(str(row["person_id"])) if row.get("person_id") else None, row["occurred_on"],
-        row["institution_code"], row["body"], row["content_hash"], row["voided"], row.get("void_reason"))
+        row["institution_code"], to_json(row["body"]), row["content_hash"], row["voided"], row.get("void_reason"))
     await c.execute(
         "insert into encounter_history (source, encounter_id, version, body, voided, reason) "
-        "values ($1, $2, $3, $4, $5, $6)", row["source"], row["encounter_id"], row["version"], row["body"],
+        "values ($1, $2, $3, $4, $5, $6)", row["source"], row["encounter_id"], row["version"], to_json(row["body"]),
         row["voided"], reason)
 
 
@@ -154,4 +157,4 @@ async def encounter_history(conn: AsyncConnection, source: str, encounter_id: st
     c = await _c(conn)
     rows = await c.fetch("select version, body, voided, reason, recorded_at from encounter_history "
                          "where source = $1 and encounter_id = $2 order by version", source, encounter_id)
-    return [dict(r) for r in rows]
+    return [_encounter(r) for r in rows]

@@ -5,8 +5,16 @@ from datetime import date
 
 import pytest
 
-from registry.domain.model import Baby, DeliveryFacts, DomainError, Pregnancy, check_booking, check_delivery, \
-    content_hash, decide_version
+from registry.domain.model import (
+    Baby,
+    DeliveryFacts,
+    DomainError,
+    Pregnancy,
+    check_booking,
+    check_delivery,
+    content_hash,
+    decide_version,
+)
 from registry.domain.regions import region_problem
 from registry.service import check_id_number
 
