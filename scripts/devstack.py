@@ -48,15 +48,26 @@ class Stack:
                 "MCH_TOPIC_PREFIX": "mch.", **self.env}
 
 
+#: MCH_STACK_SLOT=N runs a second copy of both stacks beside the first (other ports, run dirs and databases),
+#: e.g. for a second checkout of the repository on the same machine.
+SLOT = int(os.environ.get("MCH_STACK_SLOT", "0"))
+
+
+def _stack(name: str, run_dir: str, prefix: str, broker: int, api: int, metrics: int) -> Stack:
+    sfx = str(SLOT) if SLOT else ""
+    off = SLOT * 1000
+    ports = {svc: api + off + i for i, svc in enumerate(SERVICES)}
+    return Stack(name, ROOT / f"{run_dir}{sfx}", prefix.replace("_", f"{sfx}_", 1) if SLOT else prefix,
+                 broker + off, ports, metrics + off)
+
+
 STACKS = {
-    "dev": Stack("dev", ROOT / ".run", "mch_", 9092,
-                 {"registry": 8101, "screening": 8102, "certificates": 8103, "indicators": 8104}, 9301),
-    "test": Stack("test", ROOT / ".run-test", "mch_test_", 19092,
-                  {"registry": 18101, "screening": 18102, "certificates": 18103, "indicators": 18104}, 19301),
+    "dev": _stack("dev", ".run", "mch_", 9092, 8101, 9301),
+    "test": _stack("test", ".run-test", "mch_test_", 19092, 18101, 19301),
 }
 
-#: which services run a consumer (they read other services' topics)
-CONSUMERS = ("indicators",)
+#: services that run a consumer (they read other services' topics): those with a consumer module
+CONSUMERS = tuple(svc for svc in SERVICES if (ROOT / "services" / svc / "consumer.py").exists())
 
 
 def broker_binary() -> str:

@@ -1,0 +1,60 @@
+"""`python -m bench [name ...]`: run the benchmarks (all modules of this package, or the named ones) against a
+fresh test stack and write bench/results/latest.{json,md}. Figures are reported, never asserted."""
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import pkgutil
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import devstack  # noqa: E402
+
+from bench._context import BenchContext  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+
+
+def modules() -> list[str]:
+    return sorted(m.name for m in pkgutil.iter_modules([str(ROOT / "bench")]) if not m.name.startswith("_"))
+
+
+def main() -> None:
+    names = sys.argv[1:] or modules()
+    spec = devstack.STACKS["test"]
+    print(f"bench: starting a fresh stack ({spec.db_prefix}*) for {', '.join(names)}", flush=True)
+    token = devstack.up(spec, fresh=True)
+    ctx = BenchContext(spec, token)
+    results: dict[str, object] = {}
+    started = time.time()
+    try:
+        for name in names:
+            print(f"bench: {name} ...", flush=True)
+            mod = importlib.import_module(f"bench.{name}")
+            t0 = time.perf_counter()
+            results[name] = asyncio.run(mod.run(ctx))
+            print(f"bench: {name} done in {time.perf_counter() - t0:.1f}s: {json.dumps(results[name])}", flush=True)
+    finally:
+        devstack.down(spec)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    doc = {"at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+           "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
+           "results": results}
+    (RESULTS / "latest.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    lines = [f"# Benchmark results ({doc['at']}, {doc['machine']['cpus']} CPUs)", ""]
+    for name, res in results.items():
+        lines += [f"## {name}", "", "| figure | value |", "|---|---|"]
+        lines += [f"| {k} | {v} |" for k, v in (res.items() if isinstance(res, dict) else [])]
+        lines.append("")
+    (RESULTS / "latest.md").write_text("\n".join(lines))
+    print(f"bench: results in {RESULTS / 'latest.md'}")
+
+
+if __name__ == "__main__":
+    main()
