@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from datetime import date
 
 from kit.consumer import Consumed
 from kit.settings import SERVICES, get_settings
@@ -21,14 +22,18 @@ from indicators.store import sql
 from indicators.store.sql import CounterKey
 
 
-def expand(c: units.Contribution) -> list[CounterKey]:
-    """Every stored counter one contribution adds to: 5 period types × 6 region levels × (all, institution)."""
-    code, part, anchor, region, inst = c
-    from datetime import date
+#: units recomputed per round trip (bounded memory whatever the history)
+CHUNK = 2000
 
+
+def expand(c: units.Contribution) -> list[CounterKey]:
+    """Every stored counter one contribution adds to: its periods (the 5 period types containing its anchor
+    date, or its one period) × the 6 region levels × (all institutions, its institution)."""
+    code, part, when, region, inst = c
+    keys = (when[1:],) if when.startswith("@") else periods.keys_of(date.fromisoformat(when))
     out = []
-    for p in periods.keys_of(date.fromisoformat(anchor)):
-        for r in regions.prefixes(region):
+    for p in keys:
+        for r in dict.fromkeys(regions.prefixes(region)):
             out.append((p, r, "", code, part))
             if inst:
                 out.append((p, r, inst, code, part))
@@ -60,12 +65,30 @@ class Engine:
         self.catalogue = catalogue
 
     async def apply_facts(self, conn: AsyncConnection, facts: Sequence[Fact]) -> int:
+        # one engine transaction at a time (consumer instances, the clock tick, rebuilds): two transactions
+        # recomputing the same unit from the same old contributions would apply its delta twice
+        await sql.lock_engine(conn)
         changed = await sql.upsert_facts(conn, newest(facts))
         if not changed:
             return 0
         touched = {s for s in changed if units.unit_kind(s)} | await sql.units_linked_to(conn, changed)
         await self.recompute(conn, touched)
         return len(touched)
+
+    async def tick(self, conn: AsyncConnection, today: date) -> int:
+        """Advance the clock to today's month: children age, so every unit depending on the clock (persons)
+        is recomputed once a month. Returns the units touched (0 when the month did not change)."""
+        month = today.strftime("%Y-%m")
+        return await self.apply_facts(conn, [Fact(units.CLOCK, units.CLOCK, today.year * 100 + today.month,
+                                                   False, {"month": month})])
+
+    async def backfill_if_changed(self, conn: AsyncConnection) -> int:
+        """After a catalogue change, recompute every unit computed under another definition: the stored
+        contributions are exactly what was counted, so applying the difference back-fills the new definition."""
+        await sql.lock_engine(conn)
+        stale = await sql.stale_units(conn, self.catalogue.digest)
+        await self.recompute(conn, stale)
+        return len(stale)
 
     async def compute(self, conn: AsyncConnection,
                       keys: Sequence[str]) -> dict[str, tuple[list[units.Contribution], list[str]]]:
@@ -87,8 +110,10 @@ class Engine:
 
     async def recompute(self, conn: AsyncConnection, keys: Iterable[str]) -> None:
         keys = sorted(keys)
-        if not keys:
-            return
+        for i in range(0, len(keys), CHUNK):
+            await self._recompute(conn, keys[i:i + CHUNK])
+
+    async def _recompute(self, conn: AsyncConnection, keys: list[str]) -> None:
         old = await sql.load_units(conn, keys)
         new = await self.compute(conn, keys)
         deltas: dict[CounterKey, int] = {}
@@ -110,8 +135,8 @@ class Engine:
         """What every counter should be, from the stored facts alone (reconciliation / rebuild)."""
         keys = [k for k in await sql.candidate_units(conn) if units.unit_kind(k)]
         total: dict[CounterKey, int] = {}
-        for i in range(0, len(keys), 2000):
-            for contribs, _ in (await self.compute(conn, keys[i:i + 2000])).values():
+        for i in range(0, len(keys), CHUNK):
+            for contribs, _ in (await self.compute(conn, keys[i:i + CHUNK])).values():
                 for ck, v in counter_delta([], contribs).items():
                     total[ck] = total.get(ck, 0) + v
         return {k: v for k, v in total.items() if v}
@@ -128,12 +153,12 @@ class Engine:
 
     async def rebuild(self, conn: AsyncConnection) -> int:
         """Disaster recovery / catalogue change: recompute every unit and replace the counters."""
+        await sql.lock_engine(conn)
         keys = [k for k in await sql.candidate_units(conn) if units.unit_kind(k)]
         await conn.exec_driver_sql("delete from unit_link")
         await conn.exec_driver_sql("delete from unit")
         await conn.exec_driver_sql("delete from counter")
-        for i in range(0, len(keys), 2000):
-            await self.recompute(conn, keys[i:i + 2000])
+        await self.recompute(conn, keys)
         return len(keys)
 
 

@@ -1,36 +1,120 @@
-"""Units of computation: the indicator contributions of one subject, derived from its facts.
+"""Units of computation: the indicator contributions of one subject, derived from its facts. Pure.
 
-A unit (here: a pregnancy episode) is recomputed whenever one of its facts, or a fact of a subject it
-depends on (the mother's residence history), changes; the engine applies the difference between the old and
-the new contributions to the stored counts. Everything here is pure.
+A unit is a subject whose facts decide what it contributes to the counts:
+
+- ``pregnancy:<id>`` (孕产期): the live births and the woman delivered (anchor: delivery date) and the
+  booking (anchor: booking date). Depends on the mother (residence, folic acid) and on the live-born
+  children (newborn visits) — their facts are loaded with the unit's own.
+- ``person:<id>``: deaths (anchor: death date), the child's checks (latest check in each period) and the
+  child population at each period end (under 3 / under 7, alive and resident). Depends on ``clock`` (the
+  current month) so that children age through time: when a month starts, each child's periods extend.
+- ``marriage:<key>``: the two persons registering a marriage (anchor: registration date).
+
+The engine stores each unit's contributions and applies only the difference when a fact changes, so late,
+out-of-order, corrected and voided events move the counts exactly.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from indicators.domain import periods
 from indicators.domain.catalogue import Catalogue
 from indicators.domain.facts import Fact
 
 #: 28 completed weeks: the threshold of a live birth / a woman delivered (活产 / 产妇)
 VIABLE_GESTATION_DAYS = 28 * 7
 VIABLE_WEIGHT_G = 1000
+#: "before 13+0 weeks" (早孕建册): gestational day < 91
+EARLY_BOOKING_DAYS = 13 * 7
+POSTPARTUM_VISIT_DAYS = 28
+NEWBORN_VISIT_DAYS = 28
+HIGH_RISK_GRADES = ("orange", "red", "purple")
+RISK_ORDER = {"": 0, "green": 1, "yellow": 2, "orange": 3, "red": 4, "purple": 5}
+#: 4:2:2 — health checks due in years 1, 2 and 3 of life (3岁以下儿童系统管理)
+CHECKS_DUE_PER_YEAR = (4, 2, 2)
+PREGNANCY_ENCOUNTERS = ("prenatal_visit", "delivery", "postpartum_visit", "postpartum_42d_check")
+CLOCK = "clock"
 
-#: (indicator code, part "n"|"d", anchor date ISO, region code 12, institution code)
+#: (indicator code, part "n"|"d", when, 12-digit region, institution code); `when` is an ISO date (the
+#: contribution counts in every period containing it) or "@<period key>" (it counts in that period only)
 Contribution = tuple[str, str, str, str, str]
 
 
 @dataclass(frozen=True)
 class Entity:
-    """One member of a population (a live birth, a woman delivered, ...) with its attributes."""
+    """One member of a population (a live birth, a woman delivered, a child at a period end, ...)."""
 
     population: str
     anchor: date
     region: str
     institution: str
     attrs: dict[str, Any] = field(default_factory=dict)
+    #: set for populations defined per period (period-end populations, latest check in the period)
+    period: str | None = None
+
+
+# --- small date helpers ----------------------------------------------------------------------------------
+
+def d(s: Any) -> date | None:
+    return date.fromisoformat(s) if isinstance(s, str) and s else None
+
+
+def add_months(day: date, months: int) -> date:
+    y, m = divmod(day.month - 1 + months, 12)
+    year, month = day.year + y, m + 1
+    last = (date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)).day
+    return date(year, month, min(day.day, last))
+
+
+def add_years(day: date, years: int) -> date:
+    return add_months(day, 12 * years)
+
+
+def number(v: Any) -> float | None:
+    """A measured value from an event: 0 / absent / NaN mean not measured."""
+    if v is None or v == "":
+        return None
+    x = float(v)
+    return None if math.isnan(x) or x == 0 else x
+
+
+def zscore(v: Any) -> float | None:
+    if v is None or v == "":
+        return None
+    x = float(v)
+    return None if math.isnan(x) else x
+
+
+# --- facts of a unit -------------------------------------------------------------------------------------
+
+class Facts:
+    """The facts loaded for one unit (its own and its dependencies'), indexed for the rules below."""
+
+    def __init__(self, facts: Iterable[Fact]) -> None:
+        self.by_key: dict[str, Fact] = {}
+        self.by_subject: dict[str, list[Fact]] = {}
+        for f in facts:
+            self.by_key[f.record_key] = f
+            self.by_subject.setdefault(f.subject_key, []).append(f)
+
+    def record(self, key: str) -> Fact | None:
+        f = self.by_key.get(key)
+        return None if f is None or f.voided else f
+
+    def encounters(self, subject: str, *types: str) -> list[dict[str, Any]]:
+        out = [f.body for f in self.by_subject.get(subject, [])
+               if f.record_key.startswith("encounter:") and not f.voided and (not types or f.body["type"] in types)]
+        out.sort(key=lambda b: (b["occurred_on"], b.get("encounter_key", "")))
+        return out
+
+    def clock_month(self) -> date | None:
+        c = self.record(CLOCK)
+        return d(c.body["month"] + "-01") if c else None
 
 
 def residence_on(person: Fact | None, on: date, fallback: str) -> str:
@@ -45,71 +129,282 @@ def residence_on(person: Fact | None, on: date, fallback: str) -> str:
     return current
 
 
-def pregnancy_dependencies(own: Iterable[Fact]) -> list[str]:
-    for f in own:
-        if f.record_key.startswith("pregnancy:") and not f.voided:
-            return [f"person:{f.body['mother_id']}"]
-    return []
+def first_residence(person: Fact | None) -> str:
+    spans = person.body.get("residence", []) if person else []
+    return str(spans[0]["region_code"]) if spans else ""
 
 
-def pregnancy_entities(unit_key: str, facts: Iterable[Fact]) -> list[Entity]:
-    facts = list(facts)
-    preg = next((f for f in facts if f.record_key == unit_key and not f.voided), None)
+# --- pregnancy episodes ----------------------------------------------------------------------------------
+
+def pregnancy_dependencies(key: str, own: Iterable[Fact]) -> list[str]:
+    fs = Facts(own)
+    preg = fs.record(key)
     if preg is None:
         return []
-    mother = next((f for f in facts if f.record_key == f"person:{preg.body['mother_id']}"), None)
-    deliveries = [f for f in facts if f.subject_key == unit_key and not f.voided
-                  and f.body.get("type") == "delivery"]
-    if not deliveries:
+    deps = {f"person:{preg.body['mother_id']}"}
+    for dl in fs.encounters(key, "delivery"):
+        deps |= {f"person:{b['child_id']}" for b in dl["delivery"].get("babies", []) if b.get("child_id")}
+    return sorted(deps)
+
+
+def _antenatal_checks(fs: Facts, key: str, until: date) -> list[tuple[date, int]]:
+    """(date, gestational day) of each day with a counted antenatal check (产前检查) up to the delivery."""
+    days: dict[date, int] = {}
+    for v in fs.encounters(key, "prenatal_visit"):
+        on = d(v["occurred_on"])
+        pv = v.get("prenatal_visit", {})
+        if on is None or on > until or not pv.get("counts_as_antenatal_check", True):
+            continue
+        days[on] = min(days.get(on, 10**6), int(pv.get("gestational_days", 0)))
+    return sorted(days.items())
+
+
+def pregnancy_entities(key: str, fs: Facts) -> list[Entity]:
+    preg = fs.record(key)
+    if preg is None:
         return []
+    p = preg.body
+    lmp = d(p["lmp_date"])
+    booked = d(p.get("registered_on"))
+    mother = fs.record(f"person:{p['mother_id']}")
+    out: list[Entity] = []
+    if booked is not None and lmp is not None:
+        out.append(_booking_entity(fs, p, mother, lmp, booked))
+    deliveries = fs.encounters(key, "delivery")
+    if not deliveries or lmp is None:
+        return out
     # one delivery per episode (the registry enforces it); the latest-dated wins if a stale one lingers
-    d = max(deliveries, key=lambda f: (f.body["occurred_on"], f.record_key))
-    det = d.body["delivery"]
-    on = date.fromisoformat(d.body["occurred_on"])
-    region = residence_on(mother, on, preg.body["residence_code"])
-    inst = d.body["institution_code"]
-    gest = (on - date.fromisoformat(preg.body["lmp_date"])).days
+    dl = deliveries[-1]
+    on = d(dl["occurred_on"])
+    assert on is not None
+    det = dl["delivery"]
+    gest = (on - lmp).days
+    region = residence_on(mother, on, p["residence_code"])
+    inst = dl["institution_code"]
     facility = det["place"] == "hospital" and bool(det.get("institution_midwifery_licensed"))
     common = {"mode": det["mode"], "place": det["place"], "facility_delivery": facility, "gestational_days": gest}
-    out: list[Entity] = []
+    viable = gest >= VIABLE_GESTATION_DAYS
     live = 0
     for b in det.get("babies", []):
-        weight = b.get("birth_weight_g") or None
-        viable = gest >= VIABLE_GESTATION_DAYS
-        if b["outcome"] == "live" and viable:
-            live += 1
-            out.append(Entity("live_birth", on, region, inst,
-                              {**common, "birth_weight_g": weight, "sex": b["sex"], "child_id": b.get("child_id")}))
-    if gest >= VIABLE_GESTATION_DAYS:
-        out.append(Entity("woman_delivered", on, region, inst, {**common, "live_births": live}))
+        weight = number(b.get("birth_weight_g"))
+        if b["outcome"] != "live" or not viable:
+            continue
+        live += 1
+        child_key = f"person:{b['child_id']}" if b.get("child_id") else ""
+        visits = [v for v in fs.encounters(child_key, "newborn_visit")
+                  if 0 <= ((d(v["occurred_on"]) or on) - on).days <= NEWBORN_VISIT_DAYS] if child_key else []
+        out.append(Entity("live_birth", on, region, inst, {
+            **common, "sex": b["sex"], "birth_weight_g": weight, "weighed": weight is not None,
+            "low_birth_weight": weight is not None and weight < 2500, "newborn_visit_28d": bool(visits)}))
+    if not viable:
+        return out
+    checks = _antenatal_checks(fs, key, on)
+    first_gest = checks[0][1] if checks else None
+    early_check = first_gest is not None and first_gest < EARLY_BOOKING_DAYS
+    early_booked = booked is not None and (booked - lmp).days < EARLY_BOOKING_DAYS
+    pp = [v for v in fs.encounters(key, "postpartum_visit")
+          if 0 <= ((d(v["occurred_on"]) or on) - on).days <= POSTPARTUM_VISIT_DAYS]
+    grades = [str(v.get("prenatal_visit", {}).get("risk_grade", "")) for v in fs.encounters(key, "prenatal_visit")]
+    highest = max(grades, key=lambda g: RISK_ORDER.get(g, 0), default="")
+    out.append(Entity("woman_delivered", on, region, inst, {
+        **common, "live_births": live,
+        "antenatal_checks": len(checks),
+        "early_booking": early_booked and early_check,
+        "postpartum_visit_28d": bool(pp),
+        "systematic_management": early_check and len(checks) >= 5 and facility and bool(pp),
+        "highest_risk_grade": highest, "high_risk": highest in HIGH_RISK_GRADES,
+    }))
     return out
 
 
-def contributions(entities: Iterable[Entity], catalogue: Catalogue) -> list[Contribution]:
+def _booking_entity(fs: Facts, p: dict[str, Any], mother: Fact | None, lmp: date, booked: date) -> Entity:
+    """A pregnancy booked (建册), anchored on the booking date: the target group of folic-acid uptake."""
+    window = (lmp - timedelta(days=90), lmp + timedelta(days=12 * 7))
+    folic = [e for e in fs.encounters(f"person:{p['mother_id']}", "folic_acid_dispensed")
+             if window[0] <= (d(e["occurred_on"]) or lmp) <= window[1]]
+    return Entity("pregnancy_booked", booked, residence_on(mother, booked, p["residence_code"]),
+                  p.get("institution_code", ""), {"folic_acid": bool(folic)})
+
+
+# --- persons: deaths, child checks, child population ---------------------------------------------------
+
+def person_dependencies(key: str, own: Iterable[Fact]) -> list[str]:
+    person = Facts(own).record(key)
+    return [CLOCK] if person is not None and person.body.get("birth_date") else []
+
+
+def person_entities(key: str, fs: Facts) -> list[Entity]:
+    person = fs.record(key)
+    if person is None:
+        return []
+    birth = d(person.body.get("birth_date"))
+    fallback = first_residence(person)
+    out: list[Entity] = []
+    deaths = fs.encounters(key, "death")
+    died: date | None = None
+    if deaths:
+        dt = deaths[0]
+        det = dt.get("death", {})
+        died = d(det.get("died_on")) or d(dt["occurred_on"])
+        assert died is not None
+        attrs: dict[str, Any] = {"maternal": bool(det.get("maternal")), "age_days": None,
+                                 "neonatal": False, "infant": False, "under5": False}
+        if birth is not None:
+            attrs.update(age_days=(died - birth).days, neonatal=(died - birth).days < 28,
+                         infant=died < add_years(birth, 1), under5=died < add_years(birth, 5))
+        out.append(Entity("death", died, residence_on(person, died, fallback), dt["institution_code"], attrs))
+    if birth is None:
+        return out
+    checks = [c for c in fs.encounters(key, "child_health_check", "newborn_visit")
+              if (d(c["occurred_on"]) or birth) >= birth]
+    out += latest_check_entities(person, birth, checks, fallback)
+    clock = fs.clock_month()
+    born_here = bool(person.body.get("mother_id") or person.body.get("born_in_pregnancy_id"))
+    seen = [d(e["occurred_on"]) for e in fs.encounters(key)]
+    known_since = birth if born_here else min((s for s in seen if s), default=None)
+    if clock is not None and known_since is not None:
+        out += child_population_entities(person, birth, died, checks, clock, fallback, known_since)
+    return out
+
+
+def _latest_per_period(items: Sequence[tuple[date, dict[str, Any]]]) -> dict[str, tuple[date, dict[str, Any]]]:
+    best: dict[str, tuple[date, dict[str, Any]]] = {}
+    for on, c in items:
+        for pk in periods.keys_of(on):
+            cur = best.get(pk)
+            if cur is None or (on, c.get("encounter_key", "")) > (cur[0], cur[1].get("encounter_key", "")):
+                best[pk] = (on, c)
+    return best
+
+
+def latest_check_entities(person: Fact, birth: date, checks: Sequence[dict[str, Any]],
+                          fallback: str) -> list[Entity]:
+    """Child-check indicators count each child once per period, by its latest qualifying check there."""
+    dated = [(d(c["occurred_on"]) or birth, c) for c in checks if c["type"] == "child_health_check"]
+    feeding = [(on, c) for on, c in dated
+               if c.get("child_check", {}).get("feeding") and on < add_months(birth, 6)]
+    measured = [(on, c) for on, c in dated
+                if number(c.get("child_check", {}).get("weight_kg")) and on < add_years(birth, 5)]
+    hb = [(on, c) for on, c in dated if number(c.get("child_check", {}).get("haemoglobin_g_l"))
+          and add_months(birth, 6) <= on < add_months(birth, 60)]
+    out: list[Entity] = []
+
+    def emit(population: str, items: Sequence[tuple[date, dict[str, Any]]], attrs: Any) -> None:
+        for pk, (on, c) in sorted(_latest_per_period(items).items()):
+            out.append(Entity(population, on, residence_on(person, on, fallback), c["institution_code"],
+                              attrs(c.get("child_check", {})), period=pk))
+
+    emit("infant_feeding", feeding, lambda cc: {"exclusive": cc["feeding"] == "exclusive_breastfeeding"})
+    emit("child_u5_measured", measured, lambda cc: {
+        "waz": zscore(cc.get("weight_for_age_z")), "haz": zscore(cc.get("height_for_age_z")),
+        "whz": zscore(cc.get("weight_for_height_z"))})
+    emit("child_hb_tested", hb, lambda cc: {"haemoglobin_g_l": number(cc.get("haemoglobin_g_l"))})
+    return out
+
+
+def checks_due(birth: date, start: date, end: date) -> int:
+    """Health checks due in [start, end] for a child born on `birth` under 4:2:2, pro-rated by the days of
+    each year of life inside the period, rounded half up."""
+    due = Decimal(0)
+    for year, per_year in enumerate(CHECKS_DUE_PER_YEAR):
+        y0, y1 = add_years(birth, year), add_years(birth, year + 1)  # [y0, y1)
+        lo, hi = max(start, y0), min(end, y1 - timedelta(days=1))
+        if hi >= lo:
+            due += Decimal(per_year) * Decimal((hi - lo).days + 1) / Decimal((y1 - y0).days)
+    return int(due.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def child_periods(birth: date, clock: date) -> list[periods.Period]:
+    """Every period that has started by the clock month and ends on or after the birth."""
+    keys: dict[str, None] = {}
+    m = date(birth.year, birth.month, 1)
+    while m <= clock:
+        keys.update(dict.fromkeys(periods.keys_of(m)))
+        m = add_months(m, 1)
+    return [periods.parse(k) for k in keys]
+
+
+def child_population_entities(person: Fact, birth: date, died: date | None, checks: Sequence[dict[str, Any]],
+                              clock: date, fallback: str, known_since: date) -> list[Entity]:
+    """Children alive and resident, under 7 at each period end (7岁以下 / 3岁以下儿童), from the period in which
+    the registry first knew them (born here, or their first encounter): before that, their residence is
+    unknown."""
+    seventh = add_years(birth, 7)
+    if known_since >= seventh:
+        return []
+    health = [(d(c["occurred_on"]) or birth, c.get("child_check", {})) for c in checks
+              if c["type"] == "child_health_check"]
+    out = []
+    for per in child_periods(birth, clock):
+        if per.end < known_since or per.end >= seventh or (died is not None and died <= per.end):
+            continue
+        in_period = [(on, cc) for on, cc in health if per.start <= on <= per.end]
+        under3 = per.end < add_years(birth, 3)
+        out.append(Entity("child_under7", per.end, residence_on(person, per.end, fallback), "", {
+            "under3": under3,
+            "checked": any(number(cc.get("weight_kg")) and number(cc.get("height_cm")) for _, cc in in_period),
+            "systematic": under3 and len(in_period) >= checks_due(birth, per.start, per.end),
+        }, period=per.key))
+    return out
+
+
+# --- marriages -------------------------------------------------------------------------------------------
+
+def marriage_entities(key: str, fs: Facts) -> list[Entity]:
+    m = fs.record(key)
+    if m is None:
+        return []
+    on = d(m.body["registered_on"])
+    assert on is not None
+    return [Entity("marriage_person", on, m.body["region_code"], "", {"person_id": pid})
+            for pid in m.body.get("person_ids", [])]
+
+
+# --- the unit interface the engine uses -----------------------------------------------------------------
+
+UNIT_KINDS = ("pregnancy", "person", "marriage")
+
+
+def unit_kind(key: str) -> str | None:
+    kind = key.split(":", 1)[0]
+    return kind if kind in UNIT_KINDS and ":" in key else None
+
+
+def entities(unit_key: str, facts: Iterable[Fact]) -> list[Entity]:
+    fs = Facts(facts)
+    kind = unit_kind(unit_key)
+    if kind == "pregnancy":
+        return pregnancy_entities(unit_key, fs)
+    if kind == "person":
+        return person_entities(unit_key, fs)
+    if kind == "marriage":
+        return marriage_entities(unit_key, fs)
+    return []
+
+
+def dependencies(unit_key: str, own: Iterable[Fact]) -> list[str]:
+    kind = unit_kind(unit_key)
+    if kind == "pregnancy":
+        return pregnancy_dependencies(unit_key, own)
+    if kind == "person":
+        return person_dependencies(unit_key, own)
+    return []
+
+
+def contributions(ents: Iterable[Entity], catalogue: Catalogue) -> list[Contribution]:
     out: list[Contribution] = []
-    ents = list(entities)
+    ents = list(ents)
     for ind in catalogue.indicators:
         for part, count in (("n", ind.numerator), ("d", ind.denominator)):
             if count is None:
                 continue
             for e in ents:
                 if e.population == count.population and count.counts(e.attrs):
-                    out.append((ind.code, part, e.anchor.isoformat(), e.region, e.institution))
+                    when = f"@{e.period}" if e.period else e.anchor.isoformat()
+                    out.append((ind.code, part, when, e.region, e.institution))
     out.sort()
     return out
 
 
-def unit_kind(key: str) -> str | None:
-    return "pregnancy" if key.startswith("pregnancy:") else None
-
-
 def compute(unit_key: str, facts: Iterable[Fact], catalogue: Catalogue) -> list[Contribution]:
-    if unit_kind(unit_key) == "pregnancy":
-        return contributions(pregnancy_entities(unit_key, facts), catalogue)
-    return []
-
-
-def dependencies(unit_key: str, own: Iterable[Fact]) -> list[str]:
-    if unit_kind(unit_key) == "pregnancy":
-        return pregnancy_dependencies(own)
-    return []
+    return contributions(entities(unit_key, facts), catalogue)

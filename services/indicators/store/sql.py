@@ -13,8 +13,16 @@ CounterKey = tuple[str, str, str, str, str]  # period, region, institution, code
 
 
 async def _c(conn: AsyncConnection) -> Any:
-    """The raw asyncpg connection; json/jsonb codecs are installed per connection by kit.db."""
+    """The raw asyncpg connection (JSON travels as text: kit.db.to_json / from_json)."""
     return await raw(conn)
+
+
+ENGINE_LOCK = 0x1D1C_A7E5  # pg advisory lock key of the indicator engine
+
+
+async def lock_engine(conn: AsyncConnection) -> None:
+    c = await _c(conn)
+    await c.execute("select pg_advisory_xact_lock($1)", ENGINE_LOCK)
 
 
 async def upsert_facts(conn: AsyncConnection, facts: Sequence[Fact]) -> set[str]:
@@ -111,6 +119,11 @@ async def read_counters(conn: AsyncConnection, periods: Sequence[str], region: s
 async def all_units(conn: AsyncConnection) -> list[str]:
     c = await raw(conn)
     return [r["unit_key"] for r in await c.fetch("select unit_key from unit")]
+
+
+async def stale_units(conn: AsyncConnection, digest: str) -> list[str]:
+    c = await raw(conn)
+    return [r["unit_key"] for r in await c.fetch("select unit_key from unit where catalogue_digest <> $1", digest)]
 
 
 async def candidate_units(conn: AsyncConnection) -> list[str]:
