@@ -20,9 +20,8 @@ def test_generated_event_modules_are_current(tmp_path: Path) -> None:
 
 
 def test_envelope_round_trip() -> None:
-    from mch.events.v1 import registry_pb2
-
     from kit.events import NewEvent, envelope, parse, payload
+    from mch.events.v1 import registry_pb2
 
     ev = NewEvent("registry.pregnancy.recorded", registry_pb2.PregnancyRecorded(pregnancy_id="P1", version=3),
                   subject_key="pregnancy:P1", region_code="320582101001")

@@ -21,7 +21,6 @@ from indicators.events.translate import to_fact
 from indicators.store import sql
 from indicators.store.sql import CounterKey
 
-
 #: units recomputed per round trip (bounded memory whatever the history)
 CHUNK = 2000
 

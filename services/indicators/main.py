@@ -1,14 +1,18 @@
 """The indicators service: live indicator values by region and period."""
+import asyncio
+
 from fastapi import FastAPI
 from kit.app import create_app
 
 from indicators.api.routes import router
 from indicators.domain import catalogue
 from indicators.engine import Engine
+from indicators.headline import keep_fresh
 
 
 async def _startup(app: FastAPI) -> None:
     app.state.engine = Engine(catalogue.load())
+    app.state.headline = asyncio.create_task(keep_fresh(app.state.db, app.state.engine.catalogue))
 
 
 app = create_app("indicators", [router], title="MCH indicators", on_startup=_startup,

@@ -6,13 +6,15 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from kit.auth import Principal, require
 from kit.errors import invalid
+from pydantic import BaseModel, Field
 
 from indicators.domain import periods, regions
-from indicators.domain.values import value
+from indicators.domain.values import completion_value, value
 from indicators.engine import Engine
 from indicators.store import sql
 
 router = APIRouter(prefix="/v1", tags=["indicators"])
+COMPLETION = ".completion"
 
 
 def _engine(request: Request) -> Engine:
@@ -44,7 +46,12 @@ async def values(
         per = periods.parse(period)
     except ValueError as e:
         raise invalid("period", str(e)) from e
-    wanted = [c.strip() for c in codes.split(",") if c.strip()] if codes else list(cat)
+    asked = [c.strip() for c in codes.split(",") if c.strip()] if codes else list(cat)
+    completion = {c.removesuffix(COMPLETION) for c in asked if c.endswith(COMPLETION)}
+    if not codes:
+        completion = {c for c in cat if cat[c].unit == "count"}
+    wanted = sorted({c for c in asked if not c.endswith(COMPLETION)} | completion,
+                    key=lambda c: list(cat).index(c) if c in cat else -1)
     unknown = [c for c in wanted if c not in cat]
     if unknown:
         raise invalid("codes", f"unknown indicator codes: {', '.join(unknown)}")
@@ -78,7 +85,42 @@ async def values(
         if breakdown == "institution":
             row["institution"] = inst
         out.append(row)
+    target_year = periods.target_year(per.key)
+    if completion and target_year and breakdown in (None, "region"):
+        async with request.app.state.db.connect() as conn:
+            targets = await sql.read_targets(conn, sorted(completion), {r["region"] for r in out}, target_year)
+        achieved = {(r["code"], r["region"]): r["numerator"] for r in out}
+        for (code, reg), target in sorted(targets.items()):
+            got = achieved.get((code, reg), 0)
+            out.append({"code": code + COMPLETION, "region": reg, "period": per.key, "numerator": got,
+                        "denominator": target, "value": completion_value(got, target), "unit": "%",
+                        "target_year": target_year})
+    if codes:  # only the rows asked for
+        out = [r for r in out if r["code"] in asked]
     return {"region": region, "period": per.key, "breakdown": breakdown, "rows": out}
+
+
+class TargetIn(BaseModel):
+    code: str = Field(description="a count indicator, e.g. premarital_exam_couples")
+    region: str = Field(description="region code prefix (2/4/6/9/12 digits)")
+    year: int = Field(ge=2000, le=2100)
+    target: int = Field(gt=0, description="任务数: the annual target count")
+
+
+@router.put("/targets", summary="Set a region's annual target (任务数) for a count indicator")
+async def put_target(request: Request, body: TargetIn,
+                     p: Principal = Depends(require("indicators:admin"))) -> dict[str, Any]:
+    cat = _engine(request).catalogue.by_code()
+    if body.code not in cat:
+        raise invalid("code", "unknown indicator code")
+    if cat[body.code].unit != "count":
+        raise invalid("code", "targets are set for count indicators (任务数), not for rates")
+    if not regions.is_prefix(body.region):
+        raise invalid("region", "must be a region code prefix of 2, 4, 6, 9 or 12 digits")
+    p.require_region(body.region)
+    async with request.app.state.db.begin() as conn:
+        await sql.put_target(conn, body.code, body.region, body.year, body.target, p.client_id)
+    return body.model_dump()
 
 
 @router.post("/admin/reconcile", summary="Recompute every counter from stored facts and report differences")

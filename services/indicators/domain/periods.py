@@ -57,3 +57,11 @@ def keys_of(d: date) -> tuple[str, str, str, str, str]:
 
 def next_day(d: date) -> date:
     return d + timedelta(days=1)
+
+
+def target_year(key: str) -> int | None:
+    """Annual targets (任务数) apply to the calendar year and to the statistical year of the same number."""
+    m = PERIOD_RE.match(key)
+    if m and not (m.group(3) or m.group(4) or m.group(5)):
+        return int(m.group(1))
+    return None

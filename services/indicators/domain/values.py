@@ -13,3 +13,10 @@ def value(ind: Indicator, numerator: int, denominator: int | None) -> float | in
         return None
     v = (Decimal(numerator) * ind.factor / Decimal(denominator)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
     return float(v)
+
+
+def completion_value(achieved: int, target: int) -> float | None:
+    """任务完成率: achieved ÷ target × 100, half-up to 2 places (seed 000: 688 ÷ 500 → 137.6)."""
+    if not target:
+        return None
+    return float((Decimal(achieved) * 100 / Decimal(target)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))

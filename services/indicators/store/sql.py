@@ -143,3 +143,18 @@ async def replace_counters(conn: AsyncConnection, counters: dict[CounterKey, int
     c = await raw(conn)
     await c.execute("delete from counter")
     await apply_counter_deltas(conn, counters)
+
+
+async def put_target(conn: AsyncConnection, code: str, region: str, year: int, target: int, by: str) -> None:
+    c = await raw(conn)
+    await c.execute("insert into target (code, region, year, target, set_by) values ($1, $2, $3, $4, $5) "
+                    "on conflict (code, region, year) do update set target = excluded.target, "
+                    "set_by = excluded.set_by, updated_at = now()", code, region, year, target, by)
+
+
+async def read_targets(conn: AsyncConnection, codes: Sequence[str], regions: Iterable[str],
+                       year: int) -> dict[tuple[str, str], int]:
+    c = await raw(conn)
+    rows = await c.fetch("select code, region, target from target where code = any($1::text[]) "
+                         "and region = any($2::text[]) and year = $3", list(codes), list(regions), year)
+    return {(r["code"], r["region"]): int(r["target"]) for r in rows}
