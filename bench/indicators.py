@@ -1,0 +1,184 @@
+"""Indicators benchmark: events applied per second end to end (API → outbox → relay → Kafka → indicators), the
+event-to-visible latency under a steady load, the latency of a city-year all-indicator query, the per-event
+cost as the stored history grows, and the consumer's memory.
+
+Scale with BENCH_BIRTHS (default 50,000: a city-year).
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import statistics
+import time
+import uuid
+from datetime import date, timedelta
+from typing import Any
+
+import asyncpg
+import devstack
+import httpx
+
+from bench._context import BenchContext
+
+CITY = "3205"
+COUNTIES = [f"{CITY}{i:02d}" for i in (81, 82, 83, 84, 85, 6, 7, 8, 9)]
+
+
+def p99(xs: list[float]) -> float:
+    return round(sorted(xs)[max(0, int(len(xs) * 0.99) - 1)] * 1000, 1) if xs else float("nan")
+
+
+def village(rng: random.Random) -> str:
+    return f"{rng.choice(COUNTIES)}{rng.randint(1, 12):03d}{rng.randint(1, 8):03d}"
+
+
+async def applied(ctx: BenchContext) -> int:
+    conn = await asyncpg.connect(ctx.dsn("indicators", admin=True))
+    try:
+        return int(await conn.fetchval("select count(*) from consumed_event"))
+    finally:
+        await conn.close()
+
+
+async def published(ctx: BenchContext) -> int:
+    conn = await asyncpg.connect(ctx.dsn("registry", admin=True))
+    try:
+        return int(await conn.fetchval("select count(*) from outbox"))
+    finally:
+        await conn.close()
+
+
+async def load(ctx: BenchContext, http: httpx.AsyncClient, births: int, rng: random.Random,
+               insts: list[str]) -> int:
+    """Pregnancies (single posts, 32 concurrent) and their deliveries (:batch of 1000)."""
+    reg = ctx.url("registry") + "/v1"
+    cases = []
+    for _ in range(births):
+        lmp = date(2025, 1, 1) + timedelta(days=rng.randint(0, 330))
+        cases.append((f"P-{uuid.uuid4().hex[:14]}", lmp, village(rng), rng.choice(insts)))
+    sem = asyncio.Semaphore(32)
+
+    async def preg(c: tuple[str, date, str, str]) -> None:
+        async with sem:
+            r = await http.post(f"{reg}/pregnancies", json={
+                "pregnancy_id": c[0], "source": "bench", "lmp_date": c[1].isoformat(),
+                "registered_on": (c[1] + timedelta(days=70)).isoformat(), "institution_code": c[3],
+                "mother": {"name": "基准", "sex": "F", "birth_date": "1994-01-01", "residence_code": c[2]}})
+            assert r.status_code in (200, 201), r.text
+
+    await asyncio.gather(*(preg(c) for c in cases))
+    for i in range(0, len(cases), 1000):
+        items = [{"encounter_id": f"D-{c[0]}", "source": "bench", "type": "delivery",
+                  "occurred_at": f"{(c[1] + timedelta(days=rng.randint(250, 290))).isoformat()}T08:00:00+08:00",
+                  "institution_code": c[3], "subject_id": c[0], "place": "hospital",
+                  "mode": rng.choice(["vaginal", "caesarean"]),
+                  "babies": [{"sex": rng.choice("FM"), "birth_weight_g": rng.randint(2000, 4200), "outcome": "live"}]}
+                 for c in cases[i:i + 1000]]
+        r = await http.post(f"{reg}/encounters:batch", json=items)
+        assert r.status_code == 200, r.text
+    return len(cases)
+
+
+async def wait_applied(ctx: BenchContext, target: int, timeout: float = 1800) -> float:
+    t0 = time.perf_counter()
+    while await applied(ctx) < target:
+        if time.perf_counter() - t0 > timeout:
+            raise RuntimeError("indicators did not catch up")
+        await asyncio.sleep(0.2)
+    return time.perf_counter() - t0
+
+
+def rss_mb(program: str, spec: devstack.Stack) -> float:
+    pid = int(devstack.ctl(spec, "pid", program).strip())
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
+async def run(ctx: BenchContext) -> dict[str, Any]:
+    births = int(os.environ.get("BENCH_BIRTHS", "50000"))
+    rng = random.Random(2026)
+    out: dict[str, Any] = {"births": births}
+    async with httpx.AsyncClient(timeout=120, headers=ctx.headers,
+                                 limits=httpx.Limits(max_connections=64)) as http:
+        insts = []
+        for i, county in enumerate(COUNTIES):
+            code = f"BH{i:02d}"
+            r = await http.put(f"{ctx.url('registry')}/v1/institutions/{code}", json={
+                "name": f"县医院{i}", "region_code": f"{county}001001", "kind": "hospital",
+                "midwifery_licensed": True})
+            assert r.status_code in (200, 201), r.text
+            insts.append(code)
+        # 1. throughput of the indicators pipeline: load with the consumer stopped, then let it drain
+        devstack.ctl(ctx.spec, "stop", "indicators-consumer")
+        t0 = time.perf_counter()
+        await load(ctx, http, births, rng, insts)
+        out["load_seconds"] = round(time.perf_counter() - t0, 1)
+        while True:  # the relay has published everything (the consumer is stopped)
+            conn = await asyncpg.connect(ctx.dsn("registry", admin=True))
+            backlog = await conn.fetchval("select count(*) from outbox where published_at is null")
+            await conn.close()
+            if not backlog:
+                break
+            await asyncio.sleep(0.5)
+        events = await published(ctx)
+        before = await applied(ctx)
+        devstack.ctl(ctx.spec, "start", "indicators-consumer")
+        secs = await wait_applied(ctx, events)
+        out["events_applied"] = events - before
+        out["apply_events_per_s"] = round((events - before) / secs)
+        out["consumer_rss_mb_after_city_year"] = rss_mb("indicators-consumer", ctx.spec)
+        # 2. query latency: a city-year, every indicator
+        url = f"{ctx.url('indicators')}/v1/indicators/values"
+        lat = []
+        for _ in range(200):
+            t = time.perf_counter()
+            r = await http.get(url, params={"region": CITY, "period": "2025"})
+            lat.append(time.perf_counter() - t)
+            assert r.status_code == 200
+        out["query_city_year_all_p50_ms"] = round(statistics.median(lat) * 1000, 1)
+        out["query_city_year_all_p99_ms"] = p99(lat)
+        # 3. event-to-visible latency under a steady load (~1,000 events/s of background deliveries)
+        probe_region = f"{COUNTIES[0]}999001"
+        seen = []
+        stop = asyncio.Event()
+
+        async def background() -> None:
+            while not stop.is_set():
+                t = time.perf_counter()
+                await load(ctx, http, 100, rng, insts)  # ~100 × 4 events
+                await asyncio.sleep(max(0.0, 0.4 - (time.perf_counter() - t)))
+
+        bg = asyncio.create_task(background())
+        base = await count_at(http, url, probe_region)
+        for i in range(30):
+            pid = f"PROBE-{uuid.uuid4().hex[:10]}"
+            lmp = date(2025, 3, 1)
+            r = await http.post(f"{ctx.url('registry')}/v1/pregnancies", json={
+                "pregnancy_id": pid, "source": "bench", "lmp_date": lmp.isoformat(),
+                "registered_on": "2025-05-01", "institution_code": insts[0],
+                "mother": {"name": "探针", "sex": "F", "birth_date": "1994-01-01", "residence_code": probe_region}})
+            assert r.status_code in (200, 201), r.text
+            t = time.perf_counter()
+            r = await http.post(f"{ctx.url('registry')}/v1/encounters", json={
+                "encounter_id": f"D-{pid}", "source": "bench", "type": "delivery",
+                "occurred_at": "2025-11-20T08:00:00+08:00", "institution_code": insts[0], "subject_id": pid,
+                "place": "hospital", "mode": "vaginal",
+                "babies": [{"sex": "F", "birth_weight_g": 3000, "outcome": "live"}]})
+            assert r.status_code in (200, 201), r.text
+            while await count_at(http, url, probe_region) < base + i + 1:
+                await asyncio.sleep(0.005)
+            seen.append(time.perf_counter() - t)
+        stop.set()
+        await bg
+        out["event_to_visible_p50_ms"] = round(statistics.median(seen) * 1000, 1)
+        out["event_to_visible_p99_ms"] = p99(seen)
+        out["consumer_rss_mb_end"] = rss_mb("indicators-consumer", ctx.spec)
+    return out
+
+
+async def count_at(http: httpx.AsyncClient, url: str, region: str) -> int:
+    r = await http.get(url, params={"region": region, "period": "2025", "codes": "live_births"})
+    return int(r.json()["rows"][0]["numerator"])

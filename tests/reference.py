@@ -1,0 +1,183 @@
+"""An independent reference calculation of the registry-fed indicators, written straight from
+`shared/spec/indicators.md` (and docs/decisions.md) over the records a test posted — sharing no code with the
+indicators service. The property test compares the live, incremental numbers with this.
+
+Deliberately plain: loops over the stories for every question, no caching, no cleverness.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+
+@dataclass
+class Visit:
+    on: date
+    grade: str = ""
+
+
+@dataclass
+class ChildCheck:
+    on: date
+    weight_kg: float | None = None
+    height_cm: float | None = None
+    feeding: str | None = None
+    haemoglobin: float | None = None
+
+
+@dataclass
+class Child:
+    sex: str
+    weight_g: int | None
+    live: bool
+    person_id: str = ""
+    newborn_visits: list[date] = field(default_factory=list)
+    checks: list[ChildCheck] = field(default_factory=list)
+    died: date | None = None
+
+
+@dataclass
+class Family:
+    """One woman's pregnancy as finally recorded (after corrections and voids)."""
+
+    pregnancy_id: str
+    residence: str
+    booking_institution: str
+    lmp: date
+    booked: date
+    visits: list[Visit] = field(default_factory=list)
+    delivered: date | None = None
+    place: str = "hospital"
+    mode: str = "vaginal"
+    delivery_institution: str = ""
+    licensed: bool = True
+    babies: list[Child] = field(default_factory=list)
+    postpartum: list[date] = field(default_factory=list)
+    folic_acid: list[date] = field(default_factory=list)
+    mother_died: date | None = None
+
+
+def add_years(d: date, n: int) -> date:
+    try:
+        return d.replace(year=d.year + n)
+    except ValueError:  # 29 February
+        return d.replace(year=d.year + n, day=28)
+
+
+def add_months(d: date, n: int) -> date:
+    y, m = d.year + (d.month - 1 + n) // 12, (d.month - 1 + n) % 12 + 1
+    for day in (d.day, 30, 29, 28):
+        try:
+            return date(y, m, day)
+        except ValueError:
+            continue
+    raise AssertionError
+
+
+def rate(n: int, d: int, factor: int) -> float | None:
+    if d == 0:
+        return None
+    return float((Decimal(n) * factor / Decimal(d)).quantize(Decimal("0.01"), ROUND_HALF_UP))
+
+
+def values(families: list[Family], region: str, start: date, end: date,
+           today: date) -> dict[str, tuple[int, int | None]]:
+    """(numerator, denominator) of each registry-fed indicator for residents of `region` in [start, end]."""
+
+    def inside(d: date | None) -> bool:
+        return d is not None and start <= d <= end
+
+    out: dict[str, list[int]] = {}
+
+    def add(code: str, n: int = 0, d: int = 0) -> None:
+        cur = out.setdefault(code, [0, 0])
+        cur[0] += n
+        cur[1] += d
+
+    lb_total = 0
+    for f in families:
+        mine = f.residence.startswith(region)
+        # women delivered at >= 28 weeks in the period, and their live births
+        if mine and f.delivered and inside(f.delivered) and (f.delivered - f.lmp).days >= 28 * 7:
+            live = [b for b in f.babies if b.live]
+            lb_total += len(live)
+            facility = f.place == "hospital" and f.licensed
+            checks = sorted({v.on for v in f.visits if v.on <= f.delivered})
+            first_gest = (checks[0] - f.lmp).days if checks else None
+            early_check = first_gest is not None and first_gest < 91
+            pp = any(0 <= (p - f.delivered).days <= 28 for p in f.postpartum)
+            grades = [v.grade for v in f.visits]
+            high = any(g in ("orange", "red", "purple") for g in grades)
+            add("women_delivered", 1)
+            add("early_booking_rate", int((f.booked - f.lmp).days < 91 and early_check))
+            add("antenatal_check_rate", int(len(checks) >= 1))
+            add("antenatal_5plus_rate", int(len(checks) >= 5))
+            add("systematic_management_rate", int(early_check and len(checks) >= 5 and facility and pp))
+            add("postpartum_visit_rate", int(pp))
+            add("high_risk_share", int(high), 1)
+            for b in live:
+                add("live_births", 1)
+                add("hospital_delivery_rate", int(facility))
+                add("caesarean_rate", int(f.mode == "caesarean"))
+                add("newborn_visit_rate", int(any(0 <= (v - f.delivered).days <= 28 for v in b.newborn_visits)), 1)
+                if b.weight_g:
+                    add("low_birth_weight_rate", int(b.weight_g < 2500), 1)
+        # maternal deaths: during pregnancy or within 42 days of its end (death date in the period)
+        if mine and f.mother_died and inside(f.mother_died):
+            end_of_pregnancy = f.delivered
+            maternal = f.mother_died >= f.lmp and (end_of_pregnancy is None
+                                                   or f.mother_died <= end_of_pregnancy + timedelta(days=42))
+            add("maternal_mortality_ratio", int(maternal))
+        # pregnancies booked in the period: the folic-acid target group
+        if mine and inside(f.booked):
+            took = any(f.lmp - timedelta(days=90) <= d <= f.lmp + timedelta(days=84) for d in f.folic_acid)
+            add("folic_acid_uptake_rate", int(took), 1)
+        # children: deaths by age, and the period-end child populations
+        for b in f.babies:
+            if not (b.live and f.delivered and (f.delivered - f.lmp).days >= 28 * 7) or not mine:
+                continue
+            born = f.delivered
+            if b.died and inside(b.died):
+                add("neonatal_mortality_rate", int((b.died - born).days < 28))
+                add("infant_mortality_rate", int(b.died < add_years(born, 1)))
+                add("under5_mortality_rate", int(b.died < add_years(born, 5)))
+            # the period must have started by today's month; the child under 7 (3) and alive at its end
+            if start > today or born > end or end >= add_years(born, 7) or (b.died and b.died <= end):
+                continue
+            in_period = [c for c in b.checks if start <= c.on <= end]
+            add("under7_health_management_rate", int(any(c.weight_kg and c.height_cm for c in in_period)), 1)
+            if end < add_years(born, 3):
+                due = Decimal(0)
+                for year, per_year in enumerate((4, 2, 2)):
+                    y0, y1 = add_years(born, year), add_years(born, year + 1)
+                    lo, hi = max(start, y0), min(end, y1 - timedelta(days=1))
+                    if hi >= lo:
+                        due += Decimal(per_year) * ((hi - lo).days + 1) / (y1 - y0).days
+                required = int(due.quantize(Decimal(1), ROUND_HALF_UP))
+                add("under3_systematic_management_rate", int(len(in_period) >= required), 1)
+            feeding = [c for c in in_period if c.feeding and c.on < add_months(born, 6)]
+            if feeding:
+                latest = max(feeding, key=lambda c: c.on)
+                add("exclusive_breastfeeding_rate", int(latest.feeding == "exclusive_breastfeeding"), 1)
+            hb = [c for c in in_period if c.haemoglobin and add_months(born, 6) <= c.on < add_months(born, 60)]
+            if hb:
+                latest = max(hb, key=lambda c: c.on)
+                assert latest.haemoglobin is not None
+                add("under5_anaemia_rate", int(latest.haemoglobin < 110), 1)
+    for code in ("early_booking_rate", "antenatal_check_rate", "antenatal_5plus_rate",
+                 "systematic_management_rate", "postpartum_visit_rate", "hospital_delivery_rate", "caesarean_rate",
+                 "maternal_mortality_ratio", "neonatal_mortality_rate", "infant_mortality_rate",
+                 "under5_mortality_rate"):
+        out.setdefault(code, [0, 0])[1] = lb_total
+    counts = ("live_births", "women_delivered")
+    result: dict[str, tuple[int, int | None]] = {}
+    for code in (*counts, "early_booking_rate", "antenatal_check_rate", "antenatal_5plus_rate",
+                 "systematic_management_rate", "postpartum_visit_rate", "hospital_delivery_rate", "caesarean_rate",
+                 "maternal_mortality_ratio", "high_risk_share", "newborn_visit_rate", "low_birth_weight_rate",
+                 "neonatal_mortality_rate", "infant_mortality_rate", "under5_mortality_rate",
+                 "under3_systematic_management_rate", "under7_health_management_rate",
+                 "exclusive_breastfeeding_rate", "under5_anaemia_rate", "folic_acid_uptake_rate"):
+        n, d = out.get(code, [0, 0])
+        result[code] = (n, None) if code in counts else (n, d)
+    return result
