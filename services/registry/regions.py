@@ -20,8 +20,7 @@ async def _connect() -> asyncpg.Connection:
     return await asyncpg.connect(dsn)
 
 
-async def load(path: Path) -> int:
-    rows = parse_csv(path.read_text(encoding="utf-8"))
+async def load(rows: list[tuple[str, str]]) -> int:
     conn = await _connect()
     try:
         async with conn.transaction():
@@ -43,7 +42,7 @@ async def count() -> dict[int, int]:
 
 def main(argv: list[str]) -> int:
     if len(argv) == 2 and argv[0] == "load":
-        n = asyncio.run(load(Path(argv[1])))
+        n = asyncio.run(load(parse_csv(Path(argv[1]).read_text(encoding="utf-8"))))
         print(f"loaded {n} region codes from {argv[1]} (the services pick them up within a minute)")
         return 0
     if argv == ["count"]:
