@@ -135,7 +135,8 @@ async def test_delivery_creates_a_child_per_live_birth_and_records_stillbirths(f
     person_evs = await events_of(stack, f"person:{out['children'][0]}")
     assert [(m.mother_id, m.born_in_pregnancy_id, m.version) for _, m in person_evs] == [
         (fam.mother_id, fam.pregnancy_id, 1)]
-    dl = [m for t, m in await events_of(stack, f"pregnancy:{fam.pregnancy_id}") if t.endswith("encounter.recorded")][0]
+    dl = next(m for t, m in await events_of(stack, f"pregnancy:{fam.pregnancy_id}")
+              if t.endswith("encounter.recorded"))
     assert [(b.outcome, b.birth_weight_g, b.child_id) for b in dl.delivery.babies] == [
         ("live", 2400, out["children"][0]), ("stillbirth", 1900, "")]
     assert dl.delivery.institution_midwifery_licensed  # the A institution of setup_institutions is licensed
@@ -187,8 +188,9 @@ async def test_maternal_death_is_derived_from_the_pregnancy(http: httpx.AsyncCli
     within, beyond = await Family(http, stack).book(), await Family(http, stack).book()
     for f in (within, beyond):
         await f.deliver(delivered)
-    d1 = await within.post(within.body("death", delivered + timedelta(days=42), within.mother_id,
-                                       person_id=within.mother_id, died_on=(delivered + timedelta(days=42)).isoformat()))
+    d42 = delivered + timedelta(days=42)
+    d1 = await within.post(within.body("death", d42, within.mother_id, person_id=within.mother_id,
+                                       died_on=d42.isoformat()))
     d2 = await beyond.post(beyond.body("death", delivered + timedelta(days=43), beyond.mother_id,
                                        died_on=(delivered + timedelta(days=43)).isoformat(), cause="trauma"))
     assert (d1["maternal"], d1["pregnancy_id"]) == (True, within.pregnancy_id)
@@ -204,14 +206,16 @@ async def test_maternal_death_is_derived_from_the_pregnancy(http: httpx.AsyncCli
     assert (d3["maternal"], d3["pregnancy_id"]) == (True, pregnant.pregnancy_id)
 
 
-def _rejections(f: Family, child: str, man: str) -> list[tuple[str, dict[str, Any], str, int]]:
+def _rejections(f: Family, child: str, man: str, open_: str) -> list[tuple[str, dict[str, Any], str, int]]:
     lmp = f.lmp
     return [
         ("visit before LMP", f.body("prenatal_visit", lmp - timedelta(days=1)), "occurred_at", 422),
         ("gestational week out of range", f.body("prenatal_visit", lmp + timedelta(days=60), gestational_weeks=47),
          "gestational_weeks", 422),
-        ("unknown risk grade", f.body("prenatal_visit", lmp + timedelta(days=60), risk_grade="blue"), "risk_grade", 422),
-        ("birth weight implausible", f.body("delivery", lmp + timedelta(days=200), place="hospital", mode="vaginal",
+        ("unknown risk grade", f.body("prenatal_visit", lmp + timedelta(days=60), risk_grade="blue"),
+         "risk_grade", 422),
+        ("birth weight implausible", f.body("delivery", lmp + timedelta(days=200), open_, place="hospital",
+                                            mode="vaginal",
                                             babies=[{"sex": "F", "birth_weight_g": 9100, "outcome": "live"}]),
          "babies.0.birth_weight_g", 422),
         ("delivery on a closed episode", f.body("delivery", lmp + timedelta(days=281), place="hospital",
@@ -243,7 +247,8 @@ async def test_each_rule_refuses_naming_its_field_and_changes_nothing(fam: Famil
     r = await http.post(f"{fam.url}/persons", json={"name": "李强", "sex": "M", "birth_date": "1990-01-01",
                                                     "residence_code": fam.residence})
     man = r.json()["person_id"]
-    for what, body, field, status in _rejections(fam, child, man):
+    still_pregnant = (await Family(http, stack).book()).pregnancy_id
+    for what, body, field, status in _rejections(fam, child, man, still_pregnant):
         before = await footprint(stack)
         r = await http.post(f"{fam.url}/encounters", json=body)
         assert r.status_code == status, (what, r.text)
@@ -258,8 +263,9 @@ async def test_postpartum_visit_needs_a_delivery_and_nothing_happens_after_death
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "subject_id"
     died = fam.lmp + timedelta(days=150)
     await fam.post(fam.body("death", died, fam.mother_id, died_on=died.isoformat()))
-    r = await http.post(f"{fam.url}/encounters", json=fam.body("delivery", died + timedelta(days=5), place="hospital",
-                                                               mode="caesarean", babies=[{"sex": "F", "outcome": "live"}]))
+    late = fam.body("delivery", died + timedelta(days=5), place="hospital", mode="caesarean",
+                    babies=[{"sex": "F", "outcome": "live"}])
+    r = await http.post(f"{fam.url}/encounters", json=late)
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "occurred_at", r.text
     r = await http.post(f"{fam.url}/encounters", json=fam.body("death", died, fam.mother_id, died_on=died.isoformat()))
     assert r.status_code == 409 and r.json()["errors"][0]["field"] == "person_id"
