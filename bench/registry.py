@@ -178,7 +178,8 @@ async def run(ctx: BenchContext) -> dict[str, Any]:
         "encounters": len(first) + len(later), "pregnancies_booked": pregnancies,
         "booking_per_s": round(pregnancies / booking_s),
         "batch_accepted": accepted, "batch_encounters_per_s": round(batch_rate),
-        "single_posts": len(singles), "single_ok": ok, "single_failed": len(singles) - ok, "single_requests_per_s": round(ok / single_s),
+        "single_posts": len(singles), "single_ok": ok, "single_failed": len(singles) - ok,
+        "single_requests_per_s": round(ok / single_s),
         "single_p50_ms": pct(lat, 0.5), "single_p99_ms": pct(lat, 0.99), "single_clients": SINGLE_CLIENTS,
         "copy_rows_per_s": round(copy), "batch_vs_copy": round(batch_rate / copy, 3),
     }

@@ -335,3 +335,19 @@ async def test_batch_answers_each_item_and_a_bad_item_spares_its_neighbours(fam:
     assert tuple(a - b for a, b in zip(after, before, strict=True)) == (6, 3, 4, 2)
     r = await http.post(f"{fam.url}/encounters:batch", json=[visit] * 1001)
     assert r.status_code == 413
+
+
+async def test_a_pregnancy_registration_is_voided_only_after_its_encounters(fam: Family, stack: Stack,
+                                                                            http: httpx.AsyncClient) -> None:
+    visit = await fam.post(fam.body("prenatal_visit", fam.lmp + timedelta(days=70)))
+    url = f"{fam.url}/pregnancies/{fam.pregnancy_id}"
+    r = await http.request("DELETE", url, json={"reason": "booked twice"})
+    assert r.status_code == 409 and r.json()["errors"][0]["field"] == "pregnancy_id"
+    r = await http.request("DELETE", f"{fam.url}/encounters/{SOURCE}/{visit['encounter_id']}", json={"reason": "x"})
+    assert r.status_code == 200
+    r = await http.request("DELETE", url, json={"reason": "booked twice"})
+    assert r.status_code == 200 and r.json()["version"] == 2
+    r = await http.post(f"{fam.url}/encounters", json=fam.body("prenatal_visit", fam.lmp + timedelta(days=80)))
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "subject_id"
+    evs = [m for t, m in await events_of(stack, f"pregnancy:{fam.pregnancy_id}") if t.endswith("pregnancy.recorded")]
+    assert [(m.version, m.voided) for m in evs] == [(1, False), (2, True)]

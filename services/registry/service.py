@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
@@ -136,6 +136,8 @@ async def register_pregnancy(conn: AsyncConnection, body: dict[str, Any], today:
     if decision.action == "unchanged":
         assert stored
         return 200, stored[0]
+    if stored and stored[0].voided:
+        raise fail("pregnancy_id", "the pregnancy registration was voided; register a new pregnancy id", 409)
     model.check_booking(req.lmp_date, req.registered_on, today)
     await known_institution(conn, req.institution_code)
     events: list[NewEvent] = []
@@ -160,6 +162,22 @@ async def register_pregnancy(conn: AsyncConnection, body: dict[str, Any], today:
     events.append(publish.pregnancy_recorded(p))
     await outbox.append(conn, events)
     return (201 if decision.action == "create" else 200), p
+
+
+async def void_pregnancy(conn: AsyncConnection, pregnancy_id: str, reason: str) -> Pregnancy:
+    """Void a registration made in error: only once its encounters are voided (they would lose their episode)."""
+    found = await sql.get_pregnancy(conn, pregnancy_id, for_update=True)
+    if found is None:
+        raise fail("pregnancy_id", f"no pregnancy {pregnancy_id}", 404)
+    preg = found[0]
+    if preg.voided:
+        return preg
+    if n := await sql.active_encounter_count(conn, pregnancy_id):
+        raise fail("pregnancy_id", f"the pregnancy has {n} active encounters: void them first", 409)
+    preg = replace(preg, voided=True, version=preg.version + 1)
+    await sql.void_pregnancy(conn, pregnancy_id, preg.version, reason)
+    await outbox.append(conn, [publish.pregnancy_recorded(preg)])
+    return preg
 
 
 # ---------------------------------------------------------------- encounters (set-based: one item or a batch)

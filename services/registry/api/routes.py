@@ -137,6 +137,21 @@ async def post_residence(person_id: str, body: ResidenceIn, request: Request,
     return ORJSONResponse({"person_id": person_id, "version": version}, status_code=status)
 
 
+@router.delete("/pregnancies/{pregnancy_id}", summary="Void a pregnancy registration (after its encounters)")
+async def void_pregnancy(pregnancy_id: str, request: Request, body: VoidIn | None = None, reason: str | None = None,
+                         p: Principal = Depends(require("registry:write"))) -> dict[str, Any]:
+    why = (body.reason if body else None) or reason
+    if not why:
+        raise invalid_many([{"field": "reason", "reason": "a void needs a reason"}])
+    try:
+        async with request.app.state.db.begin() as conn:
+            preg = await service.void_pregnancy(conn, pregnancy_id, why)
+            p.require_region(preg.residence_code, "pregnancy")
+    except DomainError as e:
+        raise _problem(e) from e
+    return {"pregnancy_id": pregnancy_id, "version": preg.version, "status": "voided"}
+
+
 @router.post("/encounters", summary="Post an encounter (idempotent on source + encounter_id)", status_code=201)
 async def post_encounter(request: Request, body: dict[str, Any] = Body(...),
                          p: Principal = Depends(require("registry:write"))) -> ORJSONResponse:

@@ -79,7 +79,7 @@ async def insert_person(conn: AsyncConnection, *, id_number: str | None, name: s
 
 def _pregnancy(r: Any) -> Pregnancy:
     return Pregnancy(r["pregnancy_id"], r["source"], str(r["mother_id"]), r["lmp_date"], r["registered_on"],
-                     r["institution_code"], r["residence_code"], r["version"], r["delivered_on"])
+                     r["institution_code"], r["residence_code"], r["version"], r["delivered_on"], r["voided"])
 
 
 async def get_pregnancy(conn: AsyncConnection, pregnancy_id: str,
@@ -342,3 +342,14 @@ async def save_marriage(conn: AsyncConnection, m: dict[str, Any], reason: str | 
         "insert into marriage_history (source, registration_id, version, registered_on, region_code, person_ids, "
         "voided, reason) values ($1, $2, $3, $4, $5, $6, $7, $8)", m["source"], m["registration_id"], m["version"],
         m["registered_on"], m["region_code"], pids, m["voided"], reason)
+
+
+async def void_pregnancy(conn: AsyncConnection, pregnancy_id: str, version: int, reason: str) -> None:
+    c = await raw(conn)
+    await c.execute("update pregnancy set voided = true, void_reason = $3, version = $2 where pregnancy_id = $1",
+                    pregnancy_id, version, reason)
+
+
+async def active_encounter_count(conn: AsyncConnection, pregnancy_id: str) -> int:
+    c = await raw(conn)
+    return int(await c.fetchval("select count(*) from encounter where pregnancy_id = $1 and not voided", pregnancy_id))
