@@ -12,7 +12,7 @@ import pytest
 from mch.events.v1 import registry_pb2 as pb
 from mch.events.v1.envelope_pb2 import Envelope
 
-from tests.conftest import Stack, fresh_county, village
+from tests.conftest import Stack, fresh_county, make_token, village
 from tests.helpers import setup_institutions
 
 SOURCE = "his-reg"
@@ -351,3 +351,16 @@ async def test_a_pregnancy_registration_is_voided_only_after_its_encounters(fam:
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "subject_id"
     evs = [m for t, m in await events_of(stack, f"pregnancy:{fam.pregnancy_id}") if t.endswith("pregnancy.recorded")]
     assert [(m.version, m.voided) for m in evs] == [(1, False), (2, True)]
+
+
+async def test_a_client_posts_only_for_institutions_in_its_region(fam: Family, stack: Stack) -> None:
+    other = await make_token(stack, ["registry:write"], region=fresh_county())
+    mine = await make_token(stack, ["registry:write"], region=fam.county)
+    body = fam.body("prenatal_visit", fam.lmp + timedelta(days=70))
+    async with httpx.AsyncClient(timeout=10) as c:
+        r = await c.post(f"{fam.url}/encounters", json=body, headers={"Authorization": f"Bearer {other}"})
+        assert r.status_code == 403 and r.json()["errors"][0]["field"] == "institution_code", r.text
+        r = await c.post(f"{fam.url}/encounters:batch", json=[body], headers={"Authorization": f"Bearer {other}"})
+        assert r.json()["items"][0]["status"] == 403
+        r = await c.post(f"{fam.url}/encounters", json=body, headers={"Authorization": f"Bearer {mine}"})
+        assert r.status_code == 201, r.text
