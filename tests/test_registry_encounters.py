@@ -364,3 +364,18 @@ async def test_a_client_posts_only_for_institutions_in_its_region(fam: Family, s
         assert r.json()["items"][0]["status"] == 403
         r = await c.post(f"{fam.url}/encounters", json=body, headers={"Authorization": f"Bearer {mine}"})
         assert r.status_code == 201, r.text
+
+
+async def test_a_corrected_delivery_date_moves_the_childs_birth(fam: Family, stack: Stack,
+                                                                http: httpx.AsyncClient) -> None:
+    on = fam.lmp + timedelta(days=272)
+    body = fam.body("delivery", on, place="hospital", mode="vaginal", babies=[{"sex": "F", "outcome": "live"}])
+    child = (await fam.post(body))["children"][0]
+    fixed_on = on - timedelta(days=1)
+    out = await fam.post({**body, "occurred_at": at(fixed_on), "version": 2}, 200)
+    assert out["children"] == [child] and out["gestational_days"] == 271
+    view = (await http.get(f"{fam.url}/persons/{child}")).json()
+    assert (view["birth_date"], view["version"], view["residence"]) == (
+        fixed_on.isoformat(), 2, [{"since": fixed_on.isoformat(), "region_code": fam.residence}])
+    evs = [m for _, m in await events_of(stack, f"person:{child}")]
+    assert [(m.version, m.birth_date) for m in evs] == [(1, on.isoformat()), (2, fixed_on.isoformat())]

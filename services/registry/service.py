@@ -236,6 +236,8 @@ class Changes:
     """Everything a unit of work writes, gathered so that a batch writes it set-based."""
 
     children: list[encounters.Person] = field(default_factory=list)
+    #: (the corrected child, its birth date before)
+    corrected: list[tuple[encounters.Person, date]] = field(default_factory=list)
     rows: list[tuple[dict[str, Any], str | None]] = field(default_factory=list)
     delivered: dict[str, date | None] = field(default_factory=dict)
     deaths: dict[str, tuple[date | None, str | None]] = field(default_factory=dict)
@@ -248,13 +250,15 @@ class Changes:
             self.delivered[out.delivered[0]] = out.delivered[1]
         if out.death:
             self.deaths[out.death[0]] = (out.death[1], out.death[2])
-        for c in out.new_children:
-            self.events.append(publish.person_upserted(c.person_id, c.sex, c.birth_date, c.residence, 1,
+        self.corrected += out.corrected_children
+        for c in out.new_children + [c for c, _ in out.corrected_children]:
+            self.events.append(publish.person_upserted(c.person_id, c.sex, c.birth_date, c.residence, c.version,
                                                        c.mother_id, c.born_in))
         self.events.append(_encounter_event(state, out.row))
 
     async def write(self, conn: AsyncConnection) -> None:
         await sql.insert_children(conn, self.children)
+        await sql.correct_children(conn, self.corrected)
         await sql.save_encounters(conn, self.rows)
         await sql.set_delivered_many(conn, self.delivered)
         await sql.set_deaths(conn, self.deaths)
@@ -287,6 +291,8 @@ async def load_state(conn: AsyncConnection, items: list[Parsed],
     person_ids = {p.req["subject_id"] for p in items if p.req["type"] not in PREGNANCY_ENCOUNTERS}
     person_ids |= {str(e["person_id"]) for e in st.encounters.values() if e.get("person_id")}
     person_ids |= {p.mother_id for p in st.pregnancies.values()}
+    person_ids |= {b["child_id"] for e in st.encounters.values() if e["type"] == "delivery"
+                   for b in e["body"].get("babies", []) if b.get("child_id")}
     st.persons = await sql.persons_by_id(conn, sorted(person_ids))
     dying = sorted({p.req["subject_id"] for p in items if p.req["type"] == "death"} & set(st.persons))
     if dying:

@@ -75,6 +75,8 @@ class Outcome:
 
     row: dict[str, Any]
     new_children: list[Person] = field(default_factory=list)
+    #: children whose birth date or sex a delivery correction changed, with their birth date before
+    corrected_children: list[tuple[Person, date]] = field(default_factory=list)
     delivered: tuple[str, date | None] | None = None
     death: tuple[str, date | None, str | None] | None = None
 
@@ -107,9 +109,22 @@ def prenatal_visit(p: Pregnancy, mother: Person | None, on: date, f: dict[str, A
                   "counts_as_antenatal_check": True}
 
 
+def corrected_child(child: Person, born: date, sex: str) -> Person | None:
+    """The child person after its delivery's date or its sex was corrected (None when unchanged): the birth
+    date moves, and so does the residence span that started at birth."""
+    if child.birth_date == born and child.sex == sex:
+        return None
+    residence = [(born if since == child.birth_date else since, code) for since, code in child.residence]
+    return replace(child, birth_date=born, sex=sex, residence=sorted(residence, key=lambda s: s[0] or born),
+                   version=child.version + 1)
+
+
 def delivery(p: Pregnancy, mother: Person | None, on: date, f: dict[str, Any],
-             old_babies: list[dict[str, Any]], is_correction: bool) -> tuple[Errors, dict[str, Any], list[Person]]:
-    """分娩: one record per baby; each live birth becomes a child person linked to the mother."""
+             old_babies: list[dict[str, Any]], is_correction: bool,
+             persons: dict[str, Person] | None = None
+             ) -> tuple[Errors, dict[str, Any], list[Person], list[tuple[Person, date]]]:
+    """分娩: one record per baby; each live birth becomes a child person linked to the mother. Returns the errors,
+    the stored fields, the new children and the children corrected (date or sex)."""
     errs: Errors = []
     if p.delivered_on is not None and not is_correction:
         raise fail("subject_id", f"the pregnancy already has a delivery on {p.delivered_on}: the episode is closed",
@@ -125,9 +140,10 @@ def delivery(p: Pregnancy, mother: Person | None, on: date, f: dict[str, Any],
             errs.append(field_error(f"babies.{i}.birth_weight_g",
                                     f"birth weight must be between {MIN_BIRTH_WEIGHT_G} and {MAX_BIRTH_WEIGHT_G} g"))
     if errs:
-        return errs, {}, []
+        return errs, {}, [], []
     residence = mother.residence_on(on) if mother and mother.residence else p.residence_code
     children: list[Person] = []
+    corrected: list[tuple[Person, date]] = []
     babies = []
     for i, b in enumerate(f["babies"]):
         child_id = old_babies[i].get("child_id") if i < len(old_babies) else None
@@ -135,10 +151,14 @@ def delivery(p: Pregnancy, mother: Person | None, on: date, f: dict[str, Any],
             child = Person(str(uuid.uuid4()), b["sex"], on, [(on, residence)], p.mother_id, p.pregnancy_id)
             children.append(child)
             child_id = child.person_id
+        elif child_id and persons and child_id in persons:
+            fixed = corrected_child(persons[child_id], on, b["sex"])
+            if fixed is not None:
+                corrected.append((fixed, persons[child_id].birth_date))
         babies.append({"sex": b["sex"], "birth_weight_g": b.get("birth_weight_g"), "outcome": b["outcome"],
                        "child_id": child_id if b["outcome"] == "live" else None})
     return [], {"place": f["place"], "mode": f["mode"], "babies": babies,
-                "gestational_days": p.gestational_days(on)}, children
+                "gestational_days": p.gestational_days(on)}, children, corrected
 
 
 def postpartum_visit(p: Pregnancy, mother: Person | None, on: date, is_42d: bool) -> tuple[Errors, dict[str, Any]]:
@@ -247,7 +267,8 @@ def decide(state: State, req: dict[str, Any], f: dict[str, Any], on: date, store
             errs, body = prenatal_visit(preg, person, on, f)
         elif typ == "delivery":
             old = stored["body"].get("babies", []) if stored else []
-            errs, body, out.new_children = delivery(preg, person, on, f, old, stored is not None)
+            errs, body, out.new_children, out.corrected_children = delivery(preg, person, on, f, old,
+                                                                           stored is not None, state.persons)
             out.delivered = (preg.pregnancy_id, on)
         else:
             errs, body = postpartum_visit(preg, person, on, typ == "postpartum_42d_check")
@@ -283,7 +304,7 @@ def apply(state: State, out: Outcome) -> None:
     """Keep the batch's state current after accepting `out` (later items of the batch see it)."""
     row = out.row
     state.encounters[(row["source"], row["encounter_id"])] = row
-    for c in out.new_children:
+    for c in out.new_children + [c for c, _ in out.corrected_children]:
         state.persons[c.person_id] = c
     if out.delivered:
         pid, on = out.delivered

@@ -188,6 +188,17 @@ async def insert_children(conn: AsyncConnection, children: list[Any]) -> None:
                         [(uuid.UUID(p.person_id), p.residence[0][0], p.residence[0][1]) for p in children])
 
 
+async def correct_children(conn: AsyncConnection, corrected: list[tuple[Any, date]]) -> None:
+    """A delivery correction moved a child's birth date or changed its sex (the birth residence span moves too)."""
+    if not corrected:
+        return
+    c = await raw(conn)
+    await c.executemany("update person set sex = $2, birth_date = $3, version = $4 where person_id = $1",
+                        [(uuid.UUID(p.person_id), p.sex, p.birth_date, p.version) for p, _ in corrected])
+    await c.executemany("update person_residence set since = $3 where person_id = $1 and since = $2",
+                        [(uuid.UUID(p.person_id), old, p.birth_date) for p, old in corrected if old != p.birth_date])
+
+
 def _encounter_args(row: dict[str, Any]) -> tuple[Any, ...]:
     return (row["source"], row["encounter_id"], row["version"], row["type"], row["subject_id"], row.get("pregnancy_id"),
             uuid.UUID(str(row["person_id"])) if row.get("person_id") else None, row["occurred_on"],

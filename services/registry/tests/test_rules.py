@@ -91,11 +91,17 @@ def test_a_second_delivery_closes_nothing_twice() -> None:
 
 def test_live_births_become_children_resident_with_the_mother() -> None:
     on = PREG.lmp_date + timedelta(days=270)
-    errs, body, kids = enc.delivery(PREG, MOTHER, on, {"place": "hospital", "mode": "vaginal", "babies": [
+    errs, body, kids, _ = enc.delivery(PREG, MOTHER, on, {"place": "hospital", "mode": "vaginal", "babies": [
         {"sex": "F", "birth_weight_g": 3000, "outcome": "live"}, {"sex": "M", "outcome": "stillbirth"}]}, [], False)
     assert not errs and len(kids) == 1 and body["babies"][1]["child_id"] is None
     assert (kids[0].mother_id, kids[0].born_in, kids[0].residence) == ("M1", "P", [(on, "320582101001")])
     # a correction keeps the child ids it gave
-    _, again, kids2 = enc.delivery(PREG, MOTHER, on, {"place": "home", "mode": "vaginal", "babies": [
-        {"sex": "F", "birth_weight_g": 3100, "outcome": "live"}]}, body["babies"], True)
-    assert not kids2 and again["babies"][0]["child_id"] == kids[0].person_id
+    _, again, kids2, fixed = enc.delivery(PREG, MOTHER, on, {"place": "home", "mode": "vaginal", "babies": [
+        {"sex": "F", "birth_weight_g": 3100, "outcome": "live"}]}, body["babies"], True, {kids[0].person_id: kids[0]})
+    assert not kids2 and not fixed and again["babies"][0]["child_id"] == kids[0].person_id
+    # a correction of the date (and the sex) moves the child's birth date and its birth residence span
+    later = on + timedelta(days=1)
+    _, _, _, fixed = enc.delivery(PREG, MOTHER, later, {"place": "home", "mode": "vaginal", "babies": [
+        {"sex": "M", "outcome": "live"}]}, body["babies"], True, {kids[0].person_id: kids[0]})
+    assert [(c.person_id, c.birth_date, c.sex, c.residence, c.version, old) for c, old in fixed] == [
+        (kids[0].person_id, later, "M", [(later, "320582101001")], 2, on)]
