@@ -2,7 +2,10 @@
 through the real API."""
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 import uuid
 from datetime import date, timedelta
 from pathlib import Path
@@ -142,5 +145,27 @@ async def test_the_shipped_region_table_is_loaded(stack: Stack) -> None:
     try:
         assert await conn.fetchval("select count(*) from region") == len(shipped)
         assert await conn.fetchval("select name from region where code = '320582'") == "张家港市"
+    finally:
+        await conn.close()
+
+
+async def test_a_newer_region_file_is_loaded_by_the_command(stack: Stack, tmp_path: Path) -> None:
+    county = fresh_county()
+    shipped = (ROOT / "services/registry/data/regions.csv").read_text(encoding="utf-8")
+    newer = tmp_path / "regions.csv"
+    newer.write_text(shipped + f"{county}101,示例镇\n{county}101001,示例村\n", encoding="utf-8")
+    env = {**os.environ, "MCH_DB_PREFIX": stack.spec.db_prefix}
+
+    def run(*args: str) -> str:
+        out = subprocess.run([sys.executable, "-m", "registry.regions", *args], env=env, check=True,
+                             capture_output=True, text=True)
+        return out.stdout
+
+    assert "loaded" in run("load", str(newer))
+    conn = await registry_db(stack)
+    try:
+        assert await conn.fetchval("select count(*) from region where code like $1", county + "%") == 3
+        run("load", str(ROOT / "services/registry/data/regions.csv"))
+        assert await conn.fetchval("select count(*) from region where code like $1", county + "%") == 1
     finally:
         await conn.close()
