@@ -2,8 +2,8 @@
 durable, outbox written) and through single posts at 50 concurrent clients, beside what raw asyncpg COPY of the
 same rows into a copy of the encounter table achieves in the same run (the ceiling of the database itself).
 
-Scale with BENCH_REGISTRY_ENCOUNTERS (default 100,000): a tenth of that many pregnancies, each with seven
-prenatal visits, a delivery and two postpartum visits.
+Scale with BENCH_REGISTRY_ENCOUNTERS (default 100,000): a tenth of that many pregnancies (booked through
+`POST /v1/pregnancies:batch`), each with seven prenatal visits, a delivery and two postpartum visits.
 """
 from __future__ import annotations
 
@@ -50,18 +50,13 @@ async def setup(ctx: BenchContext, http: httpx.AsyncClient, rng: random.Random,
     for _ in range(pregnancies):
         lmp = date(2025, 1, 1) + timedelta(days=rng.randint(0, 300))
         cases.append((f"P-{uuid.uuid4().hex[:14]}", lmp, rng.choice(insts)))
-    sem = asyncio.Semaphore(32)
-
-    async def book(pid: str, lmp: date, inst: str) -> None:
-        async with sem:
-            r = await http.post(f"{reg}/pregnancies", json={
-                "pregnancy_id": pid, "source": SOURCE, "lmp_date": lmp.isoformat(),
-                "registered_on": (lmp + timedelta(days=60)).isoformat(), "institution_code": inst,
-                "mother": {"name": "孕妇", "sex": "F", "birth_date": "1994-01-01",
-                           "residence_code": f"{COUNTY}{rng.randint(1, 12):03d}{rng.randint(1, 9):03d}"}})
-            r.raise_for_status()
-
-    await asyncio.gather(*(book(*c) for c in cases))
+    bodies = [{"pregnancy_id": pid, "source": SOURCE, "lmp_date": lmp.isoformat(),
+               "registered_on": (lmp + timedelta(days=60)).isoformat(), "institution_code": inst,
+               "mother": {"name": "孕妇", "sex": "F", "birth_date": "1994-01-01",
+                          "residence_code": f"{COUNTY}{rng.randint(1, 12):03d}{rng.randint(1, 9):03d}"}}
+              for pid, lmp, inst in cases]
+    booked = await post_batches(http, f"{reg}/pregnancies:batch", bodies)
+    assert booked == len(bodies), f"{booked} of {len(bodies)} pregnancies booked"
     return insts, cases
 
 

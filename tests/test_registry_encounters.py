@@ -379,3 +379,23 @@ async def test_a_corrected_delivery_date_moves_the_childs_birth(fam: Family, sta
         fixed_on.isoformat(), 2, [{"since": fixed_on.isoformat(), "region_code": fam.residence}])
     evs = [m for _, m in await events_of(stack, f"person:{child}")]
     assert [(m.version, m.birth_date) for m in evs] == [(1, on.isoformat()), (2, fixed_on.isoformat())]
+
+
+async def test_pregnancies_batch_answers_each_item(http: httpx.AsyncClient, stack: Stack) -> None:
+    county = fresh_county()
+    inst = sorted(await setup_institutions(http, stack, county))[0]
+    mother = {"name": "孙丽", "sex": "F", "birth_date": "1996-06-06", "residence_code": village(county)}
+
+    def preg(lmp: str, booked: str) -> dict[str, Any]:
+        return {"pregnancy_id": f"P-{uuid.uuid4().hex[:10]}", "source": SOURCE, "mother": mother, "lmp_date": lmp,
+                "registered_on": booked, "institution_code": inst}
+
+    items = [preg("2025-01-01", "2025-03-01"), preg("2025-05-01", "2025-03-01"), preg("2025-02-01", "2025-04-01")]
+    r = await http.post(f"{stack.url('registry')}/v1/pregnancies:batch", json=items)
+    assert r.status_code == 200, r.text
+    assert [i["status"] for i in r.json()["items"]] == [201, 422, 201]
+    assert r.json()["items"][1]["errors"][0]["field"] == "lmp_date"
+    for i in (0, 2):
+        got = await http.get(f"{stack.url('registry')}/v1/pregnancies/{items[i]['pregnancy_id']}")
+        assert got.status_code == 200
+    assert (await http.get(f"{stack.url('registry')}/v1/pregnancies/{items[1]['pregnancy_id']}")).status_code == 404

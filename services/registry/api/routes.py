@@ -15,7 +15,7 @@ from kit.logs import request_id
 
 from registry import service
 from registry.api.schemas import InstitutionIn, PersonIn, ResidenceIn, VoidIn
-from registry.domain.model import DomainError, Institution
+from registry.domain.model import DomainError, Institution, Pregnancy
 from registry.store import sql
 
 router = APIRouter(prefix="/v1", tags=["registry"])
@@ -69,10 +69,23 @@ async def post_pregnancy(request: Request, body: dict[str, Any] = Body(...),
             p.require_region(preg.residence_code, "residence_code")
     except DomainError as e:
         raise _problem(e) from e
-    return ORJSONResponse({**preg.__dict__, "lmp_date": str(preg.lmp_date),
-                           "registered_on": str(preg.registered_on),
-                           "delivered_on": str(preg.delivered_on) if preg.delivered_on else None},
-                          status_code=status)
+    return ORJSONResponse(_pregnancy_view(preg), status_code=status)
+
+
+def _pregnancy_view(preg: Pregnancy) -> dict[str, Any]:
+    return {**preg.__dict__, "lmp_date": str(preg.lmp_date), "registered_on": str(preg.registered_on),
+            "delivered_on": str(preg.delivered_on) if preg.delivered_on else None}
+
+
+@router.post("/pregnancies:batch", summary="Register up to 1000 pregnancies (建册); answered per item")
+async def post_pregnancies_batch(request: Request, body: list[Any] = Body(...),
+                                 p: Principal = Depends(require("registry:write"))) -> ORJSONResponse:
+    async def one(conn: Any, item: Any) -> service.ItemAnswer:
+        status, preg = await service.register_pregnancy(conn, item, _today())
+        p.require_region(preg.residence_code, "residence_code")
+        return status, _pregnancy_view(preg)
+
+    return _batch_answer(await _savepoint_batch(request, body, one), "pregnancy_id")
 
 
 @router.get("/pregnancies/{pregnancy_id}", summary="A pregnancy episode with its encounters")
@@ -242,21 +255,32 @@ async def post_marriage(request: Request, body: dict[str, Any] = Body(...),
     return ORJSONResponse(out, status_code=status)
 
 
-@router.post("/marriage-registrations:batch", summary="Post up to 1000 marriage registrations; answered per item")
-async def post_marriages_batch(request: Request, body: list[Any] = Body(...),
-                               p: Principal = Depends(require("registry:write"))) -> ORJSONResponse:
+async def _savepoint_batch(request: Request, body: list[Any],
+                           unit: Callable[[Any, Any], Awaitable[service.ItemAnswer]]) -> list[service.ItemAnswer]:
+    """Low-volume batches (registrations): one transaction, a savepoint per item, answered per item."""
     _check_batch(body)
     answers: list[service.ItemAnswer] = []
     async with request.app.state.db.begin() as conn:
         for item in body:
             try:
-                async with conn.begin_nested():  # civil-affairs volumes are small: a savepoint per item is fine
-                    status, out = await service.register_marriage(conn, item, _today())
-                    p.require_region(out["region_code"], "region_code")
-                answers.append((status, out))
+                async with conn.begin_nested():
+                    answers.append(await unit(conn, item))
             except DomainError as e:
                 answers.append((e.status, {"errors": e.errors}))
-    return _batch_answer(answers, "registration_id")
+            except Problem as e:  # outside the client's region
+                answers.append((e.status, {"errors": e.errors or [{"field": "region_code", "reason": e.detail}]}))
+    return answers
+
+
+@router.post("/marriage-registrations:batch", summary="Post up to 1000 marriage registrations; answered per item")
+async def post_marriages_batch(request: Request, body: list[Any] = Body(...),
+                               p: Principal = Depends(require("registry:write"))) -> ORJSONResponse:
+    async def one(conn: Any, item: Any) -> service.ItemAnswer:
+        status, out = await service.register_marriage(conn, item, _today())
+        p.require_region(out["region_code"], "region_code")
+        return status, out
+
+    return _batch_answer(await _savepoint_batch(request, body, one), "registration_id")
 
 
 @router.delete("/marriage-registrations/{source}/{registration_id}", summary="Void a marriage registration")
