@@ -210,7 +210,11 @@ async def save_encounters(conn: AsyncConnection, rows: list[tuple[dict[str, Any]
     if not rows:
         return
     c = await raw(conn)
-    # one statement per row for both tables: the history row is what the upsert returned
+    if len({(r["source"], r["encounter_id"]) for r, _ in rows}) == len(rows):
+        await _save_encounters_unnest(c, rows)
+        return
+    # the same encounter twice in a batch (a correction right after its original): one statement per row, in order;
+    # the history row is what the upsert returned
     await c.executemany(
         "with e as (insert into encounter (source, encounter_id, version, type, subject_id, pregnancy_id, person_id, "
         "occurred_on, institution_code, body, content_hash, voided, void_reason) "
@@ -223,6 +227,31 @@ async def save_encounters(conn: AsyncConnection, rows: list[tuple[dict[str, Any]
         "insert into encounter_history (source, encounter_id, version, body, voided, reason) "
         "select source, encounter_id, version, body, voided, $14 from e",
         [(*_encounter_args(r), why) for r, why in rows])
+
+
+_UPSERT_SET = (
+    "on conflict (source, encounter_id) do update set version = excluded.version, type = excluded.type, "
+    "subject_id = excluded.subject_id, pregnancy_id = excluded.pregnancy_id, person_id = excluded.person_id, "
+    "occurred_on = excluded.occurred_on, institution_code = excluded.institution_code, body = excluded.body, "
+    "content_hash = excluded.content_hash, voided = excluded.voided, void_reason = excluded.void_reason, "
+    "updated_at = now()")
+
+
+async def _save_encounters_unnest(c: Any, rows: list[tuple[dict[str, Any], str | None]]) -> None:
+    """Set-based: the batch's rows as arrays, one statement per table (each key once in the batch)."""
+    cols = list(zip(*[_encounter_args(r) for r, _ in rows], strict=True))
+    reasons = [why for _, why in rows]
+    await c.execute(
+        "insert into encounter (source, encounter_id, version, type, subject_id, pregnancy_id, person_id, "
+        "occurred_on, institution_code, body, content_hash, voided, void_reason) "
+        "select s, i, v, t, sub, preg, per, occ, inst, b::jsonb, h, vd, vr from unnest($1::text[], $2::text[], "
+        "$3::int[], $4::text[], $5::text[], $6::text[], $7::uuid[], $8::date[], $9::text[], $10::text[], "
+        "$11::text[], $12::bool[], $13::text[]) as x(s, i, v, t, sub, preg, per, occ, inst, b, h, vd, vr) "
+        + _UPSERT_SET, *cols)
+    await c.execute(
+        "insert into encounter_history (source, encounter_id, version, body, voided, reason) "
+        "select s, i, v, b::jsonb, vd, r from unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::bool[], "
+        "$6::text[]) as x(s, i, v, b, vd, r)", cols[0], cols[1], cols[2], cols[9], cols[11], reasons)
 
 
 async def set_delivered_many(conn: AsyncConnection, changes: dict[str, date | None]) -> None:
