@@ -102,13 +102,13 @@ async def record_screening(conn: AsyncConnection, body: dict[str, Any], region_p
     if decision.action == "unchanged":
         assert stored is not None
         _forbid_region(stored["residence_code"], region_prefix, "subject_id")
-        case = await sql.case_of_screening(conn, req.source, req.screening_id)
-        return 200, view_screening(stored, case)
+        return 200, view_screening(stored, await sql.case_of_screening(conn, req.source, req.screening_id))
     if stored and stored["voided"]:
         raise fail("screening_id", "the result was voided; post a new screening id", 409)
-    if stored and stored["type"] != req.type:
-        raise fail("type", f"a correction cannot change the type ({stored['type']}); void the result and post a "
-                   "new one", 409)
+    for fixed in ("type", "subject_id"):
+        if stored and stored[fixed] != getattr(req, fixed):
+            raise fail(fixed, f"a correction cannot change {fixed} ({stored[fixed]}); void the result and post a "
+                       "new one", 409)
     inst_region = await sql.institution_region(conn, req.institution_code)
     if inst_region is None:
         raise fail("institution_code", f"unknown institution {req.institution_code}: register it in the registry "
