@@ -96,6 +96,7 @@ async def record_screening(conn: AsyncConnection, body: dict[str, Any], region_p
     req, result, spec = model.parse(body)
     model.check_dates(req.performed_on, today)
     h = model.content_hash(body)
+    await sql.lock_record(conn, f"screening:{req.source}/{req.screening_id}")
     stored = await sql.get_screening(conn, req.source, req.screening_id, for_update=True)
     decision = model.decide_version(stored["version"] if stored else None, stored["content_hash"] if stored else None,
                                     h, req.version)

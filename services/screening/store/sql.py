@@ -102,6 +102,12 @@ async def graded_visits(conn: AsyncConnection, pregnancy_id: str) -> list[tuple[
 
 
 # ---------------------------------------------------------------- screening results
+async def lock_record(conn: AsyncConnection, key: str) -> None:
+    """Serialise concurrent posts of one source record (the first insert would otherwise race)."""
+    c = await raw(conn)
+    await c.execute("select pg_advisory_xact_lock(hashtextextended($1, 0))", key)
+
+
 async def get_screening(conn: AsyncConnection, source: str, screening_id: str,
                         for_update: bool = False) -> dict[str, Any] | None:
     c = await raw(conn)

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from screening.domain import model, rules
-from screening.domain.rules import RuleError, RuleSet, Rules
+from screening.domain.rules import RuleError, Rules, RuleSet
 
 RULES = rules.load()
 V1 = RULES.current
