@@ -200,6 +200,28 @@ async def test_bad_results_are_refused_naming_the_field_and_change_nothing(
         assert g.status_code == 404
 
 
+async def indicator_codes(http: httpx.AsyncClient, stack: Stack) -> set[str]:
+    r = await http.get(f"{stack.url('indicators')}/v1/indicators")
+    assert r.status_code == 200, r.text
+    rows = r.json()
+    rows = rows.get("indicators", rows) if isinstance(rows, dict) else rows
+    return {row["code"] for row in rows}
+
+
+async def wait_counts(http: httpx.AsyncClient, stack: Stack, region: str, period: str,
+                      want: dict[str, tuple[int, int]]) -> None:
+    """The indicators' numerator and denominator (an absent row counts as 0 / 0)."""
+    async def ok() -> dict[str, Any] | None:
+        r = await http.get(f"{stack.url('indicators')}/v1/indicators/values",
+                           params={"region": region, "period": period, "codes": ",".join(want)})
+        assert r.status_code == 200, r.text
+        got = {row["code"]: (row["numerator"] or 0, row["denominator"] or 0) for row in r.json()["rows"]}
+        got = {k: got.get(k, (0, 0)) for k in want}
+        return got if got == want else None
+
+    await wait_for(ok, 30)
+
+
 async def test_idempotency_correction_and_void(http: httpx.AsyncClient, stack: Stack) -> None:
     county = fresh_county()
     inst = await institution(http, stack, county)
@@ -209,6 +231,9 @@ async def test_idempotency_correction_and_void(http: httpx.AsyncClient, stack: S
     b = body("prenatal_serum", f.pregnancy_id, inst, d, t21_risk="1/150", t18_risk="1/9000", ntd_risk="low")
     first = (await post(http, stack, b)).json()
     case_id = first["followup"]["case_id"]
+    followed = "prenatal_high_risk_followup_rate" in await indicator_codes(http, stack)
+    if followed:  # one high-risk prenatal screen, not yet contacted
+        await wait_counts(http, stack, county, str(d.year), {"prenatal_high_risk_followup_rate": (0, 1)})
     url = f"{stack.url('screening')}/v1/screenings"
     again = await http.post(url, json=b)  # a HIS retry
     assert again.status_code == 200 and again.json()["version"] == 1
@@ -225,6 +250,8 @@ async def test_idempotency_correction_and_void(http: httpx.AsyncClient, stack: S
     assert out["followup"]["closed_reason"] == "result corrected to normal"
     c = await http.get(f"{stack.url('screening')}/v1/followups/{case_id}")
     assert c.status_code == 200 and c.json()["status"] == "closed" and c.json()["outcome"] is None
+    if followed:  # the indicators follow: no high-risk screen any more
+        await wait_counts(http, stack, county, str(d.year), {"prenatal_high_risk_followup_rate": (0, 0)})
     # corrected back to high risk: the same case opens again
     r = await http.post(url, json={**b, "version": 3, "t21_risk": "1/200"})
     assert r.json()["followup"]["case_id"] == case_id and r.json()["followup"]["status"] == "open"

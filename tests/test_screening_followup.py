@@ -199,3 +199,72 @@ async def test_a_high_risk_grade_opens_the_pregnancy_case(http: httpx.AsyncClien
 
     cg = await wait_for(closed, 30)
     assert cg["closed_reason"] == "risk grade corrected below orange" and cg["outcome"] is None
+
+
+def _read_topic(stack: Stack) -> list[tuple[int, str, Any]]:
+    """Every event on the screening topic so far: (partition, subject key, envelope)."""
+    from kafka import KafkaConsumer, TopicPartition
+    from kit.events import parse
+
+    topic = stack.settings.topic("screening")
+    c = KafkaConsumer(bootstrap_servers=stack.settings.kafka_bootstrap, group_id=None, enable_auto_commit=False,
+                      auto_offset_reset="earliest", fetch_max_wait_ms=50)
+    try:
+        parts = sorted(c.partitions_for_topic(topic) or [])
+        tps = [TopicPartition(topic, p) for p in parts]
+        c.assign(tps)
+        c.seek_to_beginning(*tps)
+        out = []
+        for _ in range(20):
+            batch = c.poll(timeout_ms=200, max_records=5000)
+            if not batch and out:
+                break
+            for tp, msgs in batch.items():
+                out += [(tp.partition, m.key.decode(), parse(m.value)) for m in msgs]
+        return out
+    finally:
+        c.close()
+
+
+async def test_events_carry_the_whole_state_keyed_by_subject(http: httpx.AsyncClient, stack: Stack) -> None:
+    from kit.events import payload
+    from mch.events.v1 import screening_pb2 as scr
+
+    county = fresh_county()
+    inst = await institution(http, stack, county)
+    f = await family(http, stack, county, inst)
+    await known(http, stack, f)
+    d = f.lmp + timedelta(days=16 * 7)
+    b = body("prenatal_serum", f.pregnancy_id, inst, d, t21_risk="1/120", t18_risk="1/8000", ntd_risk="high")
+    case_id = (await post(http, stack, b)).json()["followup"]["case_id"]
+    r = await http.post(f"{stack.url('screening')}/v1/screenings",
+                        json={**b, "version": 2, "t21_risk": "1/5000", "ntd_risk": "low"})
+    assert r.status_code == 200, r.text
+    key = f"{SOURCE}/{b['screening_id']}"
+
+    async def mine() -> list[tuple[int, str, Any]] | None:
+        evs = [e for e in await asyncio.to_thread(_read_topic, stack)
+               if e[2].type in ("screening.result.recorded", "screening.followup.changed")]
+        found = [e for e in evs if (e[2].type == "screening.result.recorded"
+                                    and payload(e[2], scr.ScreeningRecorded).screening_key == key)
+                 or (e[2].type == "screening.followup.changed"
+                     and payload(e[2], scr.FollowupCaseChanged).case_id == case_id)]
+        return found if len(found) == 4 else None
+
+    found = await wait_for(mine, 30)
+    assert {(p, k) for p, k, _ in found} == {(found[0][0], f"pregnancy:{f.pregnancy_id}")}  # one key, in order
+    results = [payload(e, scr.ScreeningRecorded) for _, _, e in found if e.type == "screening.result.recorded"]
+    cases = [payload(e, scr.FollowupCaseChanged) for _, _, e in found if e.type == "screening.followup.changed"]
+    assert [(x.version, x.classification, x.followup_case_id) for x in results] == [
+        (1, "high_risk", case_id), (2, "normal", case_id)]
+    first = results[0]
+    assert (first.type, first.subject_id, first.pregnancy_id, first.person_id, first.performed_on) == (
+        "prenatal_serum", f.pregnancy_id, f.pregnancy_id, f.mother_id, d.isoformat())
+    assert (first.institution_code, first.institution_region, first.residence_code) == (
+        inst, village(county), village(county))
+    assert first.rule_version == "screening-rules-2026.1"
+    assert (first.prenatal_serum.t21_risk_n, first.prenatal_serum.t18_risk_n, first.prenatal_serum.ntd_risk) == (
+        120, 8000, "high")
+    assert [(c.version, c.status, c.closed_reason, c.screening_key, c.reason) for c in cases] == [
+        (1, "open", "", key, "high_risk"), (2, "closed", "result corrected to normal", key, "high_risk")]
+    assert cases[0].due_on == (d + timedelta(14)).isoformat() and cases[0].region_code == village(county)
