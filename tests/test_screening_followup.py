@@ -13,16 +13,18 @@ from kit.events import NewEvent, envelope
 from mch.events.v1 import registry_pb2 as reg
 
 from tests.conftest import Stack, fresh_county, make_token, village, wait_for
-from tests.helpers import wait_values
-from tests.test_screening_api import SOURCE, Family, body, family, institution, known, post, today
-
-
-async def catalogue(http: httpx.AsyncClient, stack: Stack) -> set[str]:
-    r = await http.get(f"{stack.url('indicators')}/v1/indicators")
-    assert r.status_code == 200, r.text
-    rows = r.json()
-    rows = rows.get("indicators", rows) if isinstance(rows, dict) else rows
-    return {row["code"] for row in rows}
+from tests.test_screening_api import (
+    SOURCE,
+    Family,
+    body,
+    family,
+    indicator_codes,
+    institution,
+    known,
+    post,
+    today,
+    wait_counts,
+)
 
 
 async def act(http: httpx.AsyncClient, stack: Stack, case_id: str, action: str, on: date,
@@ -117,9 +119,9 @@ async def test_a_case_life_actions_overdue_list_and_indicators(http: httpx.Async
     full = await followups(http, stack, region=county)
     assert next(c for c in full["items"] if c["case_id"] == m)["actions"][0]["note"] == "母亲电话已联系"
 
-    codes = await catalogue(http, stack)
+    codes = await indicator_codes(http, stack)
     cases = listed["items"]
-    want: dict[int, dict[str, tuple[int, int | None]]] = {}
+    want: dict[int, dict[str, tuple[int, int]]] = {}
     if "followup_completion_rate" in codes:
         for y in {date.fromisoformat(c["due_on"]).year for c in cases}:
             want.setdefault(y, {})["followup_completion_rate"] = completion(cases, y)
@@ -127,7 +129,7 @@ async def test_a_case_life_actions_overdue_list_and_indicators(http: httpx.Async
         # two high-risk prenatal screens on screen_on, one with a contact action
         want.setdefault(screen_on.year, {})["prenatal_high_risk_followup_rate"] = (1, 2)
     for y, w in want.items():
-        await wait_values(http, stack, county, str(y), w)
+        await wait_counts(http, stack, county, str(y), w)
 
 
 def _visit(pregnancy_id: str, mother_id: str, key: str, on: date, grade: str, inst: str, county: str,
@@ -186,10 +188,10 @@ async def test_a_high_risk_grade_opens_the_pregnancy_case(http: httpx.AsyncClien
         "red", visit_on.isoformat(), (visit_on + timedelta(14)).isoformat(), "open", None)
     assert cf["person_id"] == f.mother_id and cf["region_code"] == village(county)
     assert (await act(http, stack, cf["case_id"], "referred", visit_on + timedelta(3))).status_code == 201
-    codes = await catalogue(http, stack)
+    codes = await indicator_codes(http, stack)
     if "high_risk_management_rate" in codes:
         # both women delivered high-risk; only f's case was managed (≥ 1 action)
-        await wait_values(http, stack, county, str(f.born.year), {"high_risk_management_rate": (1, 2)})
+        await wait_counts(http, stack, county, str(f.born.year), {"high_risk_management_rate": (1, 2)})
     # g's grade corrected to green: its case is closed (kept) with the reason
     await graded_visit(http, stack, g, "V-g-1", visit_on, "green", 2)
 
