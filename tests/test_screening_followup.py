@@ -100,6 +100,8 @@ async def test_a_case_life_actions_overdue_list_and_indicators(http: httpx.Async
     overdue = await followups(http, stack, region=county, overdue="true")
     assert {c["case_id"] for c in overdue["items"]} == {hearing["case_id"], serum["case_id"]}
     assert all(c["overdue"] for c in overdue["items"])
+    on_time = await followups(http, stack, region=county, overdue="false")
+    assert {c["case_id"] for c in on_time["items"]} == {m, cfdna["case_id"]}
     assert [c["case_id"] for c in (await followups(http, stack, region=county, type="newborn_hearing"))["items"]] \
         == [hearing["case_id"]]
     closed = await followups(http, stack, region=county, status="closed")

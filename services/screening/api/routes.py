@@ -1,6 +1,7 @@
 """Screening endpoints: results (+ batch, void), follow-up cases and their actions."""
 from __future__ import annotations
 
+import uuid
 from datetime import date
 from typing import Any, Literal
 
@@ -136,18 +137,12 @@ async def list_followups(
     if after:
         try:
             d, cid = after.split("_", 1)
-            cursor = (date.fromisoformat(d), cid)
-            import uuid
-            uuid.UUID(cid)
+            cursor = (date.fromisoformat(d), str(uuid.UUID(cid)))
         except ValueError as e:
             raise invalid("after", "not a cursor this endpoint gave") from e
     today = service.today_cn()
-    if overdue is False:
-        status = status or "open"
     async with request.app.state.db.connect() as conn:
-        cases = await sql.list_cases(conn, reg, status, today if overdue else None, type, limit + 1, cursor)
-    if overdue is False:
-        cases = [c for c in cases if not c.overdue(today)]
+        cases = await sql.list_cases(conn, reg, status, overdue, today, type, limit + 1, cursor)
     page = cases[:limit]
     unmask = p.has("pii:read")
     if any(a.note for c in page for a in c.actions):

@@ -218,18 +218,19 @@ async def save_case(conn: AsyncConnection, case: Case, recorded_by: str = "") ->
                         recorded_by)
 
 
-async def list_cases(conn: AsyncConnection, region: str, status: str | None, overdue_before: date | None,
+async def list_cases(conn: AsyncConnection, region: str, status: str | None, overdue: bool | None, today: date,
                      case_type: str | None, limit: int, after: tuple[date, str] | None) -> list[Case]:
-    """Cases under a region prefix (index followup_region), oldest due first, keyset-paged on (due_on, case_id)."""
+    """Cases under a region prefix (index followup_region), oldest due first, keyset-paged on (due_on, case_id).
+    `overdue`: True = open and past due on `today`; False = not that; None = either."""
     c = await raw(conn)
     where = ["region_code like $1"]
     args: list[Any] = [region + "%"]
     if status:
         args.append(status)
         where.append(f"status = ${len(args)}")
-    if overdue_before is not None:
-        args.append(overdue_before)
-        where.append(f"status = 'open' and due_on < ${len(args)}")
+    if overdue is not None:
+        args.append(today)
+        where.append(("" if overdue else "not ") + f"(status = 'open' and due_on < ${len(args)})")
     if case_type:
         args.append(case_type)
         where.append(f"screening_type = ${len(args)}")
