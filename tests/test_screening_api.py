@@ -277,8 +277,9 @@ async def test_scopes_and_regions(http: httpx.AsyncClient, stack: Stack) -> None
     await known(http, stack, f)
     url = f"{stack.url('screening')}/v1/screenings"
     b = body("newborn_hearing", f.child_id, inst, f.born + timedelta(1), round="initial", result="pass")
-    r = await httpx.AsyncClient().post(url, json=b)
-    assert r.status_code == 401
+    async with httpx.AsyncClient() as anonymous:
+        r = await anonymous.post(url, json=b)
+    assert r.status_code == 401 and r.headers["content-type"].startswith("application/problem+json")
     reader = await make_token(stack, ["screening:read"], county)
     r = await http.post(url, json=b, headers={"Authorization": f"Bearer {reader}"})
     assert r.status_code == 403
