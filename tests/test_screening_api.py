@@ -40,8 +40,9 @@ async def institution(http: httpx.AsyncClient, stack: Stack, county: str) -> str
     return code
 
 
-async def family(http: httpx.AsyncClient, stack: Stack, county: str, inst: str, born_days_ago: int = 20,
-                 township: int = 1) -> Family:
+async def pregnancy(http: httpx.AsyncClient, stack: Stack, county: str, inst: str, born_days_ago: int = 20,
+                    township: int = 1) -> Family:
+    """A mother registered with her pregnancy (建册); `born` is the day `deliver` will post."""
     born = today() - timedelta(days=born_days_ago)
     lmp = born - timedelta(days=275)
     pid = f"P-{uuid.uuid4().hex[:12]}"
@@ -52,13 +53,24 @@ async def family(http: httpx.AsyncClient, stack: Stack, county: str, inst: str, 
         "lmp_date": lmp.isoformat(), "registered_on": (lmp + timedelta(days=60)).isoformat(),
         "institution_code": inst})
     assert r.status_code == 201, r.text
-    mother = r.json()["mother_id"]
+    return Family(county, inst, pid, r.json()["mother_id"], "", lmp, born)
+
+
+async def deliver(http: httpx.AsyncClient, stack: Stack, f: Family) -> Family:
     r = await http.post(f"{stack.url('registry')}/v1/encounters", json={
         "encounter_id": f"E-{uuid.uuid4().hex[:12]}", "source": SOURCE, "type": "delivery",
-        "occurred_at": f"{born.isoformat()}T10:00:00+08:00", "institution_code": inst, "subject_id": pid,
-        "place": "hospital", "mode": "vaginal", "babies": [{"sex": "M", "birth_weight_g": 3300, "outcome": "live"}]})
+        "occurred_at": f"{f.born.isoformat()}T10:00:00+08:00", "institution_code": f.institution,
+        "subject_id": f.pregnancy_id, "place": "hospital", "mode": "vaginal",
+        "babies": [{"sex": "M", "birth_weight_g": 3300, "outcome": "live"}]})
     assert r.status_code == 201, r.text
-    return Family(county, inst, pid, mother, r.json()["children"][0], lmp, born)
+    f.child_id = r.json()["children"][0]
+    return f
+
+
+async def family(http: httpx.AsyncClient, stack: Stack, county: str, inst: str, born_days_ago: int = 20,
+                 township: int = 1) -> Family:
+    """A mother (registered with her pregnancy) and the child of its delivery, as the registry knows them."""
+    return await deliver(http, stack, await pregnancy(http, stack, county, inst, born_days_ago, township))
 
 
 def body(t: str, subject: str, inst: str, on: date, **fields: Any) -> dict[str, Any]:

@@ -17,11 +17,13 @@ from tests.test_screening_api import (
     SOURCE,
     Family,
     body,
+    deliver,
     family,
     indicator_codes,
     institution,
     known,
     post,
+    pregnancy,
     today,
     wait_counts,
 )
@@ -171,14 +173,15 @@ async def graded_visit(http: httpx.AsyncClient, stack: Stack, f: Family, eid: st
 async def test_a_high_risk_grade_opens_the_pregnancy_case(http: httpx.AsyncClient, stack: Stack) -> None:
     county = fresh_county()
     inst = await institution(http, stack, county)
-    f = await family(http, stack, county, inst, born_days_ago=30)
-    g = await family(http, stack, county, inst, born_days_ago=30)
-    await known(http, stack, f)
+    f = await pregnancy(http, stack, county, inst, born_days_ago=30)
+    g = await pregnancy(http, stack, county, inst, born_days_ago=30)
     visit_on = f.lmp + timedelta(days=20 * 7)
-    await graded_visit(http, stack, f, "V-f-1", visit_on - timedelta(28), "yellow", 1)
-    await graded_visit(http, stack, f, "V-f-2", visit_on, "red", 1)
-    await graded_visit(http, stack, f, "V-f-3", visit_on + timedelta(28), "orange", 1)
-    await graded_visit(http, stack, g, "V-g-1", visit_on, "orange", 1)
+    await graded_visit(http, stack, f, f"V-{f.pregnancy_id}-1", visit_on - timedelta(28), "yellow", 1)
+    await graded_visit(http, stack, f, f"V-{f.pregnancy_id}-2", visit_on, "red", 1)
+    await graded_visit(http, stack, f, f"V-{f.pregnancy_id}-3", visit_on + timedelta(28), "orange", 1)
+    await graded_visit(http, stack, g, f"V-{g.pregnancy_id}-1", visit_on, "orange", 1)
+    for x in (f, g):
+        await deliver(http, stack, x)
 
     async def cases() -> list[dict[str, Any]] | None:
         items = (await followups(http, stack, region=county, type="pregnancy_high_risk"))["items"]
@@ -195,7 +198,7 @@ async def test_a_high_risk_grade_opens_the_pregnancy_case(http: httpx.AsyncClien
         # both women delivered high-risk; only f's case was managed (≥ 1 action)
         await wait_counts(http, stack, county, str(f.born.year), {"high_risk_management_rate": (1, 2)})
     # g's grade corrected to green: its case is closed (kept) with the reason
-    await graded_visit(http, stack, g, "V-g-1", visit_on, "green", 2)
+    await graded_visit(http, stack, g, f"V-{g.pregnancy_id}-1", visit_on, "green", 2)
 
     async def closed() -> dict[str, Any] | None:
         r = await http.get(f"{stack.url('screening')}/v1/followups/{found[g.pregnancy_id]['case_id']}")
