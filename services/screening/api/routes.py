@@ -12,7 +12,7 @@ from kit.errors import Problem, invalid, invalid_many
 from kit.logs import request_id
 from pydantic import BaseModel, ConfigDict, Field
 
-from screening import service
+from screening import metrics, service
 from screening.domain.followup import ACTIONS
 from screening.domain.model import TYPES, DomainError
 from screening.store import sql
@@ -58,6 +58,8 @@ async def post_screening(request: Request, body: dict[str, Any] = Body(...),
             status, out = await service.record_screening(conn, body, p.region_prefix)
     except DomainError as e:
         raise _problem(e) from e
+    if status == 201:
+        metrics.RESULTS.labels(out["type"], out["classification"]).inc()
     return ORJSONResponse(out, status_code=status)
 
 
@@ -176,4 +178,6 @@ async def post_action(case_id: str, body: ActionIn, request: Request,
                                                     p.region_prefix, p.client_id)
     except DomainError as e:
         raise _problem(e) from e
+    if status == 201:
+        metrics.ACTIONS.labels(body.action).inc()
     return ORJSONResponse(service.view_case(case, service.today_cn()), status_code=status)
