@@ -302,5 +302,13 @@ async def test_scopes_and_regions(http: httpx.AsyncClient, stack: Stack) -> None
                        headers={"Authorization": f"Bearer {elsewhere}"})
     assert r.status_code == 403
     writer = await make_token(stack, ["screening:write", "screening:read"], county)
-    r = await http.post(url, json=b, headers={"Authorization": f"Bearer {writer}"})
+    r = await http.post(url, json={**b, "note": "家长王某拒绝复筛"}, headers={"Authorization": f"Bearer {writer}"})
     assert r.status_code == 201, r.text
+    # free-text notes are masked without pii:read
+    masked = await http.get(f"{url}/{SOURCE}/{b['screening_id']}", headers={"Authorization": f"Bearer {reader}"})
+    assert masked.status_code == 200 and masked.json()["note"] == "***"
+    assert masked.json()["history"][0]["result"]["note"] == "***"
+    full = await http.get(f"{url}/{SOURCE}/{b['screening_id']}")
+    assert full.json()["note"] == "家长王某拒绝复筛"
+    r = await http.get(f"{url}/{SOURCE}/{b['screening_id']}", headers={"Authorization": f"Bearer {elsewhere}"})
+    assert r.status_code == 403

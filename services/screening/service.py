@@ -172,15 +172,16 @@ async def void_screening(conn: AsyncConnection, source: str, screening_id: str, 
     return view_screening(stored, found)
 
 
-async def get_screening(conn: AsyncConnection, source: str, screening_id: str,
-                        region_prefix: str = "") -> dict[str, Any]:
+async def get_screening(conn: AsyncConnection, source: str, screening_id: str, region_prefix: str = "",
+                        unmask: bool = False) -> dict[str, Any]:
     stored = await sql.get_screening(conn, source, screening_id)
     if stored is None:
         raise fail("screening_id", f"no screening {source}/{screening_id}", 404)
     _forbid_region(stored["residence_code"], region_prefix, "screening_id")
     case = await sql.case_of_screening(conn, source, screening_id)
-    out = view_screening(stored, case)
-    out["history"] = await sql.screening_history(conn, source, screening_id)
+    out = view_screening(stored, case, unmask)
+    history = await sql.screening_history(conn, source, screening_id)
+    out["history"] = [{**h, "result": _masked(h["result"], unmask)} for h in history]
     return out
 
 
@@ -267,10 +268,13 @@ async def apply_registry_events(conn: AsyncConnection, events: Sequence[tuple[st
 
 
 # ---------------------------------------------------------------- views
+def _masked(result: dict[str, Any], unmask: bool) -> dict[str, Any]:
+    """Free-text notes may name people: masked unless the reader holds pii:read."""
+    return result if unmask or not result.get("note") else {**result, "note": "***"}
+
+
 def view_screening(row: dict[str, Any], case: Case | None, unmask: bool = True) -> dict[str, Any]:
-    result = dict(row["result"])
-    if not unmask and result.get("note"):
-        result["note"] = "***"
+    result = _masked(row["result"], unmask)
     return {
         "screening_id": row["screening_id"], "source": row["source"], "version": row["version"],
         "type": row["type"], "status": "voided" if row["voided"] else "active", "subject_id": row["subject_id"],

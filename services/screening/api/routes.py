@@ -87,19 +87,12 @@ async def post_screenings_batch(request: Request, body: list[dict[str, Any]] = B
 @router.get("/screenings/{source}/{screening_id}", summary="A screening result with its history and case")
 async def get_screening(source: str, screening_id: str, request: Request,
                         p: Principal = Depends(require("screening:read"))) -> dict[str, Any]:
+    unmask = p.has("pii:read")
     try:
         async with request.app.state.db.connect() as conn:
-            out = await service.get_screening(conn, source, screening_id, p.region_prefix)
+            out = await service.get_screening(conn, source, screening_id, p.region_prefix, unmask)
     except DomainError as e:
         raise _problem(e) from e
-    unmask = p.has("pii:read")
-    if not unmask:
-        out = {**out, "note": "***" if out.get("note") else out.get("note"),
-               "history": [{**h, "result": {**h["result"], **({"note": "***"} if h["result"].get("note") else {})}}
-                           for h in out["history"]]}
-        if out["followup"]:
-            out["followup"]["actions"] = [{**a, "note": "***" if a["note"] else None}
-                                          for a in out["followup"]["actions"]]
     await _audit(request, p, "screening", f"{source}/{screening_id}", unmask)
     return out
 
