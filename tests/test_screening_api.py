@@ -312,3 +312,18 @@ async def test_scopes_and_regions(http: httpx.AsyncClient, stack: Stack) -> None
     assert full.json()["note"] == "家长王某拒绝复筛"
     r = await http.get(f"{url}/{SOURCE}/{b['screening_id']}", headers={"Authorization": f"Bearer {elsewhere}"})
     assert r.status_code == 403
+
+
+async def test_rules_are_published_and_batches_are_bounded(http: httpx.AsyncClient, stack: Stack) -> None:
+    r = await http.get(f"{stack.url('screening')}/v1/rules")
+    assert r.status_code == 200, r.text
+    rules = r.json()
+    assert rules["current"] == "screening-rules-2026.1"
+    serum = rules["sets"][0]["types"]["prenatal_serum"][0]
+    assert serum["classification"] == "high_risk" and {"fact": "t21_risk_n", "between": [1, 270]} in \
+        serum["when"]["any"]
+    r = await http.post(f"{stack.url('screening')}/v1/screenings:batch", json=[{}] * 1001)
+    assert r.status_code == 413 and r.json()["errors"][0]["field"] == "body"
+    doc = (await http.get(f"{stack.url('screening')}/openapi.json")).json()
+    assert {"/v1/screenings", "/v1/screenings:batch", "/v1/followups", "/v1/followups/{case_id}/actions"} <= \
+        set(doc["paths"])

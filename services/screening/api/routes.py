@@ -6,6 +6,7 @@ from datetime import date
 from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi.openapi.models import Example
 from fastapi.responses import ORJSONResponse
 from kit.auth import Principal, require
 from kit.errors import Problem, invalid, invalid_many
@@ -49,9 +50,39 @@ async def _audit(request: Request, p: Principal, kind: str, subject: str, unmask
         await sql.audit_pii(conn, p.client_id, request_id.get(), kind, subject, ["note"], unmasked)
 
 
+EXAMPLES: dict[str, Example] = {
+    "prenatal_serum": {"summary": "serum screening of a pregnancy (产前筛查)", "value": {
+        "screening_id": "PS-2026-000123", "source": "county-mch-his", "type": "prenatal_serum",
+        "subject_id": "P-320582-000456", "performed_on": "2026-05-02", "institution_code": "H320582001",
+        "t21_risk": "1/270", "t18_risk": "1/8000", "ntd_risk": "low"}},
+    "newborn_hearing": {"summary": "newborn hearing screen of a child (听力筛查)", "value": {
+        "screening_id": "NH-2026-000789", "source": "county-mch-his", "type": "newborn_hearing",
+        "subject_id": "8f0c3c8e-5f39-4a57-9d4e-3f1f0c2b9a11", "performed_on": "2026-10-03",
+        "institution_code": "H320582001", "round": "initial", "result": "refer"}},
+    "premarital_exam": {"summary": "premarital exam of a person with her partner (婚检)", "value": {
+        "screening_id": "PM-2026-000042", "source": "county-mch-his", "type": "premarital_exam",
+        "subject_id": "0b6f8d2c-1d1e-4a43-8f2b-6f0a9d1c2e33", "partner_id": "2d7e4b90-6c1a-4f0e-9b3d-8a5c7e1f0d22",
+        "performed_on": "2026-03-10", "institution_code": "H320582001",
+        "findings": [{"code": "congenital_heart_disease", "affects_marriage": True}],
+        "hiv": "negative", "syphilis": "negative", "hbsag": "not_done"}},
+}
+
+
+@router.get("/rules", summary="The classification rule sets (cut-offs, follow-up due dates) and their versions")
+async def get_rules(p: Principal = Depends(require("screening:read"))) -> dict[str, Any]:
+    return {"current": service.RULES.current.version, "sets": [
+        {"version": s.version, "effective_from": s.effective_from.isoformat(), "types": s.types,
+         "otherwise": s.otherwise, "pregnancy_high_risk": {"grades": sorted(s.high_risk_case.grades),
+                                                           "due_days": s.high_risk_case.due_days}}
+        for s in service.RULES.sets]}
+
+
 @router.post("/screenings", summary="Post a screening result (idempotent on source + screening_id)",
-             status_code=201)
-async def post_screening(request: Request, body: dict[str, Any] = Body(...),
+             status_code=201,
+             description="The common fields (`screening_id`, `source`, `version?`, `type`, `subject_id`, "
+             "`partner_id?`, `performed_on`, `institution_code`, `note?`) and the type's own fields (api.md). "
+             "Answers with the `classification`, the `rule_version` used and the `followup` case, if any.")
+async def post_screening(request: Request, body: dict[str, Any] = Body(..., openapi_examples=EXAMPLES),
                          p: Principal = Depends(require("screening:write"))) -> ORJSONResponse:
     try:
         async with request.app.state.db.begin() as conn:
