@@ -1,6 +1,7 @@
 """Screening use cases: each is one unit of work (a transaction holding the state change and its events)."""
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -115,6 +116,8 @@ async def record_screening(conn: AsyncConnection, body: dict[str, Any], region_p
         raise fail("institution_code", f"unknown institution {req.institution_code}: register it in the registry "
                    f"(PUT /v1/institutions/{req.institution_code})")
     subject = await resolve_subject(conn, req.type, spec, req, result)
+    if not subject.residence_code:  # a person without a known residence is attributed to the institution's
+        subject = dataclasses.replace(subject, residence_code=inst_region)
     _forbid_region(subject.residence_code, region_prefix, "subject_id")
     await check_partner(conn, req)
     outcome = RULES.for_date(req.performed_on).classify(req.type, result.facts())
