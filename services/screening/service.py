@@ -240,6 +240,17 @@ async def reconsider_high_risk(conn: AsyncConnection, pregnancy_id: str, mother_
         await outbox.append(conn, [publish.followup_changed(new)], SERVICE)
 
 
+async def close_cases_of_voided_pregnancy(conn: AsyncConnection, pregnancy_id: str) -> None:
+    """A pregnancy voided in the registry (registered in error) leaves no open case behind; the cases are kept."""
+    preg = await sql.get_pregnancy(conn, pregnancy_id)
+    if preg is None or not preg.voided:  # an older event arriving late does not void a live pregnancy
+        return
+    for case in await sql.open_cases_of_pregnancy(conn, pregnancy_id):
+        closed = followup.close_for(case, today_cn(), "pregnancy voided in the registry")
+        await sql.save_case(conn, closed)
+        await outbox.append(conn, [publish.followup_changed(closed)], SERVICE)
+
+
 async def apply_registry_events(conn: AsyncConnection, events: Sequence[tuple[str, Any]]) -> None:
     """Keep what screening needs to know from registry events (payloads already parsed)."""
     from screening.events import read
@@ -256,6 +267,8 @@ async def apply_registry_events(conn: AsyncConnection, events: Sequence[tuple[st
             await sql.upsert_pregnancy(conn, PregnancyInfo(
                 msg.pregnancy_id, msg.mother_id, date.fromisoformat(msg.lmp_date),
                 date.fromisoformat(msg.registered_on), msg.residence_code, msg.voided), msg.version)
+            if msg.voided:
+                await close_cases_of_voided_pregnancy(conn, msg.pregnancy_id)
         elif etype == read.ENCOUNTER_RECORDED and msg.pregnancy_id:
             on = date.fromisoformat(msg.occurred_on)
             kind = msg.WhichOneof("detail")

@@ -201,6 +201,13 @@ async def high_risk_case(conn: AsyncConnection, pregnancy_id: str) -> Case | Non
     return (await _load_cases(c, [r]))[0] if r else None
 
 
+async def open_cases_of_pregnancy(conn: AsyncConnection, pregnancy_id: str) -> list[Case]:
+    c = await raw(conn)
+    rows = await c.fetch("select * from followup_case where pregnancy_id = $1 and status = 'open' "
+                         "order by case_id for update", pregnancy_id)
+    return await _load_cases(c, rows)
+
+
 async def save_case(conn: AsyncConnection, case: Case, recorded_by: str = "") -> None:
     """Upsert the case; actions are append-only (new ones inserted, never rewritten)."""
     c = await raw(conn)
