@@ -40,7 +40,8 @@ def is_unavailable(exc: BaseException) -> bool:
         seen.add(id(cur))
         if isinstance(cur, UNAVAILABLE_ERRORS):
             return True
-        if isinstance(cur, sa_exc.InterfaceError | sa_exc.DisconnectionError):
+        # a pool wait that timed out (every connection busy) is overload: retry later, like a restart
+        if isinstance(cur, sa_exc.InterfaceError | sa_exc.DisconnectionError | sa_exc.TimeoutError):
             return True
         if isinstance(cur, sa_exc.DBAPIError) and "connection" in str(cur).lower() and (
             "closed" in str(cur).lower() or "refused" in str(cur).lower() or "terminat" in str(cur).lower()
