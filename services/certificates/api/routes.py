@@ -180,6 +180,20 @@ async def get_certificate(serial: str, request: Request,
     return _masked(service.view(row), p)
 
 
+@router.get("/children/{child_id}", summary="What the service knows of a child: birth and certificates")
+async def get_child(child_id: str, request: Request,
+                    p: Principal = Depends(require("certificates:read"))) -> dict[str, Any]:
+    async with _db(request).connect() as conn:
+        db = await sql.c(conn)
+        child = await sql.child_facts(db, child_id)
+        if child.birth_date is None and child.born_at is None:
+            raise not_found("child", child_id)
+        certs = await sql.certificates_of_child(db, child_id)
+    return {"child_id": child_id, "birth_date": child.birth_date, "born_at": child.born_at,
+            "birth_place": child.birth_place, "known": child.birth_date is not None and child.born_at is not None,
+            "certificates": [{"serial": c.serial, "kind": c.kind, "state": c.state} for c in certs]}
+
+
 def _masked(out: dict[str, Any], p: Principal) -> dict[str, Any]:
     if "child_name" in out and not p.has("pii:read"):
         out["child_name"] = reg.mask(out["child_name"])
