@@ -48,7 +48,7 @@ async def post_allocation(body: AllocationIn, request: Request,
 async def void_blank(serial: str, body: VoidIn, request: Request,
                      p: Principal = Depends(require("certificates:stock"))) -> dict[str, Any]:
     async with _db(request).begin() as conn:
-        return await service.void_blank(conn, Actor(p), serial, body.reason, body.by)
+        return _masked(await service.void_blank(conn, Actor(p), serial, body.reason, body.by), p)
 
 
 @router.get("/stock/serials/{serial}", summary="One serial: its state and its whole history")
@@ -113,22 +113,23 @@ async def get_custodians(institution_code: str, request: Request,
 async def post_certificate(body: CertificateIn, request: Request,
                            p: Principal = Depends(require("certificates:issue"))) -> dict[str, Any]:
     async with _db(request).begin() as conn:
-        return await service.prepare(conn, Actor(p), body.kind, body.child_id, body.child_name, body.prepared_by,
-                                     body.institution_code, body.previous_serial, body.evidence_ref)
+        return _masked(await service.prepare(conn, Actor(p), body.kind, body.child_id, body.child_name,
+                                             body.prepared_by, body.institution_code, body.previous_serial,
+                                             body.evidence_ref), p)
 
 
 @router.post("/certificates/{serial}/seal", summary="Seal a prepared certificate (签发) by the seal custodian")
 async def seal(serial: str, body: SealIn, request: Request,
                p: Principal = Depends(require("certificates:issue"))) -> dict[str, Any]:
     async with _db(request).begin() as conn:
-        return await service.seal(conn, Actor(p), serial, body.sealed_by)
+        return _masked(await service.seal(conn, Actor(p), serial, body.sealed_by), p)
 
 
 @router.post("/certificates/{serial}/void", summary="Void a certificate (废证); kept and reported, never reused")
 async def void_certificate(serial: str, body: VoidIn, request: Request,
                            p: Principal = Depends(require("certificates:issue"))) -> dict[str, Any]:
     async with _db(request).begin() as conn:
-        return await service.void_certificate(conn, Actor(p), serial, body.reason, body.by)
+        return _masked(await service.void_certificate(conn, Actor(p), serial, body.reason, body.by), p)
 
 
 @router.get("/certificates/verify", summary="For public security: is this a valid certificate of this child?")
