@@ -180,40 +180,34 @@ async def prepare(conn: AsyncConnection, actor: Actor, kind: str, child_id: str,
                   evidence_ref: str | None) -> dict[str, Any]:
     """Step one of an issue: the certificate custodian draws the institution's next blank (state prepared)."""
     db = await sql.c(conn)
-    if institution is None:
-        mine = await sql.certificate_institutions_of(db, prepared_by)
-        if len(mine) != 1:
-            raise invalid("prepared_by", f"{prepared_by} is not the certificate custodian of any institution"
-                          if not mine else f"{prepared_by} keeps certificates at {', '.join(mine)}: name "
-                          "institution_code")
-        institution = mine[0]
-    else:
-        keeper = await sql.custodian_of(db, institution, "certificate")
-        if keeper != prepared_by:
-            raise invalid("prepared_by", f"{prepared_by} is not the certificate custodian of {institution}"
-                          + (f" (it is {keeper})" if keeper else " (none is assigned)"))
-    actor.require_region(await sql.institution_region(db, institution))
     if previous_serial is not None:
         rules.check_serial(previous_serial, "previous_serial")
-    child = await sql.child_facts(db, child_id)
-    previous = None
-    if previous_serial:
-        prow = await sql.serial_row(db, previous_serial)
-        previous = sql.facts(prow) if prow is not None and prow["child_id"] is not None else None
-    rules.check_prepare(kind, child, institution, evidence_ref, previous, previous_serial,
-                        await sql.certificates_of_child(db, child_id))
+    facts = await sql.prepare_facts(db, prepared_by, child_id, previous_serial)
+    keeps = dict(facts.keeps)
+    if institution is None:
+        if len(keeps) != 1:
+            raise invalid("prepared_by", f"{prepared_by} is not the certificate custodian of any institution"
+                          if not keeps else f"{prepared_by} keeps certificates at {', '.join(keeps)}: name "
+                          "institution_code")
+        institution = next(iter(keeps))
+    elif institution not in keeps:
+        actor.require_region(await sql.institution_region(db, institution))
+        keeper = await sql.custodian_of(db, institution, "certificate")
+        raise invalid("prepared_by", f"{prepared_by} is not the certificate custodian of {institution}"
+                      + (f" (it is {keeper})" if keeper else " (none is assigned)"))
+    actor.require_region(keeps[institution])
+    rules.check_prepare(kind, facts.child, institution, evidence_ref, facts.previous, previous_serial,
+                        facts.certificates)
+    mid = uuid.uuid4()
     try:
         row = await sql.draw_and_prepare(db, institution, kind, child_id, child_name.strip(), evidence_ref,
-                                         previous_serial, prepared_by, today())
+                                         previous_serial, prepared_by, today(), mid)
     except asyncpg.UniqueViolationError as e:
         raise _unique_violation(e) from e
     if row is None:
         raise conflict(f"no blank certificates left in the stock of {institution}: ask the bureau for an "
                        "allocation", "institution_code")
-    mid = uuid.uuid4()
     region = row["institution_region"] or ""
-    await sql.add_movements(db, [(mid, institution, region, "issued", kind, row["prepared_on"], -1, row["serial"],
-                                  row["serial"])])
     await outbox.append(conn, [publish.certificate_changed(row),
                                publish.stock_moved(mid, institution, region, "issued", row["prepared_on"], -1,
                                                    row["serial"], row["serial"])])
@@ -228,12 +222,12 @@ async def seal(conn: AsyncConnection, actor: Actor, serial: str, sealed_by: str)
     invalidates the certificate it supersedes."""
     rules.check_serial(serial)
     db = await sql.c(conn)
-    row = await sql.serial_row(db, serial, for_update=True)
+    row = await sql.certificate_for_seal(db, serial)
     if row is None or row["child_id"] is None:
         raise not_found("certificate", serial)
     actor.require_region(row["institution_region"], "serial")
     cert = sql.facts(row)
-    rules.check_seal(cert, sealed_by, await sql.custodian_of(db, cert.institution_code, "seal"))
+    rules.check_seal(cert, sealed_by, row["seal_keeper"])
     on = today()
     events = []
     try:

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 import asyncpg
-from kit.db import raw
+from kit.db import from_json, raw
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from certificates.domain.rules import CertificateFacts, ChildFacts, Custodian, SerialRange
@@ -197,12 +198,6 @@ async def custodian_history(db: Conn, institution: str) -> list[Any]:
                                "from custodian where institution_code = $1 order by id", institution))
 
 
-async def certificate_institutions_of(db: Conn, staff_id: str) -> list[str]:
-    rows = await db.fetch("select institution_code from custodian where staff_id = $1 and role = 'certificate' "
-                          "and ended_at is null", staff_id)
-    return [r["institution_code"] for r in rows]
-
-
 async def custodian_of(db: Conn, institution: str, role: str) -> str | None:
     r: str | None = await db.fetchval("select staff_id from custodian where institution_code = $1 and role = $2 "
                                       "and ended_at is null", institution, role)
@@ -222,20 +217,68 @@ async def certificates_of_child(db: Conn, child_id: str) -> list[CertificateFact
     return [facts(r) for r in await db.fetch("select * from serial where child_id = $1 order by serial", cid)]
 
 
+@dataclass(frozen=True)
+class PrepareFacts:
+    """Everything a preparation is decided on, read in one round trip (the hot path of issuing)."""
+
+    keeps: list[tuple[str, str]]      # (institution, region) where prepared_by is the certificate custodian
+    child: ChildFacts
+    certificates: list[CertificateFacts]
+    previous: CertificateFacts | None
+
+
+def _cert(a: list[Any]) -> CertificateFacts:
+    return CertificateFacts(a[0], a[1], a[2] or "", a[3] or "", a[4] or "", a[5] or "")
+
+
+async def prepare_facts(db: Conn, prepared_by: str, child_id: str, previous_serial: str | None) -> PrepareFacts:
+    cid = _uuid(child_id)
+    r = await db.fetchrow(
+        "select (select coalesce(json_agg(json_build_array(k.institution_code, i.region_code)), '[]') "
+        "        from custodian k left join institution i on i.code = k.institution_code "
+        "        where k.staff_id = $1 and k.role = 'certificate' and k.ended_at is null) as keeps, "
+        "  c.birth_date, b.institution_code as born_at, b.place, "
+        "  (select coalesce(json_agg(json_build_array(serial, state, kind, child_id, institution_code, "
+        "          prepared_by) order by serial), '[]') from serial where child_id = $2) as certs, "
+        "  (select json_build_array(serial, state, kind, child_id, institution_code, prepared_by) "
+        "   from serial where serial = $3 and child_id is not null) as previous "
+        "from (select 1) q left join child c on c.child_id = $2 "
+        "left join child_birth b on b.child_id = $2 and not b.voided", prepared_by, cid, previous_serial)
+    assert r is not None
+    prev = from_json(r["previous"]) if r["previous"] else None
+    return PrepareFacts([(a, b or "") for a, b in from_json(r["keeps"])],
+                        ChildFacts(child_id, r["birth_date"], r["born_at"], r["place"]),
+                        [_cert(a) for a in from_json(r["certs"])], _cert(prev) if prev else None)
+
+
 async def draw_and_prepare(db: Conn, institution: str, kind: str, child_id: str, child_name: str,
                            evidence_ref: str | None, previous_serial: str | None, prepared_by: str,
-                           on: date) -> Any:
-    """Take the institution's lowest blank that no other transaction holds, and make it this certificate.
+                           on: date, movement_id: uuid.UUID) -> Any:
+    """Take the institution's lowest blank that no other transaction holds, make it this certificate, and
+    record its move out of the stock (one statement).
 
     `skip locked` lets concurrent clerks draw different serials; a rolled-back draw leaves its serial in
     stock for the next one, so serials are never skipped and never drawn twice.
     """
     return await db.fetchrow(
-        "update serial set state = 'prepared', kind = $2, child_id = $3, child_name = $4, evidence_ref = $5, "
-        "previous_serial = $6, prepared_by = $7, prepared_on = $8, changed_by = $7 "
-        "where serial = (select serial from serial where institution_code = $1 and state = 'in_stock' "
-        "order by serial limit 1 for update skip locked) returning *",
-        institution, kind, uuid.UUID(child_id), child_name, evidence_ref, previous_serial, prepared_by, on)
+        "with d as (update serial set state = 'prepared', kind = $2, child_id = $3, child_name = $4, "
+        "  evidence_ref = $5, previous_serial = $6, prepared_by = $7, prepared_on = $8, changed_by = $7 "
+        "  where serial = (select serial from serial where institution_code = $1 and state = 'in_stock' "
+        "  order by serial limit 1 for update skip locked) returning *), "
+        "m as (insert into stock_movement (movement_id, institution_code, institution_region, kind, "
+        "  certificate_kind, on_date, quantity, serial_from, serial_to) select $9, institution_code, "
+        "  coalesce(institution_region, ''), 'issued', kind, prepared_on, -1, serial, serial from d) "
+        "select * from d",
+        institution, kind, uuid.UUID(child_id), child_name, evidence_ref, previous_serial, prepared_by, on,
+        movement_id)
+
+
+async def certificate_for_seal(db: Conn, serial: str) -> Any:
+    """The certificate (locked) and its institution's current seal custodian."""
+    return await db.fetchrow(
+        "select s.*, (select staff_id from custodian k where k.institution_code = s.institution_code "
+        "and k.role = 'seal' and k.ended_at is null) as seal_keeper from serial s where s.serial = $1 "
+        "for update of s", serial)
 
 
 async def seal(db: Conn, serial: str, sealed_by: str, on: date) -> Any:
