@@ -3,9 +3,10 @@
     python -m certificates.audit verify    # exit 0 if every link holds, 1 and the first broken link if not
     python -m certificates.audit tail [N]  # the last N actions
 
-Every row's hash is sha256(prev_hash || canonical row), computed by the insert trigger; the canonical row is
-recomputed here from the stored columns, so changing any column of any row, deleting a row or reordering
-rows breaks the chain at that row.
+The log is 16 hash chains (lanes, so that concurrent clerks do not queue on one head); in each, a row's hash
+is sha256(prev_hash || canonical row), computed by the insert trigger. The canonical row is recomputed here
+from the stored columns, so changing any column of any row, or deleting or reordering rows, breaks its lane
+at that row; removing a lane's last rows is caught by the lane's head.
 """
 from __future__ import annotations
 
@@ -23,30 +24,50 @@ GENESIS = "0" * 64
 
 @dataclass(frozen=True)
 class Broken:
+    lane: int
     seq: int
     reason: str
 
+    def __str__(self) -> str:
+        return f"lane {self.lane} row {self.seq}: {self.reason}"
+
 
 async def verify(conn: asyncpg.Connection) -> tuple[int, Broken | None]:
-    """Walk the chain in order; returns (rows checked, the first broken link or None)."""
-    prev, expected_seq, n = GENESIS, 1, 0
+    """Walk every lane's chain in order; returns (rows checked, the first broken link or None)."""
+    n = 0
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        head = await conn.fetchrow("select seq, hash from audit_head where id = 1")
-        assert head is not None, "audit_head is missing: the migration c0001 did not run"
-        async for r in conn.cursor("select seq, prev_hash, hash, audit_canonical(a) as canon from audit_log a "
-                                   "order by seq", prefetch=5000):
+        heads = {r["lane"]: (r["seq"], r["hash"]) for r in await conn.fetch("select lane, seq, hash from audit_head")}
+        lane, prev, expected = -1, GENESIS, 1
+        seen: set[int] = set()
+
+        def end_of(lane: int) -> Broken | None:
+            seq, hash_ = heads.get(lane, (0, GENESIS))
+            if seq != expected - 1 or hash_ != prev:
+                return Broken(lane, expected, f"the lane's head is at row {seq}: rows after {expected - 1} were "
+                                              "removed")
+            return None
+
+        async for r in conn.cursor("select lane, seq, prev_hash, hash, audit_canonical(a) as canon from audit_log a "
+                                   "order by lane, seq", prefetch=5000):
             n += 1
-            if r["seq"] != expected_seq:
-                return n, Broken(expected_seq, f"row {expected_seq} is missing (next is {r['seq']})")
+            if r["lane"] != lane:
+                if lane >= 0 and (b := end_of(lane)):
+                    return n, b
+                lane, prev, expected = r["lane"], GENESIS, 1
+                seen.add(lane)
+            if r["seq"] != expected:
+                return n, Broken(lane, expected, f"row {expected} is missing (next is {r['seq']})")
             if r["prev_hash"] != prev:
-                return n, Broken(r["seq"], "prev_hash is not the previous row's hash")
+                return n, Broken(lane, r["seq"], "prev_hash is not the previous row's hash")
             digest = hashlib.sha256((r["prev_hash"] + r["canon"]).encode()).hexdigest()
             if digest != r["hash"]:
-                return n, Broken(r["seq"], "the row's content does not match its hash (changed after writing)")
-            prev, expected_seq = r["hash"], expected_seq + 1
-        if head["seq"] != expected_seq - 1 or head["hash"] != prev:
-            return n, Broken(expected_seq, f"the chain's head is at {head['seq']}: rows after "
-                                           f"{expected_seq - 1} were removed")
+                return n, Broken(lane, r["seq"], "the row's content does not match its hash (changed after writing)")
+            prev, expected = r["hash"], expected + 1
+        if lane >= 0 and (b := end_of(lane)):
+            return n, b
+        for other, (seq, _) in sorted(heads.items()):
+            if other not in seen and seq:
+                return n, Broken(other, 1, f"the lane's head is at row {seq} but it has no rows")
     return n, None
 
 
@@ -63,12 +84,13 @@ async def main_async(args: argparse.Namespace) -> int:
             if broken is None:
                 print(f"audit chain intact: {n} rows")
                 return 0
-            print(f"audit chain BROKEN at row {broken.seq}: {broken.reason} ({n} rows read)")
+            print(f"audit chain BROKEN at {broken} ({n} rows read)")
             return 1
-        rows = await conn.fetch("select seq, at, actor, client_id, action, subject, details from audit_log "
-                                "order by seq desc limit $1", args.n)
+        rows = await conn.fetch("select lane, seq, at, actor, client_id, action, subject, details from audit_log "
+                                "order by id desc limit $1", args.n)
         for r in reversed(rows):
-            print(r["seq"], r["at"].isoformat(), r["actor"], r["action"], r["subject"], r["details"])
+            print(f"{r['lane']}/{r['seq']}", r["at"].isoformat(), r["actor"], r["action"], r["subject"],
+                  r["details"])
         return 0
     finally:
         await conn.close()

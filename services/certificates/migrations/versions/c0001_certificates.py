@@ -218,14 +218,18 @@ STATEMENTS = [
     "create trigger custodian_guard before update or delete on custodian for each row "
     "execute function custodian_guard()",
     # ------------------------------------------------------------ audit (终身责任追究)
+    # 16 independent chains (lanes): a transaction chains its row onto any lane no other one holds, so
+    # concurrent clerks do not queue on one chain head until commit; each lane is a complete hash chain
     """create table audit_head (
-        id integer primary key check (id = 1),
+        lane integer primary key check (lane between 0 and 15),
         seq bigint not null,
         hash text not null
     )""",
-    "insert into audit_head values (1, 0, repeat('0', 64))",
+    "insert into audit_head select lane, 0, repeat('0', 64) from generate_series(0, 15) lane",
     """create table audit_log (
-        seq bigint primary key,
+        id bigserial unique,
+        lane integer not null,
+        seq bigint not null,
         at timestamptz not null,
         actor text not null,
         client_id text not null,
@@ -233,22 +237,27 @@ STATEMENTS = [
         subject text not null,
         details text not null,
         prev_hash text not null,
-        hash text not null
+        hash text not null,
+        primary key (lane, seq)
     )""",
     """create function audit_canonical(a audit_log) returns text language sql immutable as $$
-        select json_build_array(a.seq, to_char(a.at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+        select json_build_array(a.lane, a.seq, to_char(a.at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
                                 a.actor, a.client_id, a.action, a.subject, a.details)::text
     $$""",
     """create function audit_chain() returns trigger language plpgsql as $$
     declare
         head audit_head;
     begin
-        select * into head from audit_head where id = 1 for update;
+        select * into head from audit_head order by random() limit 1 for update skip locked;
+        if not found then
+            select * into head from audit_head where lane = pg_backend_pid() % 16 for update;
+        end if;
+        new.lane := head.lane;
         new.seq := head.seq + 1;
         new.at := clock_timestamp();
         new.prev_hash := head.hash;
         new.hash := encode(sha256(convert_to(new.prev_hash || audit_canonical(new), 'UTF8')), 'hex');
-        update audit_head set seq = new.seq, hash = new.hash where id = 1;
+        update audit_head set seq = new.seq, hash = new.hash where lane = head.lane;
         return new;
     end $$""",
     "create trigger audit_chain before insert on audit_log for each row execute function audit_chain()",
