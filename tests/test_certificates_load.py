@@ -14,7 +14,7 @@ import asyncpg
 import httpx
 import pytest
 from certificates.service import today
-from certificates.tests.stack_helpers import Office, births, new_prefix, office, stock, wait_known
+from certificates.tests.stack_helpers import Office, births, call, new_prefix, office, stock, wait_known
 
 from tests.conftest import Stack, fresh_county, village
 from tests.test_certificates_api import dsn, urls
@@ -43,18 +43,19 @@ async def issue_all(stack: Stack, o: Office, children: list[str], void_every: in
             while not queue.empty():
                 child = queue.get_nowait()
                 while True:
-                    r = await http.post(f"{certs}/v1/certificates", json={
+                    r = await call(http, "POST", f"{certs}/v1/certificates", json={
                         "kind": "first", "child_id": child, "child_name": "李华", "prepared_by": o.keeper})
                     assert r.status_code == 201, r.text
                     serial = r.json()["serial"]
                     counter += 1
                     if void_every and counter % void_every == 0:
-                        v = await http.post(f"{certs}/v1/certificates/{serial}/void",
+                        v = await call(http, "POST", f"{certs}/v1/certificates/{serial}/void",
                                             json={"reason": "打印错位", "by": o.keeper})
                         assert v.status_code == 200, v.text
                         voided.append(serial)
                         continue
-                    s = await http.post(f"{certs}/v1/certificates/{serial}/seal", json={"sealed_by": o.sealer})
+                    s = await call(http, "POST", f"{certs}/v1/certificates/{serial}/seal",
+                                   json={"sealed_by": o.sealer})
                     assert s.status_code == 200, s.text
                     issued.append(serial)
                     break

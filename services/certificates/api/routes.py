@@ -1,6 +1,9 @@
 """Certificates endpoints: parse, authorise, call one use case."""
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import date
 from typing import Any, Literal
 
@@ -9,6 +12,7 @@ from fastapi.responses import ORJSONResponse
 from kit.auth import Principal, require
 from kit.errors import invalid, not_found
 from kit.logs import request_id
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from certificates import service
 from certificates.api import register as reg
@@ -20,8 +24,26 @@ from certificates.store import sql
 router = APIRouter(prefix="/v1", tags=["certificates"])
 
 
-def _db(request: Request) -> Any:
-    return request.app.state.db
+class _Gated:
+    """The service database behind the app's gate (see main.startup): `begin()` / `connect()` as kit.db."""
+
+    def __init__(self, request: Request) -> None:
+        self.db = request.app.state.db
+        self.gate: asyncio.Semaphore = request.app.state.gate
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        async with self.gate, self.db.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[AsyncConnection]:
+        async with self.gate, self.db.connect() as conn:
+            yield conn
+
+
+def _db(request: Request) -> _Gated:
+    return _Gated(request)
 
 
 # ------------------------------------------------------------------ stock (证件库存)

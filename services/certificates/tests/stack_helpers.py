@@ -25,6 +25,17 @@ class Office:
     sealer: str   # seal custodian (印章管理员)
 
 
+async def call(http: httpx.AsyncClient, method: str, url: str, **kw: Any) -> httpx.Response:
+    """One request, retried while the service answers 503 (nothing was changed; the database server is
+    shared and may briefly refuse connections)."""
+    for _ in range(50):
+        r = await http.request(method, url, **kw)
+        if r.status_code != 503:
+            return r
+        await asyncio.sleep(0.2)
+    return r
+
+
 async def _ok(r: httpx.Response) -> Any:
     assert r.status_code < 300, f"{r.request.method} {r.request.url}: {r.status_code} {r.text}"
     return r.json()
@@ -34,18 +45,18 @@ async def office(http: httpx.AsyncClient, registry: str, certs: str, region: str
                  timeout: float = 20) -> Office:
     """PUT the institution in the registry, then name its custodians once its event reached certificates."""
     code = code or f"H{uuid.uuid4().hex[:8].upper()}"
-    await _ok(await http.put(f"{registry}/v1/institutions/{code}", json={
+    await _ok(await call(http, "PUT", f"{registry}/v1/institutions/{code}", json={
         "name": f"测试医院{code}", "region_code": region, "kind": "hospital", "midwifery_licensed": True}))
     o = Office(code, region, f"K-{code}", f"S-{code}")
     deadline = time.monotonic() + timeout
     while True:
-        r = await http.post(f"{certs}/v1/custodians", json={"institution_code": code, "staff_id": o.keeper,
+        r = await call(http, "POST", f"{certs}/v1/custodians", json={"institution_code": code, "staff_id": o.keeper,
                                                             "name": "王证管", "role": "certificate"})
         if r.status_code < 300:
             break
         assert r.status_code == 422 and time.monotonic() < deadline, r.text
         await asyncio.sleep(0.1)
-    await _ok(await http.post(f"{certs}/v1/custodians", json={"institution_code": code, "staff_id": o.sealer,
+    await _ok(await call(http, "POST", f"{certs}/v1/custodians", json={"institution_code": code, "staff_id": o.sealer,
                                                               "name": "李印管", "role": "seal"}))
     return o
 
@@ -60,7 +71,7 @@ async def births(http: httpx.AsyncClient, registry: str, institution: str, resid
 
     async def pregnancy(pid: str) -> None:
         async with sem:
-            await _ok(await http.post(f"{registry}/v1/pregnancies", json={
+            await _ok(await call(http, "POST", f"{registry}/v1/pregnancies", json={
                 "pregnancy_id": pid, "source": "cert-test", "lmp_date": lmp.isoformat(),
                 "registered_on": (lmp + timedelta(days=70)).isoformat(), "institution_code": institution,
                 "mother": {"name": "母亲", "sex": "F", "birth_date": "1995-03-01", "residence_code": residence}}))
@@ -73,12 +84,12 @@ async def births(http: httpx.AsyncClient, registry: str, institution: str, resid
               "babies": [{"sex": "FM"[j % 2], "birth_weight_g": 2600, "outcome": "live"} for j in range(k)]}
              for pid, k in zip(preg_ids, sizes, strict=True)]
     for i in range(0, len(items), 1000):
-        res = await _ok(await http.post(f"{registry}/v1/encounters:batch", json=items[i:i + 1000]))
+        res = await _ok(await call(http, "POST", f"{registry}/v1/encounters:batch", json=items[i:i + 1000]))
         assert res["accepted"] == len(items[i:i + 1000]), res
     # the batch answers per item without the children: read them from the pregnancies
     async def kids(pid: str) -> list[str]:
         async with sem:
-            p = await _ok(await http.get(f"{registry}/v1/pregnancies/{pid}"))
+            p = await _ok(await call(http, "GET", f"{registry}/v1/pregnancies/{pid}"))
             return [c for e in p["encounters"] for c in e.get("children", [])]
 
     for ks in await asyncio.gather(*(kids(p) for p in preg_ids)):
@@ -113,10 +124,10 @@ async def stock(http: httpx.AsyncClient, certs: str, o: Office, prefix: str, fir
                 received_on: date, allocated_on: date | None = None) -> tuple[str, str]:
     """Receive a batch of `n` blanks `prefix`+first.. and allocate all of it to `o`; returns (from, to)."""
     sf, st = f"{prefix}{first:05d}", f"{prefix}{first + n - 1:05d}"
-    await _ok(await http.post(f"{certs}/v1/stock/batches", json={
+    await _ok(await call(http, "POST", f"{certs}/v1/stock/batches", json={
         "batch_no": f"B-{uuid.uuid4().hex[:10]}", "serial_from": sf, "serial_to": st,
         "received_on": received_on.isoformat()}))
-    await _ok(await http.post(f"{certs}/v1/stock/allocations", json={
+    await _ok(await call(http, "POST", f"{certs}/v1/stock/allocations", json={
         "institution_code": o.code, "serial_from": sf, "serial_to": st,
         "allocated_on": (allocated_on or received_on).isoformat()}))
     return sf, st
@@ -124,7 +135,7 @@ async def stock(http: httpx.AsyncClient, certs: str, o: Office, prefix: str, fir
 
 async def prepare(http: httpx.AsyncClient, certs: str, o: Office, child: str, kind: str = "first",
                   **extra: Any) -> httpx.Response:
-    return await http.post(f"{certs}/v1/certificates", json={
+    return await call(http, "POST", f"{certs}/v1/certificates", json={
         "kind": kind, "child_id": child, "child_name": "张小明", "prepared_by": o.keeper, **extra})
 
 
@@ -132,5 +143,5 @@ async def issue(http: httpx.AsyncClient, certs: str, o: Office, child: str, kind
                 **extra: Any) -> dict[str, Any]:
     """Prepare (certificate custodian) and seal (seal custodian): one certificate issued."""
     cert = await _ok(await prepare(http, certs, o, child, kind, **extra))
-    return dict(await _ok(await http.post(f"{certs}/v1/certificates/{cert['serial']}/seal",
+    return dict(await _ok(await call(http, "POST", f"{certs}/v1/certificates/{cert['serial']}/seal",
                                           json={"sealed_by": o.sealer})))
