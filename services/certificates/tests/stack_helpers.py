@@ -62,7 +62,7 @@ async def office(http: httpx.AsyncClient, registry: str, certs: str, region: str
 
 
 async def births(http: httpx.AsyncClient, registry: str, institution: str, residence: str, n: int,
-                 born_on: date, place: str = "hospital", concurrency: int = 16) -> list[str]:
+                 born_on: date, place: str = "hospital", concurrency: int = 8) -> list[str]:
     """`n` live-born children delivered at `institution` (up to 8 per delivery); returns their person ids."""
     lmp = born_on - timedelta(days=275)
     sizes = [min(BABIES_PER_DELIVERY, n - i) for i in range(0, n, BABIES_PER_DELIVERY)]
