@@ -233,11 +233,12 @@ async def seal(conn: AsyncConnection, actor: Actor, serial: str, sealed_by: str)
     try:
         if row["previous_serial"]:
             prev = await sql.serial_row(db, row["previous_serial"], for_update=True)
-            if prev["state"] != "issued":
+            if prev["state"] == "issued":
+                old = await sql.supersede(db, row["previous_serial"], serial, on, sealed_by)
+                events.append(publish.certificate_changed(old))
+            elif prev["state"] != "superseded":  # superseded already: by a successor since voided
                 raise conflict(f"certificate {prev['serial']} is {prev['state']}; it cannot be superseded",
                                "previous_serial")
-            old = await sql.supersede(db, row["previous_serial"], serial, on, sealed_by)
-            events.append(publish.certificate_changed(old))
         new = await sql.seal(db, serial, sealed_by, on)
     except asyncpg.UniqueViolationError as e:
         raise _unique_violation(e) from e

@@ -178,6 +178,8 @@ def check_prepare(kind: str, child: ChildFacts, institution_code: str, evidence_
         raise invalid("previous_serial", f"no certificate {previous_serial}")
     if previous.child_id != child.child_id:
         raise invalid("previous_serial", f"certificate {previous_serial} belongs to another child")
+    if previous.state == "superseded" and not live:
+        return  # its successor was voided as wrongly issued: the child has no valid certificate, issue again
     if previous.state != "issued":
         raise conflict(f"certificate {previous_serial} is {previous.state}, not a valid issued certificate",
                        "previous_serial")

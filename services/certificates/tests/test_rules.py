@@ -82,8 +82,11 @@ def test_reissue_and_replacement_rules() -> None:
         assert refused(rules.check_prepare, kind, CHILD, "H1", None, None, "A7", [valid])[:2] == (
             422, "previous_serial")
         lost = cert("A1", "superseded")
-        assert refused(rules.check_prepare, kind, CHILD, "H1", None, lost, "A1", [lost])[:2] == (
+        reissued = cert("A2", "issued", "reissue")
+        assert refused(rules.check_prepare, kind, CHILD, "H1", None, lost, "A1", [lost, reissued])[:2] == (
             409, "previous_serial")  # no uncontrolled reprints of an invalid certificate
+        # the reissue was voided as wrongly issued: the child has none valid, the superseded one is reissued
+        rules.check_prepare(kind, CHILD, "H1", None, lost, "A1", [lost, cert("A2", "voided", "reissue")])
         other = cert("B1", "issued", child="c2")
         assert refused(rules.check_prepare, kind, CHILD, "H1", None, other, "B1", [valid])[:2] == (
             422, "previous_serial")
