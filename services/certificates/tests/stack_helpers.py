@@ -25,11 +25,19 @@ class Office:
     sealer: str   # seal custodian (印章管理员)
 
 
-async def call(http: httpx.AsyncClient, method: str, url: str, **kw: Any) -> httpx.Response:
+async def call(http: httpx.AsyncClient, method: str, url: str, idempotent: bool = False,
+               **kw: Any) -> httpx.Response:
     """One request, retried while the service answers 503 (nothing was changed; the database server is
-    shared and may briefly refuse connections)."""
-    for _ in range(50):
-        r = await http.request(method, url, **kw)
+    shared and may briefly refuse connections) and, when the request is `idempotent`, on a dropped
+    connection (a keep-alive connection closed by the server as it was reused)."""
+    for attempt in range(50):
+        try:
+            r = await http.request(method, url, **kw)
+        except httpx.TransportError:
+            if not idempotent or attempt >= 5:
+                raise
+            await asyncio.sleep(0.5)
+            continue
         if r.status_code != 503:
             return r
         await asyncio.sleep(0.2)
@@ -45,19 +53,19 @@ async def office(http: httpx.AsyncClient, registry: str, certs: str, region: str
                  timeout: float = 20) -> Office:
     """PUT the institution in the registry, then name its custodians once its event reached certificates."""
     code = code or f"H{uuid.uuid4().hex[:8].upper()}"
-    await _ok(await call(http, "PUT", f"{registry}/v1/institutions/{code}", json={
+    await _ok(await call(http, "PUT", f"{registry}/v1/institutions/{code}", True, json={
         "name": f"测试医院{code}", "region_code": region, "kind": "hospital", "midwifery_licensed": True}))
     o = Office(code, region, f"K-{code}", f"S-{code}")
     deadline = time.monotonic() + timeout
     while True:
-        r = await call(http, "POST", f"{certs}/v1/custodians", json={"institution_code": code, "staff_id": o.keeper,
-                                                            "name": "王证管", "role": "certificate"})
+        r = await call(http, "POST", f"{certs}/v1/custodians", True, json={
+            "institution_code": code, "staff_id": o.keeper, "name": "王证管", "role": "certificate"})
         if r.status_code < 300:
             break
         assert r.status_code == 422 and time.monotonic() < deadline, r.text
         await asyncio.sleep(0.1)
-    await _ok(await call(http, "POST", f"{certs}/v1/custodians", json={"institution_code": code, "staff_id": o.sealer,
-                                                              "name": "李印管", "role": "seal"}))
+    await _ok(await call(http, "POST", f"{certs}/v1/custodians", True, json={
+        "institution_code": code, "staff_id": o.sealer, "name": "李印管", "role": "seal"}))
     return o
 
 
@@ -71,7 +79,7 @@ async def births(http: httpx.AsyncClient, registry: str, institution: str, resid
 
     async def pregnancy(pid: str) -> None:
         async with sem:
-            await _ok(await call(http, "POST", f"{registry}/v1/pregnancies", json={
+            await _ok(await call(http, "POST", f"{registry}/v1/pregnancies", True, json={
                 "pregnancy_id": pid, "source": "cert-test", "lmp_date": lmp.isoformat(),
                 "registered_on": (lmp + timedelta(days=70)).isoformat(), "institution_code": institution,
                 "mother": {"name": "母亲", "sex": "F", "birth_date": "1995-03-01", "residence_code": residence}}))
@@ -83,13 +91,14 @@ async def births(http: httpx.AsyncClient, registry: str, institution: str, resid
               "subject_id": pid, "place": place, "mode": "vaginal",
               "babies": [{"sex": "FM"[j % 2], "birth_weight_g": 2600, "outcome": "live"} for j in range(k)]}
              for pid, k in zip(preg_ids, sizes, strict=True)]
-    for i in range(0, len(items), 1000):
-        res = await _ok(await call(http, "POST", f"{registry}/v1/encounters:batch", json=items[i:i + 1000]))
-        assert res["accepted"] == len(items[i:i + 1000]), res
+    for i in range(0, len(items), 100):  # small batches: each is one registry transaction
+        res = await _ok(await call(http, "POST", f"{registry}/v1/encounters:batch", True, json=items[i:i + 100],
+                                   timeout=120))
+        assert res["accepted"] == len(items[i:i + 100]), res
     # the batch answers per item without the children: read them from the pregnancies
     async def kids(pid: str) -> list[str]:
         async with sem:
-            p = await _ok(await call(http, "GET", f"{registry}/v1/pregnancies/{pid}"))
+            p = await _ok(await call(http, "GET", f"{registry}/v1/pregnancies/{pid}", True))
             return [c for e in p["encounters"] for c in e.get("children", [])]
 
     for ks in await asyncio.gather(*(kids(p) for p in preg_ids)):
