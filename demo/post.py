@@ -1,0 +1,195 @@
+"""Posting a plan through the platform's real HTTP APIs, the way HIS systems would: `:batch` where the contract has
+one, single posts (a few at a time) where an answer's ids are needed later. Tolerant of endpoints a deployment
+does not have yet: a step whose endpoint answers 404/405 is reported and skipped, and so is everything that
+depends on its answers; the rest goes on."""
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from demo.plan import Op, Plan, Step, refs_in, resolve
+
+BATCH = 500
+CONCURRENCY = 6
+
+
+@dataclass
+class StepResult:
+    name: str
+    planned: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    skipped: int = 0  # depends on a record that was not created
+    unavailable: str | None = None  # the endpoint is not there
+    reasons: Counter[str] = field(default_factory=Counter)
+
+    def line(self) -> str:
+        if self.unavailable:
+            return f"{self.name:<26} {self.planned:>7} planned, endpoint not available ({self.unavailable})"
+        out = f"{self.name:<26} {self.planned:>7} planned {self.accepted:>7} accepted"
+        if self.rejected:
+            out += f" {self.rejected:>6} rejected"
+        if self.skipped:
+            out += f" {self.skipped:>6} skipped (depend on rejected records)"
+        if self.reasons:
+            out += "\n" + "\n".join(f"{'':<28}{n:>6} × {why[:150]}" for why, n in self.reasons.most_common(3))
+        return out
+
+
+@dataclass
+class Poster:
+    urls: dict[str, str]  # service → base URL
+    token: str
+    ids: dict[str, str] = field(default_factory=dict)
+    progress: Callable[[str, int], Any] | None = None  # (step, total) → an object with update(n) / close()
+
+    def _capture(self, op: Op, answer: dict[str, Any]) -> None:
+        if not op.key or not op.capture:
+            return
+        if op.capture == "person" and answer.get("person_id"):
+            self.ids[op.key] = str(answer["person_id"])
+        elif op.capture == "mother" and answer.get("mother_id"):
+            self.ids[op.key] = str(answer["mother_id"])
+        elif op.capture == "children":
+            babies = answer.get("babies") or []
+            kids = [b.get("child_id") or b.get("person_id") for b in babies if b.get("outcome", "live") == "live"]
+            if not any(kids):
+                kids = list(answer.get("children") or answer.get("child_ids") or [])
+            for i, kid in enumerate(k for k in kids if k):
+                self.ids[f"{op.key}:{i}"] = str(kid)
+        elif op.capture == "case":
+            case = answer.get("followup") or answer.get("followup_case") or {}
+            cid = (case.get("case_id") if isinstance(case, dict) else case) or answer.get("case_id")
+            if cid:
+                self.ids[op.key] = str(cid)
+        elif op.capture == "serial" and answer.get("serial"):
+            self.ids[op.key] = str(answer["serial"])
+
+    @staticmethod
+    def _why(r: httpx.Response) -> str:
+        try:
+            doc = r.json()
+        except ValueError:
+            return f"{r.status_code} {r.text[:100]}"
+        errs = doc.get("errors") or []
+        if errs:
+            return f"{r.status_code} " + "; ".join(f"{e.get('field')}: {e.get('reason')}" for e in errs[:2])
+        return f"{r.status_code} {doc.get('detail') or doc.get('title') or ''}"
+
+    def _ready(self, op: Op) -> dict[str, Any] | None:
+        try:
+            return {"path": resolve(op.path, self.ids), "body": resolve(op.body, self.ids)}
+        except KeyError:
+            return None
+
+    async def run(self, plan: Plan, only: set[str] | None = None) -> list[StepResult]:
+        results = []
+        headers = {"Authorization": f"Bearer {self.token}"}
+        limits = httpx.Limits(max_connections=CONCURRENCY * 2)
+        async with httpx.AsyncClient(timeout=120, headers=headers, limits=limits) as client:
+            for step in plan.ordered():
+                if only and step.name not in only:
+                    continue
+                results.append(await self.step(client, step))
+        return results
+
+    async def step(self, client: httpx.AsyncClient, step: Step) -> StepResult:
+        res = StepResult(step.name, planned=len(step.ops))
+        bar = self.progress(step.name, len(step.ops)) if self.progress else None
+        base = self.urls[step.service]
+        try:
+            if step.batch_path:
+                await self._batches(client, base, step, res, bar)
+            else:
+                await self._singles(client, base, step, res, bar)
+        finally:
+            if bar is not None:
+                bar.close()
+        return res
+
+    async def _batches(self, client: httpx.AsyncClient, base: str, step: Step, res: StepResult, bar: Any) -> None:
+        assert step.batch_path
+        ready: list[dict[str, Any]] = []
+        for op in step.ops:
+            r = self._ready(op)
+            if r is None:
+                res.skipped += 1
+            else:
+                ready.append(r["body"])
+        if bar is not None and res.skipped:
+            bar.update(res.skipped)
+        for i in range(0, len(ready), BATCH):
+            chunk = ready[i:i + BATCH]
+            r = await client.post(base + step.batch_path, json=chunk)
+            if r.status_code in (404, 405):
+                res.unavailable = f"{r.status_code} {step.batch_path}"
+                res.skipped = 0
+                return
+            if r.status_code >= 300:
+                res.rejected += len(chunk)
+                res.reasons[self._why(r)] += len(chunk)
+            else:
+                for item in r.json().get("items", []):
+                    if item.get("status", 500) < 300:
+                        res.accepted += 1
+                    else:
+                        res.rejected += 1
+                        errs = item.get("errors") or []
+                        res.reasons[f"{item.get('status')} " + "; ".join(
+                            f"{e.get('field')}: {e.get('reason')}" for e in errs[:2])] += 1
+            if bar is not None:
+                bar.update(len(chunk))
+
+    async def _singles(self, client: httpx.AsyncClient, base: str, step: Step, res: StepResult, bar: Any) -> None:
+        sem = asyncio.Semaphore(CONCURRENCY)
+        gone = asyncio.Event()
+
+        async def one(op: Op) -> None:
+            async with sem:
+                if gone.is_set():
+                    return
+                ready = self._ready(op)
+                if ready is None:
+                    res.skipped += 1
+                else:
+                    r = await client.request(step.method, base + ready["path"], json=ready["body"])
+                    if r.status_code == 405 or (r.status_code == 404 and not _is_domain_404(r)):
+                        res.unavailable = f"{r.status_code} {step.method} {op.path.split('@')[0]}…"
+                        gone.set()
+                        return
+                    if r.status_code < 300:
+                        res.accepted += 1
+                        try:
+                            self._capture(op, r.json())
+                        except ValueError:
+                            pass
+                    else:
+                        res.rejected += 1
+                        res.reasons[self._why(r)] += 1
+                if bar is not None:
+                    bar.update(1)
+
+        # references always point to an earlier step, so ops of one step may go concurrently
+        await asyncio.gather(*(one(op) for op in step.ops))
+
+
+def _is_domain_404(r: httpx.Response) -> bool:
+    """A 404 problem about a record (unknown case, serial) is an answer; FastAPI's bare 'Not Found' is a missing
+    route."""
+    try:
+        doc = r.json()
+    except ValueError:
+        return False
+    return isinstance(doc, dict) and doc.get("detail") != "Not Found"
+
+
+def summary(results: list[StepResult]) -> str:
+    return "\n".join(r.line() for r in results)
+
+
+__all__ = ["Poster", "StepResult", "refs_in", "summary"]
