@@ -4,6 +4,7 @@ actions, and birth certificates (stock, custodians, issues). Deterministic for a
 and year give the same plan, ids included."""
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from datetime import date, timedelta
@@ -15,6 +16,8 @@ from demo.county import County, Institution
 from demo.plan import Plan
 
 SOURCE = "demo-his"
+#: birthplace digits of ID numbers: city codes valid on every birth date (the demo county's code is fictional)
+BIRTHPLACES = ("320100", "320200", "320400", "320500", "320600")
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
 GIVEN = "婷静敏丽娟艳芳娜秀英华慧巧美雅琳欣怡佳悦晨雨涵子轩浩宇博文俊杰明伟强军磊洋勇涛斌超"
 
@@ -26,7 +29,7 @@ CHECK_MONTHS = (1, 3, 6, 8, 12, 18, 24, 30, 36)  # 4:2:2 (the 1-month check afte
 
 
 def growth_median(months: float) -> tuple[float, float]:
-    for (m0, w0, h0), (m1, w1, h1) in zip(GROWTH, GROWTH[1:], strict=False):
+    for (m0, w0, h0), (m1, w1, h1) in itertools.pairwise(GROWTH):
         if months <= m1:
             f = (months - m0) / (m1 - m0)
             return w0 + f * (w1 - w0), h0 + f * (h1 - h0)
@@ -68,14 +71,19 @@ class Generator:
         return self.county.village(t.number, self.rng.randint(1, t.villages))
 
     def id_number(self, birth: date, female: bool) -> str:
-        """A valid 18-digit resident ID number (GB 11643) born in the county, sex digit and check digit right."""
-        while True:
+        """A valid 18-digit resident ID number (GB 11643): a real birthplace county, sex digit, check digit."""
+        for _ in range(1000):
             seq = self.rng.randint(0, 499) * 2 + (0 if female else 1)
-            body = f"{self.county.code}{birth:%Y%m%d}{seq:03d}"
-            num = body + ric.calc_check_digit(body)
+            body = f"{self.rng.choice(BIRTHPLACES)}{birth:%Y%m%d}{seq:03d}"
+            num = body + ric.calc_check_digit(body + "0")
+            try:  # the birthplace county must have existed on the birth date
+                ric.validate(num)
+            except ValueError:
+                continue
             if num not in self.id_numbers:
                 self.id_numbers.add(num)
                 return num
+        raise RuntimeError(f"no free ID number for {birth}")
 
     def person(self, birth: date, female: bool, residence: str, with_id: bool = True) -> dict[str, Any]:
         p: dict[str, Any] = {"name": self.name(female), "sex": "F" if female else "M",

@@ -46,6 +46,7 @@ class Poster:
     urls: dict[str, str]  # service → base URL
     token: str
     ids: dict[str, str] = field(default_factory=dict)
+    done: set[str] = field(default_factory=set)  # keys of the ops that were accepted
     progress: Callable[[str, int], Any] | None = None  # (step, total) → an object with update(n) / close()
 
     def _capture(self, op: Op, answer: dict[str, Any]) -> None:
@@ -116,16 +117,21 @@ class Poster:
         assert step.batch_path
         ready: list[dict[str, Any]] = []
         for op in step.ops:
-            r = self._ready(op)
-            if r is None:
+            got = self._ready(op)
+            if got is None:
                 res.skipped += 1
             else:
-                ready.append(r["body"])
+                ready.append(got["body"])
         if bar is not None and res.skipped:
             bar.update(res.skipped)
         for i in range(0, len(ready), BATCH):
             chunk = ready[i:i + BATCH]
-            r = await client.post(base + step.batch_path, json=chunk)
+            try:
+                r = await client.post(base + step.batch_path, json=chunk)
+            except httpx.TransportError as e:
+                res.rejected += len(chunk)
+                res.reasons[f"transport: {e!r}"] += len(chunk)
+                continue
             if r.status_code in (404, 405):
                 res.unavailable = f"{r.status_code} {step.batch_path}"
                 res.skipped = 0
@@ -157,13 +163,22 @@ class Poster:
                 if ready is None:
                     res.skipped += 1
                 else:
-                    r = await client.request(step.method, base + ready["path"], json=ready["body"])
+                    try:
+                        r = await client.request(step.method, base + ready["path"], json=ready["body"])
+                    except httpx.TransportError as e:
+                        res.rejected += 1
+                        res.reasons[f"transport: {e!r}"] += 1
+                        if bar is not None:
+                            bar.update(1)
+                        return
                     if r.status_code == 405 or (r.status_code == 404 and not _is_domain_404(r)):
                         res.unavailable = f"{r.status_code} {step.method} {op.path.split('@')[0]}…"
                         gone.set()
                         return
                     if r.status_code < 300:
                         res.accepted += 1
+                        if op.key:
+                            self.done.add(op.key)
                         try:
                             self._capture(op, r.json())
                         except ValueError:
