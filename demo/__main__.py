@@ -48,8 +48,9 @@ def bar(step: str, total: int) -> Any:
 
 
 def poster(args: argparse.Namespace) -> Poster:
-    urls = read_urls(Path(args.urls_env) if args.urls_env else run_dir() / "urls.env")
-    token = args.token or (run_dir() / "dev-token").read_text().strip()
+    rd = Path(args.run_dir) if args.run_dir else run_dir()
+    urls = read_urls(Path(args.urls_env) if args.urls_env else rd / "urls.env")
+    token = args.token or (rd / "dev-token").read_text().strip()
     return Poster(urls, token, progress=bar)
 
 
@@ -107,6 +108,7 @@ def main() -> None:
     ap.add_argument("--county", default=None, help="6-digit county code (default: the county file's)")
     ap.add_argument("--per-minute", type=float, default=6.0, help="stream: deliveries a minute")
     ap.add_argument("--count", type=int, default=0, help="stream: stop after this many (0: never)")
+    ap.add_argument("--run-dir", default=None, help="the stack's run dir (urls.env, dev-token); default .run")
     ap.add_argument("--urls-env", default=None)
     ap.add_argument("--token", default=os.environ.get("MCH_TOKEN"))
     args = ap.parse_args()

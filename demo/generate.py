@@ -301,8 +301,9 @@ class Generator:
             self.certificate(cref, born, hospital, name, "first")
         elif not in_hospital:
             self.certificate(cref, born, hospital, name, "first_out_of_institution")
-        if born + timedelta(days=183) <= min(self.today, alive_until) and rng.random() < self.rates["nutrition_pack_children"]:
-            self.screening("nutrition_pack", cref, born + timedelta(days=183), centre, packs=30)
+        pack_on = born + timedelta(days=183)
+        if pack_on <= min(self.today, alive_until) and rng.random() < self.rates["nutrition_pack_children"]:
+            self.screening("nutrition_pack", cref, pack_on, centre, packs=30)
 
     def child_check(self, cref: str, on: date, months: float, centre: Institution, z_w: float, z_h: float) -> None:
         rng = self.rng

@@ -11,7 +11,6 @@ from demo import county as county_mod
 from demo.generate import year_plan
 from demo.plan import Plan
 from demo.post import Poster, StepResult
-
 from tests.conftest import Stack, fresh_county
 
 YEAR = date.today().year - 1

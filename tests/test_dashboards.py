@@ -19,10 +19,10 @@ import asyncpg
 import devstack
 import httpx
 import pytest
+
 from demo import county as county_mod
 from demo.generate import live_plan
 from demo.post import Poster
-
 from tests.conftest import Stack, wait_for
 from tests.demo_county import small_county
 from tests.helpers import wait_values
@@ -136,9 +136,9 @@ async def test_every_prometheus_panel_returns_data(stack: Stack, tmp_path: Path)
         "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
         "scrape_configs:\n  - job_name: mch\n    static_configs:\n"
         f"      - targets: {json.dumps(scrape_targets())}\n")
-    proc = subprocess.Popen([binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
-                             f"--web.listen-address=127.0.0.1:{port}"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = await asyncio.create_subprocess_exec(
+        binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}/api/v1/query"
     try:
         async with httpx.AsyncClient(timeout=10) as c:
@@ -172,7 +172,7 @@ async def test_every_prometheus_panel_returns_data(stack: Stack, tmp_path: Path)
     finally:
         proc.terminate()
         try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
+            await asyncio.wait_for(proc.wait(), 10)
+        except TimeoutError:
             proc.kill()
-            await asyncio.to_thread(proc.wait)
+            await proc.wait()

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from datetime import date
 
+from stdnum.cn import ric
+
 from demo import county as county_mod
 from demo.generate import live_plan, year_plan
 from demo.plan import refs_in, resolve
-from stdnum.cn import ric
-
 from tests.conftest import Stack
 from tests.demo_county import small_county
 

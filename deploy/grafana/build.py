@@ -33,8 +33,10 @@ SPEC_CODES: dict[str, tuple[str, str, int]] = {
     "premarital_exam_rate": ("婚前医学检查率", "%", 100), "premarital_disease_rate": ("婚检疾病检出率", "%", 100),
     "premarital_hiv_test_rate": ("婚前保健HIV检测率", "%", 100),
     "prepregnancy_exam_count": ("孕前优生检查人数", "count", 1), "prepregnancy_risk_rate": ("风险人群比例", "%", 100),
-    "cervical_screening_count": ("宫颈癌检查人数", "count", 1), "breast_screening_count": ("乳腺癌检查人数", "count", 1),
-    "cervical_abnormal_rate": ("宫颈癌筛查异常检出率", "%", 100), "breast_abnormal_rate": ("乳腺癌筛查异常检出率", "%", 100),
+    "cervical_screening_count": ("宫颈癌检查人数", "count", 1),
+    "breast_screening_count": ("乳腺癌检查人数", "count", 1),
+    "cervical_abnormal_rate": ("宫颈癌筛查异常检出率", "%", 100),
+    "breast_abnormal_rate": ("乳腺癌筛查异常检出率", "%", 100),
     "thalassaemia_screening_count": ("地贫筛查对数", "count", 1), "followup_completion_rate": ("随访完成率", "%", 100),
     "certs_issued": ("出生医学证明签发总数", "count", 1), "certs_first": ("首次签发", "count", 1),
     "certs_first_out_of_institution": ("机构外首签", "count", 1), "certs_reissued": ("补发", "count", 1),
@@ -129,8 +131,11 @@ def trend(code: str, m: tuple[str, str, int], x: int, y: int) -> dict[str, Any]:
 
 
 def table(uid: str, codes: list[str], metas: dict[str, tuple[str, str, int]], y: int) -> dict[str, Any]:
-    cols = ", ".join(f"{value_sql(c, metas[c]).replace('sum(n) filter (where ', f'sum(n) filter (where code = {c!r} and ')}"
-                     f" as \"{metas[c][0]}\"" for c in codes)
+    def column(c: str) -> str:
+        one = value_sql(c, metas[c]).replace("sum(n) filter (where ", f"sum(n) filter (where code = {c!r} and ")
+        return f'{one} as "{metas[c][0]}"'
+
+    cols = ", ".join(column(c) for c in codes)
     sql = (f"select region as \"地区\", {cols} from counter where code in ({', '.join(repr(c) for c in codes)}) "
            f"and region like '$region%' and length(region) = {NEXT_LEVEL} and period = '$period' "
            f"and institution = '' group by region order by region")
