@@ -37,7 +37,7 @@ class Step:
 STEP_ORDER: tuple[tuple[str, str, str, str | None], ...] = (
     # name, service, method, batch path
     ("institutions", "registry", "PUT", None),
-    ("persons", "registry", "POST", None),
+    ("persons", "registry", "POST", "/v1/persons:batch"),
     ("pregnancies", "registry", "POST", None),
     ("antenatal", "registry", "POST", "/v1/encounters:batch"),
     ("deliveries", "registry", "POST", None),

@@ -15,7 +15,8 @@ import httpx
 from demo.plan import Op, Plan, Step, refs_in, resolve
 
 BATCH = 500
-CONCURRENCY = 6
+CONCURRENCY = 8
+RETRIES = 3  # a 503 (database restarting) or a dropped connection is tried again after a pause
 
 
 @dataclass
@@ -82,6 +83,20 @@ class Poster:
             return f"{r.status_code} " + "; ".join(f"{e.get('field')}: {e.get('reason')}" for e in errs[:2])
         return f"{r.status_code} {doc.get('detail') or doc.get('title') or ''}"
 
+    @staticmethod
+    async def _send(client: httpx.AsyncClient, method: str, url: str, body: Any) -> httpx.Response:
+        for attempt in range(RETRIES):
+            try:
+                r = await client.request(method, url, json=body)
+            except httpx.TransportError:
+                if attempt == RETRIES - 1:
+                    raise
+            else:
+                if r.status_code != 503 or attempt == RETRIES - 1:
+                    return r
+            await asyncio.sleep(0.5 * 2 ** attempt)
+        raise AssertionError("unreachable")
+
     def _ready(self, op: Op) -> dict[str, Any] | None:
         try:
             return {"path": resolve(op.path, self.ids), "body": resolve(op.body, self.ids)}
@@ -115,34 +130,43 @@ class Poster:
 
     async def _batches(self, client: httpx.AsyncClient, base: str, step: Step, res: StepResult, bar: Any) -> None:
         assert step.batch_path
-        ready: list[dict[str, Any]] = []
+        ready: list[tuple[Op, dict[str, Any]]] = []
         for op in step.ops:
             got = self._ready(op)
             if got is None:
                 res.skipped += 1
             else:
-                ready.append(got["body"])
+                ready.append((op, got["body"]))
         if bar is not None and res.skipped:
             bar.update(res.skipped)
         for i in range(0, len(ready), BATCH):
             chunk = ready[i:i + BATCH]
             try:
-                r = await client.post(base + step.batch_path, json=chunk)
+                r = await self._send(client, "POST", base + step.batch_path, [body for _, body in chunk])
             except httpx.TransportError as e:
                 res.rejected += len(chunk)
                 res.reasons[f"transport: {e!r}"] += len(chunk)
                 continue
-            if r.status_code in (404, 405):
-                res.unavailable = f"{r.status_code} {step.batch_path}"
+            if r.status_code in (404, 405) and i == 0 and not _is_domain_404(r):
+                # no `:batch` for this collection here: post the items one by one
+                single = Step(step.name, step.service, step.method, step.ops)
                 res.skipped = 0
+                if bar is not None:
+                    bar.reset()
+                await self._singles(client, base, single, res, bar)
                 return
             if r.status_code >= 300:
                 res.rejected += len(chunk)
                 res.reasons[self._why(r)] += len(chunk)
             else:
                 for item in r.json().get("items", []):
+                    src = chunk[item["index"]][0] if 0 <= item.get("index", -1) < len(chunk) else None
                     if item.get("status", 500) < 300:
                         res.accepted += 1
+                        if src is not None and src.key:
+                            self.done.add(src.key)
+                            if src.capture == "person" and item.get("id"):
+                                self.ids[src.key] = str(item["id"])
                     else:
                         res.rejected += 1
                         errs = item.get("errors") or []
@@ -164,7 +188,7 @@ class Poster:
                     res.skipped += 1
                 else:
                     try:
-                        r = await client.request(step.method, base + ready["path"], json=ready["body"])
+                        r = await self._send(client, step.method, base + ready["path"], ready["body"])
                     except httpx.TransportError as e:
                         res.rejected += 1
                         res.reasons[f"transport: {e!r}"] += 1
