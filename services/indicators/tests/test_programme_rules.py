@@ -233,7 +233,7 @@ def stock(s: Story, mid: str, kind: str, on: str, qty: int, inst: str = "H1") ->
 def _stock_at(s: Story, mids: list[str], clock: str) -> dict[str, int]:
     out: Counter[str] = Counter()
     for m in mids:
-        for (when, part), n in by_when(s, f"stock:{m}", "cert_stock_closing", clock).items():
+        for (when, _part), n in by_when(s, f"stock:{m}", "cert_stock_closing", clock).items():
             out[when.removeprefix("@")] += n
     return dict(out)
 
