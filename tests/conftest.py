@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import devstack
@@ -77,9 +78,25 @@ async def make_token(stack: Stack, scopes: list[str], region: str = "") -> str:
     return tok
 
 
+def _real_counties() -> list[str]:
+    """The county codes of the registry's shipped region table (GB/T 2260), shuffled; Jiangsu (32) first."""
+    path = Path(__file__).resolve().parent.parent / "services" / "registry" / "data" / "regions.csv"
+    codes = [ln.split(",", 1)[0] for ln in path.read_text(encoding="utf-8").splitlines() if ln[:6].isdigit()]
+    counties = [c for c in codes if len(c) == 6]
+    rng = random.Random()
+    js, rest = [c for c in counties if c.startswith("32")], [c for c in counties if not c.startswith("32")]
+    rng.shuffle(js)
+    rng.shuffle(rest)
+    return js + rest
+
+
+_COUNTIES = iter(_real_counties())
+
+
 def fresh_county() -> str:
-    """A county code no other test uses, so each test's counts are its own: 32 + CC + DD."""
-    return f"32{random.randint(10, 99)}{random.randint(10, 99)}"
+    """A real county code no other test of this session uses (drawn without replacement), so each test's counts
+    are its own."""
+    return next(_COUNTIES)
 
 
 def village(county: str, township: int = 1, village_no: int = 1) -> str:

@@ -1,6 +1,8 @@
 """Registry use cases: each is one unit of work (a transaction holding the state change and its events)."""
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -12,11 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from stdnum.cn import ric
 from stdnum.exceptions import ValidationError as IdError
 
-from registry.domain import model
+from registry.domain import encounters, model
 from registry.domain.model import (
     ENCOUNTER_TYPES,
-    Baby,
-    DeliveryFacts,
+    PREGNANCY_ENCOUNTERS,
     DomainError,
     Institution,
     Pregnancy,
@@ -24,7 +25,7 @@ from registry.domain.model import (
     decide_version,
     fail,
 )
-from registry.domain.regions import region_problem
+from registry.domain.regions import RegionTable
 from registry.events import publish
 from registry.store import sql
 
@@ -38,15 +39,27 @@ def pydantic_errors(e: ValidationError, prefix: str = "") -> DomainError:
     return DomainError(errs)
 
 
-def check_region(field_name: str, code: str) -> None:
-    why = region_problem(code)
+_regions: tuple[float, RegionTable] = (0.0, RegionTable.of([]))
+REGION_TABLE_TTL_S = 60.0
+
+
+async def region_table(conn: AsyncConnection) -> RegionTable:
+    """The region table, cached for a minute (a newly loaded file is picked up without a restart)."""
+    global _regions
+    if time.monotonic() - _regions[0] > REGION_TABLE_TTL_S:
+        _regions = (time.monotonic(), RegionTable.of(await sql.region_codes(conn)))
+    return _regions[1]
+
+
+async def check_region(conn: AsyncConnection, field_name: str, code: str) -> None:
+    why = (await region_table(conn)).problem(code)
     if why:
         raise fail(field_name, why)
 
 
 # ---------------------------------------------------------------- institutions
 async def put_institution(conn: AsyncConnection, inst: Institution) -> tuple[int, bool]:
-    check_region("region_code", inst.region_code)
+    await check_region(conn, "region_code", inst.region_code)
     version, changed = await sql.upsert_institution(conn, inst)
     if changed:
         await outbox.append(conn, [publish.institution_upserted(inst, version)])
@@ -93,7 +106,7 @@ async def resolve_person(conn: AsyncConnection, p: dict[str, Any], field_name: s
 
 async def create_person(conn: AsyncConnection, person: BaseModel, prefix: str = "") -> tuple[str, list[NewEvent]]:
     d = person.model_dump()
-    check_region(prefix + "residence_code", d["residence_code"])
+    await check_region(conn, prefix + "residence_code", d["residence_code"])
     if d.get("id_number"):
         num = check_id_number(d["id_number"], d["sex"], d["birth_date"], prefix + "id_number")
         existing = await sql.person_by_id_number(conn, num)
@@ -137,7 +150,7 @@ async def register_pregnancy(conn: AsyncConnection, body: dict[str, Any], today:
     if residence is None:
         hist = await sql.residence_history(conn, mother_id)
         residence = hist[-1][1]
-    check_region("residence_code", residence)
+    await check_region(conn, "residence_code", residence)
     p = Pregnancy(req.pregnancy_id, req.source, mother_id, req.lmp_date, req.registered_on, req.institution_code,
                   residence, decision.version, stored[0].delivered_on if stored else None)
     if stored:
@@ -149,8 +162,9 @@ async def register_pregnancy(conn: AsyncConnection, body: dict[str, Any], today:
     return (201 if decision.action == "create" else 200), p
 
 
-# ---------------------------------------------------------------- encounters
+# ---------------------------------------------------------------- encounters (set-based: one item or a batch)
 def _clinical_date(v: Any) -> date:
+    """The clinical date of a timestamp: its date in China (UTC+8) when it carries an offset."""
     from datetime import datetime, timedelta, timezone
 
     if isinstance(v, datetime):
@@ -161,92 +175,172 @@ def _clinical_date(v: Any) -> date:
     return v
 
 
-async def post_encounter(conn: AsyncConnection, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    from registry.api.schemas import DeliveryIn, EncounterIn
+@dataclass
+class Parsed:
+    index: int
+    req: dict[str, Any]
+    fields: dict[str, Any]
+    on: date
+    hash: str
+    version: int | None
 
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.req["source"], self.req["encounter_id"]
+
+
+def parse_encounter(index: int, body: Any) -> Parsed:
+    from registry.api.schemas import ENCOUNTER_FIELDS, EncounterIn
+
+    if not isinstance(body, dict):
+        raise fail("body", "an encounter is a JSON object")
     try:
         req = EncounterIn.model_validate(body)
     except ValidationError as e:
         raise pydantic_errors(e) from e
-    if req.type not in ENCOUNTER_TYPES:
+    typ = ENCOUNTER_FIELDS.get(req.type)
+    if typ is None:
         raise fail("type", f"unknown encounter type {req.type!r}; one of {', '.join(ENCOUNTER_TYPES)}")
-    if req.type != "delivery":
-        raise fail("type", f"encounter type {req.type!r} is not accepted yet by this version")
-    h = content_hash(body)
-    stored = await sql.get_encounter(conn, req.source, req.encounter_id, for_update=True)
-    decision = decide_version(stored["version"] if stored else None, stored["content_hash"] if stored else None,
-                              h, req.version)
-    if decision.action == "unchanged":
-        return 200, view_encounter(stored)
-    if stored and stored["voided"]:
-        raise fail("encounter_id", "the encounter was voided; post a new encounter id", 409)
-    inst = await known_institution(conn, req.institution_code)
-    occurred_on = _clinical_date(req.occurred_at)
-    extra = req.model_extra or {}
     try:
-        d = DeliveryIn.model_validate(extra)
+        fields = typ.model_validate(req.model_extra or {}).model_dump()
     except ValidationError as e:
         raise pydantic_errors(e) from e
-    found = await sql.get_pregnancy(conn, req.subject_id, for_update=True)
-    if found is None:
-        raise fail("subject_id", f"unknown pregnancy {req.subject_id}: register it first (POST /v1/pregnancies)")
-    preg = found[0]
-    if preg.delivered_on is not None and not (stored and stored["type"] == "delivery"):
-        raise fail("subject_id", "the pregnancy already has a delivery: the episode is closed", 409)
-    facts = DeliveryFacts(d.place, d.mode, [Baby(b.sex, b.birth_weight_g, b.outcome) for b in d.babies])
-    errs = model.check_delivery(preg, occurred_on, facts)
-    if errs:
-        raise DomainError(errs)
-    events: list[NewEvent] = []
-    old_babies = stored["body"]["babies"] if stored else []
-    babies_out = []
-    mother_hist = await sql.residence_history(conn, preg.mother_id)
-    residence = preg.residence_code if not mother_hist else mother_hist[-1][1]
-    for i, b in enumerate(d.babies):
-        child_id = old_babies[i].get("child_id") if i < len(old_babies) else None
-        if b.outcome == "live" and not child_id:
-            child_id = await sql.insert_person(conn, id_number=None, name="", sex=b.sex, birth_date=occurred_on,
-                                               phone=None, residence_code=residence, mother_id=preg.mother_id,
-                                               born_in=preg.pregnancy_id)
-            events.append(publish.person_upserted(child_id, b.sex, occurred_on, [(occurred_on, residence)], 1,
-                                                  preg.mother_id, preg.pregnancy_id))
-        babies_out.append({"sex": b.sex, "birth_weight_g": b.birth_weight_g, "outcome": b.outcome,
-                           "child_id": child_id if b.outcome == "live" else None})
-    row = {
-        "source": req.source, "encounter_id": req.encounter_id, "version": decision.version, "type": req.type,
-        "subject_id": req.subject_id, "pregnancy_id": preg.pregnancy_id, "person_id": preg.mother_id,
-        "occurred_on": occurred_on, "institution_code": inst.code, "content_hash": h, "voided": False,
-        "body": {"place": d.place, "mode": d.mode, "babies": babies_out,
-                 "gestational_days": preg.gestational_days(occurred_on),
-                 "occurred_at": str(body.get("occurred_at"))},
-    }
-    await sql.save_encounter(conn, row, "correction" if stored else None)
-    await sql.set_delivered(conn, preg.pregnancy_id, occurred_on)
-    events.append(publish.encounter_recorded(row, inst, residence, preg))
-    await outbox.append(conn, events)
-    return (201 if decision.action == "create" else 200), view_encounter(row)
+    common = req.model_dump(exclude={"version"})
+    for k in req.model_extra or {}:
+        common.pop(k, None)
+    common["occurred_at"] = body.get("occurred_at")
+    return Parsed(index, common, fields, _clinical_date(req.occurred_at), content_hash(body), req.version)
+
+
+@dataclass
+class Changes:
+    """Everything a unit of work writes, gathered so that a batch writes it set-based."""
+
+    children: list[encounters.Person] = field(default_factory=list)
+    rows: list[tuple[dict[str, Any], str | None]] = field(default_factory=list)
+    delivered: dict[str, date | None] = field(default_factory=dict)
+    deaths: dict[str, tuple[date | None, str | None]] = field(default_factory=dict)
+    events: list[NewEvent] = field(default_factory=list)
+
+    def add(self, state: encounters.State, out: encounters.Outcome, reason: str | None) -> None:
+        self.children += out.new_children
+        self.rows.append((out.row, reason))
+        if out.delivered:
+            self.delivered[out.delivered[0]] = out.delivered[1]
+        if out.death:
+            self.deaths[out.death[0]] = (out.death[1], out.death[2])
+        for c in out.new_children:
+            self.events.append(publish.person_upserted(c.person_id, c.sex, c.birth_date, c.residence, 1,
+                                                       c.mother_id, c.born_in))
+        self.events.append(_encounter_event(state, out.row))
+
+    async def write(self, conn: AsyncConnection) -> None:
+        await sql.insert_children(conn, self.children)
+        await sql.save_encounters(conn, self.rows)
+        await sql.set_delivered_many(conn, self.delivered)
+        await sql.set_deaths(conn, self.deaths)
+        await outbox.append(conn, self.events)
+
+
+def _encounter_event(state: encounters.State, row: dict[str, Any]) -> NewEvent:
+    on = row["occurred_on"]
+    preg = state.pregnancies.get(row["pregnancy_id"]) if row.get("pregnancy_id") else None
+    person = state.persons.get(str(row["person_id"])) if row.get("person_id") else None
+    if preg is not None:
+        region = person.residence_on(on) if person and person.residence else preg.residence_code
+    else:
+        region = person.residence_on(on) if person else ""
+    inst = state.institutions[row["institution_code"]]
+    return publish.encounter_recorded(row, inst, region, preg)
+
+
+async def load_state(conn: AsyncConnection, items: list[Parsed],
+                     extra_keys: list[tuple[str, str]] | None = None) -> encounters.State:
+    """Everything the rules need for these items, in a handful of set-based queries (rows to change locked)."""
+    st = encounters.State()
+    keys = sorted({p.key for p in items} | set(extra_keys or []))
+    st.encounters = await sql.encounters_by_key(conn, keys)
+    codes = {p.req["institution_code"] for p in items} | {e["institution_code"] for e in st.encounters.values()}
+    st.institutions = await sql.institutions_by_code(conn, sorted(codes))
+    preg_ids = {p.req["subject_id"] for p in items if p.req["type"] in PREGNANCY_ENCOUNTERS}
+    preg_ids |= {e["pregnancy_id"] for e in st.encounters.values() if e.get("pregnancy_id")}
+    st.pregnancies = await sql.pregnancies_by_id(conn, sorted(preg_ids))
+    person_ids = {p.req["subject_id"] for p in items if p.req["type"] not in PREGNANCY_ENCOUNTERS}
+    person_ids |= {str(e["person_id"]) for e in st.encounters.values() if e.get("person_id")}
+    person_ids |= {p.mother_id for p in st.pregnancies.values()}
+    st.persons = await sql.persons_by_id(conn, sorted(person_ids))
+    dying = sorted({p.req["subject_id"] for p in items if p.req["type"] == "death"} & set(st.persons))
+    if dying:
+        for pid, preg in (await sql.pregnancies_of_mothers(conn, dying)).items():
+            st.pregnancies.setdefault(pid, preg)
+    for preg in st.pregnancies.values():
+        st.pregnancies_of.setdefault(preg.mother_id, []).append(preg.pregnancy_id)
+    return st
+
+
+#: one answer per item: (status, the stored encounter's view or {"errors": [...]})
+ItemAnswer = tuple[int, dict[str, Any]]
+
+
+async def post_encounters(conn: AsyncConnection, bodies: list[Any], today: date) -> list[ItemAnswer]:
+    """Post encounters in one unit of work: parse and check every item in Python against state loaded in a few
+    queries, then write the accepted ones set-based. A refused item changes nothing and does not affect its
+    neighbours; later items of the batch see earlier accepted ones."""
+    answers: dict[int, ItemAnswer] = {}
+    parsed: list[Parsed] = []
+    for i, body in enumerate(bodies):
+        try:
+            parsed.append(parse_encounter(i, body))
+        except DomainError as e:
+            answers[i] = (e.status, {"errors": e.errors})
+    state = await load_state(conn, parsed)
+    changes = Changes()
+    for p in parsed:
+        stored = state.encounters.get(p.key)
+        try:
+            decision = decide_version(stored["version"] if stored else None,
+                                      stored["content_hash"] if stored else None, p.hash, p.version)
+            if decision.action == "unchanged":
+                assert stored is not None
+                answers[p.index] = (200, view_encounter(stored))
+                continue
+            if stored and stored["voided"]:
+                raise fail("encounter_id", "the encounter was voided; post a new encounter id", 409)
+            errs, out = encounters.decide(state, p.req, p.fields, p.on, stored, decision.version, p.hash, today)
+            if errs or out is None:
+                raise DomainError(errs)
+        except DomainError as e:
+            answers[p.index] = (e.status, {"errors": e.errors})
+            continue
+        encounters.apply(state, out)
+        changes.add(state, out, "correction" if stored else None)
+        answers[p.index] = (201 if decision.action == "create" else 200, view_encounter(out.row))
+    await changes.write(conn)
+    return [answers[i] for i in range(len(bodies))]
+
+
+async def post_encounter(conn: AsyncConnection, body: dict[str, Any], today: date) -> ItemAnswer:
+    status, out = (await post_encounters(conn, [body], today))[0]
+    if status >= 300:
+        raise DomainError(out["errors"], status)
+    return status, out
 
 
 async def void_encounter(conn: AsyncConnection, source: str, encounter_id: str, reason: str) -> dict[str, Any]:
-    stored = await sql.get_encounter(conn, source, encounter_id, for_update=True)
+    """A void is a newer version with `voided` set; the history keeps every version."""
+    state = await load_state(conn, [], [(source, encounter_id)])
+    stored = state.encounters.get((source, encounter_id))
     if stored is None:
         raise fail("encounter_id", f"no encounter {source}/{encounter_id}", 404)
     if stored["voided"]:
         return view_encounter(stored)
-    stored["version"] += 1
-    stored["voided"] = True
-    stored["void_reason"] = reason
-    await sql.save_encounter(conn, stored, reason)
-    inst = await known_institution(conn, stored["institution_code"])
-    preg = None
-    if stored["pregnancy_id"]:
-        found = await sql.get_pregnancy(conn, stored["pregnancy_id"], for_update=True)
-        preg = found[0] if found else None
-        if stored["type"] == "delivery":
-            await sql.set_delivered(conn, stored["pregnancy_id"], None)
-    residence = preg.residence_code if preg else ""
-    await outbox.append(conn, [publish.encounter_recorded(stored, inst, residence, preg)])
-    return view_encounter(stored)
+    row = {**stored, "version": stored["version"] + 1, "voided": True, "void_reason": reason}
+    out = encounters.void_effects(row)
+    encounters.apply(state, out)
+    changes = Changes()
+    changes.add(state, out, reason)
+    await changes.write(conn)
+    return view_encounter(row)
 
 
 def view_encounter(row: dict[str, Any]) -> dict[str, Any]:
@@ -254,9 +348,132 @@ def view_encounter(row: dict[str, Any]) -> dict[str, Any]:
     out = {
         "encounter_id": row["encounter_id"], "source": row["source"], "version": row["version"],
         "type": row["type"], "status": "voided" if row["voided"] else "active", "subject_id": row["subject_id"],
-        "pregnancy_id": row.get("pregnancy_id"), "institution_code": row["institution_code"],
-        "occurred_on": str(row["occurred_on"]), **body,
+        "pregnancy_id": row.get("pregnancy_id"), "person_id": str(row["person_id"]) if row.get("person_id") else None,
+        "institution_code": row["institution_code"], "occurred_on": str(row["occurred_on"]), **body,
     }
     if row["type"] == "delivery":
         out["children"] = [b["child_id"] for b in body.get("babies", []) if b.get("child_id")]
     return out
+
+
+# ---------------------------------------------------------------- persons
+async def add_residence(conn: AsyncConnection, person_id: str, since: date, region_code: str) -> tuple[int, int]:
+    """A move (现住址变更): a new span in the residence history, never an overwrite. Returns (status, version)."""
+    row = await sql.get_person(conn, person_id)
+    if row is None:
+        raise fail("person_id", f"unknown person {person_id}", 404)
+    await check_region(conn, "region_code", region_code)
+    if since < row["birth_date"]:
+        raise fail("since", f"a residence cannot start before the birth on {row['birth_date']}")
+    if not await sql.add_residence(conn, person_id, since, region_code):
+        return 200, row["version"]
+    version = await sql.bump_person_version(conn, person_id)
+    hist = await sql.residence_history(conn, person_id)
+    await outbox.append(conn, [publish.person_upserted(
+        person_id, row["sex"], row["birth_date"], hist, version,
+        str(row["mother_id"]) if row["mother_id"] else None, row["born_in_pregnancy_id"])])
+    return 201, version
+
+
+async def person_view(conn: AsyncConnection, person_id: str) -> dict[str, Any] | None:
+    """A person with residence history, links, death and encounters (a child's checks with z-scores)."""
+    row = await sql.get_person(conn, person_id)
+    if row is None:
+        return None
+    hist = await sql.residence_history(conn, person_id)
+    encs = [view_encounter(e) for e in await sql.encounters_of_person(conn, person_id)]
+    return {
+        "person_id": person_id, "id_number": row["id_number"], "name": row["name"], "phone": row["phone"],
+        "sex": row["sex"], "birth_date": str(row["birth_date"]), "version": row["version"],
+        "residence_code": hist[-1][1] if hist else None,
+        "residence": [{"since": str(s) if s else None, "region_code": r} for s, r in hist],
+        "mother_id": str(row["mother_id"]) if row["mother_id"] else None,
+        "born_in_pregnancy_id": row["born_in_pregnancy_id"],
+        "died_on": str(row["died_on"]) if row["died_on"] else None,
+        "children": await sql.children_of(conn, person_id),
+        "checks": [e for e in encs if e["type"] in ("newborn_visit", "child_health_check")
+                   and e["status"] == "active"],
+        "encounters": encs,
+    }
+
+
+# ---------------------------------------------------------------- pregnancy read model
+def pregnancy_facts(preg: Pregnancy, encs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The episode's derived facts from its active encounters (timeline order)."""
+    active = [e for e in encs if e["status"] == "active"]
+    visits = [e for e in active if e["type"] == "prenatal_visit"]
+    grades = [(e["occurred_on"], e.get("risk_grade") or "") for e in visits if e.get("risk_grade")]
+    order = {g: i for i, g in enumerate(model.RISK_GRADES)}
+    delivery = next((e for e in active if e["type"] == "delivery"), None)
+    return {
+        "gestational_days_at_booking": preg.gestational_days(preg.registered_on),
+        "early_booking": preg.gestational_days(preg.registered_on) < 13 * 7,
+        "antenatal_checks": len({e["occurred_on"] for e in visits}),
+        "risk_grades": [{"on": on, "grade": g} for on, g in grades],
+        "current_risk_grade": grades[-1][1] if grades else None,
+        "highest_risk_grade": max((g for _, g in grades), key=lambda g: order[g]) if grades else None,
+        "high_risk": any(order[g] >= order["orange"] for _, g in grades),
+        "delivered_on": str(preg.delivered_on) if preg.delivered_on else None,
+        "gestational_days_at_delivery": delivery["gestational_days"] if delivery else None,
+        "live_births": sum(1 for b in delivery["babies"] if b["outcome"] == "live") if delivery else 0,
+        "stillbirths": sum(1 for b in delivery["babies"] if b["outcome"] == "stillbirth") if delivery else 0,
+        "children": delivery["children"] if delivery else [],
+        "postpartum_visits": sum(1 for e in active if e["type"] == "postpartum_visit"),
+        "postpartum_42d_check": any(e["type"] == "postpartum_42d_check" for e in active),
+    }
+
+
+# ---------------------------------------------------------------- marriage registrations (结婚登记)
+async def register_marriage(conn: AsyncConnection, body: Any, today: date) -> tuple[int, dict[str, Any]]:
+    from registry.api.schemas import MarriageIn
+
+    try:
+        req = MarriageIn.model_validate(body)
+    except ValidationError as e:
+        raise pydantic_errors(e) from e
+    await check_region(conn, "region_code", req.region_code)
+    if req.registered_on > today:
+        raise fail("registered_on", "the registration date is in the future")
+    h = content_hash(body)
+    stored = await sql.get_marriage(conn, req.source, req.registration_id)
+    decision = decide_version(stored["version"] if stored else None, stored["content_hash"] if stored else None, h,
+                              req.version)
+    if decision.action == "unchanged":
+        assert stored is not None
+        return 200, _marriage_view(dict(stored))
+    if stored and stored["voided"]:
+        raise fail("registration_id", "the registration was voided; post a new registration id", 409)
+    events: list[NewEvent] = []
+    pids = []
+    for i, p in enumerate(req.persons):
+        pid, evs = await resolve_person(conn, p, f"persons.{i}")
+        pids.append(pid)
+        events += evs
+    if pids[0] == pids[1]:
+        raise fail("persons", "a marriage registers two different persons")
+    m = {"source": req.source, "registration_id": req.registration_id, "version": decision.version,
+         "registered_on": req.registered_on, "region_code": req.region_code, "person_ids": pids, "content_hash": h,
+         "voided": False}
+    await sql.save_marriage(conn, m, "correction" if stored else None)
+    events.append(publish.marriage_recorded(m))
+    await outbox.append(conn, events)
+    return (201 if decision.action == "create" else 200), _marriage_view(m)
+
+
+async def void_marriage(conn: AsyncConnection, source: str, registration_id: str, reason: str) -> dict[str, Any]:
+    stored = await sql.get_marriage(conn, source, registration_id)
+    if stored is None:
+        raise fail("registration_id", f"no marriage registration {source}/{registration_id}", 404)
+    m = dict(stored)
+    if not m["voided"]:
+        m.update(version=m["version"] + 1, voided=True, void_reason=reason)
+        m["person_ids"] = [str(p) for p in m["person_ids"]]
+        await sql.save_marriage(conn, m, reason)
+        await outbox.append(conn, [publish.marriage_recorded(m)])
+    return _marriage_view(m)
+
+
+def _marriage_view(m: dict[str, Any]) -> dict[str, Any]:
+    return {"registration_id": m["registration_id"], "source": m["source"], "version": m["version"],
+            "registered_on": str(m["registered_on"]), "region_code": m["region_code"],
+            "person_ids": [str(p) for p in m["person_ids"]], "status": "voided" if m["voided"] else "active"}

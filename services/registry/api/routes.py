@@ -6,11 +6,13 @@ from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import ORJSONResponse
-from kit.auth import Principal, require
+from kit import outbox
+from kit.auth import Principal, mask, require
 from kit.errors import Problem, invalid_many, not_found
+from kit.logs import request_id
 
 from registry import service
-from registry.api.schemas import InstitutionIn, VoidIn
+from registry.api.schemas import InstitutionIn, PersonIn, ResidenceIn, VoidIn
 from registry.domain.model import DomainError, Institution
 from registry.store import sql
 
@@ -77,9 +79,62 @@ async def get_pregnancy(pregnancy_id: str, request: Request,
         preg = found[0]
         p.require_region(preg.residence_code, "pregnancy")
         encs = await sql.encounters_of_pregnancy(conn, pregnancy_id)
+    views = [service.view_encounter(e) for e in encs]
     return {**preg.__dict__, "lmp_date": str(preg.lmp_date), "registered_on": str(preg.registered_on),
             "delivered_on": str(preg.delivered_on) if preg.delivered_on else None,
-            "encounters": [service.view_encounter(e) for e in encs]}
+            "facts": service.pregnancy_facts(preg, views), "encounters": views}
+
+
+def _region_of(out: dict[str, Any]) -> str:
+    return str(out.get("residence_code") or "")
+
+
+@router.post("/persons", summary="Register a person (dedup on the ID number 身份证号)", status_code=201)
+async def post_person(body: PersonIn, request: Request,
+                      p: Principal = Depends(require("registry:write"))) -> ORJSONResponse:
+    p.require_region(body.residence_code, "residence_code")
+    try:
+        async with request.app.state.db.begin() as conn:
+            pid, events = await service.create_person(conn, body)
+            await outbox.append(conn, events)
+    except DomainError as e:
+        raise _problem(e) from e
+    return ORJSONResponse({"person_id": pid, "created": bool(events)}, status_code=201 if events else 200)
+
+
+PII_FIELDS = ("id_number", "name", "phone")
+
+
+@router.get("/persons/{person_id}", summary="A person: residence history, links, checks (personal fields masked "
+            "unless pii:read)")
+async def get_person(person_id: str, request: Request,
+                     p: Principal = Depends(require("registry:read"))) -> dict[str, Any]:
+    unmasked = p.has("pii:read")
+    async with request.app.state.db.begin() as conn:
+        view = await service.person_view(conn, person_id)
+        if view is None:
+            raise not_found("person", person_id)
+        p.require_region(_region_of(view), "person")
+        shown = [f for f in PII_FIELDS if view.get(f)]
+        if unmasked and shown:
+            await sql.audit_pii(conn, p.client_id, request_id.get(), "person", person_id, shown, True)
+    if not unmasked:
+        view["id_number"] = mask(view["id_number"], 1, 0)
+        view["name"] = mask(view["name"], 1, 0)
+        view["phone"] = mask(view["phone"], 0, 0)
+    return view
+
+
+@router.post("/persons/{person_id}/residence", summary="A change of residence (kept as history)", status_code=201)
+async def post_residence(person_id: str, body: ResidenceIn, request: Request,
+                         p: Principal = Depends(require("registry:write"))) -> ORJSONResponse:
+    p.require_region(body.region_code, "region_code")
+    try:
+        async with request.app.state.db.begin() as conn:
+            status, version = await service.add_residence(conn, person_id, body.since, body.region_code)
+    except DomainError as e:
+        raise _problem(e) from e
+    return ORJSONResponse({"person_id": person_id, "version": version}, status_code=status)
 
 
 @router.post("/encounters", summary="Post an encounter (idempotent on source + encounter_id)", status_code=201)
@@ -87,27 +142,38 @@ async def post_encounter(request: Request, body: dict[str, Any] = Body(...),
                          p: Principal = Depends(require("registry:write"))) -> ORJSONResponse:
     try:
         async with request.app.state.db.begin() as conn:
-            status, out = await service.post_encounter(conn, body)
+            status, out = await service.post_encounter(conn, body, _today())
     except DomainError as e:
         raise _problem(e) from e
     return ORJSONResponse(out, status_code=status)
 
 
-@router.post("/encounters:batch", summary="Post up to 1000 encounters; answered per item")
-async def post_encounters_batch(request: Request, body: list[dict[str, Any]] = Body(...),
-                                p: Principal = Depends(require("registry:write"))) -> dict[str, Any]:
+def _batch_answer(answers: list[service.ItemAnswer], id_field: str) -> ORJSONResponse:
+    items = []
+    for i, (status, out) in enumerate(answers):
+        item: dict[str, Any] = {"index": i, "status": status}
+        if status < 300:
+            item["id"] = out[id_field]
+            if out.get("children"):
+                item["children"] = out["children"]
+        else:
+            item["errors"] = out["errors"]
+        items.append(item)
+    return ORJSONResponse({"items": items, "accepted": sum(1 for s, _ in answers if s < 300)})
+
+
+def _check_batch(body: list[Any]) -> None:
     if len(body) > BATCH_MAX:
         raise invalid_many([{"field": "body", "reason": f"at most {BATCH_MAX} items per batch"}], 413)
-    results = []
+
+
+@router.post("/encounters:batch", summary="Post up to 1000 encounters in one transaction; answered per item")
+async def post_encounters_batch(request: Request, body: list[Any] = Body(...),
+                                p: Principal = Depends(require("registry:write"))) -> ORJSONResponse:
+    _check_batch(body)
     async with request.app.state.db.begin() as conn:
-        for i, item in enumerate(body):
-            try:
-                async with conn.begin_nested():
-                    status, out = await service.post_encounter(conn, item)
-                results.append({"index": i, "status": status, "id": out["encounter_id"]})
-            except DomainError as e:
-                results.append({"index": i, "status": e.status, "errors": e.errors})
-    return {"items": results, "accepted": sum(1 for r in results if r["status"] < 300)}
+        answers = await service.post_encounters(conn, body, _today())
+    return _batch_answer(answers, "encounter_id")
 
 
 @router.delete("/encounters/{source}/{encounter_id}", summary="Void an encounter (history kept)")
@@ -120,5 +186,49 @@ async def void_encounter(source: str, encounter_id: str, request: Request, body:
     try:
         async with request.app.state.db.begin() as conn:
             return await service.void_encounter(conn, source, encounter_id, why)
+    except DomainError as e:
+        raise _problem(e) from e
+
+
+@router.post("/marriage-registrations", summary="Post a marriage registration (结婚登记, civil affairs)",
+             status_code=201)
+async def post_marriage(request: Request, body: dict[str, Any] = Body(...),
+                        p: Principal = Depends(require("registry:write"))) -> ORJSONResponse:
+    try:
+        async with request.app.state.db.begin() as conn:
+            status, out = await service.register_marriage(conn, body, _today())
+            p.require_region(out["region_code"], "region_code")
+    except DomainError as e:
+        raise _problem(e) from e
+    return ORJSONResponse(out, status_code=status)
+
+
+@router.post("/marriage-registrations:batch", summary="Post up to 1000 marriage registrations; answered per item")
+async def post_marriages_batch(request: Request, body: list[Any] = Body(...),
+                               p: Principal = Depends(require("registry:write"))) -> ORJSONResponse:
+    _check_batch(body)
+    answers: list[service.ItemAnswer] = []
+    async with request.app.state.db.begin() as conn:
+        for item in body:
+            try:
+                async with conn.begin_nested():  # civil-affairs volumes are small: a savepoint per item is fine
+                    status, out = await service.register_marriage(conn, item, _today())
+                    p.require_region(out["region_code"], "region_code")
+                answers.append((status, out))
+            except DomainError as e:
+                answers.append((e.status, {"errors": e.errors}))
+    return _batch_answer(answers, "registration_id")
+
+
+@router.delete("/marriage-registrations/{source}/{registration_id}", summary="Void a marriage registration")
+async def void_marriage(source: str, registration_id: str, request: Request, body: VoidIn | None = None,
+                        reason: str | None = None,
+                        p: Principal = Depends(require("registry:write"))) -> dict[str, Any]:
+    why = (body.reason if body else None) or reason
+    if not why:
+        raise invalid_many([{"field": "reason", "reason": "a void needs a reason"}])
+    try:
+        async with request.app.state.db.begin() as conn:
+            return await service.void_marriage(conn, source, registration_id, why)
     except DomainError as e:
         raise _problem(e) from e

@@ -69,3 +69,58 @@ class DeliveryIn(BaseModel):
 
 class VoidIn(BaseModel):
     reason: str = Field(min_length=1, max_length=500)
+
+
+class PrenatalVisitIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    gestational_weeks: float | None = None
+    risk_grade: Literal["green", "yellow", "orange", "red", "purple"] | None = None
+
+
+class PostpartumVisitIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ChildCheckIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    weight_kg: float | None = None
+    height_cm: float | None = None
+    feeding: Literal["exclusive_breastfeeding", "mixed", "formula", "solids"] | None = None
+    haemoglobin_g_l: float | None = None
+
+
+class FolicAcidIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    person_id: str | None = None
+    quantity: int = Field(ge=1, le=10000)
+
+
+class DeathIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    person_id: str | None = None
+    died_on: date
+    cause: str | None = Field(None, max_length=200)
+
+
+#: the type-specific fields of each encounter type
+ENCOUNTER_FIELDS: dict[str, type[BaseModel]] = {
+    "prenatal_visit": PrenatalVisitIn, "delivery": DeliveryIn, "postpartum_visit": PostpartumVisitIn,
+    "postpartum_42d_check": PostpartumVisitIn, "newborn_visit": ChildCheckIn, "child_health_check": ChildCheckIn,
+    "folic_acid_dispensed": FolicAcidIn, "death": DeathIn,
+}
+
+
+class ResidenceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    since: date
+    region_code: str
+
+
+class MarriageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    registration_id: str = SourceId
+    source: str = SourceId
+    version: int | None = Field(None, ge=1)
+    registered_on: date
+    region_code: str
+    persons: list[dict[str, Any]] = Field(min_length=2, max_length=2)

@@ -13,6 +13,16 @@ INSTITUTION_UPSERTED = "registry.institution.upserted"
 PERSON_UPSERTED = "registry.person.upserted"
 PREGNANCY_RECORDED = "registry.pregnancy.recorded"
 ENCOUNTER_RECORDED = "registry.encounter.recorded"
+MARRIAGE_RECORDED = "registry.marriage.recorded"
+NAN = float("nan")
+
+
+def _num(v: Any) -> float:
+    return float(v) if v is not None else 0.0
+
+
+def _z(v: Any) -> float:
+    return float(v) if v is not None else NAN
 
 
 def institution_upserted(i: Institution, version: int) -> NewEvent:
@@ -57,5 +67,36 @@ def encounter_recorded(row: dict[str, Any], institution: Institution, region_cod
             institution_midwifery_licensed=institution.is_delivery_facility,
             babies=[pb.Baby(sex=b["sex"], birth_weight_g=b.get("birth_weight_g") or 0, outcome=b["outcome"],
                             child_id=b.get("child_id") or "") for b in body["babies"]]))
+    t = row["type"]
+    if t == "prenatal_visit":
+        msg.prenatal_visit.CopyFrom(pb.PrenatalVisit(
+            gestational_days=body["gestational_days"], risk_grade=body.get("risk_grade") or "",
+            counts_as_antenatal_check=body.get("counts_as_antenatal_check", True)))
+    elif t in ("postpartum_visit", "postpartum_42d_check"):
+        msg.postpartum_visit.CopyFrom(pb.PostpartumVisit(day_after_delivery=body["day_after_delivery"],
+                                                         is_42d_check=body["is_42d_check"]))
+    elif t in ("newborn_visit", "child_health_check"):
+        msg.child_check.CopyFrom(pb.ChildCheck(
+            is_newborn_visit=body["is_newborn_visit"], weight_kg=_num(body.get("weight_kg")),
+            height_cm=_num(body.get("height_cm")), feeding=body.get("feeding") or "",
+            haemoglobin_g_l=_num(body.get("haemoglobin_g_l")), age_days=body["age_days"],
+            weight_for_age_z=_z(body.get("weight_for_age_z")), height_for_age_z=_z(body.get("height_for_age_z")),
+            weight_for_height_z=_z(body.get("weight_for_height_z"))))
+    elif t == "folic_acid_dispensed":
+        msg.folic_acid.CopyFrom(pb.FolicAcidDispensed(person_id=body["person_id"], quantity=body["quantity"]))
+    elif t == "death":
+        msg.death.CopyFrom(pb.Death(person_id=body["person_id"], died_on=body["died_on"], cause=body.get("cause") or "",
+                                    maternal=body["maternal"], pregnancy_id=body.get("pregnancy_id") or "",
+                                    age_days=body["age_days"]))
     key = f"pregnancy:{pregnancy.pregnancy_id}" if pregnancy else f"person:{row.get('person_id')}"
     return NewEvent(ENCOUNTER_RECORDED, msg, subject_key=key, region_code=region_code, occurred_at=occurred)
+
+
+def marriage_recorded(m: dict[str, Any]) -> NewEvent:
+    """结婚登记: the two persons and where/when they registered (no names on the bus)."""
+    key = f"{m['source']}/{m['registration_id']}"
+    on = m["registered_on"]
+    return NewEvent(MARRIAGE_RECORDED, pb.MarriageRecorded(
+        registration_key=key, registered_on=on.isoformat(), region_code=m["region_code"],
+        person_ids=[str(p) for p in m["person_ids"]], version=m["version"], voided=m["voided"]),
+        subject_key=f"marriage:{key}", region_code=m["region_code"], occurred_at=on)

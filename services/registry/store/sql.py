@@ -158,3 +158,187 @@ async def encounter_history(conn: AsyncConnection, source: str, encounter_id: st
     rows = await c.fetch("select version, body, voided, reason, recorded_at from encounter_history "
                          "where source = $1 and encounter_id = $2 order by version", source, encounter_id)
     return [_encounter(r) for r in rows]
+
+
+# ---------------------------------------------------------------- set-based loading and writing (batches)
+def _uuids(ids: list[str]) -> list[uuid.UUID]:
+    out = []
+    for i in ids:
+        try:
+            out.append(uuid.UUID(i))
+        except (ValueError, TypeError, AttributeError):
+            pass
+    return out
+
+
+async def institutions_by_code(conn: AsyncConnection, codes: list[str]) -> dict[str, Institution]:
+    c = await raw(conn)
+    rows = await c.fetch("select code, name, region_code, kind, midwifery_licensed from institution "
+                         "where code = any($1::text[])", codes)
+    return {r["code"]: Institution(r["code"], r["name"], r["region_code"], r["kind"], r["midwifery_licensed"])
+            for r in rows}
+
+
+async def pregnancies_by_id(conn: AsyncConnection, ids: list[str], for_update: bool = True) -> dict[str, Pregnancy]:
+    c = await raw(conn)
+    rows = await c.fetch("select * from pregnancy where pregnancy_id = any($1::text[]) order by pregnancy_id"
+                         + (" for update" if for_update else ""), ids)
+    return {r["pregnancy_id"]: _pregnancy(r) for r in rows}
+
+
+async def pregnancies_of_mothers(conn: AsyncConnection, mother_ids: list[str]) -> dict[str, Pregnancy]:
+    c = await raw(conn)
+    rows = await c.fetch("select * from pregnancy where mother_id = any($1::uuid[])", _uuids(mother_ids))
+    return {r["pregnancy_id"]: _pregnancy(r) for r in rows}
+
+
+async def persons_by_id(conn: AsyncConnection, ids: list[str]) -> dict[str, Any]:
+    """person id → (row, residence history oldest first)."""
+    from registry.domain.encounters import Person
+
+    c = await raw(conn)
+    keys = _uuids(ids)
+    if not keys:
+        return {}
+    rows = await c.fetch("select person_id, sex, birth_date, mother_id, born_in_pregnancy_id, died_on, death_key, "
+                         "version from person where person_id = any($1::uuid[])", keys)
+    res = await c.fetch("select person_id, since, region_code from person_residence where person_id = any($1::uuid[]) "
+                        "order by person_id, since", keys)
+    hist: dict[str, list[tuple[date | None, str]]] = {}
+    for r in res:
+        hist.setdefault(str(r["person_id"]), []).append((r["since"], r["region_code"]))
+    return {str(r["person_id"]): Person(
+        str(r["person_id"]), r["sex"], r["birth_date"], hist.get(str(r["person_id"]), []),
+        str(r["mother_id"]) if r["mother_id"] else None, r["born_in_pregnancy_id"], r["died_on"], r["death_key"],
+        r["version"]) for r in rows}
+
+
+async def encounters_by_key(conn: AsyncConnection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+    c = await raw(conn)
+    rows = await c.fetch("select e.* from encounter e join unnest($1::text[], $2::text[]) k(s, i) "
+                         "on e.source = k.s and e.encounter_id = k.i order by e.source, e.encounter_id for update of e",
+                         [k[0] for k in keys], [k[1] for k in keys])
+    return {(r["source"], r["encounter_id"]): _encounter(r) for r in rows}
+
+
+async def insert_children(conn: AsyncConnection, children: list[Any]) -> None:
+    """Children created by deliveries (no name or ID number yet: 新生儿)."""
+    if not children:
+        return
+    c = await raw(conn)
+    await c.executemany(
+        "insert into person (person_id, id_number, name, sex, birth_date, mother_id, born_in_pregnancy_id) "
+        "values ($1, null, '', $2, $3, $4, $5)",
+        [(uuid.UUID(p.person_id), p.sex, p.birth_date, uuid.UUID(p.mother_id) if p.mother_id else None, p.born_in)
+         for p in children])
+    await c.executemany("insert into person_residence (person_id, since, region_code) values ($1, $2, $3)",
+                        [(uuid.UUID(p.person_id), p.residence[0][0], p.residence[0][1]) for p in children])
+
+
+def _encounter_args(row: dict[str, Any]) -> tuple[Any, ...]:
+    return (row["source"], row["encounter_id"], row["version"], row["type"], row["subject_id"], row.get("pregnancy_id"),
+            uuid.UUID(str(row["person_id"])) if row.get("person_id") else None, row["occurred_on"],
+            row["institution_code"], to_json(row["body"]), row["content_hash"], row["voided"], row.get("void_reason"))
+
+
+async def save_encounters(conn: AsyncConnection, rows: list[tuple[dict[str, Any], str | None]]) -> None:
+    """Insert or replace the current versions, and append each to the history (never overwritten)."""
+    if not rows:
+        return
+    c = await raw(conn)
+    await c.executemany(
+        "insert into encounter (source, encounter_id, version, type, subject_id, pregnancy_id, person_id, "
+        "occurred_on, institution_code, body, content_hash, voided, void_reason) "
+        "values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
+        "on conflict (source, encounter_id) do update set version = excluded.version, type = excluded.type, "
+        "subject_id = excluded.subject_id, pregnancy_id = excluded.pregnancy_id, person_id = excluded.person_id, "
+        "occurred_on = excluded.occurred_on, institution_code = excluded.institution_code, body = excluded.body, "
+        "content_hash = excluded.content_hash, voided = excluded.voided, void_reason = excluded.void_reason, "
+        "updated_at = now()", [_encounter_args(r) for r, _ in rows])
+    await c.executemany(
+        "insert into encounter_history (source, encounter_id, version, body, voided, reason) "
+        "values ($1, $2, $3, $4, $5, $6)",
+        [(r["source"], r["encounter_id"], r["version"], to_json(r["body"]), r["voided"], why) for r, why in rows])
+
+
+async def set_delivered_many(conn: AsyncConnection, changes: dict[str, date | None]) -> None:
+    if changes:
+        c = await raw(conn)
+        await c.executemany("update pregnancy set delivered_on = $2 where pregnancy_id = $1", list(changes.items()))
+
+
+async def set_deaths(conn: AsyncConnection, changes: dict[str, tuple[date | None, str | None]]) -> None:
+    if changes:
+        c = await raw(conn)
+        await c.executemany("update person set died_on = $2, death_key = $3 where person_id = $1",
+                            [(uuid.UUID(k), d, key) for k, (d, key) in changes.items()])
+
+
+async def encounters_of_person(conn: AsyncConnection, person_id: str) -> list[dict[str, Any]]:
+    c = await raw(conn)
+    rows = await c.fetch("select * from encounter where person_id = $1 order by occurred_on, source, encounter_id",
+                         uuid.UUID(person_id))
+    return [_encounter(r) for r in rows]
+
+
+async def children_of(conn: AsyncConnection, mother_id: str) -> list[str]:
+    c = await raw(conn)
+    return [str(r["person_id"]) for r in await c.fetch(
+        "select person_id from person where mother_id = $1 order by birth_date, person_id", uuid.UUID(mother_id))]
+
+
+async def region_codes(conn: AsyncConnection) -> list[str]:
+    c = await raw(conn)
+    return [r["code"] for r in await c.fetch("select code from region")]
+
+
+async def add_residence(conn: AsyncConnection, person_id: str, since: date, region_code: str) -> bool:
+    """Append a residence span (history, never overwritten); False when the same span is already there."""
+    c = await raw(conn)
+    cur = await c.fetchval("select region_code from person_residence where person_id = $1 and since = $2",
+                           uuid.UUID(person_id), since)
+    if cur == region_code:
+        return False
+    if cur is not None:
+        await c.execute("update person_residence set region_code = $3, recorded_at = now() "
+                        "where person_id = $1 and since = $2", uuid.UUID(person_id), since, region_code)
+    else:
+        await c.execute("insert into person_residence (person_id, since, region_code) values ($1, $2, $3)",
+                        uuid.UUID(person_id), since, region_code)
+    return True
+
+
+async def bump_person_version(conn: AsyncConnection, person_id: str) -> int:
+    c = await raw(conn)
+    return int(await c.fetchval("update person set version = version + 1 where person_id = $1 returning version",
+                                uuid.UUID(person_id)))
+
+
+async def audit_pii(conn: AsyncConnection, client_id: str, request_id: str, kind: str, subject: str,
+                    fields: list[str], unmasked: bool) -> None:
+    c = await raw(conn)
+    await c.execute("insert into pii_audit (client_id, request_id, subject_kind, subject_id, fields, unmasked) "
+                    "values ($1, $2, $3, $4, $5, $6)", client_id, request_id, kind, subject, fields, unmasked)
+
+
+async def get_marriage(conn: AsyncConnection, source: str, registration_id: str) -> Any:
+    c = await raw(conn)
+    return await c.fetchrow("select * from marriage where source = $1 and registration_id = $2 for update",
+                            source, registration_id)
+
+
+async def save_marriage(conn: AsyncConnection, m: dict[str, Any], reason: str | None = None) -> None:
+    c = await raw(conn)
+    pids = [uuid.UUID(p) for p in m["person_ids"]]
+    await c.execute(
+        "insert into marriage (source, registration_id, version, registered_on, region_code, person_ids, content_hash, "
+        "voided, void_reason) values ($1, $2, $3, $4, $5, $6, $7, $8, $9) on conflict (source, registration_id) do "
+        "update set version = excluded.version, registered_on = excluded.registered_on, region_code = "
+        "excluded.region_code, person_ids = excluded.person_ids, content_hash = excluded.content_hash, voided = "
+        "excluded.voided, void_reason = excluded.void_reason, updated_at = now()",
+        m["source"], m["registration_id"], m["version"], m["registered_on"], m["region_code"], pids,
+        m["content_hash"], m["voided"], m.get("void_reason"))
+    await c.execute(
+        "insert into marriage_history (source, registration_id, version, registered_on, region_code, person_ids, "
+        "voided, reason) values ($1, $2, $3, $4, $5, $6, $7, $8)", m["source"], m["registration_id"], m["version"],
+        m["registered_on"], m["region_code"], pids, m["voided"], reason)
