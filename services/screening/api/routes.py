@@ -1,0 +1,184 @@
+"""Screening endpoints: results (+ batch, void), follow-up cases and their actions."""
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Literal
+
+from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi.responses import ORJSONResponse
+from kit.auth import Principal, require
+from kit.errors import Problem, invalid, invalid_many
+from kit.logs import request_id
+from pydantic import BaseModel, ConfigDict, Field
+
+from screening import service
+from screening.domain.followup import ACTIONS
+from screening.domain.model import TYPES, DomainError
+from screening.store import sql
+
+router = APIRouter(prefix="/v1", tags=["screening"])
+BATCH_MAX = 1000
+CASE_TYPES = (*TYPES, "pregnancy_high_risk")
+
+
+def _problem(e: DomainError) -> Problem:
+    if e.status == 422:
+        return invalid_many(e.errors, 422)
+    title, kind = {409: ("Conflict", "conflict"), 404: ("Not found", "not-found"),
+                   403: ("Forbidden", "forbidden-region")}.get(e.status, ("Invalid request", "validation"))
+    return Problem(e.status, title, str(e), kind=kind, errors=e.errors)
+
+
+class VoidIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class ActionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    action: Literal["contacted", "diagnosed", "treated", "referred", "closed", "lost"] = Field(
+        description=f"one of {', '.join(ACTIONS)}; closed and lost end the case")
+    on: date
+    note: str | None = Field(None, max_length=2000)
+    outcome: str | None = Field(None, min_length=1, max_length=200)
+
+
+async def _audit(request: Request, p: Principal, kind: str, subject: str, unmasked: bool) -> None:
+    """Notes are free text a clinician typed (they may name people): reading them is audited."""
+    async with request.app.state.db.begin() as conn:
+        await sql.audit_pii(conn, p.client_id, request_id.get(), kind, subject, ["note"], unmasked)
+
+
+@router.post("/screenings", summary="Post a screening result (idempotent on source + screening_id)",
+             status_code=201)
+async def post_screening(request: Request, body: dict[str, Any] = Body(...),
+                         p: Principal = Depends(require("screening:write"))) -> ORJSONResponse:
+    try:
+        async with request.app.state.db.begin() as conn:
+            status, out = await service.record_screening(conn, body, p.region_prefix)
+    except DomainError as e:
+        raise _problem(e) from e
+    return ORJSONResponse(out, status_code=status)
+
+
+@router.post("/screenings:batch", summary="Post up to 1000 screening results; answered per item")
+async def post_screenings_batch(request: Request, body: list[dict[str, Any]] = Body(...),
+                                p: Principal = Depends(require("screening:write"))) -> dict[str, Any]:
+    if len(body) > BATCH_MAX:
+        raise invalid_many([{"field": "body", "reason": f"at most {BATCH_MAX} items per batch"}], 413)
+    results: list[dict[str, Any]] = []
+    async with request.app.state.db.begin() as conn:
+        for i, item in enumerate(body):
+            try:
+                if not isinstance(item, dict):
+                    raise DomainError([{"field": "body", "reason": "each item is an object"}])
+                async with conn.begin_nested():
+                    status, out = await service.record_screening(conn, item, p.region_prefix)
+                results.append({"index": i, "status": status, "id": out["screening_id"],
+                                "classification": out["classification"],
+                                "case_id": out["followup"]["case_id"] if out["followup"] else None})
+            except DomainError as e:
+                results.append({"index": i, "status": e.status, "errors": e.errors})
+    return {"items": results, "accepted": sum(1 for r in results if r["status"] < 300)}
+
+
+@router.get("/screenings/{source}/{screening_id}", summary="A screening result with its history and case")
+async def get_screening(source: str, screening_id: str, request: Request,
+                        p: Principal = Depends(require("screening:read"))) -> dict[str, Any]:
+    try:
+        async with request.app.state.db.connect() as conn:
+            out = await service.get_screening(conn, source, screening_id, p.region_prefix)
+    except DomainError as e:
+        raise _problem(e) from e
+    unmask = p.has("pii:read")
+    if not unmask:
+        out = {**out, "note": "***" if out.get("note") else out.get("note"),
+               "history": [{**h, "result": {**h["result"], **({"note": "***"} if h["result"].get("note") else {})}}
+                           for h in out["history"]]}
+        if out["followup"]:
+            out["followup"]["actions"] = [{**a, "note": "***" if a["note"] else None}
+                                          for a in out["followup"]["actions"]]
+    await _audit(request, p, "screening", f"{source}/{screening_id}", unmask)
+    return out
+
+
+@router.delete("/screenings/{source}/{screening_id}", summary="Void a screening result (history kept)")
+async def void_screening(source: str, screening_id: str, request: Request, body: VoidIn | None = None,
+                         reason: str | None = None,
+                         p: Principal = Depends(require("screening:write"))) -> dict[str, Any]:
+    why = (body.reason if body else None) or reason
+    if not why:
+        raise invalid("reason", "a void needs a reason")
+    try:
+        async with request.app.state.db.begin() as conn:
+            return await service.void_screening(conn, source, screening_id, why, p.region_prefix)
+    except DomainError as e:
+        raise _problem(e) from e
+
+
+@router.get("/followups", summary="Follow-up cases of a region (oldest due first; keyset-paged)")
+async def list_followups(
+    request: Request,
+    region: str | None = Query(None, description="region code prefix (default: the client's region)"),
+    status: Literal["open", "closed"] | None = None,
+    overdue: bool | None = Query(None, description="true: open cases past their due date"),
+    type: str | None = Query(None, description="screening type or pregnancy_high_risk"),
+    limit: int = Query(200, ge=1, le=1000),
+    after: str | None = Query(None, description="the `next` cursor of the previous page"),
+    p: Principal = Depends(require("screening:read")),
+) -> dict[str, Any]:
+    reg = p.region_prefix if region is None else region
+    if reg and (len(reg) not in (2, 4, 6, 9, 12) or not reg.isdigit()):
+        raise invalid("region", "must be a region code prefix of 2, 4, 6, 9 or 12 digits")
+    p.require_region(reg)
+    if type is not None and type not in CASE_TYPES:
+        raise invalid("type", f"unknown case type; one of {', '.join(CASE_TYPES)}")
+    cursor = None
+    if after:
+        try:
+            d, cid = after.split("_", 1)
+            cursor = (date.fromisoformat(d), cid)
+            import uuid
+            uuid.UUID(cid)
+        except ValueError as e:
+            raise invalid("after", "not a cursor this endpoint gave") from e
+    today = service.today_cn()
+    if overdue is False:
+        status = status or "open"
+    async with request.app.state.db.connect() as conn:
+        cases = await sql.list_cases(conn, reg, status, today if overdue else None, type, limit + 1, cursor)
+    if overdue is False:
+        cases = [c for c in cases if not c.overdue(today)]
+    page = cases[:limit]
+    unmask = p.has("pii:read")
+    if any(a.note for c in page for a in c.actions):
+        await _audit(request, p, "followup_list", reg or "(all)", unmask)
+    nxt = f"{page[-1].due_on.isoformat()}_{page[-1].case_id}" if len(cases) > limit else None
+    return {"region": reg, "today": today.isoformat(), "items": [service.view_case(c, today, unmask) for c in page],
+            "next": nxt}
+
+
+@router.get("/followups/{case_id}", summary="A follow-up case with its actions")
+async def get_followup(case_id: str, request: Request,
+                       p: Principal = Depends(require("screening:read"))) -> dict[str, Any]:
+    try:
+        async with request.app.state.db.connect() as conn:
+            case = await service.get_case(conn, case_id, p.region_prefix)
+    except DomainError as e:
+        raise _problem(e) from e
+    unmask = p.has("pii:read")
+    if any(a.note for a in case.actions):
+        await _audit(request, p, "followup", case_id, unmask)
+    return service.view_case(case, service.today_cn(), unmask)
+
+
+@router.post("/followups/{case_id}/actions", summary="Record a follow-up action (contacted … closed / lost)",
+             status_code=201)
+async def post_action(case_id: str, body: ActionIn, request: Request,
+                      p: Principal = Depends(require("screening:write"))) -> ORJSONResponse:
+    try:
+        async with request.app.state.db.begin() as conn:
+            status, case = await service.add_action(conn, case_id, body.action, body.on, body.note, body.outcome,
+                                                    p.region_prefix, p.client_id)
+    except DomainError as e:
+        raise _problem(e) from e
+    return ORJSONResponse(service.view_case(case, service.today_cn()), status_code=status)
