@@ -322,7 +322,27 @@ def person_dependencies(key: str, own: Iterable[Fact]) -> list[str]:
     fs = Facts(own)
     person = fs.record(key)
     clock = [CLOCK] if person is not None and person.body.get("birth_date") else []
-    return clock + _partners(key, fs)
+    born_in = person.body.get("born_in_pregnancy_id") if person is not None else ""
+    return clock + ([f"pregnancy:{born_in}"] if born_in else []) + _partners(key, fs)
+
+
+def born_alive_viable(key: str, person: Fact, fs: Facts) -> bool:
+    """A child born in a registry pregnancy is a child of the indicators only while that pregnancy's delivery
+    records it as a live birth (活产: ≥ 28 weeks); born alive earlier it is a miscarriage (流产) in MCH
+    statistics, in no child indicator — the same population as the live births the rates divide by."""
+    born_in = person.body.get("born_in_pregnancy_id")
+    if not born_in:
+        return True
+    preg = fs.record(f"pregnancy:{born_in}")
+    deliveries = fs.encounters(f"pregnancy:{born_in}", "delivery")
+    if preg is None or not deliveries:
+        return False
+    lmp, on = d(preg.body.get("lmp_date")), d(deliveries[-1]["occurred_on"])
+    if lmp is None or on is None or (on - lmp).days < VIABLE_GESTATION_DAYS:
+        return False
+    me = key.split(":", 1)[1]
+    return any(b.get("child_id") == me and b.get("outcome") == "live"
+               for b in deliveries[-1]["delivery"].get("babies", []))
 
 
 def _where(person: Fact | None, s: dict[str, Any], on: date) -> str:
@@ -395,7 +415,7 @@ def screening_entities(key: str, fs: Facts, person: Fact | None) -> list[Entity]
 def person_entities(key: str, fs: Facts) -> list[Entity]:
     person = fs.record(key)
     screened = screening_entities(key, fs, person)
-    if person is None:
+    if person is None or not born_alive_viable(key, person, fs):
         return screened
     out: list[Entity] = screened
     birth = d(person.body.get("birth_date"))

@@ -420,3 +420,18 @@ def test_every_catalogue_indicator_has_a_hand_computed_test() -> None:
     text = "".join(p.read_text(encoding="utf-8") for p in here.glob("test_*.py"))
     missing = [i.code for i in CAT.indicators if f'"{i.code}"' not in text]
     assert not missing
+
+
+@pytest.mark.parametrize("gest_days, counted", [(195, False), (196, True)])
+def test_a_child_born_alive_before_28_weeks_is_in_no_child_indicator(gest_days: int, counted: bool) -> None:
+    # 27+6 weeks: a miscarriage in MCH statistics — neither a live birth nor a child (nor a neonatal death)
+    s = Story().deliver(gest_days=gest_days)
+    child = next(f for f in s.facts if f.record_key == "person:C1")
+    s.facts.remove(child)
+    s.facts.append(Fact("person:C1", "person:C1", 1, False, {**child.body, "born_in_pregnancy_id": "P"}))
+    s.enc("person:C1", "death", s.delivered_on + timedelta(days=3),
+          death={"person_id": "C1", "died_on": (s.delivered_on + timedelta(days=3)).isoformat()})
+    c = counts(s, "person:C1", clock="2026-11")
+    assert c[("neonatal_mortality_rate", "n")] == int(counted)
+    assert counts(s, "pregnancy:P")[("live_births", "n")] == int(counted)
+    assert units.person_dependencies("person:C1", s.facts)[:2] == [units.CLOCK, "pregnancy:P"]
