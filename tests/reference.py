@@ -142,10 +142,20 @@ def values(families: list[Family], region: str, start: date, end: date,
                 add("neonatal_mortality_rate", int((b.died - born).days < 28))
                 add("infant_mortality_rate", int(b.died < add_years(born, 1)))
                 add("under5_mortality_rate", int(b.died < add_years(born, 5)))
+            # feeding and haemoglobin: anchored on the check date, whatever became of the child after it
+            in_period = [c for c in b.checks if start <= c.on <= end]
+            feeding = [c for c in in_period if c.feeding and c.on < add_months(born, 6)]
+            if feeding:
+                latest = max(feeding, key=lambda c: c.on)
+                add("exclusive_breastfeeding_rate", int(latest.feeding == "exclusive_breastfeeding"), 1)
+            hb = [c for c in in_period if c.haemoglobin and add_months(born, 6) <= c.on < add_months(born, 60)]
+            if hb:
+                latest = max(hb, key=lambda c: c.on)
+                assert latest.haemoglobin is not None
+                add("under5_anaemia_rate", int(latest.haemoglobin < 110), 1)
             # the period must have started by today's month; the child under 7 (3) and alive at its end
             if start > today or born > end or end >= add_years(born, 7) or (b.died and b.died <= end):
                 continue
-            in_period = [c for c in b.checks if start <= c.on <= end]
             add("under7_health_management_rate", int(any(c.weight_kg and c.height_cm for c in in_period)), 1)
             if end < add_years(born, 3):
                 due = Decimal(0)
@@ -156,15 +166,6 @@ def values(families: list[Family], region: str, start: date, end: date,
                         due += Decimal(per_year) * ((hi - lo).days + 1) / (y1 - y0).days
                 required = int(due.quantize(Decimal(1), ROUND_HALF_UP))
                 add("under3_systematic_management_rate", int(len(in_period) >= required), 1)
-            feeding = [c for c in in_period if c.feeding and c.on < add_months(born, 6)]
-            if feeding:
-                latest = max(feeding, key=lambda c: c.on)
-                add("exclusive_breastfeeding_rate", int(latest.feeding == "exclusive_breastfeeding"), 1)
-            hb = [c for c in in_period if c.haemoglobin and add_months(born, 6) <= c.on < add_months(born, 60)]
-            if hb:
-                latest = max(hb, key=lambda c: c.on)
-                assert latest.haemoglobin is not None
-                add("under5_anaemia_rate", int(latest.haemoglobin < 110), 1)
     for code in ("early_booking_rate", "antenatal_check_rate", "antenatal_5plus_rate",
                  "systematic_management_rate", "postpartum_visit_rate", "hospital_delivery_rate", "caesarean_rate",
                  "maternal_mortality_ratio", "neonatal_mortality_rate", "infant_mortality_rate",

@@ -5,6 +5,7 @@ calculation (tests/reference.py) for every registry-fed indicator, at county, to
 for every period type."""
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 from datetime import date, datetime, timedelta, timezone
@@ -32,26 +33,35 @@ class Poster:
         self.http, self.url, self.rng = http, stack.url("registry") + "/v1", rng
         self.sent: list[dict[str, Any]] = []
 
+    async def post(self, path: str, body: dict[str, Any], method: str = "POST") -> httpx.Response:
+        """As a HIS does: a 503 (nothing changed) is retried."""
+        for _ in range(10):
+            r = await self.http.request(method, f"{self.url}{path}", json=body)
+            if r.status_code != 503:
+                return r
+            await asyncio.sleep(0.5)
+        return r
+
     async def encounter(self, body: dict[str, Any]) -> dict[str, Any]:
         # the caller keeps the ids in its body, to correct or void the same record later
         body.setdefault("source", SOURCE)
         body.setdefault("encounter_id", f"E-{uuid.uuid4().hex[:12]}")
-        r = await self.http.post(f"{self.url}/encounters", json=body)
+        r = await self.post("/encounters", body)
         assert r.status_code in (200, 201), r.text
         self.sent.append(body)
         if self.rng.random() < 0.15:  # a HIS retry: same id, same content — counted once
-            again = await self.http.post(f"{self.url}/encounters", json=body)
+            again = await self.post("/encounters", body)
             assert again.status_code == 200, again.text
         return dict(r.json())
 
     async def correct(self, body: dict[str, Any], **changes: Any) -> None:
         body.update(changes, version=body.get("version", 1) + 1)
-        r = await self.http.post(f"{self.url}/encounters", json=body)
+        r = await self.post("/encounters", body)
         assert r.status_code in (200, 201), r.text
 
     async def void(self, body: dict[str, Any]) -> None:
-        r = await self.http.request("DELETE", f"{self.url}/encounters/{SOURCE}/{body['encounter_id']}",
-                                    json={"reason": "entered in error"})
+        r = await self.post(f"/encounters/{SOURCE}/{body['encounter_id']}", {"reason": "entered in error"},
+                            method="DELETE")
         assert r.status_code == 200, r.text
 
 
@@ -65,7 +75,7 @@ async def family_story(p: Poster, rng: random.Random, county: str, insts: dict[s
     lmp = date(2024, 9, 1) + timedelta(days=rng.randint(0, 420))
     f = ref.Family(f"P-{uuid.uuid4().hex[:12]}", village(county, rng.randint(1, 3), rng.randint(1, 2)), inst,
                    lmp, lmp + timedelta(days=rng.randint(40, 120)))
-    r = await p.http.post(f"{p.url}/pregnancies", json={
+    r = await p.post("/pregnancies", {
         "pregnancy_id": f.pregnancy_id, "source": SOURCE,
         "mother": {"name": "测试", "sex": "F", "birth_date": "1993-03-03", "residence_code": f.residence},
         "lmp_date": lmp.isoformat(), "registered_on": f.booked.isoformat(), "institution_code": inst})
