@@ -186,9 +186,10 @@ def _antenatal_checks(fs: Facts, key: str, until: date) -> list[tuple[date, int]
 
 
 def _tested(tests: Sequence[dict[str, Any]], infection: str, until: date) -> list[dict[str, Any]]:
-    """The pregnancy's tests for one infection, during pregnancy or at labour (up to the delivery date)."""
+    """The pregnancy's tests for one infection, during pregnancy (up to the delivery date) or at labour (the
+    screening service accepts a labour test up to 2 days from the delivery)."""
     return [t for t in tests if t.get("maternal_infection_test", {}).get("infection") == infection
-            and (d(t["performed_on"]) or until) <= until]
+            and (t["maternal_infection_test"].get("timing") == "labour" or (d(t["performed_on"]) or until) <= until)]
 
 
 def _child_screens(fs: Facts, child_key: str, birth: date) -> dict[str, Any]:

@@ -32,9 +32,9 @@ def screen(s: Story, subject: str, type_: str, on: date, person: str = "M", part
     return key
 
 
-def infection(s: Story, on: date, infection_: str, result: str = "negative") -> str:
+def infection(s: Story, on: date, infection_: str, result: str = "negative", timing: str = "pregnancy") -> str:
     return screen(s, "pregnancy:P", "maternal_infection_test", on, maternal_infection_test={
-        "infection": infection_, "timing": "labour", "result": result})
+        "infection": infection_, "timing": timing, "result": result})
 
 
 def case(s: Story, subject: str, case_id: str, *actions: str, screening_key: str = "", due: date = LMP,
@@ -82,10 +82,10 @@ def by_when(s: Story, unit: str, code: str, clock: str | None = None) -> dict[tu
 # --- maternal: infection tests, HBIG, prenatal screening, high risk ---------------------------------------
 
 @pytest.mark.parametrize("days_after_delivery, tested", [(-100, 1), (0, 1), (1, 0)])
-def test_infection_tests_count_up_to_the_delivery_day(days_after_delivery: int, tested: int) -> None:
+def test_infection_tests_in_pregnancy_count_up_to_the_delivery_day(days_after_delivery: int, tested: int) -> None:
     s = Story().deliver(babies=2)   # twins: one woman delivered
     infection(s, s.delivered_on + timedelta(days=days_after_delivery), "hiv")
-    infection(s, s.delivered_on, "syphilis")
+    infection(s, s.delivered_on + timedelta(days=2), "syphilis", timing="labour")   # at labour: counts
     c = counts(s, "pregnancy:P")
     assert c[("hiv_test_rate", "n")] == tested and c[("hiv_test_rate", "d")] == 1
     assert c[("syphilis_test_rate", "n")] == 1 and c[("hbsag_test_rate", "n")] == 0
