@@ -1,6 +1,6 @@
 """The demo county (示范县) through the platform's real APIs.
 
-    python -m demo load   [--seed 7] [--year 2025] [--births 1300] [--county 320999]   # a whole year
+    python -m demo load   [--seed 7] [--year 2025] [--births 1300] [--county 321324]   # a whole year
     python -m demo stream [--per-minute 6]                                              # live: deliveries today
     python -m demo plan   [--births 300]                                                # what load would post
 
@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from demo import county as county_mod
 from demo.generate import live_plan, year_plan
-from demo.post import Poster, summary
+from demo.post import Poster
 
 ROOT = Path(__file__).resolve().parent.parent
 CHINA = timezone(timedelta(hours=8))
@@ -51,7 +51,7 @@ def poster(args: argparse.Namespace) -> Poster:
     rd = Path(args.run_dir) if args.run_dir else run_dir()
     urls = read_urls(Path(args.urls_env) if args.urls_env else rd / "urls.env")
     token = args.token or (rd / "dev-token").read_text().strip()
-    return Poster(urls, token, progress=bar)
+    return Poster(urls, token, progress=bar, echo=True)
 
 
 async def load(args: argparse.Namespace) -> int:
@@ -63,8 +63,7 @@ async def load(args: argparse.Namespace) -> int:
     print(f"{c.name} {c.code}: year {year}, {len(plan.cases)} pregnancies, {plan.size()} records to post",
           flush=True)
     t0 = time.monotonic()
-    results = await p.run(plan)
-    print(summary(results))
+    await p.run(plan)
     print(f"done in {time.monotonic() - t0:.0f}s", flush=True)
     return 0
 
@@ -79,6 +78,7 @@ async def stream(args: argparse.Namespace) -> int:
         today = datetime.now(CHINA).date()
         tag = datetime.now(CHINA).strftime("%Y%m%d%H%M%S") + f"{n % 100:02d}"
         plan = live_plan(c, args.seed + n, today, 1, tag)
+        p.echo = False
         results = await p.run(plan)
         accepted = sum(r.accepted for r in results)
         print(f"{datetime.now(CHINA):%H:%M:%S} posted a delivery of {today} ({accepted} records)", flush=True)

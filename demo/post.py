@@ -48,6 +48,7 @@ class Poster:
     token: str
     ids: dict[str, str] = field(default_factory=dict)
     done: set[str] = field(default_factory=set)  # keys of the ops that were accepted
+    echo: bool = False  # print each step's line when it is done
     progress: Callable[[str, int], Any] | None = None  # (step, total) → an object with update(n) / close()
 
     def _capture(self, op: Op, answer: dict[str, Any]) -> None:
@@ -112,6 +113,8 @@ class Poster:
                 if only and step.name not in only:
                     continue
                 results.append(await self.step(client, step))
+                if self.echo:
+                    print(results[-1].line(), flush=True)
         return results
 
     async def step(self, client: httpx.AsyncClient, step: Step) -> StepResult:

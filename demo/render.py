@@ -1,7 +1,7 @@
 """Render a provisioned Grafana dashboard to PNG without Grafana: the dashboard's own panel queries run against the
 indicators database, drawn with matplotlib (for the README and reports).
 
-    python -m demo.render maternal --region 320999 --period 2025 -o docs/img/dashboard-maternal.png
+    python -m demo.render maternal --region 321324 --period 2025 -o docs/img/dashboard-maternal.png
 """
 from __future__ import annotations
 
@@ -122,7 +122,7 @@ def draw(dashboard: dict[str, Any], panels: list[tuple[dict[str, Any], list[Any]
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("dashboard", default="maternal", nargs="?")
-    ap.add_argument("--region", default="320999")
+    ap.add_argument("--region", default="321324")
     ap.add_argument("--period", default=str(datetime.now().year - 1))
     ap.add_argument("--run-dir", default=None)
     ap.add_argument("-o", "--output", default=None)

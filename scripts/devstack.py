@@ -8,6 +8,7 @@ other databases) so tests never touch the demo.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -300,8 +301,10 @@ def main() -> None:
         print(f"  broker        {s.bootstrap} (Tansu, memory-only)")
         if "prometheus" in programs(s):
             print(f"  prometheus    http://127.0.0.1:{prometheus_port(s)}")
-        print(f"  demo county   320999 示范县: annual report {s.url('indicators')}/v1/reports/annual?region=320999"
-              f"&year={time.localtime().tm_year - 1}&format=xlsx ; live trickle: {s.run_dir / 'logs'}/demo-trickle.log")
+        demo = json.loads((ROOT / "demo" / "county.json").read_text(encoding="utf-8"))
+        print(f"  demo county   {demo['code']} {demo['name']}: annual report {s.url('indicators')}/v1/reports/annual"
+              f"?region={demo['code']}&year={time.localtime().tm_year - 1}&format=xlsx")
+        print(f"                live trickle: {s.run_dir / 'logs'}/demo-trickle.log")
         print(f"  logs          {s.run_dir / 'logs'}/")
         print(f"\n  URLs in {s.run_dir / 'urls.env'}, token in {s.run_dir / 'dev-token'}:\n  {token}\n")
         print(f"  try: curl -H 'Authorization: Bearer {token[:12]}…' "
