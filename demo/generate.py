@@ -123,15 +123,16 @@ class Generator:
         when = opened + timedelta(days=self.rng.randint(1, 6))
         if when > self.today or not self.chance("followup_contacted"):
             return
-        self.plan["followup_actions"].add(path, {"action": "contacted", "on": when.isoformat()})
+        self.plan["followup_actions"].add(path, {"action": "contacted", "on": when.isoformat()}, group=sid)
         when += timedelta(days=self.rng.randint(3, 20))
         if when > self.today:
             return
-        self.plan["followup_actions"].add(path, {"action": "diagnosed", "on": when.isoformat()})
+        self.plan["followup_actions"].add(path, {"action": "diagnosed", "on": when.isoformat()}, group=sid)
         when += timedelta(days=self.rng.randint(3, 30))
         if when <= self.today and self.chance("followup_closed"):
             self.plan["followup_actions"].add(path, {"action": "closed", "on": when.isoformat(),
-                                                     "outcome": self.rng.choice(("treated", "normal", "referred"))})
+                                                     "outcome": self.rng.choice(("treated", "normal", "referred"))},
+                                              group=sid)
 
     # ------------------------------------------------------------------ the register
     def institutions(self) -> None:
@@ -283,8 +284,10 @@ class Generator:
             if refer and re_on <= min(self.today, alive_until):
                 self.screening("newborn_hearing", cref, re_on, hospital, round="rescreen", result="pass")
         if case.get("hbsag_positive"):
-            self.screening("hbig", cref, born, hospital,
-                           hours_after_birth=rng.randint(1, 20) if self.chance("hbig_within_24h") else 30)
+            hours = rng.randint(1, 12) if self.chance("hbig_within_24h") else rng.randint(30, 40)
+            hbig_on = born + timedelta(days=hours // 24)
+            if hbig_on <= min(self.today, alive_until):
+                self.screening("hbig", cref, hbig_on, hospital, hours_after_birth=hours)
         nv = born + timedelta(days=rng.randint(3, 10))
         bw = (baby["birth_weight_g"] or 3300) / 1000
         if nv <= min(self.today, alive_until) and self.chance("newborn_visit"):
@@ -408,11 +411,12 @@ class Generator:
         self.plan["cert_stock"].add("/v1/stock/batches", {
             "batch_no": f"{self.prefix}-B1", "serial_from": self.serial(serial),
             "serial_to": self.serial(serial + per_hospital * len(self.county.hospitals) - 1),
-            "received_on": received.isoformat()})
+            "received_on": received.isoformat()}, group="stock")
         for h in self.county.hospitals:
             self.plan["cert_stock"].add("/v1/stock/allocations", {
                 "institution_code": h.code, "serial_from": self.serial(serial),
-                "serial_to": self.serial(serial + per_hospital - 1), "allocated_on": received.isoformat()})
+                "serial_to": self.serial(serial + per_hospital - 1), "allocated_on": received.isoformat()},
+                group="stock")
             serial += per_hospital
             for role in ("certificate", "seal"):
                 self.plan["cert_custodians"].add("/v1/custodians", {
@@ -430,8 +434,9 @@ class Generator:
             return
         key = f"@cert:{cref[1:]}"
         prep, seal = f"{hospital.code}-CERT", f"{hospital.code}-SEAL"
+        # the certificate service dates an issue when it is posted (no back-dating of 出生医学证明)
         body: dict[str, Any] = {"kind": kind, "child_id": cref, "child_name": name, "prepared_by": prep,
-                                "institution_code": hospital.code, "issued_on": issued.isoformat()}
+                                "institution_code": hospital.code}
         if kind == "first_out_of_institution":
             body["evidence_ref"] = f"{self.prefix}-EV{self.seq}"
         self.plan["certificates"].add("/v1/certificates", body, key, "serial")
@@ -442,7 +447,7 @@ class Generator:
                 if self.chance(f"certificate_{after_kind}"):
                     self.plan["cert_after"].add("/v1/certificates", {
                         "kind": after_kind, "child_id": cref, "child_name": name, "previous_serial": key,
-                        "prepared_by": prep, "institution_code": hospital.code, "issued_on": later.isoformat()})
+                        "prepared_by": prep, "institution_code": hospital.code})
                     break
 
     # ------------------------------------------------------------------ targets (任务数)

@@ -18,6 +18,7 @@ class Op:
     body: dict[str, Any]
     key: str | None = None  # the reference this op's answer defines
     capture: str | None = None  # one of CAPTURES
+    group: str | None = None  # ops of one group are posted one after the other, in plan order
 
 
 @dataclass
@@ -30,8 +31,9 @@ class Step:
     ops: list[Op] = field(default_factory=list)
     batch_path: str | None = None
 
-    def add(self, path: str, body: dict[str, Any], key: str | None = None, capture: str | None = None) -> None:
-        self.ops.append(Op(path, body, key, capture))
+    def add(self, path: str, body: dict[str, Any], key: str | None = None, capture: str | None = None,
+            group: str | None = None) -> None:
+        self.ops.append(Op(path, body, key, capture, group))
 
 
 STEP_ORDER: tuple[tuple[str, str, str, str | None], ...] = (

@@ -216,8 +216,16 @@ class Poster:
                 if bar is not None:
                     bar.update(1)
 
-        # references always point to an earlier step, so ops of one step may go concurrently
-        await asyncio.gather(*(one(op) for op in step.ops))
+        async def in_order(ops: list[Op]) -> None:
+            for op in ops:
+                await one(op)
+
+        # references always point to an earlier step, so ops of one step may go concurrently, except those of
+        # one group (the actions of one follow-up case, a stock batch before its allocations)
+        groups: dict[str, list[Op]] = {}
+        for i, op in enumerate(step.ops):
+            groups.setdefault(op.group or f"#{i}", []).append(op)
+        await asyncio.gather(*(in_order(ops) for ops in groups.values()))
 
 
 def _is_domain_404(r: httpx.Response) -> bool:
