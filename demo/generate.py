@@ -120,15 +120,15 @@ class Generator:
     def followup(self, sid: str, opened: date) -> None:
         """Follow-up actions on the case a positive / high-risk screen opened (随访): contact, diagnosis, closure."""
         path = f"/v1/followups/@case:{sid}/actions"
-        when = opened + timedelta(days=self.rng.randint(1, 6))
+        when = opened + timedelta(days=self.rng.randint(1, 3))
         if when > self.today or not self.chance("followup_contacted"):
             return
         self.plan["followup_actions"].add(path, {"action": "contacted", "on": when.isoformat()}, group=sid)
-        when += timedelta(days=self.rng.randint(3, 20))
+        when += timedelta(days=self.rng.randint(1, 5))
         if when > self.today:
             return
         self.plan["followup_actions"].add(path, {"action": "diagnosed", "on": when.isoformat()}, group=sid)
-        when += timedelta(days=self.rng.randint(3, 30))
+        when += timedelta(days=self.rng.choice((1, 2, 3, 4, 5, 6, 20)))
         if when <= self.today and self.chance("followup_closed"):
             self.plan["followup_actions"].add(path, {"action": "closed", "on": when.isoformat(),
                                                      "outcome": self.rng.choice(("treated", "normal", "referred"))},
@@ -311,8 +311,10 @@ class Generator:
     def child_check(self, cref: str, on: date, months: float, centre: Institution, z_w: float, z_h: float) -> None:
         rng = self.rng
         mw, mh = growth_median(months)
-        weight = round(mw * (1 + 0.11 * (0.8 * z_w + 0.6 * rng.gauss(0, 1))), 2)
+        # height on the child's own curve; weight follows height (weight-for-length SD ~8%), so wasting and
+        # overweight stay at their usual few per cent
         height = round(mh * (1 + 0.037 * (0.9 * z_h + 0.4 * rng.gauss(0, 1))), 1)
+        weight = round(mw * (height / mh) ** 2.4 * (1 + 0.075 * (0.7 * z_w + 0.7 * rng.gauss(0, 1))), 2)
         fields: dict[str, Any] = {"weight_kg": weight, "height_cm": height}
         if months < 6:
             fields["feeding"] = "exclusive_breastfeeding" if self.chance("exclusive_breastfeeding") else rng.choice(

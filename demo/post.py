@@ -5,9 +5,11 @@ depends on its answers; the rest goes on."""
 from __future__ import annotations
 
 import asyncio
+import random
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
@@ -226,6 +228,51 @@ class Poster:
         for i, op in enumerate(step.ops):
             groups.setdefault(op.group or f"#{i}", []).append(op)
         await asyncio.gather(*(in_order(ops) for ops in groups.values()))
+
+
+async def manage_high_risk(urls: dict[str, str], token: str, region: str, share: float, seed: int,
+                           today: date) -> StepResult:
+    """高危孕产妇专案管理: the screening service opens a case when a pregnancy's risk grade first reaches orange or
+    above (from the registry's visits); the township doctor then contacts the woman. The cases are only known
+    once opened, so this step reads them (GET /v1/followups) and records a contact on most of them."""
+    res = StepResult("high_risk_case_contacts")
+    rng = random.Random(f"{seed}:{region}:high-risk")
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(timeout=60, headers=headers) as c:
+        cursor: str | None = None
+        cases: list[dict[str, Any]] = []
+        while True:
+            params: dict[str, Any] = {"region": region, "type": "pregnancy_high_risk", "status": "open",
+                                      "limit": 1000}
+            if cursor:
+                params["after"] = cursor
+            r = await c.get(f"{urls['screening']}/v1/followups", params=params)
+            if r.status_code >= 300:
+                res.unavailable = f"{r.status_code} GET /v1/followups"
+                return res
+            doc = r.json()
+            cases += [x for x in doc["items"] if not x["actions"]]
+            cursor = doc.get("next")
+            if not cursor:
+                break
+        sem = asyncio.Semaphore(CONCURRENCY)
+
+        async def contact(case: dict[str, Any]) -> None:
+            on = date.fromisoformat(case["opened_on"]) + timedelta(days=rng.randint(0, 5))
+            if on > today or rng.random() >= share:
+                return
+            res.planned += 1
+            async with sem:
+                r = await c.post(f"{urls['screening']}/v1/followups/{case['case_id']}/actions",
+                                 json={"action": "contacted", "on": on.isoformat()})
+            if r.status_code < 300:
+                res.accepted += 1
+            else:
+                res.rejected += 1
+                res.reasons[Poster._why(r)] += 1
+
+        await asyncio.gather(*(contact(x) for x in cases))
+    return res
 
 
 def _is_domain_404(r: httpx.Response) -> bool:
