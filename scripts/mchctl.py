@@ -3,6 +3,7 @@
     mchctl clients create --name county-hospital-his --scopes registry:write --region 320582
     mchctl clients list | token CLIENT_ID | revoke TOKEN
     mchctl regions load regions.csv              # code,name rows (GB/T 2260 + township/village codes)
+    mchctl regions count
     mchctl targets set premarital_exam_couples 320582 2025 500
     mchctl targets load targets.csv              # code,region,year,target rows
     mchctl reconcile                             # recompute every counter from stored facts; report differences
@@ -109,28 +110,26 @@ def read_csv(path: str, columns: tuple[str, ...]) -> list[dict[str, str]]:
 
 
 def cmd_regions(args: argparse.Namespace) -> int:
-    rows = read_csv(args.file, ("code", "name"))
-    bad = [(i + 2, r["code"]) for i, r in enumerate(rows) if not REGION_RE.match(r["code"].strip())]
+    """The registry's region table (GB/T 2260 + townships / villages): check the file, then let the registry's own
+    loader replace the table in one transaction (`python -m registry.regions load`)."""
+    if args.action == "count":
+        argv = [sys.executable, "-m", "registry.regions", "count"]
+        return subprocess.run(argv, env={**db_env(args), "MCH_SERVICE": "registry"}, check=False).returncode
+    if not args.file:
+        sys.exit("usage: mchctl regions load FILE.csv")
+    lines = [ln for ln in Path(args.file).read_text(encoding="utf-8-sig").splitlines()
+             if ln.strip() and not ln.startswith("#") and not ln.startswith("code,")]
+    bad = []
+    for line in tqdm(lines, desc="checking", unit="code", disable=len(lines) < 5000):
+        code = line.split(",", 1)[0].strip()
+        if not REGION_RE.match(code) or "," not in line:
+            bad.append(line)
     if bad:
-        for line, code in bad[:20]:
-            print(f"{args.file}:{line}: {code!r} is not a 2/4/6/9/12-digit region code", file=sys.stderr)
+        for line in bad[:20]:
+            print(f"{args.file}: {line!r} is not `code,name` with a 2/4/6/9/12-digit code", file=sys.stderr)
         return 1
-    base = url(args, "registry")
-    ok = failed = 0
-    with client(args) as c:
-        for r in tqdm(rows, desc="regions", unit="code"):
-            resp = c.put(f"{base}/v1/regions/{r['code'].strip()}", json={"name": r["name"].strip()})
-            if resp.status_code in (404, 405) and resp.json().get("detail") == "Not Found":
-                print("the registry of this deployment has no region endpoint (PUT /v1/regions/{code}); "
-                      f"{len(rows)} codes checked, none loaded", file=sys.stderr)
-                return 2
-            if resp.status_code < 300:
-                ok += 1
-            else:
-                failed += 1
-                tqdm.write(f"{r['code']}: {problem(resp)}")
-    print(f"{ok} regions loaded, {failed} refused")
-    return 0 if not failed else 1
+    argv = [sys.executable, "-m", "registry.regions", "load", args.file]
+    return subprocess.run(argv, env={**db_env(args), "MCH_SERVICE": "registry"}, check=False).returncode
 
 
 # ---------------------------------------------------------------- targets (任务数)
@@ -246,9 +245,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=("create", "list", "token", "revoke"))
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_clients)
-    p = sub.add_parser("regions", help="load region codes and names from a CSV")
-    p.add_argument("action", choices=("load",))
-    p.add_argument("file")
+    p = sub.add_parser("regions", help="load region codes and names from a CSV (replaces the registry's table)")
+    p.add_argument("action", choices=("load", "count"))
+    p.add_argument("file", nargs="?")
     p.set_defaults(func=cmd_regions)
     p = sub.add_parser("targets", help="annual targets (任务数)")
     p.add_argument("action", choices=("set", "load"))
