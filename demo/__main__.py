@@ -57,7 +57,7 @@ def poster(args: argparse.Namespace) -> Poster:
 async def load(args: argparse.Namespace) -> int:
     c = county_mod.load(args.county)
     today = datetime.now(CHINA).date()
-    year = args.year or today.year - 1
+    year = args.year or today.year
     plan = year_plan(c, args.seed, year, args.births, today)
     p = poster(args)
     print(f"{c.name} {c.code}: year {year}, {len(plan.cases)} pregnancies, {plan.size()} records to post",
@@ -94,7 +94,7 @@ async def stream(args: argparse.Namespace) -> int:
 def show_plan(args: argparse.Namespace) -> int:
     c = county_mod.load(args.county)
     today = datetime.now(CHINA).date()
-    plan = year_plan(c, args.seed, args.year or today.year - 1, args.births, today)
+    plan = year_plan(c, args.seed, args.year or today.year, args.births, today)
     for step in plan.ordered():
         print(f"{step.name:<26} {len(step.ops):>7}  {step.service} {step.method} {step.batch_path or ''}")
     print(f"{'total':<26} {plan.size():>7}")
@@ -106,7 +106,7 @@ def main() -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("command", choices=("load", "stream", "plan"))
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--year", type=int, default=None, help="default: last calendar year")
+    ap.add_argument("--year", type=int, default=None, help="default: this year, up to today")
     ap.add_argument("--births", type=int, default=None, help="default: the county's 1,300 a year")
     ap.add_argument("--county", default=None, help="6-digit county code (default: the county file's)")
     ap.add_argument("--per-minute", type=float, default=6.0, help="stream: deliveries a minute")

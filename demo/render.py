@@ -123,7 +123,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("dashboard", default="maternal", nargs="?")
     ap.add_argument("--region", default="321324")
-    ap.add_argument("--period", default=str(datetime.now().year - 1))
+    ap.add_argument("--period", default=str(datetime.now().year))
     ap.add_argument("--run-dir", default=None)
     ap.add_argument("-o", "--output", default=None)
     args = ap.parse_args()

@@ -303,7 +303,7 @@ def main() -> None:
             print(f"  prometheus    http://127.0.0.1:{prometheus_port(s)}")
         demo = json.loads((ROOT / "demo" / "county.json").read_text(encoding="utf-8"))
         print(f"  demo county   {demo['code']} {demo['name']}: annual report {s.url('indicators')}/v1/reports/annual"
-              f"?region={demo['code']}&year={time.localtime().tm_year - 1}&format=xlsx")
+              f"?region={demo['code']}&year={time.localtime().tm_year}&format=xlsx")
         print(f"                live trickle: {s.run_dir / 'logs'}/demo-trickle.log")
         print(f"  logs          {s.run_dir / 'logs'}/")
         print(f"\n  URLs in {s.run_dir / 'urls.env'}, token in {s.run_dir / 'dev-token'}:\n  {token}\n")
