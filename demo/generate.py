@@ -308,7 +308,8 @@ class Generator:
         if pack_on <= min(self.today, alive_until) and rng.random() < self.rates["nutrition_pack_children"]:
             self.screening("nutrition_pack", cref, pack_on, centre, packs=30)
 
-    def child_check(self, cref: str, on: date, months: float, centre: Institution, z_w: float, z_h: float) -> None:
+    def child_check(self, cref: str, on: date, months: float, centre: Institution, z_w: float, z_h: float,
+                    step: str = "after_birth") -> None:
         rng = self.rng
         mw, mh = growth_median(months)
         # height on the child's own curve; weight follows height (weight-for-length SD ~8%), so wasting and
@@ -323,7 +324,7 @@ class Generator:
             fields["feeding"] = "solids"
         if months >= 6 and months in (6, 12, 18, 24, 36, 48, 60, 72):
             fields["haemoglobin_g_l"] = int(rng.gauss(121, 8.5))
-        self.encounter("after_birth", "child_health_check", on, centre, cref, **fields)
+        self.encounter(step, "child_health_check", on, centre, cref, **fields)
 
     # ------------------------------------------------------------------ children born before the year
     def prior_cohorts(self, births: int) -> None:
@@ -345,7 +346,7 @@ class Generator:
                 for months in (*CHECK_MONTHS, 48, 60, 72, 84):
                     on = born + timedelta(days=int(months * 30.44) + rng.randint(-5, 10))
                     if start <= on <= self.today and on.year == self.year:
-                        self.child_check(cref, on, months, centre, z_w, z_h)
+                        self.child_check(cref, on, months, centre, z_w, z_h, "cohort_checks")
 
     # ------------------------------------------------------------------ marriages, exams, women's screenings
     def marriages(self, couples: int) -> None:

@@ -38,13 +38,15 @@ class Step:
 
 STEP_ORDER: tuple[tuple[str, str, str, str | None], ...] = (
     # name, service, method, batch path
+    # maternal records first, so that a bureau watching the first load sees its dashboards fill early
     ("institutions", "registry", "PUT", None),
-    ("persons", "registry", "POST", "/v1/persons:batch"),
     ("pregnancies", "registry", "POST", None),
     ("antenatal", "registry", "POST", "/v1/encounters:batch"),
     ("deliveries", "registry", "POST", None),
     ("after_birth", "registry", "POST", "/v1/encounters:batch"),
     ("deaths", "registry", "POST", "/v1/encounters:batch"),
+    ("persons", "registry", "POST", "/v1/persons:batch"),
+    ("cohort_checks", "registry", "POST", "/v1/encounters:batch"),
     ("marriages", "registry", "POST", "/v1/marriage-registrations:batch"),
     ("screenings", "screening", "POST", "/v1/screenings:batch"),
     ("screenings_with_followup", "screening", "POST", None),
