@@ -50,22 +50,26 @@ DASHBOARDS: dict[str, dict[str, Any]] = {
         "live_births", "women_delivered", "early_booking_rate", "systematic_management_rate", "hospital_delivery_rate",
         "caesarean_rate", "high_risk_share", "maternal_mortality_ratio"],
         "trend": ["live_births", "caesarean_rate", "early_booking_rate"],
-        "table": ["live_births", "early_booking_rate", "antenatal_5plus_rate", "systematic_management_rate",
-                  "postpartum_visit_rate", "hospital_delivery_rate", "caesarean_rate", "high_risk_share"]},
+        "table": ["live_births", "early_booking_rate", "antenatal_check_rate", "antenatal_5plus_rate",
+                  "systematic_management_rate", "postpartum_visit_rate", "hospital_delivery_rate", "caesarean_rate",
+                  "high_risk_share", "high_risk_management_rate"]},
     "child": {"title": "儿童保健 Child health", "stats": [
         "newborn_visit_rate", "low_birth_weight_rate", "neonatal_mortality_rate", "infant_mortality_rate",
         "under5_mortality_rate", "under3_systematic_management_rate", "under7_health_management_rate",
         "exclusive_breastfeeding_rate"],
         "trend": ["newborn_visit_rate", "low_birth_weight_rate"],
         "table": ["newborn_visit_rate", "low_birth_weight_rate", "under3_systematic_management_rate",
-                  "under7_health_management_rate", "under5_underweight_rate", "under5_anaemia_rate"]},
+                  "under7_health_management_rate", "under5_underweight_rate", "under5_stunting_rate",
+                  "under5_wasting_rate", "under5_overweight_rate", "under5_anaemia_rate"]},
     "women": {"title": "妇女保健与婚前保健 Women's programmes", "stats": [
         "premarital_exam_couples", "premarital_exam_rate", "premarital_disease_rate", "premarital_hiv_test_rate",
         "folic_acid_uptake_rate", "cervical_screening_count", "breast_screening_count",
         "marriage_registrations_persons"],
         "trend": ["premarital_exam_persons", "folic_acid_uptake_rate"],
         "table": ["premarital_exam_couples", "premarital_exam_rate", "folic_acid_uptake_rate",
-                  "cervical_screening_count", "cervical_abnormal_rate", "breast_screening_count"]},
+                  "cervical_screening_count", "cervical_abnormal_rate", "breast_screening_count",
+                  "breast_abnormal_rate", "prepregnancy_exam_count", "prepregnancy_risk_rate",
+                  "thalassaemia_screening_count"]},
     "screening": {"title": "筛查与随访 Screening follow-up", "stats": [
         "prenatal_screening_rate", "booked_screening_rate", "prenatal_high_risk_followup_rate",
         "metabolic_screening_rate", "hearing_screening_rate", "hbig_rate", "syphilis_test_rate",
@@ -78,7 +82,7 @@ DASHBOARDS: dict[str, dict[str, Any]] = {
         "cert_stock_closing", "cert_first_issue_rate"],
         "trend": ["certs_issued", "certs_voided"],
         "table": ["certs_issued", "certs_first", "certs_first_out_of_institution", "certs_reissued",
-                  "certs_replaced", "certs_voided", "cert_first_issue_rate"]},
+                  "certs_replaced", "certs_voided", "certs_superseded", "cert_first_issue_rate"]},
 }
 
 REGION_VAR = "select distinct region from counter where institution = '' and length(region) in (6, 9, 12) " \
