@@ -3,13 +3,15 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 PIP := .venv/bin/pip
 
-.PHONY: setup run stop status test lint proto bench clean-run
+.PHONY: setup run stop status test lint proto bench clean-run demo demo-stream dashboards
 
 setup: .venv/.installed  ## install everything: venv, pinned deps, databases, roles, migrations
 	$(PY) scripts/devstack.py prepare dev
 
 .venv/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@command -v pg_isready >/dev/null || (apt-get update -qq && apt-get install -y -qq postgresql-client >/dev/null)
+	@command -v prometheus >/dev/null || (apt-get update -qq && apt-get install -y -qq prometheus >/dev/null) \
+		|| echo "note: Debian's prometheus package could not be installed; its dashboard test will be skipped"
 	test -x $(PY) || python3 -m venv .venv
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -r requirements.txt -r requirements-dev.txt
@@ -29,8 +31,17 @@ test: .venv/.installed  ## the whole suite, against real Postgres and a real (Ta
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 lint: .venv/.installed
-	.venv/bin/ruff check services tests scripts
-	.venv/bin/mypy services scripts
+	.venv/bin/ruff check services tests scripts demo deploy
+	.venv/bin/mypy services scripts demo deploy
+
+demo: .venv/.installed  ## (re)post the demo county's year to the running dev stack (idempotent)
+	$(PY) -m demo load $(DEMO_ARGS)
+
+demo-stream: .venv/.installed  ## a live trickle of deliveries in the foreground (make run already runs one)
+	$(PY) -m demo stream $(DEMO_ARGS)
+
+dashboards: .venv/.installed  ## rewrite deploy/grafana/dashboards/*.json from the indicator catalogue
+	$(PY) deploy/grafana/build.py
 
 proto: .venv/.installed  ## regenerate proto/python from proto/*.proto
 	scripts/gen_proto.sh

@@ -8,6 +8,7 @@ other databases) so tests never touch the demo.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -94,7 +95,56 @@ def programs(s: Stack) -> dict[str, tuple[str, dict[str, str]]]:
             progs[f"{svc}-consumer"] = (f"{py} -m {svc}.consumer",
                                         {"MCH_SERVICE": svc, "MCH_METRICS_PORT": str(port)})
             port += 1
+    if s.name == "dev":  # the demo county's live trickle and a local Prometheus: the dev stack only
+        progs[DEMO_TRICKLE] = (f"{py} -m demo stream --per-minute 4 --run-dir {s.run_dir}", {})
+        prom = shutil.which("prometheus")
+        if prom:
+            progs["prometheus"] = (f"{prom} --config.file={s.run_dir / 'prometheus.yml'} "
+                                   f"--storage.tsdb.path={s.run_dir / 'prometheus'} --storage.tsdb.retention.time=2d "
+                                   f"--web.listen-address=127.0.0.1:{prometheus_port(s)}", {})
     return progs
+
+
+DEMO_TRICKLE = "demo-trickle"
+#: programs started only after the demo year is loaded
+DEFERRED = (DEMO_TRICKLE,)
+
+
+def prometheus_port(s: Stack) -> int:
+    return s.metrics_base - 1
+
+
+def write_prometheus_conf(s: Stack) -> None:
+    """Scrape every API's /metrics and every relay's and consumer's metrics port (the same jobs as deploy/)."""
+    targets = [f"127.0.0.1:{p}" for p in s.api_ports.values()]
+    targets += [f"127.0.0.1:{env['MCH_METRICS_PORT']}" for _, env in programs(s).values() if "MCH_METRICS_PORT" in env]
+    (s.run_dir / "prometheus.yml").write_text(
+        "global: {scrape_interval: 5s, evaluation_interval: 5s}\n"
+        "scrape_configs:\n  - job_name: mch\n    static_configs:\n"
+        f"      - targets: [{', '.join(repr(t) for t in targets)}]\n")
+
+
+def load_demo(s: Stack, token: str) -> None:
+    """Load the demo county's year once (skipped when its first hospital is already registered), then start the
+    live trickle."""
+    from urllib.error import HTTPError
+
+    sys.path.insert(0, str(ROOT))
+    from demo import county as demo_county
+
+    first = demo_county.load().hospitals[0].code
+    req = urllib.request.Request(f"{s.url('registry')}/v1/institutions/{first}",
+                                 headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            loaded = r.status == 200
+    except HTTPError:
+        loaded = False
+    if not loaded and not os.environ.get("MCH_NO_DEMO"):
+        print("loading the demo county's year through the APIs (once) ...", flush=True)
+        subprocess.run([str(VENV_BIN / "python"), "-m", "demo", "load", "--run-dir", str(s.run_dir)], cwd=ROOT,
+                       check=False)
+    ctl(s, "start", DEMO_TRICKLE, check=False)
 
 
 def write_conf(s: Stack) -> None:
@@ -113,7 +163,8 @@ def write_conf(s: Stack) -> None:
         lines += [
             f"[program:{name}]", f"command={cmd}", f"directory={ROOT}",
             "environment=" + ",".join(f'{k}="{v}"' for k, v in e.items()),
-            "autostart=true", "autorestart=true", "startsecs=1", "startretries=100", "stopasgroup=true",
+            f"autostart={'false' if name in DEFERRED else 'true'}", "autorestart=true", "startsecs=1",
+            "startretries=100", "stopasgroup=true",
             "killasgroup=true", "stopwaitsecs=5",
             f"stdout_logfile={s.run_dir / 'logs' / (name + '.log')}", "redirect_stderr=true",
             "stdout_logfile_maxbytes=20MB", "stdout_logfile_backups=1", "",
@@ -212,6 +263,7 @@ def up(s: Stack, fresh: bool = False) -> str:
     migrate(s, drop=fresh)
     token = dev_token(s)
     write_conf(s)
+    write_prometheus_conf(s)
     if running(s):
         ctl(s, "update")
         ctl(s, "start", "all")
@@ -224,6 +276,8 @@ def up(s: Stack, fresh: bool = False) -> str:
     (s.run_dir / "urls.env").write_text(
         "".join(f"{svc.upper()}_URL={s.url(svc)}\n" for svc in SERVICES)
         + f"KAFKA_BOOTSTRAP={s.bootstrap}\nDB_PREFIX={s.db_prefix}\n")
+    if s.name == "dev":
+        load_demo(s, token)
     return token
 
 
@@ -245,6 +299,12 @@ def main() -> None:
         for svc in SERVICES:
             print(f"  {svc:<13} {s.url(svc)}   docs {s.url(svc)}/docs")
         print(f"  broker        {s.bootstrap} (Tansu, memory-only)")
+        if "prometheus" in programs(s):
+            print(f"  prometheus    http://127.0.0.1:{prometheus_port(s)}")
+        demo = json.loads((ROOT / "demo" / "county.json").read_text(encoding="utf-8"))
+        print(f"  demo county   {demo['code']} {demo['name']}: annual report {s.url('indicators')}/v1/reports/annual"
+              f"?region={demo['code']}&year={time.localtime().tm_year}&format=xlsx")
+        print(f"                live trickle: {s.run_dir / 'logs'}/demo-trickle.log")
         print(f"  logs          {s.run_dir / 'logs'}/")
         print(f"\n  URLs in {s.run_dir / 'urls.env'}, token in {s.run_dir / 'dev-token'}:\n  {token}\n")
         print(f"  try: curl -H 'Authorization: Bearer {token[:12]}…' "

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import date
+from typing import Any
 
 from kit.consumer import Consumed
 from kit.settings import SERVICES, get_settings
@@ -17,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from indicators.domain import periods, regions, units
 from indicators.domain.catalogue import Catalogue
 from indicators.domain.facts import Fact
-from indicators.events.translate import to_fact
+from indicators.events.translate import to_facts
 from indicators.store import sql
 from indicators.store.sql import CounterKey
 
@@ -25,10 +26,10 @@ from indicators.store.sql import CounterKey
 CHUNK = 2000
 
 
-def expand(c: units.Contribution) -> list[CounterKey]:
+def expand(c: Sequence[str]) -> list[CounterKey]:
     """Every stored counter one contribution adds to: its periods (the 5 period types containing its anchor
     date, or its one period) × the 6 region levels × (all institutions, its institution)."""
-    code, part, when, region, inst = c
+    code, part, when, region, inst = c[:5]
     keys = (when[1:],) if when.startswith("@") else periods.keys_of(date.fromisoformat(when))
     out = []
     for p in keys:
@@ -39,13 +40,19 @@ def expand(c: units.Contribution) -> list[CounterKey]:
     return out
 
 
-def counter_delta(old: Iterable[Sequence[str]], new: Iterable[Sequence[str]]) -> dict[CounterKey, int]:
-    diff: Counter[tuple[str, ...]] = Counter(tuple(x) for x in new)
-    diff.subtract(Counter(tuple(x) for x in old))
+def _weighted(contribs: Iterable[Sequence[Any]], sign: int, into: Counter[tuple[str, ...]]) -> None:
+    for x in contribs:
+        into[tuple(x[:5])] += sign * (int(x[5]) if len(x) > 5 else 1)
+
+
+def counter_delta(old: Iterable[Sequence[Any]], new: Iterable[Sequence[Any]]) -> dict[CounterKey, int]:
+    diff: Counter[tuple[str, ...]] = Counter()
+    _weighted(new, 1, diff)
+    _weighted(old, -1, diff)
     out: dict[CounterKey, int] = {}
     for contrib, k in diff.items():
         if k:
-            for key in expand(contrib):  # type: ignore[arg-type]
+            for key in expand(contrib):
                 out[key] = out.get(key, 0) + k
     return {key: v for key, v in out.items() if v}
 
@@ -172,5 +179,5 @@ class IndicatorsHandler:
         self.topics: Sequence[str] = [s.topic(svc) for svc in SERVICES if svc != "indicators"]
 
     async def apply(self, conn: AsyncConnection, events: Sequence[Consumed]) -> None:
-        facts = [f for f in (to_fact(c.envelope) for c in events) if f is not None]
+        facts = [f for c in events for f in to_facts(c.envelope)]
         await self.engine.apply_facts(conn, facts)

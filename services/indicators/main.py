@@ -17,3 +17,4 @@ async def _startup(app: FastAPI) -> None:
 
 app = create_app("indicators", [router], title="MCH indicators", on_startup=_startup,
                  description="Every indicator of the MCH catalogue, incremental and exact, by region and period.")
+app.include_router(__import__("indicators.reports.routes", fromlist=["router"]).router)  # 年度统计表 (demo issue)

@@ -25,7 +25,8 @@ def _engine(request: Request) -> Engine:
 @router.get("/indicators", summary="The indicator catalogue")
 async def catalogue(request: Request, p: Principal = Depends(require("indicators:read"))) -> dict[str, Any]:
     cat = _engine(request).catalogue
-    return {"version": cat.version, "digest": cat.digest, "indicators": [i.public() for i in cat.indicators]}
+    return {"version": cat.version, "digest": cat.digest, "parameters": dict(cat.parameters),
+            "indicators": [i.public() for i in cat.indicators]}
 
 
 @router.get("/indicators/values", summary="Indicator values for a region and period")

@@ -66,13 +66,18 @@ class Indicator:
                 "numerator": show(self.numerator), "denominator": show(self.denominator)}
 
 
-def _count(d: dict[str, Any] | None) -> Count | None:
+def _count(d: dict[str, Any] | None, params: dict[str, Any]) -> Count | None:
+    """A population with filters; a value "$name" is the catalogue parameter `name` (e.g. the HBIG hours)."""
     if d is None:
         return None
     conds = []
     for attr, op, value in d.get("where", []):
         if op not in OPS:
             raise ValueError(f"unknown operator {op}")
+        if isinstance(value, str) and value.startswith("$"):
+            if value[1:] not in params:
+                raise ValueError(f"unknown parameter {value}")
+            value = params[value[1:]]
         conds.append(Condition(attr, op, tuple(value) if isinstance(value, list) else value))
     return Count(d["population"], tuple(conds))
 
@@ -82,6 +87,8 @@ class Catalogue:
     version: int
     digest: str
     indicators: tuple[Indicator, ...]
+    #: named parameters the definitions refer to as "$name" (e.g. hbig_hours: 24)
+    parameters: tuple[tuple[str, Any], ...] = ()
 
     def by_code(self) -> dict[str, Indicator]:
         return {i.code: i for i in self.indicators}
@@ -97,13 +104,15 @@ class Catalogue:
 
 def parse(doc: dict[str, Any]) -> Catalogue:
     items = []
+    params = {k: v["value"] for k, v in doc.get("parameters", {}).items()}
     for d in doc["indicators"]:
-        num = _count(d["numerator"])
+        num = _count(d["numerator"], params)
         assert num is not None
         items.append(Indicator(d["code"], d["name_zh"], d["name_en"], d["unit"], int(d.get("factor", 1)),
-                               d.get("section", ""), d.get("definition", ""), num, _count(d.get("denominator"))))
+                               d.get("section", ""), d.get("definition", ""), num,
+                               _count(d.get("denominator"), params)))
     digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
-    return Catalogue(int(doc["version"]), digest, tuple(items))
+    return Catalogue(int(doc["version"]), digest, tuple(items), tuple(sorted(params.items())))
 
 
 def load(path: Path = CATALOGUE_FILE) -> Catalogue:

@@ -39,10 +39,23 @@ RISK_ORDER = {"": 0, "green": 1, "yellow": 2, "orange": 3, "red": 4, "purple": 5
 CHECKS_DUE_PER_YEAR = (4, 2, 2)
 PREGNANCY_ENCOUNTERS = ("prenatal_visit", "delivery", "postpartum_visit", "postpartum_42d_check")
 CLOCK = "clock"
+#: screenings filed under the pregnancy episode (the rest belong to the person screened)
+PREGNANCY_SCREENINGS = ("prenatal_serum", "cfdna", "maternal_infection_test")
+#: 产前筛查: serum screening or cell-free DNA
+PRENATAL_SCREENS = ("prenatal_serum", "cfdna")
+#: screenings counted per couple (婚检对数, 孕前优生检查对数, 地贫筛查对数)
+COUPLE_SCREENINGS = ("premarital_exam", "prepregnancy_exam", "thalassaemia")
+#: 两癌检查 target group: women aged 35–64 on the screening date
+SCREENING_AGE = (35, 65)
+#: a BI-RADS category of 4 or more (suspicious) is an abnormal breast screen
+BREAST_ABNORMAL_BIRADS = 4
+#: kinds of certificate issue (签发)
+CERT_KINDS = ("first", "first_out_of_institution", "reissue", "replacement")
 
-#: (indicator code, part "n"|"d", when, 12-digit region, institution code); `when` is an ISO date (the
-#: contribution counts in every period containing it) or "@<period key>" (it counts in that period only)
-Contribution = tuple[str, str, str, str, str]
+#: (indicator code, part "n"|"d", when, 12-digit region, institution code, weight); `when` is an ISO date
+#: (the contribution counts in every period containing it) or "@<period key>" (it counts in that period
+#: only); weight is how much it adds (1 for a case; a stock movement's quantity)
+Contribution = tuple[str, str, str, str, str, int]
 
 
 @dataclass(frozen=True)
@@ -56,6 +69,8 @@ class Entity:
     attrs: dict[str, Any] = field(default_factory=dict)
     #: set for populations defined per period (period-end populations, latest check in the period)
     period: str | None = None
+    #: how much this member counts: 1, or a quantity (blank certificates moved in or out of stock)
+    weight: int = 1
 
 
 # --- small date helpers ----------------------------------------------------------------------------------
@@ -112,6 +127,17 @@ class Facts:
         out.sort(key=lambda b: (b["occurred_on"], b.get("encounter_key", "")))
         return out
 
+    def screenings(self, subject: str, *types: str) -> list[dict[str, Any]]:
+        out = [f.body for f in self.by_subject.get(subject, [])
+               if f.record_key.startswith("screening:") and not f.voided and (not types or f.body["type"] in types)]
+        out.sort(key=lambda b: (b["performed_on"], b.get("screening_key", "")))
+        return out
+
+    def of_kind(self, subject: str, prefix: str) -> list[dict[str, Any]]:
+        """The subject's records filed under `prefix` (``case:`` follow-up cases, ``certificate:`` ...)."""
+        return [f.body for f in self.by_subject.get(subject, [])
+                if f.record_key.startswith(prefix) and not f.voided]
+
     def clock_month(self) -> date | None:
         c = self.record(CLOCK)
         return d(c.body["month"] + "-01") if c else None
@@ -159,6 +185,49 @@ def _antenatal_checks(fs: Facts, key: str, until: date) -> list[tuple[date, int]
     return sorted(days.items())
 
 
+def _tested(tests: Sequence[dict[str, Any]], infection: str, until: date) -> list[dict[str, Any]]:
+    """The pregnancy's tests for one infection, during pregnancy (up to the delivery date) or at labour (the
+    screening service accepts a labour test up to 2 days from the delivery)."""
+    return [t for t in tests if t.get("maternal_infection_test", {}).get("infection") == infection
+            and (t["maternal_infection_test"].get("timing") == "labour" or (d(t["performed_on"]) or until) <= until)]
+
+
+def _child_screens(fs: Facts, child_key: str, birth: date) -> dict[str, Any]:
+    """What the child's own records say for the live-birth indicators: newborn visit, newborn screens, HBIG,
+    first birth certificate."""
+    if not child_key:
+        return {"newborn_visit_28d": False, "metabolic_screened": False, "hearing_screened": False,
+                "hbig_hours": None, "first_certified": False}
+    visits = [v for v in fs.encounters(child_key, "newborn_visit")
+              if 0 <= ((d(v["occurred_on"]) or birth) - birth).days <= NEWBORN_VISIT_DAYS]
+    metabolic = [s for s in fs.screenings(child_key, "newborn_metabolic")
+                 if {"pku", "ch"} <= {k.lower() for k, v in s.get("newborn_metabolic", {}).get("conditions", {}).items()
+                                      if v}]
+    hbig = [float(s.get("hbig", {}).get("hours_after_birth", 0)) for s in fs.screenings(child_key, "hbig")]
+    certs = [c for c in fs.of_kind(child_key, "certificate:")
+             if c.get("kind") in ("first", "first_out_of_institution") and c.get("issued_on")
+             and c.get("status") in ("issued", "superseded")]
+    return {"newborn_visit_28d": bool(visits), "metabolic_screened": bool(metabolic),
+            "hearing_screened": bool(fs.screenings(child_key, "newborn_hearing")),
+            "hbig_hours": min(hbig) if hbig else None, "first_certified": bool(certs)}
+
+
+def _prenatal_screen_entities(key: str, fs: Facts, p: dict[str, Any], mother: Fact | None) -> list[Entity]:
+    """High-risk prenatal screens (产前筛查高风险), anchored on the screening date: followed up when a case
+    opened by that result records a contact."""
+    contacted = {c.get("screening_key") for c in fs.of_kind(key, "case:")
+                 if any(a.get("action") == "contacted" for a in c.get("actions", []))}
+    out = []
+    for s in fs.screenings(key, *PRENATAL_SCREENS):
+        on = d(s["performed_on"])
+        if on is None or s.get("classification") != "high_risk":
+            continue
+        out.append(Entity("prenatal_high_risk_screen", on,
+                          residence_on(mother, on, s.get("residence_code") or p["residence_code"]),
+                          s.get("institution_code", ""), {"contacted": s.get("screening_key") in contacted}))
+    return out
+
+
 def pregnancy_entities(key: str, fs: Facts) -> list[Entity]:
     preg = fs.record(key)
     if preg is None:
@@ -167,9 +236,9 @@ def pregnancy_entities(key: str, fs: Facts) -> list[Entity]:
     lmp = d(p["lmp_date"])
     booked = d(p.get("registered_on"))
     mother = fs.record(f"person:{p['mother_id']}")
-    out: list[Entity] = []
+    out: list[Entity] = _prenatal_screen_entities(key, fs, p, mother)
     if booked is not None and lmp is not None:
-        out.append(_booking_entity(fs, p, mother, lmp, booked))
+        out.append(_booking_entity(fs, key, p, mother, lmp, booked))
     deliveries = fs.encounters(key, "delivery")
     if not deliveries or lmp is None:
         return out
@@ -184,6 +253,9 @@ def pregnancy_entities(key: str, fs: Facts) -> list[Entity]:
     facility = det["place"] == "hospital" and bool(det.get("institution_midwifery_licensed"))
     common = {"mode": det["mode"], "place": det["place"], "facility_delivery": facility, "gestational_days": gest}
     viable = gest >= VIABLE_GESTATION_DAYS
+    infection_tests = fs.screenings(key, "maternal_infection_test")
+    hbsag_positive = any(t["maternal_infection_test"].get("result") == "positive"
+                         for t in _tested(infection_tests, "hbsag", on))
     live = 0
     for b in det.get("babies", []):
         weight = number(b.get("birth_weight_g"))
@@ -191,11 +263,14 @@ def pregnancy_entities(key: str, fs: Facts) -> list[Entity]:
             continue
         live += 1
         child_key = f"person:{b['child_id']}" if b.get("child_id") else ""
-        visits = [v for v in fs.encounters(child_key, "newborn_visit")
-                  if 0 <= ((d(v["occurred_on"]) or on) - on).days <= NEWBORN_VISIT_DAYS] if child_key else []
+        child = _child_screens(fs, child_key, on)
         out.append(Entity("live_birth", on, region, inst, {
             **common, "sex": b["sex"], "birth_weight_g": weight, "weighed": weight is not None,
-            "low_birth_weight": weight is not None and weight < 2500, "newborn_visit_28d": bool(visits)}))
+            "low_birth_weight": weight is not None and weight < 2500, **child,
+            "mother_hbsag_positive": hbsag_positive}))
+        # 首次签发率: live births of the institution where they were born, with the institution's region
+        out.append(Entity("live_birth_in_institution", on, dl.get("institution_region") or region, inst,
+                          {"first_certified": child["first_certified"]}))
     if not viable:
         return out
     checks = _antenatal_checks(fs, key, on)
@@ -206,6 +281,7 @@ def pregnancy_entities(key: str, fs: Facts) -> list[Entity]:
           if 0 <= ((d(v["occurred_on"]) or on) - on).days <= POSTPARTUM_VISIT_DAYS]
     grades = [str(v.get("prenatal_visit", {}).get("risk_grade", "")) for v in fs.encounters(key, "prenatal_visit")]
     highest = max(grades, key=lambda g: RISK_ORDER.get(g, 0), default="")
+    prenatal = [s for s in fs.screenings(key, *PRENATAL_SCREENS) if (d(s["performed_on"]) or on) <= on]
     out.append(Entity("woman_delivered", on, region, inst, {
         **common, "live_births": live,
         "antenatal_checks": len(checks),
@@ -213,33 +289,138 @@ def pregnancy_entities(key: str, fs: Facts) -> list[Entity]:
         "postpartum_visit_28d": bool(pp),
         "systematic_management": early_check and len(checks) >= 5 and facility and bool(pp),
         "highest_risk_grade": highest, "high_risk": highest in HIGH_RISK_GRADES,
+        # 高危专案管理: any follow-up case of the pregnancy with at least one action
+        "high_risk_managed": any(c.get("actions") for c in fs.of_kind(key, "case:")),
+        "hiv_tested": bool(_tested(infection_tests, "hiv", on)),
+        "syphilis_tested": bool(_tested(infection_tests, "syphilis", on)),
+        "hbsag_tested": bool(_tested(infection_tests, "hbsag", on)),
+        "prenatal_screened": bool(prenatal),
     }))
     return out
 
 
-def _booking_entity(fs: Facts, p: dict[str, Any], mother: Fact | None, lmp: date, booked: date) -> Entity:
-    """A pregnancy booked (建册), anchored on the booking date: the target group of folic-acid uptake."""
+def _booking_entity(fs: Facts, key: str, p: dict[str, Any], mother: Fact | None, lmp: date,
+                    booked: date) -> Entity:
+    """A pregnancy booked (建册), anchored on the booking date: the target group of folic-acid uptake and of
+    the booked-pregnancy screening rate."""
     window = (lmp - timedelta(days=90), lmp + timedelta(days=12 * 7))
     folic = [e for e in fs.encounters(f"person:{p['mother_id']}", "folic_acid_dispensed")
              if window[0] <= (d(e["occurred_on"]) or lmp) <= window[1]]
     return Entity("pregnancy_booked", booked, residence_on(mother, booked, p["residence_code"]),
-                  p.get("institution_code", ""), {"folic_acid": bool(folic)})
+                  p.get("institution_code", ""), {"folic_acid": bool(folic),
+                                                  "screened": bool(fs.screenings(key, *PRENATAL_SCREENS))})
 
 
 # --- persons: deaths, child checks, child population ---------------------------------------------------
 
+def _partners(key: str, own: Facts) -> list[str]:
+    """The partners named on this person's couple screenings (婚检 / 孕前优生 / 地贫)."""
+    return sorted({f"person:{s['partner_id']}" for s in own.screenings(key, *COUPLE_SCREENINGS)
+                   if s.get("partner_id")})
+
+
 def person_dependencies(key: str, own: Iterable[Fact]) -> list[str]:
-    person = Facts(own).record(key)
-    return [CLOCK] if person is not None and person.body.get("birth_date") else []
+    fs = Facts(own)
+    person = fs.record(key)
+    clock = [CLOCK] if person is not None and person.body.get("birth_date") else []
+    born_in = person.body.get("born_in_pregnancy_id") if person is not None else ""
+    return clock + ([f"pregnancy:{born_in}"] if born_in else []) + _partners(key, fs)
+
+
+def born_alive_viable(key: str, person: Fact, fs: Facts) -> bool:
+    """A child born in a registry pregnancy is a child of the indicators only while that pregnancy's delivery
+    records it as a live birth (活产: ≥ 28 weeks); born alive earlier it is a miscarriage (流产) in MCH
+    statistics, in no child indicator — the same population as the live births the rates divide by."""
+    born_in = person.body.get("born_in_pregnancy_id")
+    if not born_in:
+        return True
+    preg = fs.record(f"pregnancy:{born_in}")
+    deliveries = fs.encounters(f"pregnancy:{born_in}", "delivery")
+    if preg is None or not deliveries:
+        return False
+    lmp, on = d(preg.body.get("lmp_date")), d(deliveries[-1]["occurred_on"])
+    if lmp is None or on is None or (on - lmp).days < VIABLE_GESTATION_DAYS:
+        return False
+    me = key.split(":", 1)[1]
+    return any(b.get("child_id") == me and b.get("outcome") == "live"
+               for b in deliveries[-1]["delivery"].get("babies", []))
+
+
+def _where(person: Fact | None, s: dict[str, Any], on: date) -> str:
+    """A screened person's residence on the screening date (the registry's history first, else what the
+    screening service knew, else the screening institution's region)."""
+    return residence_on(person, on, s.get("residence_code") or s.get("institution_region") or "")
+
+
+def _couple_entities(key: str, fs: Facts, person: Fact | None) -> list[Entity]:
+    """Couples (对): each pair counted once — by the partner that names the other when only one does, by the
+    smaller person id when both do. A screening that names no partner is a couple on its own (the partner
+    was not recorded), except for 婚检对数 which needs both partners examined."""
+    me = key.split(":", 1)[1]
+    out: list[Entity] = []
+    for kind in COUPLE_SCREENINGS:
+        mine = fs.screenings(key, kind)
+        for s in mine:
+            on = d(s["performed_on"])
+            if on is not None and not s.get("partner_id") and kind != "premarital_exam":
+                out.append(Entity(f"{kind}_couple", on, _where(person, s, on), s.get("institution_code", ""),
+                                  {"both_examined": False}))
+        for partner in sorted({s["partner_id"] for s in mine if s.get("partner_id")}):
+            theirs = fs.screenings(f"person:{partner}", kind)
+            if any(t.get("partner_id") == me for t in theirs) and partner < me:
+                continue  # the partner's unit counts this couple
+            named = [s for s in mine if s.get("partner_id") == partner]
+            other = [t for t in theirs if t.get("partner_id") in (me, "")]
+            both = bool(other)
+            if kind == "premarital_exam" and not both:
+                continue
+            first_mine, first_other = named[0], other[0] if other else None
+            # both examined: counted when the second partner is; otherwise when the first screening happened
+            pick = first_mine
+            if first_other is not None:
+                later = first_other["performed_on"] > first_mine["performed_on"]
+                pick = (first_other if later else first_mine) if kind == "premarital_exam" else \
+                    (first_mine if later else first_other)
+            on = d(pick["performed_on"])
+            assert on is not None
+            out.append(Entity(f"{kind}_couple", on, _where(person, first_mine, on), pick.get("institution_code", ""),
+                              {"both_examined": both}))
+    return out
+
+
+def screening_entities(key: str, fs: Facts, person: Fact | None) -> list[Entity]:
+    """The person's own screenings: 婚检 and 孕前优生 persons, 两癌 (women 35–64), and couples."""
+    birth = d(person.body.get("birth_date")) if person is not None else None
+    out = []
+    for s in fs.screenings(key, "premarital_exam", "prepregnancy_exam", "cervical", "breast"):
+        on = d(s["performed_on"])
+        if on is None:
+            continue
+        t = s["type"]
+        attrs: dict[str, Any]
+        if t == "premarital_exam":
+            pe = s.get("premarital_exam", {})
+            attrs = {"affects_marriage": any(f.get("affects_marriage") for f in pe.get("findings", [])),
+                     "hiv_tested": pe.get("hiv") in ("negative", "positive")}
+        elif t == "prepregnancy_exam":
+            attrs = {"at_risk": bool(s.get("prepregnancy_exam", {}).get("at_risk"))}
+        else:
+            abnormal = (s.get("cervical", {}).get("result") == "abnormal" if t == "cervical"
+                        else int(s.get("breast", {}).get("birads", 0)) >= BREAST_ABNORMAL_BIRADS)
+            in_age = birth is not None and add_years(birth, SCREENING_AGE[0]) <= on < add_years(birth, SCREENING_AGE[1])
+            attrs = {"abnormal": abnormal, "target_age": in_age}
+        out.append(Entity(t, on, _where(person, s, on), s.get("institution_code", ""), attrs))
+    return out + _couple_entities(key, fs, person)
 
 
 def person_entities(key: str, fs: Facts) -> list[Entity]:
     person = fs.record(key)
-    if person is None:
-        return []
+    screened = screening_entities(key, fs, person)
+    if person is None or not born_alive_viable(key, person, fs):
+        return screened
+    out: list[Entity] = screened
     birth = d(person.body.get("birth_date"))
     fallback = first_residence(person)
-    out: list[Entity] = []
     deaths = fs.encounters(key, "death")
     died: date | None = None
     if deaths:
@@ -360,9 +541,72 @@ def marriage_entities(key: str, fs: Facts) -> list[Entity]:
             for pid in m.body.get("person_ids", [])]
 
 
+# --- follow-up cases, certificates, stock --------------------------------------------------------------
+
+def followup_entities(key: str, fs: Facts) -> list[Entity]:
+    """随访完成率: a case counts in the period of its due date; completed when closed with an outcome (not lost)
+    by then. A case closed without any action because its result was corrected was never due."""
+    c = fs.record(key)
+    if c is None:
+        return []
+    b = c.body
+    due = d(b.get("due_on"))
+    if due is None or b.get("closed_reason"):
+        return []
+    closed = d(b.get("closed_on"))
+    done = (b.get("status") == "closed" and closed is not None and closed <= due
+            and bool(b.get("outcome")) and b.get("outcome") != "lost")
+    return [Entity("followup_case", due, b.get("region_code", ""), b.get("institution_code", ""),
+                   {"completed": done, "screening_type": b.get("screening_type", "")})]
+
+
+def certificate_entities(key: str, fs: Facts) -> list[Entity]:
+    """Actions on one birth certificate (出生医学证明), anchored on the action date, at the issuing institution:
+    its issue (签发, by kind), its void (废证: wrongly issued) and its supersession (收回/失效, not 废证)."""
+    c = fs.record(key)
+    if c is None:
+        return []
+    b = c.body
+    region, inst = b.get("institution_region", ""), b.get("institution_code", "")
+    out = []
+    issued, voided, superseded = d(b.get("issued_on")), d(b.get("voided_on")), d(b.get("superseded_on"))
+    if issued is not None and b.get("kind") in CERT_KINDS:
+        out.append(Entity("certificate_action", issued, region, inst, {"action": "issued", "kind": b["kind"]}))
+    if voided is not None and b.get("status") == "voided":
+        out.append(Entity("certificate_action", voided, region, inst, {"action": "voided", "kind": b.get("kind")}))
+    if superseded is not None and b.get("status") == "superseded":
+        out.append(Entity("certificate_action", superseded, region, inst,
+                          {"action": "superseded", "kind": b.get("kind")}))
+    return out
+
+
+def stock_entities(key: str, fs: Facts) -> list[Entity]:
+    """One movement of blank certificates. It is a flow on its date (a spoiled blank is 废证), and a
+    contribution of its quantity to the stock at the end of every period ending on or after it, up to the
+    clock's month (期末库存 = cumulative movements up to the period end), so that for any period closing =
+    opening + received − issued − voided."""
+    m = fs.record(key)
+    if m is None:
+        return []
+    b = m.body
+    on = d(b.get("on"))
+    if on is None:
+        return []
+    region, inst, qty = b.get("institution_region", ""), b.get("institution_code", ""), int(b.get("quantity", 0))
+    out = []
+    if b.get("kind") == "voided" and qty:
+        out.append(Entity("certificate_action", on, region, inst, {"action": "voided", "kind": "blank"},
+                          weight=abs(qty)))
+    clock = fs.clock_month()
+    if clock is not None and qty:
+        out += [Entity("cert_stock", per.end, region, inst, {"kind": b.get("kind")}, period=per.key, weight=qty)
+                for per in child_periods(on, clock) if per.end >= on]
+    return out
+
+
 # --- the unit interface the engine uses -----------------------------------------------------------------
 
-UNIT_KINDS = ("pregnancy", "person", "marriage")
+UNIT_KINDS = ("pregnancy", "person", "marriage", "followup", "cert", "stock")
 
 
 def unit_kind(key: str) -> str | None:
@@ -370,16 +614,13 @@ def unit_kind(key: str) -> str | None:
     return kind if kind in UNIT_KINDS and ":" in key else None
 
 
+ENTITIES = {"pregnancy": pregnancy_entities, "person": person_entities, "marriage": marriage_entities,
+            "followup": followup_entities, "cert": certificate_entities, "stock": stock_entities}
+
+
 def entities(unit_key: str, facts: Iterable[Fact]) -> list[Entity]:
-    fs = Facts(facts)
     kind = unit_kind(unit_key)
-    if kind == "pregnancy":
-        return pregnancy_entities(unit_key, fs)
-    if kind == "person":
-        return person_entities(unit_key, fs)
-    if kind == "marriage":
-        return marriage_entities(unit_key, fs)
-    return []
+    return ENTITIES[kind](unit_key, Facts(facts)) if kind else []
 
 
 def dependencies(unit_key: str, own: Iterable[Fact]) -> list[str]:
@@ -388,6 +629,8 @@ def dependencies(unit_key: str, own: Iterable[Fact]) -> list[str]:
         return pregnancy_dependencies(unit_key, own)
     if kind == "person":
         return person_dependencies(unit_key, own)
+    if kind == "stock":
+        return [CLOCK]
     return []
 
 
@@ -401,7 +644,7 @@ def contributions(ents: Iterable[Entity], catalogue: Catalogue) -> list[Contribu
             for e in ents:
                 if e.population == count.population and count.counts(e.attrs):
                     when = f"@{e.period}" if e.period else e.anchor.isoformat()
-                    out.append((ind.code, part, when, e.region, e.institution))
+                    out.append((ind.code, part, when, e.region, e.institution, e.weight))
     out.sort()
     return out
 

@@ -1,0 +1,1 @@
+"""The demo county generator (示范县): a year of realistic MCH records posted through the real APIs."""
