@@ -233,7 +233,7 @@ async def serve(settings: Settings, handler: Handler, db: Database) -> None:
     logs.setup(f"{handler.name}-consumer", settings.log_level)
     port = int(os.environ.get("MCH_METRICS_PORT", "0"))
     if port:
-        start_http_server(port, addr="127.0.0.1")
+        start_http_server(port, addr=settings.metrics_addr)
     loop = ConsumerLoop(settings, handler, db)
     ev = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

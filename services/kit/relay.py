@@ -168,7 +168,7 @@ async def main() -> None:
     logs.setup(f"{settings.service}-relay", settings.log_level)
     port = int(os.environ.get("MCH_METRICS_PORT", "0"))
     if port:
-        start_http_server(port, addr="127.0.0.1")
+        start_http_server(port, addr=settings.metrics_addr)
     relay = Relay(settings)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     partitions: int = 4
     pool_size: int = 5
     log_level: str = "INFO"
+    #: where relays and consumers serve /metrics (MCH_METRICS_PORT); 0.0.0.0 in containers so Prometheus reaches it
+    metrics_addr: str = "127.0.0.1"
     #: consumer instance i of n takes partitions p with p % n == i (explicit assignment, no group)
     consumer_instance: int = 0
     consumer_instances: int = 1
