@@ -74,6 +74,10 @@ class Database:
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
         async with self.engine.begin() as conn:
+            # SQLAlchemy's asyncpg adapter sends BEGIN lazily, with its first statement: a store that goes
+            # straight to the raw asyncpg connection (`raw()`) would otherwise run in autocommit, and a unit
+            # of work (state + outbox) would not be atomic. One trivial statement opens the transaction now.
+            await conn.exec_driver_sql("select 1")
             yield conn
 
     @asynccontextmanager
