@@ -635,14 +635,18 @@ def dependencies(unit_key: str, own: Iterable[Fact]) -> list[str]:
 
 
 def contributions(ents: Iterable[Entity], catalogue: Catalogue) -> list[Contribution]:
+    by_population: dict[str, list[Entity]] = {}
+    for e in ents:
+        by_population.setdefault(e.population, []).append(e)
     out: list[Contribution] = []
-    ents = list(ents)
+    if not by_population:
+        return out
     for ind in catalogue.indicators:
         for part, count in (("n", ind.numerator), ("d", ind.denominator)):
             if count is None:
                 continue
-            for e in ents:
-                if e.population == count.population and count.counts(e.attrs):
+            for e in by_population.get(count.population, ()):
+                if count.counts(e.attrs):
                     when = f"@{e.period}" if e.period else e.anchor.isoformat()
                     out.append((ind.code, part, when, e.region, e.institution, e.weight))
     out.sort()
