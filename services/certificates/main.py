@@ -1,4 +1,8 @@
-"""The certificates service (domain endpoints arrive with its own issue): health, auth, outbox and topic."""
+"""The certificates service: blank stock, custodians, issuance (出生医学证明), verification, register."""
 from kit.app import create_app
 
-app = create_app("certificates", [], title="MCH certificates")
+from certificates.api.routes import router
+
+app = create_app("certificates", [router], title="MCH certificates",
+                 description="Birth-certificate stock ledger (证件库存), custodians (专人管理, 证章分离), "
+                 "issue / reissue / replacement / void, verification for public security, issuance register.")

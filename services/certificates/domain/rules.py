@@ -1,0 +1,265 @@
+"""Rules of the blank stock (证件库存), custodians (专人管理, 证章分离) and issuance (签发 / 补发 / 换发 / 废证).
+
+Every rule raises a `kit.errors.Problem` naming the field and the reason; the database enforces the same
+invariants again (migration c0001), so a bug here can refuse too much but never let a serial be used twice.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import Literal
+
+from kit.errors import Problem, conflict, invalid
+
+SERIAL_RE = re.compile(r"^[A-Z]\d{9}$")
+#: the largest range one batch or allocation may name (a year of a large city is ~100,000 births)
+MAX_RANGE = 200_000
+
+Kind = Literal["first", "first_out_of_institution", "reissue", "replacement"]
+KINDS: tuple[str, ...] = ("first", "first_out_of_institution", "reissue", "replacement")
+FIRST_KINDS = ("first", "first_out_of_institution")
+#: names of the kinds in the bureau's register (发放登记表)
+KIND_ZH = {"first": "机构内首次签发", "first_out_of_institution": "机构外首次签发", "reissue": "补发",
+           "replacement": "换发"}
+STATUS_ZH = {"prepared": "待盖章", "issued": "已签发", "voided": "废证", "superseded": "已收回/失效"}
+ROLES = ("certificate", "seal")
+
+#: the life of a serial (the database trigger `serial_guard` holds the same table)
+TRANSITIONS: frozenset[tuple[str, str]] = frozenset({
+    ("bureau", "in_stock"), ("bureau", "voided"), ("in_stock", "prepared"), ("in_stock", "voided"),
+    ("prepared", "issued"), ("prepared", "voided"), ("issued", "superseded"), ("issued", "voided"),
+})
+
+
+def can_move(state: str, to: str) -> bool:
+    return (state, to) in TRANSITIONS
+
+
+# ------------------------------------------------------------------ serial ranges
+@dataclass(frozen=True)
+class SerialRange:
+    """A range of serials of one letter prefix, both ends included."""
+
+    prefix: str
+    first: int
+    last: int
+
+    @property
+    def quantity(self) -> int:
+        return self.last - self.first + 1
+
+    @property
+    def serial_from(self) -> str:
+        return serial_of(self.prefix, self.first)
+
+    @property
+    def serial_to(self) -> str:
+        return serial_of(self.prefix, self.last)
+
+
+def serial_of(prefix: str, number: int) -> str:
+    return f"{prefix}{number:09d}"
+
+
+def check_serial(serial: str, field: str = "serial") -> str:
+    if not SERIAL_RE.match(serial):
+        raise invalid(field, f"{serial!r} is not a certificate serial (one capital letter and 9 digits, "
+                             "e.g. Q510012345)")
+    return serial
+
+
+def parse_range(serial_from: str, serial_to: str) -> SerialRange:
+    check_serial(serial_from, "serial_from")
+    check_serial(serial_to, "serial_to")
+    if serial_from[0] != serial_to[0]:
+        raise invalid("serial_to", f"a range keeps one letter prefix: {serial_from[0]} ≠ {serial_to[0]}")
+    a, b = int(serial_from[1:]), int(serial_to[1:])
+    if b < a:
+        raise invalid("serial_to", f"{serial_to} is before serial_from {serial_from}")
+    if b - a + 1 > MAX_RANGE:
+        raise invalid("serial_to", f"a range holds at most {MAX_RANGE} serials, this one {b - a + 1}")
+    return SerialRange(serial_from[0], a, b)
+
+
+def check_not_future(on: date, today: date, field: str) -> None:
+    if on > today:
+        raise invalid(field, f"{on} is in the future")
+
+
+# ------------------------------------------------------------------ custodians
+@dataclass(frozen=True)
+class Custodian:
+    institution_code: str
+    staff_id: str
+    name: str
+    role: str
+
+
+def check_assignment(new: Custodian, current: list[Custodian]) -> Literal["unchanged", "assign"]:
+    """`current` are the institution's current custodians (at most one per role).
+
+    The same person in the same role again is a no-op; the same person in the other role is refused
+    (证章分离: the certificate custodian and the seal custodian are different people).
+    """
+    for c in current:
+        if c.staff_id == new.staff_id:
+            if c.role == new.role:
+                if c.name != new.name:
+                    raise conflict(f"staff {new.staff_id} is recorded as {c.name!r}, not {new.name!r}", "name")
+                return "unchanged"
+            raise Problem(422, "Invalid request",
+                          f"staff_id: {new.staff_id} is already the {c.role} custodian at {new.institution_code}; "
+                          "the certificate custodian and the seal custodian must be different people (证章分离)",
+                          kind="validation", errors=[{"field": "staff_id", "reason":
+                          f"already the {c.role} custodian at {new.institution_code}: one person cannot hold "
+                          "both roles (证章分离)"}])
+    return "assign"
+
+
+# ------------------------------------------------------------------ issuance
+@dataclass(frozen=True)
+class ChildFacts:
+    """What the registry's events told us about a child."""
+
+    child_id: str
+    birth_date: date | None          # None: the person event has not arrived (yet)
+    born_at: str | None              # institution of the delivery; None: no (live, not voided) delivery known
+    birth_place: str | None          # hospital | home | en_route | other
+
+
+@dataclass(frozen=True)
+class CertificateFacts:
+    serial: str
+    state: str
+    kind: str
+    child_id: str
+    institution_code: str
+    prepared_by: str
+
+
+def check_prepare(kind: str, child: ChildFacts, institution_code: str, evidence_ref: str | None,
+                  previous: CertificateFacts | None, previous_serial: str | None,
+                  child_certificates: list[CertificateFacts]) -> None:
+    """May `kind` be prepared for this child at this institution? (the preparer is checked by the caller)"""
+    if kind not in KINDS:
+        raise invalid("kind", f"unknown kind {kind!r}; one of {', '.join(KINDS)}")
+    if child.birth_date is None or child.born_at is None:
+        raise invalid("child_id", f"child {child.child_id} is not known to the certificates service: no live "
+                                  "birth of this child has been recorded in the registry (yet)")
+    live = [c for c in child_certificates if c.state in ("prepared", "issued")]
+    pending = [c for c in live if c.state == "prepared"]
+    if pending:
+        raise conflict(f"certificate {pending[0].serial} is already being prepared for child {child.child_id}; "
+                       "seal or void it first", "child_id")
+    if kind in FIRST_KINDS:
+        if previous_serial:
+            raise invalid("previous_serial", "a first issue has no previous certificate")
+        used = [c for c in child_certificates if c.state != "voided"]
+        if used:
+            raise conflict(f"child {child.child_id} already has certificate {used[0].serial} ({used[0].state}); "
+                           "a lost one is reissued (kind reissue), a corrected one replaced (kind replacement)",
+                           "child_id")
+        if kind == "first":
+            if child.born_at != institution_code:
+                raise invalid("child_id", f"child {child.child_id} was born at {child.born_at}, not at "
+                                          f"{institution_code}: a first issue is made by the institution of birth")
+            if child.birth_place != "hospital":
+                raise invalid("kind", f"the birth took place {child.birth_place}, not in an institution: "
+                                      "use first_out_of_institution with evidence_ref")
+        elif not (evidence_ref or "").strip():
+            raise invalid("evidence_ref", "a first issue for a birth outside an institution needs the reference "
+                                          "of its evidence (e.g. the birth-attendant's statement)")
+        return
+    # reissue (补发) / replacement (换发): of the child's one valid certificate
+    if not previous_serial:
+        raise invalid("previous_serial", f"a {kind} names the certificate it supersedes")
+    if previous is None:
+        raise invalid("previous_serial", f"no certificate {previous_serial}")
+    if previous.child_id != child.child_id:
+        raise invalid("previous_serial", f"certificate {previous_serial} belongs to another child")
+    if previous.state != "issued":
+        raise conflict(f"certificate {previous_serial} is {previous.state}, not a valid issued certificate",
+                       "previous_serial")
+
+
+def check_seal(cert: CertificateFacts, sealed_by: str, seal_custodian: str | None) -> None:
+    if cert.state != "prepared":
+        raise conflict(f"certificate {cert.serial} is {cert.state}; only a prepared certificate is sealed", "serial")
+    if sealed_by == cert.prepared_by:
+        raise invalid("sealed_by", f"{sealed_by} prepared certificate {cert.serial}; the seal must be applied by "
+                                   "another person, the seal custodian (证章分离)")
+    if seal_custodian != sealed_by:
+        raise invalid("sealed_by", f"{sealed_by} is not the seal custodian of {cert.institution_code}"
+                      + (f" (it is {seal_custodian})" if seal_custodian else " (none is assigned)"))
+
+
+def check_void_certificate(cert: CertificateFacts) -> None:
+    if cert.state not in ("prepared", "issued"):
+        raise conflict(f"certificate {cert.serial} is {cert.state} and cannot be voided", "serial")
+
+
+def check_void_blank(serial: str, state: str | None) -> None:
+    if state is None:
+        raise Problem(404, "Not found", f"serial {serial} was never received", kind="not-found",
+                      errors=[{"field": "serial", "reason": "not in any received batch"}])
+    if state not in ("bureau", "in_stock"):
+        raise conflict(f"serial {serial} is {state}, not a blank in stock"
+                       + ("; void the certificate with POST /v1/certificates/{serial}/void"
+                          if state in ("prepared", "issued") else ""), "serial")
+
+
+# ------------------------------------------------------------------ verification (for public security)
+def verify(state: str | None, child_name: str | None, birth_date: date | None, asked_name: str,
+           asked_birth: date) -> tuple[bool, str]:
+    """`{valid, status}` and nothing else: a mismatching name or birth date reveals no status."""
+    if state is None or child_name is None or state in ("bureau", "in_stock"):
+        return False, "not_found"
+    if child_name.strip() != asked_name.strip() or birth_date != asked_birth:
+        return False, "mismatch"
+    return state == "issued", state
+
+
+# ------------------------------------------------------------------ stock report
+@dataclass
+class StockFigures:
+    """One institution's (or the bureau's) stock in a period: opening + received − issued − voided = closing.
+
+    For the bureau, `received` are batches (申领入库) and `allocated` the ranges handed to institutions.
+    """
+
+    opening: int = 0
+    received: int = 0
+    allocated: int = 0
+    issued_by_kind: dict[str, int] | None = None
+    voided: int = 0
+
+    @property
+    def issued(self) -> int:
+        return sum((self.issued_by_kind or {}).values())
+
+    @property
+    def closing(self) -> int:
+        return self.opening + self.received - self.allocated - self.issued - self.voided
+
+
+def figures(rows: list[tuple[str, str | None, bool, int]]) -> StockFigures:
+    """Fold movements (kind, certificate kind, before the period?, quantity) into the period's figures.
+
+    Quantities are signed (into the stock: +); a certificate voided after its blank was drawn moves from
+    issued (+1) to voided (−1), so each serial that left the stock is counted once, where it ended up.
+    """
+    f = StockFigures(issued_by_kind={k: 0 for k in KINDS})
+    assert f.issued_by_kind is not None
+    for kind, cert_kind, before, qty in rows:
+        if before:
+            f.opening += qty
+        elif kind == "received" or (kind == "allocated" and qty > 0):
+            f.received += qty
+        elif kind == "allocated":
+            f.allocated -= qty
+        elif kind == "issued":
+            f.issued_by_kind[cert_kind or "first"] -= qty
+        elif kind == "voided":
+            f.voided -= qty
+    return f

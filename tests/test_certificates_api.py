@@ -1,0 +1,425 @@
+"""Birth certificates (出生医学证明) through the real stack: every rule, each refusal with its reason, the
+database's own guards, the audit chain, the register and the events."""
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import subprocess
+import sys
+import uuid
+import zipfile
+from datetime import date, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from certificates.service import today
+from certificates.tests.stack_helpers import Office, births, issue, new_prefix, office, prepare, stock, wait_known
+from kit.events import parse, payload
+from mch.events.v1 import certificates_pb2 as pb
+
+from tests.conftest import Stack, fresh_county, make_token, village
+
+pytestmark = pytest.mark.stack
+
+
+def urls(stack: Stack) -> tuple[str, str]:
+    return stack.url("registry"), stack.url("certificates")
+
+
+def dsn(stack: Stack) -> str:
+    return f"postgresql://postgres@127.0.0.1:5432/{stack.spec.db_prefix}certificates"
+
+
+async def setup(http: httpx.AsyncClient, stack: Stack, children: int = 1, blanks: int = 20,
+                place: str = "hospital") -> tuple[Office, list[str], str, str]:
+    """An institution with custodians, `children` live births there, `blanks` serials in its stock."""
+    reg, certs = urls(stack)
+    county = fresh_county()
+    o = await office(http, reg, certs, village(county))
+    kids = await births(http, reg, o.code, village(county), children, today() - timedelta(days=3), place)
+    await wait_known(dsn(stack), kids)
+    prefix = new_prefix()
+    sf, st = await stock(http, certs, o, prefix, 1, blanks, today() - timedelta(days=1))
+    return o, kids, sf, st
+
+
+def field_of(r: httpx.Response) -> str:
+    assert r.headers["content-type"].startswith("application/problem+json"), r.text
+    return str(r.json()["errors"][0]["field"])
+
+
+async def report(http: httpx.AsyncClient, certs: str, o: Office, start: date | None = None) -> dict[str, Any]:
+    r = await http.get(f"{certs}/v1/stock/report", params={"institution_code": o.code,
+                                                            "from": (start or today()).isoformat(),
+                                                            "to": today().isoformat()})
+    assert r.status_code == 200, r.text
+    return dict(r.json()["rows"][0])
+
+
+def serial_after(serial: str, k: int) -> str:
+    return f"{serial[0]}{int(serial[1:]) + k:09d}"
+
+
+async def test_two_step_issue_draws_serials_in_order_and_verifies(http: httpx.AsyncClient, stack: Stack) -> None:
+    _reg, certs = urls(stack)
+    o, kids, sf, _ = await setup(http, stack, children=2)
+    r = await prepare(http, certs, o, kids[0])
+    assert r.status_code == 201, r.text
+    first = r.json()
+    assert (first["serial"], first["state"], first["institution_code"]) == (sf, "prepared", o.code)
+    # prepared is not yet a certificate: verification says so
+    v = await http.get(f"{certs}/v1/certificates/verify",
+                       params={"serial": sf, "child_name": "张小明", "birth_date": str(today() - timedelta(days=3))})
+    assert v.json() == {"valid": False, "status": "prepared"}
+    sealed = await http.post(f"{certs}/v1/certificates/{sf}/seal", json={"sealed_by": o.sealer})
+    assert sealed.status_code == 200, sealed.text
+    assert (sealed.json()["state"], sealed.json()["sealed_by"]) == ("issued", o.sealer)
+    second = await issue(http, certs, o, kids[1])
+    assert second["serial"] == serial_after(sf, 1)  # the institution's next serial, in order
+    born = str(today() - timedelta(days=3))
+    checks = [({"serial": sf, "child_name": "张小明", "birth_date": born}, {"valid": True, "status": "issued"}),
+              ({"serial": sf, "child_name": "张小亮", "birth_date": born}, {"valid": False, "status": "mismatch"}),
+              ({"serial": sf, "child_name": "张小明", "birth_date": "2001-01-01"},
+               {"valid": False, "status": "mismatch"}),
+              ({"serial": serial_after(sf, 5), "child_name": "张小明", "birth_date": born},
+               {"valid": False, "status": "not_found"}),
+              ({"serial": "Z999999999", "child_name": "张小明", "birth_date": born},
+               {"valid": False, "status": "not_found"})]
+    for params, want in checks:
+        v = await http.get(f"{certs}/v1/certificates/verify", params=params)
+        assert v.status_code == 200 and v.json() == want, (params, v.text)
+    # public security holds only certificates:verify; the other scopes cannot verify
+    police = await make_token(stack, ["certificates:verify"])
+    other = await make_token(stack, ["certificates:read"])
+    v = await http.get(f"{certs}/v1/certificates/verify", params=checks[0][0],
+                       headers={"Authorization": f"Bearer {police}"})
+    assert v.json() == {"valid": True, "status": "issued"}
+    v = await http.get(f"{certs}/v1/certificates/verify", params=checks[0][0],
+                       headers={"Authorization": f"Bearer {other}"})
+    assert v.status_code == 403
+    child = (await http.get(f"{certs}/v1/children/{kids[0]}")).json()
+    assert child["born_at"] == o.code and child["certificates"] == [{"serial": sf, "kind": "first",
+                                                                     "state": "issued"}]
+
+
+async def test_every_refusal_names_its_field_and_changes_nothing(http: httpx.AsyncClient, stack: Stack) -> None:
+    reg, certs = urls(stack)
+    o, kids, sf, st = await setup(http, stack, children=2, blanks=3)
+    other = await office(http, reg, certs, village(fresh_county()))
+    before = await report(http, certs, o)
+    cases: list[tuple[str, str, dict[str, Any], int, str]] = [
+        ("POST", "/v1/certificates", {"kind": "first", "child_id": str(uuid.uuid4()), "child_name": "甲",
+                                      "prepared_by": o.keeper}, 422, "child_id"),
+        ("POST", "/v1/certificates", {"kind": "first", "child_id": kids[0], "child_name": "甲",
+                                      "prepared_by": o.sealer, "institution_code": o.code}, 422, "prepared_by"),
+        ("POST", "/v1/certificates", {"kind": "first", "child_id": kids[0], "child_name": "甲",
+                                      "prepared_by": "nobody"}, 422, "prepared_by"),
+        ("POST", "/v1/certificates", {"kind": "first", "child_id": kids[0], "child_name": "甲",
+                                      "prepared_by": other.keeper}, 422, "child_id"),  # born elsewhere
+        ("POST", "/v1/certificates", {"kind": "first_out_of_institution", "child_id": kids[0], "child_name": "甲",
+                                      "prepared_by": o.keeper}, 422, "evidence_ref"),
+        ("POST", "/v1/certificates", {"kind": "reissue", "child_id": kids[0], "child_name": "甲",
+                                      "prepared_by": o.keeper}, 422, "previous_serial"),
+        ("POST", "/v1/certificates", {"kind": "twice", "child_id": kids[0], "child_name": "甲",
+                                      "prepared_by": o.keeper}, 422, "kind"),
+        ("POST", "/v1/certificates", {"kind": "first", "child_id": kids[0], "prepared_by": o.keeper}, 422,
+         "child_name"),
+        ("POST", "/v1/custodians", {"institution_code": o.code, "staff_id": o.keeper, "name": "王证管",
+                                    "role": "seal"}, 422, "staff_id"),  # 证章分离
+        ("POST", "/v1/custodians", {"institution_code": "NO-SUCH", "staff_id": "x", "name": "某",
+                                    "role": "seal"}, 422, "institution_code"),
+        ("POST", "/v1/stock/batches", {"batch_no": "X1", "serial_from": "Q000000009", "serial_to": "Q000000001",
+                                       "received_on": str(today())}, 422, "serial_to"),
+        ("POST", "/v1/stock/batches", {"batch_no": "X2", "serial_from": "Q000000001", "serial_to": "R000000009",
+                                       "received_on": str(today())}, 422, "serial_to"),
+        ("POST", "/v1/stock/batches", {"batch_no": "X3", "serial_from": "q00000001", "serial_to": "Q000000009",
+                                       "received_on": str(today())}, 422, "serial_from"),
+        ("POST", "/v1/stock/batches", {"batch_no": "X4", "serial_from": "Q000000001", "serial_to": "Q000000009",
+                                       "received_on": str(today() + timedelta(days=2))}, 422, "received_on"),
+        ("POST", "/v1/stock/batches", {"batch_no": f"X5-{uuid.uuid4().hex[:6]}", "serial_from": sf,
+                                       "serial_to": serial_after(st, 5), "received_on": str(today())}, 409,
+         "serial_from"),  # overlaps a received batch: a serial exists once
+        ("POST", "/v1/stock/allocations", {"institution_code": other.code, "serial_from": sf, "serial_to": st,
+                                           "allocated_on": str(today())}, 409, "serial_from"),  # already allocated
+        ("POST", "/v1/stock/allocations", {"institution_code": "NO-SUCH", "serial_from": sf, "serial_to": st,
+                                           "allocated_on": str(today())}, 422, "institution_code"),
+        ("POST", f"/v1/stock/serials/{sf}/void", {"by": o.keeper}, 422, "reason"),
+        ("POST", f"/v1/stock/serials/{sf}/void", {"reason": "污损", "by": o.sealer}, 422, "by"),
+        ("POST", "/v1/stock/serials/Z000000001/void", {"reason": "污损", "by": o.keeper}, 404, "serial"),
+    ]
+    for method, path, body, status, field in cases:
+        r = await http.request(method, certs + path, json=body)
+        assert r.status_code == status, (path, body, r.text)
+        assert field_of(r) == field, (path, body, r.text)
+    assert await report(http, certs, o) == before  # nothing moved
+    assert (await http.get(f"{certs}/v1/stock/serials/{sf}")).json()["state"] == "in_stock"
+    # seal by the preparer, and by someone who is not the seal custodian
+    cert = (await prepare(http, certs, o, kids[0])).json()
+    for who in (o.keeper, other.sealer):
+        r = await http.post(f"{certs}/v1/certificates/{cert['serial']}/seal", json={"sealed_by": who})
+        assert (r.status_code, field_of(r)) == (422, "sealed_by"), r.text
+    # a second preparation for the same child, then a second first issue
+    r = await prepare(http, certs, o, kids[0])
+    assert (r.status_code, field_of(r)) == (409, "child_id"), r.text
+    await http.post(f"{certs}/v1/certificates/{cert['serial']}/seal", json={"sealed_by": o.sealer})
+    r = await prepare(http, certs, o, kids[0])
+    assert (r.status_code, field_of(r)) == (409, "child_id"), r.text
+    # the stock runs out: 3 blanks, one used, one more issued, one voided, then nothing left
+    await issue(http, certs, o, kids[1])
+    r = await http.post(f"{certs}/v1/stock/serials/{st}/void", json={"reason": "印刷错误", "by": o.keeper})
+    assert r.status_code == 200 and r.json()["state"] == "voided", r.text
+    kid3 = (await births(http, reg, o.code, village(fresh_county()), 1, today() - timedelta(days=1)))[0]
+    await wait_known(dsn(stack), [kid3])
+    r = await prepare(http, certs, o, kid3)
+    assert (r.status_code, field_of(r)) == (409, "institution_code"), r.text
+
+
+async def test_reissue_and_replacement_supersede_the_one_valid_certificate(http: httpx.AsyncClient,
+                                                                          stack: Stack) -> None:
+    _reg, certs = urls(stack)
+    o, kids, _sf, _ = await setup(http, stack, children=1)
+    born = str(today() - timedelta(days=3))
+    first = await issue(http, certs, o, kids[0])
+    # 补发 after loss: the lost one stays valid until the reissue is sealed, then it is invalid
+    re_ = (await prepare(http, certs, o, kids[0], "reissue", previous_serial=first["serial"])).json()
+    assert (await http.get(f"{certs}/v1/certificates/verify", params={
+        "serial": first["serial"], "child_name": "张小明", "birth_date": born})).json()["valid"] is True
+    sealed = await http.post(f"{certs}/v1/certificates/{re_['serial']}/seal", json={"sealed_by": o.sealer})
+    assert sealed.json()["state"] == "issued"
+    old = (await http.get(f"{certs}/v1/certificates/{first['serial']}")).json()
+    assert (old["state"], old["superseded_by"]) == ("superseded", re_["serial"])
+    v = await http.get(f"{certs}/v1/certificates/verify", params={"serial": first["serial"], "child_name": "张小明",
+                                                                  "birth_date": born})
+    assert v.json() == {"valid": False, "status": "superseded"}
+    # an uncontrolled reprint of the lost one is refused: it is no longer valid
+    r = await prepare(http, certs, o, kids[0], "reissue", previous_serial=first["serial"])
+    assert (r.status_code, field_of(r)) == (409, "previous_serial"), r.text
+    # 换发 after a correction: the name changes, the old one is collected
+    rep = await issue(http, certs, o, kids[0], "replacement", previous_serial=re_["serial"], child_name="张晓明")
+    assert (rep["kind"], rep["child_name"], rep["previous_serial"]) == ("replacement", "张晓明", re_["serial"])
+    states = {c["serial"]: c["state"] for c in (await http.get(f"{certs}/v1/children/{kids[0]}")).json()[
+        "certificates"]}
+    assert states == {first["serial"]: "superseded", re_["serial"]: "superseded", rep["serial"]: "issued"}
+    rpt = await report(http, certs, o)
+    assert rpt["issued_by_kind"] == {"first": 1, "first_out_of_institution": 0, "reissue": 1, "replacement": 1}
+    assert rpt["voided"] == 0  # superseded certificates are not 废证
+    assert rpt["closing"] == rpt["opening"] + rpt["received"] - rpt["issued"] - rpt["voided"] == 20 - 3
+
+
+async def test_out_of_institution_first_issue_needs_evidence(http: httpx.AsyncClient, stack: Stack) -> None:
+    _reg, certs = urls(stack)
+    o, kids, _, _ = await setup(http, stack, children=1, place="home")
+    r = await prepare(http, certs, o, kids[0], "first")
+    assert (r.status_code, field_of(r)) == (422, "kind"), r.text
+    cert = await issue(http, certs, o, kids[0], "first_out_of_institution", evidence_ref="接生人证明 2026-17")
+    assert (cert["kind"], cert["evidence_ref"], cert["state"]) == ("first_out_of_institution",
+                                                                  "接生人证明 2026-17", "issued")
+
+
+async def test_voided_serials_are_kept_reported_and_never_reused(http: httpx.AsyncClient, stack: Stack) -> None:
+    _reg, certs = urls(stack)
+    o, kids, sf, _ = await setup(http, stack, children=2, blanks=10)
+    opening = await report(http, certs, o)
+    spoiled = (await prepare(http, certs, o, kids[0])).json()["serial"]      # misprinted while prepared
+    r = await http.post(f"{certs}/v1/certificates/{spoiled}/void", json={"reason": "打印错位", "by": o.keeper})
+    assert r.status_code == 200 and r.json()["state"] == "voided", r.text
+    blank = serial_after(sf, 1)                                                # a blank torn in the drawer
+    r = await http.post(f"{certs}/v1/stock/serials/{blank}/void", json={"reason": "破损", "by": o.keeper})
+    assert r.status_code == 200, r.text
+    a = await issue(http, certs, o, kids[0])
+    assert a["serial"] == serial_after(sf, 2)  # neither voided serial is drawn again
+    wrong = await issue(http, certs, o, kids[1])
+    r = await http.post(f"{certs}/v1/certificates/{wrong['serial']}/void", json={"reason": "错发", "by": o.sealer})
+    assert r.status_code == 200, r.text
+    for s in (spoiled, blank, wrong["serial"]):
+        r = await http.post(f"{certs}/v1/certificates/{s}/void", json={"reason": "again", "by": o.keeper})
+        assert r.status_code in (404, 409), r.text
+        r = await http.post(f"{certs}/v1/certificates/{s}/seal", json={"sealed_by": o.sealer})
+        assert r.status_code in (404, 409), r.text
+        info = (await http.get(f"{certs}/v1/stock/serials/{s}")).json()
+        assert info["state"] == "voided" and info["history"][-1]["state"] == "voided"
+    again = await issue(http, certs, o, kids[1])  # wrongly issued one voided: the child gets a new first issue
+    assert again["serial"] == serial_after(sf, 4)
+    rpt = await report(http, certs, o)
+    assert rpt["voided"] == 3 and rpt["issued"] == 2
+    assert rpt["closing"] == opening["closing"] - 5 == rpt["opening"] + rpt["received"] - rpt["issued"] - 3
+
+
+async def test_custodian_changes_are_history(http: httpx.AsyncClient, stack: Stack) -> None:
+    _reg, certs = urls(stack)
+    o, kids, _, _ = await setup(http, stack, children=1)
+    same = await http.post(f"{certs}/v1/custodians", json={"institution_code": o.code, "staff_id": o.keeper,
+                                                           "name": "王证管", "role": "certificate"})
+    assert same.status_code == 200  # idempotent
+    r = await http.post(f"{certs}/v1/custodians", json={"institution_code": o.code, "staff_id": "K-NEW",
+                                                        "name": "赵新", "role": "certificate"})
+    assert r.status_code == 201, r.text
+    hist = (await http.get(f"{certs}/v1/custodians", params={"institution_code": o.code})).json()["custodians"]
+    keepers = [(c["staff_id"], c["ended_at"] is None) for c in hist if c["role"] == "certificate"]
+    assert keepers == [(o.keeper, False), ("K-NEW", True)]
+    r = await prepare(http, certs, o, kids[0])  # the former keeper can no longer draw blanks
+    assert (r.status_code, field_of(r)) == (422, "prepared_by"), r.text
+    r = await http.post(f"{certs}/v1/certificates", json={"kind": "first", "child_id": kids[0],
+                                                         "child_name": "张小明", "prepared_by": "K-NEW"})
+    assert r.status_code == 201, r.text
+    # the former keeper may now hold the seal role: never both at once
+    r = await http.post(f"{certs}/v1/custodians", json={"institution_code": o.code, "staff_id": o.keeper,
+                                                        "name": "王证管", "role": "seal"})
+    assert r.status_code == 201, r.text
+    r = await http.post(f"{certs}/v1/custodians", json={"institution_code": o.code, "staff_id": "K-NEW",
+                                                        "name": "赵新", "role": "seal"})
+    assert (r.status_code, field_of(r)) == (422, "staff_id"), r.text
+
+
+async def test_the_database_itself_refuses_double_issue_reuse_and_rewrites(http: httpx.AsyncClient,
+                                                                           stack: Stack) -> None:
+    _reg, certs = urls(stack)
+    o, kids, sf, _ = await setup(http, stack, children=1, blanks=5)
+    cert = await issue(http, certs, o, kids[0])
+    spare = serial_after(sf, 1)
+    await http.post(f"{certs}/v1/stock/serials/{spare}/void", json={"reason": "破损", "by": o.keeper})
+    conn = await asyncpg.connect(dsn(stack).replace("postgres@", f"{stack.spec.db_prefix}certificates@"))
+    try:
+        attempts = [
+            # a voided serial can never change again (reuse)
+            ("update serial set state = 'in_stock' where serial = $1", [spare], "never change again"),
+            # a second valid certificate for the same child
+            ("update serial set state = 'issued', kind = 'reissue', previous_serial = $1, child_id = $2, "
+             "child_name = 'x', prepared_by = 'a', prepared_on = current_date, sealed_by = 'b' where serial = $3",
+             [cert["serial"], uuid.UUID(kids[0]), serial_after(sf, 2)], "transition"),
+            ("update serial set state = 'prepared', kind = 'first', child_id = $1, child_name = 'x', "
+             "prepared_by = 'a', prepared_on = current_date where serial = $2",
+             [uuid.UUID(kids[0]), serial_after(sf, 2)], "one_first_issue_per_child"),
+            # an issued certificate rewritten in place (sealed by its preparer, or given to another child)
+            ("update serial set sealed_by = prepared_by where serial = $1", [cert["serial"]],
+             "issued -> issued is not an allowed transition"),
+            ("update serial set state = 'superseded', superseded_by = $1, child_id = $2 where serial = $1",
+             [cert["serial"], uuid.uuid4()], "cannot be rewritten"),
+            ("delete from serial where serial = $1", [spare], "cannot be deleted"),
+            ("update audit_log set actor = 'someone else'", [], "append-only"),
+            ("delete from audit_log", [], "append-only"),
+            ("delete from stock_movement", [], "append-only"),
+            ("update custodian set role = 'seal' where staff_id = $1", [o.keeper], "append-only"),
+        ]
+        for stmt, args, msg in attempts:
+            with pytest.raises(asyncpg.PostgresError) as e:
+                await conn.execute(stmt, *args)
+            assert msg in str(e.value), (stmt, str(e.value))
+        # the check and the unique index hold even where the trigger lets a transition through
+        with pytest.raises(asyncpg.CheckViolationError):
+            await conn.execute("update serial set state = 'prepared', kind = 'first', child_id = $1, "
+                               "child_name = 'x', prepared_by = 'a', prepared_on = current_date where serial = $2",
+                               uuid.uuid4(), serial_after(sf, 3))
+            await conn.execute("update serial set state = 'issued', sealed_by = 'a' where serial = $1",
+                               serial_after(sf, 3))
+    finally:
+        await conn.close()
+
+
+def run_audit(stack: Stack) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MCH_DB_PREFIX": stack.spec.db_prefix}
+    return subprocess.run([sys.executable, "-m", "certificates.audit", "verify"], env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+async def test_audit_chain_names_the_first_tampered_row(http: httpx.AsyncClient, stack: Stack) -> None:
+    _reg, certs = urls(stack)
+    o, kids, _, _ = await setup(http, stack, children=1)
+    cert = await issue(http, certs, o, kids[0])
+    ok = await asyncio.to_thread(run_audit, stack)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    conn = await asyncpg.connect(dsn(stack))
+    try:
+        row = await conn.fetchrow("select lane, seq, actor from audit_log where action = 'certificate.seal' "
+                                  "and subject = $1", f"serial:{cert['serial']}")
+        assert row["actor"] == o.sealer  # every action is attributed to the person
+        async with conn.transaction():  # a superuser bypassing the append-only trigger
+            await conn.execute("set local session_replication_role = replica")
+            await conn.execute("update audit_log set actor = 'someone else' where lane = $1 and seq = $2",
+                               row["lane"], row["seq"])
+        bad = await asyncio.to_thread(run_audit, stack)
+        assert bad.returncode == 1, bad.stdout + bad.stderr
+        assert f"BROKEN at lane {row['lane']} row {row['seq']}:" in bad.stdout, bad.stdout
+    finally:
+        async with conn.transaction():
+            await conn.execute("set local session_replication_role = replica")
+            await conn.execute("update audit_log set actor = $3 where lane = $1 and seq = $2", row["lane"],
+                               row["seq"], row["actor"])
+        await conn.close()
+    assert (await asyncio.to_thread(run_audit, stack)).returncode == 0
+
+
+async def test_register_in_json_csv_xlsx_with_masked_names(http: httpx.AsyncClient, stack: Stack) -> None:
+    _reg, certs = urls(stack)
+    o, kids, sf, _ = await setup(http, stack, children=2)
+    await issue(http, certs, o, kids[0])
+    pending = (await prepare(http, certs, o, kids[1])).json()
+    params = {"institution_code": o.code, "from": str(today()), "to": str(today())}
+    clerk = await make_token(stack, ["certificates:read"])
+    r = await http.get(f"{certs}/v1/certificates/register", params=params,
+                       headers={"Authorization": f"Bearer {clerk}"})
+    body = r.json()
+    assert [c["heading"] for c in body["columns"]][:3] == ["序号", "出生医学证明编号", "签发类型"]
+    rows = body["rows"]
+    assert [(x["serial"], x["status"], x["kind"]) for x in rows] == [
+        (sf, "已签发", "机构内首次签发"), (pending["serial"], "待盖章", "机构内首次签发")]
+    assert rows[0]["child_name"] == "张**" and rows[0]["sealed_by"] == f"李印管（{o.sealer}）"
+    full = await http.get(f"{certs}/v1/certificates/register", params=params)  # the test token has pii:read
+    assert full.json()["rows"][0]["child_name"] == "张小明"
+    csv_ = await http.get(f"{certs}/v1/certificates/register", params={**params, "format": "csv"})
+    text = csv_.content.decode("utf-8-sig").splitlines()
+    assert text[0].startswith("序号,出生医学证明编号,签发类型") and len(text) == 3 and sf in text[1]
+    xlsx = await http.get(f"{certs}/v1/certificates/register", params={**params, "format": "xlsx"})
+    with zipfile.ZipFile(io.BytesIO(xlsx.content)) as z:
+        strings = z.read("xl/sharedStrings.xml").decode()
+    assert "出生医学证明编号" in strings and sf in strings
+    conn = await asyncpg.connect(dsn(stack))
+    try:
+        audited = await conn.fetch("select unmasked from pii_audit where subject_kind = 'register' "
+                                   "and subject_id like $1", f"{o.code}:%")
+    finally:
+        await conn.close()
+    assert sorted(a["unmasked"] for a in audited) == [False, True, True, True]
+
+
+async def test_region_and_scope_are_enforced(http: httpx.AsyncClient, stack: Stack) -> None:
+    _reg, certs = urls(stack)
+    o, kids, _, _ = await setup(http, stack, children=1)
+    elsewhere = await make_token(stack, ["certificates:issue", "certificates:read"], fresh_county())
+    r = await http.post(f"{certs}/v1/certificates", headers={"Authorization": f"Bearer {elsewhere}"},
+                        json={"kind": "first", "child_id": kids[0], "child_name": "张小明",
+                              "prepared_by": o.keeper})
+    assert r.status_code == 403, r.text
+    read_only = await make_token(stack, ["certificates:read"])
+    r = await http.post(f"{certs}/v1/certificates", headers={"Authorization": f"Bearer {read_only}"},
+                        json={"kind": "first", "child_id": kids[0], "child_name": "张小明",
+                              "prepared_by": o.keeper})
+    assert r.status_code == 403, r.text
+    r = await http.get(f"{certs}/v1/stock/report", params={"region": o.region[:6], "from": str(today()),
+                                                            "to": str(today())},
+                       headers={"Authorization": f"Bearer {elsewhere}"})
+    assert r.status_code == 403
+
+
+async def test_certificate_and_stock_events_are_in_the_outbox(http: httpx.AsyncClient, stack: Stack) -> None:
+    _reg, certs = urls(stack)
+    o, kids, _sf, _st = await setup(http, stack, children=1, blanks=4)
+    cert = await issue(http, certs, o, kids[0])
+    conn = await asyncpg.connect(dsn(stack))
+    try:
+        rows = await conn.fetch("select event_type, envelope from outbox where key = any($1::text[]) order by id",
+                                [f"person:{kids[0]}", f"stock:{o.code}"])
+    finally:
+        await conn.close()
+    changed = [payload(parse(r["envelope"]), pb.CertificateChanged) for r in rows
+               if r["event_type"] == "certificates.certificate.changed"]
+    assert [(c.serial, c.status, c.version, c.kind) for c in changed] == [
+        (cert["serial"], "prepared", 3, "first"), (cert["serial"], "issued", 4, "first")]
+    assert changed[-1].institution_region == o.region and changed[-1].issued_on == str(today())
+    moved = [payload(parse(r["envelope"]), pb.StockMoved) for r in rows
+             if r["event_type"] == "certificates.stock.moved"]
+    assert [(m.kind, m.quantity) for m in moved] == [("allocated", 4), ("issued", -1)]
+    assert sum(m.quantity for m in moved) == 3
