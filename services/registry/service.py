@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
@@ -136,6 +137,8 @@ async def register_pregnancy(conn: AsyncConnection, body: dict[str, Any], today:
     if decision.action == "unchanged":
         assert stored
         return 200, stored[0]
+    if stored and stored[0].voided:
+        raise fail("pregnancy_id", "the pregnancy registration was voided; register a new pregnancy id", 409)
     model.check_booking(req.lmp_date, req.registered_on, today)
     await known_institution(conn, req.institution_code)
     events: list[NewEvent] = []
@@ -160,6 +163,22 @@ async def register_pregnancy(conn: AsyncConnection, body: dict[str, Any], today:
     events.append(publish.pregnancy_recorded(p))
     await outbox.append(conn, events)
     return (201 if decision.action == "create" else 200), p
+
+
+async def void_pregnancy(conn: AsyncConnection, pregnancy_id: str, reason: str) -> Pregnancy:
+    """Void a registration made in error: only once its encounters are voided (they would lose their episode)."""
+    found = await sql.get_pregnancy(conn, pregnancy_id, for_update=True)
+    if found is None:
+        raise fail("pregnancy_id", f"no pregnancy {pregnancy_id}", 404)
+    preg = found[0]
+    if preg.voided:
+        return preg
+    if n := await sql.active_encounter_count(conn, pregnancy_id):
+        raise fail("pregnancy_id", f"the pregnancy has {n} active encounters: void them first", 409)
+    preg = replace(preg, voided=True, version=preg.version + 1)
+    await sql.void_pregnancy(conn, pregnancy_id, preg.version, reason)
+    await outbox.append(conn, [publish.pregnancy_recorded(preg)])
+    return preg
 
 
 # ---------------------------------------------------------------- encounters (set-based: one item or a batch)
@@ -282,10 +301,16 @@ async def load_state(conn: AsyncConnection, items: list[Parsed],
 ItemAnswer = tuple[int, dict[str, Any]]
 
 
-async def post_encounters(conn: AsyncConnection, bodies: list[Any], today: date) -> list[ItemAnswer]:
+def _anywhere(_: str) -> bool:
+    return True
+
+
+async def post_encounters(conn: AsyncConnection, bodies: list[Any], today: date,
+                          may_post_for: Callable[[str], bool] = _anywhere) -> list[ItemAnswer]:
     """Post encounters in one unit of work: parse and check every item in Python against state loaded in a few
     queries, then write the accepted ones set-based. A refused item changes nothing and does not affect its
-    neighbours; later items of the batch see earlier accepted ones."""
+    neighbours; later items of the batch see earlier accepted ones. `may_post_for(region)`: whether the caller may
+    post for an institution in that region."""
     answers: dict[int, ItemAnswer] = {}
     parsed: list[Parsed] = []
     for i, body in enumerate(bodies):
@@ -306,6 +331,9 @@ async def post_encounters(conn: AsyncConnection, bodies: list[Any], today: date)
                 continue
             if stored and stored["voided"]:
                 raise fail("encounter_id", "the encounter was voided; post a new encounter id", 409)
+            inst = state.institutions.get(p.req["institution_code"])
+            if inst is not None and not may_post_for(inst.region_code):
+                raise fail("institution_code", "the institution is outside this client's region", 403)
             errs, out = encounters.decide(state, p.req, p.fields, p.on, stored, decision.version, p.hash, today)
             if errs or out is None:
                 raise DomainError(errs)
@@ -319,8 +347,9 @@ async def post_encounters(conn: AsyncConnection, bodies: list[Any], today: date)
     return [answers[i] for i in range(len(bodies))]
 
 
-async def post_encounter(conn: AsyncConnection, body: dict[str, Any], today: date) -> ItemAnswer:
-    status, out = (await post_encounters(conn, [body], today))[0]
+async def post_encounter(conn: AsyncConnection, body: dict[str, Any], today: date,
+                         may_post_for: Callable[[str], bool] = _anywhere) -> ItemAnswer:
+    status, out = (await post_encounters(conn, [body], today, may_post_for))[0]
     if status >= 300:
         raise DomainError(out["errors"], status)
     return status, out

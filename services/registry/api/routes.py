@@ -1,9 +1,11 @@
 """Registry endpoints."""
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
+from asyncpg.exceptions import UniqueViolationError
 from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import ORJSONResponse
 from kit import outbox
@@ -20,10 +22,14 @@ router = APIRouter(prefix="/v1", tags=["registry"])
 BATCH_MAX = 1000
 
 
+TITLES = {409: ("Conflict", "conflict"), 404: ("Not found", "not-found"), 403: ("Forbidden", "forbidden-region")}
+
+
 def _problem(e: DomainError) -> Problem:
-    return invalid_many(e.errors, e.status) if e.status == 422 else Problem(
-        e.status, "Conflict" if e.status == 409 else "Not found" if e.status == 404 else "Invalid request",
-        str(e), kind="conflict" if e.status == 409 else "validation", errors=e.errors)
+    if e.status == 422:
+        return invalid_many(e.errors, e.status)
+    title, kind = TITLES.get(e.status, ("Invalid request", "validation"))
+    return Problem(e.status, title, str(e), kind=kind, errors=e.errors)
 
 
 def _today() -> Any:
@@ -137,15 +143,45 @@ async def post_residence(person_id: str, body: ResidenceIn, request: Request,
     return ORJSONResponse({"person_id": person_id, "version": version}, status_code=status)
 
 
+@router.delete("/pregnancies/{pregnancy_id}", summary="Void a pregnancy registration (after its encounters)")
+async def void_pregnancy(pregnancy_id: str, request: Request, body: VoidIn | None = None, reason: str | None = None,
+                         p: Principal = Depends(require("registry:write"))) -> dict[str, Any]:
+    why = (body.reason if body else None) or reason
+    if not why:
+        raise invalid_many([{"field": "reason", "reason": "a void needs a reason"}])
+    try:
+        async with request.app.state.db.begin() as conn:
+            preg = await service.void_pregnancy(conn, pregnancy_id, why)
+            p.require_region(preg.residence_code, "pregnancy")
+    except DomainError as e:
+        raise _problem(e) from e
+    return {"pregnancy_id": pregnancy_id, "version": preg.version, "status": "voided"}
+
+
 @router.post("/encounters", summary="Post an encounter (idempotent on source + encounter_id)", status_code=201)
 async def post_encounter(request: Request, body: dict[str, Any] = Body(...),
                          p: Principal = Depends(require("registry:write"))) -> ORJSONResponse:
-    try:
+    async def once() -> service.ItemAnswer:
         async with request.app.state.db.begin() as conn:
-            status, out = await service.post_encounter(conn, body, _today())
+            return await service.post_encounter(conn, body, _today(), p.sees_region)
+
+    try:
+        status, out = await _retrying_a_race(once)
     except DomainError as e:
         raise _problem(e) from e
     return ORJSONResponse(out, status_code=status)
+
+
+T = TypeVar("T")
+
+
+async def _retrying_a_race(unit: Callable[[], Awaitable[T]]) -> T:
+    """Two posts of the same new encounter racing: the loser's insert meets the winner's row; done again, it sees
+    it (a retry, a correction or a conflict, as the contract says)."""
+    try:
+        return await unit()
+    except UniqueViolationError:
+        return await unit()
 
 
 def _batch_answer(answers: list[service.ItemAnswer], id_field: str) -> ORJSONResponse:
@@ -171,9 +207,12 @@ def _check_batch(body: list[Any]) -> None:
 async def post_encounters_batch(request: Request, body: list[Any] = Body(...),
                                 p: Principal = Depends(require("registry:write"))) -> ORJSONResponse:
     _check_batch(body)
-    async with request.app.state.db.begin() as conn:
-        answers = await service.post_encounters(conn, body, _today())
-    return _batch_answer(answers, "encounter_id")
+
+    async def once() -> list[service.ItemAnswer]:
+        async with request.app.state.db.begin() as conn:
+            return await service.post_encounters(conn, body, _today(), p.sees_region)
+
+    return _batch_answer(await _retrying_a_race(once), "encounter_id")
 
 
 @router.delete("/encounters/{source}/{encounter_id}", summary="Void an encounter (history kept)")

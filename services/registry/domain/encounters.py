@@ -239,7 +239,7 @@ def decide(state: State, req: dict[str, Any], f: dict[str, Any], on: date, store
     body: dict[str, Any]
     if typ in PREGNANCY_ENCOUNTERS:
         preg = state.pregnancies.get(req["subject_id"])
-        if preg is None:
+        if preg is None or preg.voided:
             return [field_error("subject_id", f"unknown pregnancy {req['subject_id']}: register it first "
                                 "(POST /v1/pregnancies)")], None
         person = state.persons.get(preg.mother_id)

@@ -68,6 +68,7 @@ class Pregnancy:
     residence_code: str
     version: int = 1
     delivered_on: date | None = None
+    voided: bool = False
 
     def gestational_days(self, on: date) -> int:
         return (on - self.lmp_date).days

@@ -45,7 +45,7 @@ def pregnancy_recorded(p: Pregnancy) -> NewEvent:
     return NewEvent(PREGNANCY_RECORDED, pb.PregnancyRecorded(
         pregnancy_id=p.pregnancy_id, source=p.source, mother_id=p.mother_id, lmp_date=p.lmp_date.isoformat(),
         registered_on=p.registered_on.isoformat(), institution_code=p.institution_code,
-        residence_code=p.residence_code, version=p.version), subject_key=f"pregnancy:{p.pregnancy_id}",
+        residence_code=p.residence_code, version=p.version, voided=p.voided), subject_key=f"pregnancy:{p.pregnancy_id}",
         region_code=p.residence_code, occurred_at=p.registered_on)
 
 

@@ -11,11 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from registry.domain.model import Institution, Pregnancy
 
 
-async def _c(conn: AsyncConnection) -> Any:
-    """The raw asyncpg connection; json/jsonb codecs are installed per connection by kit.db."""
-    return await raw(conn)
-
-
 async def get_institution(conn: AsyncConnection, code: str) -> Institution | None:
     c = await raw(conn)
     r = await c.fetchrow("select code, name, region_code, kind, midwifery_licensed from institution where code = $1",
@@ -79,7 +74,7 @@ async def insert_person(conn: AsyncConnection, *, id_number: str | None, name: s
 
 def _pregnancy(r: Any) -> Pregnancy:
     return Pregnancy(r["pregnancy_id"], r["source"], str(r["mother_id"]), r["lmp_date"], r["registered_on"],
-                     r["institution_code"], r["residence_code"], r["version"], r["delivered_on"])
+                     r["institution_code"], r["residence_code"], r["version"], r["delivered_on"], r["voided"])
 
 
 async def get_pregnancy(conn: AsyncConnection, pregnancy_id: str,
@@ -107,18 +102,6 @@ async def update_pregnancy(conn: AsyncConnection, p: Pregnancy, content_hash: st
         p.institution_code, p.residence_code, content_hash, p.version)
 
 
-async def set_delivered(conn: AsyncConnection, pregnancy_id: str, on: date | None) -> None:
-    c = await raw(conn)
-    await c.execute("update pregnancy set delivered_on = $2 where pregnancy_id = $1", pregnancy_id, on)
-
-
-async def get_encounter(conn: AsyncConnection, source: str, encounter_id: str, for_update: bool = False) -> Any:
-    c = await _c(conn)
-    r = await c.fetchrow("select * from encounter where source = $1 and encounter_id = $2"
-                         + (" for update" if for_update else ""), source, encounter_id)
-    return _encounter(r) if r else None
-
-
 def _encounter(r: Any) -> dict[str, Any]:
     d = dict(r)
     d["body"] = from_json(d["body"])
@@ -126,41 +109,12 @@ def _encounter(r: Any) -> dict[str, Any]:
 
 
 async def encounters_of_pregnancy(conn: AsyncConnection, pregnancy_id: str) -> list[dict[str, Any]]:
-    c = await _c(conn)
+    c = await raw(conn)
     rows = await c.fetch("select * from encounter where pregnancy_id = $1 order by occurred_on, source, encounter_id",
                          pregnancy_id)
     return [_encounter(r) for r in rows]
 
 
-async def save_encounter(conn: AsyncConnection, row: dict[str, Any], reason: str | None = None) -> None:
-    """Insert or replace the current version, and append it to the history (never overwritten)."""
-    c = await _c(conn)
-    await c.execute(
-        "insert into encounter (source, encounter_id, version, type, subject_id, pregnancy_id, person_id, "
-        "occurred_on, institution_code, body, content_hash, voided, void_reason) "
-        "values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
-        "on conflict (source, encounter_id) do update set version = excluded.version, type = excluded.type, "
-        "subject_id = excluded.subject_id, pregnancy_id = excluded.pregnancy_id, person_id = excluded.person_id, "
-        "occurred_on = excluded.occurred_on, institution_code = excluded.institution_code, body = excluded.body, "
-        "content_hash = excluded.content_hash, voided = excluded.voided, void_reason = excluded.void_reason, "
-        "updated_at = now()",
-        row["source"], row["encounter_id"], row["version"], row["type"], row["subject_id"], row.get("pregnancy_id"),
-        uuid.UUID(str(row["person_id"])) if row.get("person_id") else None, row["occurred_on"],
-        row["institution_code"], to_json(row["body"]), row["content_hash"], row["voided"], row.get("void_reason"))
-    await c.execute(
-        "insert into encounter_history (source, encounter_id, version, body, voided, reason) "
-        "values ($1, $2, $3, $4, $5, $6)", row["source"], row["encounter_id"], row["version"], to_json(row["body"]),
-        row["voided"], reason)
-
-
-async def encounter_history(conn: AsyncConnection, source: str, encounter_id: str) -> list[dict[str, Any]]:
-    c = await _c(conn)
-    rows = await c.fetch("select version, body, voided, reason, recorded_at from encounter_history "
-                         "where source = $1 and encounter_id = $2 order by version", source, encounter_id)
-    return [_encounter(r) for r in rows]
-
-
-# ---------------------------------------------------------------- set-based loading and writing (batches)
 def _uuids(ids: list[str]) -> list[uuid.UUID]:
     out = []
     for i in ids:
@@ -200,15 +154,14 @@ async def persons_by_id(conn: AsyncConnection, ids: list[str]) -> dict[str, Any]
     keys = _uuids(ids)
     if not keys:
         return {}
-    rows = await c.fetch("select person_id, sex, birth_date, mother_id, born_in_pregnancy_id, died_on, death_key, "
-                         "version from person where person_id = any($1::uuid[])", keys)
-    res = await c.fetch("select person_id, since, region_code from person_residence where person_id = any($1::uuid[]) "
-                        "order by person_id, since", keys)
-    hist: dict[str, list[tuple[date | None, str]]] = {}
-    for r in res:
-        hist.setdefault(str(r["person_id"]), []).append((r["since"], r["region_code"]))
+    # one round trip: the residence history comes along as two arrays in date order
+    rows = await c.fetch(
+        "select p.person_id, p.sex, p.birth_date, p.mother_id, p.born_in_pregnancy_id, p.died_on, p.death_key, "
+        "p.version, array(select r.since from person_residence r where r.person_id = p.person_id order by r.since) "
+        "as since, array(select r.region_code from person_residence r where r.person_id = p.person_id "
+        "order by r.since) as codes from person p where p.person_id = any($1::uuid[])", keys)
     return {str(r["person_id"]): Person(
-        str(r["person_id"]), r["sex"], r["birth_date"], hist.get(str(r["person_id"]), []),
+        str(r["person_id"]), r["sex"], r["birth_date"], list(zip(r["since"], r["codes"], strict=True)),
         str(r["mother_id"]) if r["mother_id"] else None, r["born_in_pregnancy_id"], r["died_on"], r["death_key"],
         r["version"]) for r in rows}
 
@@ -246,19 +199,19 @@ async def save_encounters(conn: AsyncConnection, rows: list[tuple[dict[str, Any]
     if not rows:
         return
     c = await raw(conn)
+    # one statement per row for both tables: the history row is what the upsert returned
     await c.executemany(
-        "insert into encounter (source, encounter_id, version, type, subject_id, pregnancy_id, person_id, "
+        "with e as (insert into encounter (source, encounter_id, version, type, subject_id, pregnancy_id, person_id, "
         "occurred_on, institution_code, body, content_hash, voided, void_reason) "
         "values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
         "on conflict (source, encounter_id) do update set version = excluded.version, type = excluded.type, "
         "subject_id = excluded.subject_id, pregnancy_id = excluded.pregnancy_id, person_id = excluded.person_id, "
         "occurred_on = excluded.occurred_on, institution_code = excluded.institution_code, body = excluded.body, "
         "content_hash = excluded.content_hash, voided = excluded.voided, void_reason = excluded.void_reason, "
-        "updated_at = now()", [_encounter_args(r) for r, _ in rows])
-    await c.executemany(
+        "updated_at = now() returning source, encounter_id, version, body, voided) "
         "insert into encounter_history (source, encounter_id, version, body, voided, reason) "
-        "values ($1, $2, $3, $4, $5, $6)",
-        [(r["source"], r["encounter_id"], r["version"], to_json(r["body"]), r["voided"], why) for r, why in rows])
+        "select source, encounter_id, version, body, voided, $14 from e",
+        [(*_encounter_args(r), why) for r, why in rows])
 
 
 async def set_delivered_many(conn: AsyncConnection, changes: dict[str, date | None]) -> None:
@@ -342,3 +295,14 @@ async def save_marriage(conn: AsyncConnection, m: dict[str, Any], reason: str | 
         "insert into marriage_history (source, registration_id, version, registered_on, region_code, person_ids, "
         "voided, reason) values ($1, $2, $3, $4, $5, $6, $7, $8)", m["source"], m["registration_id"], m["version"],
         m["registered_on"], m["region_code"], pids, m["voided"], reason)
+
+
+async def void_pregnancy(conn: AsyncConnection, pregnancy_id: str, version: int, reason: str) -> None:
+    c = await raw(conn)
+    await c.execute("update pregnancy set voided = true, void_reason = $3, version = $2 where pregnancy_id = $1",
+                    pregnancy_id, version, reason)
+
+
+async def active_encounter_count(conn: AsyncConnection, pregnancy_id: str) -> int:
+    c = await raw(conn)
+    return int(await c.fetchval("select count(*) from encounter where pregnancy_id = $1 and not voided", pregnancy_id))
