@@ -1,6 +1,7 @@
 """Screening use cases: each is one unit of work (a transaction holding the state change and its events)."""
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -96,6 +97,7 @@ async def record_screening(conn: AsyncConnection, body: dict[str, Any], region_p
     req, result, spec = model.parse(body)
     model.check_dates(req.performed_on, today)
     h = model.content_hash(body)
+    await sql.lock_record(conn, f"screening:{req.source}/{req.screening_id}")
     stored = await sql.get_screening(conn, req.source, req.screening_id, for_update=True)
     decision = model.decide_version(stored["version"] if stored else None, stored["content_hash"] if stored else None,
                                     h, req.version)
@@ -114,6 +116,8 @@ async def record_screening(conn: AsyncConnection, body: dict[str, Any], region_p
         raise fail("institution_code", f"unknown institution {req.institution_code}: register it in the registry "
                    f"(PUT /v1/institutions/{req.institution_code})")
     subject = await resolve_subject(conn, req.type, spec, req, result)
+    if not subject.residence_code:  # a person without a known residence is attributed to the institution's
+        subject = dataclasses.replace(subject, residence_code=inst_region)
     _forbid_region(subject.residence_code, region_prefix, "subject_id")
     await check_partner(conn, req)
     outcome = RULES.for_date(req.performed_on).classify(req.type, result.facts())
@@ -171,15 +175,16 @@ async def void_screening(conn: AsyncConnection, source: str, screening_id: str, 
     return view_screening(stored, found)
 
 
-async def get_screening(conn: AsyncConnection, source: str, screening_id: str,
-                        region_prefix: str = "") -> dict[str, Any]:
+async def get_screening(conn: AsyncConnection, source: str, screening_id: str, region_prefix: str = "",
+                        unmask: bool = False) -> dict[str, Any]:
     stored = await sql.get_screening(conn, source, screening_id)
     if stored is None:
         raise fail("screening_id", f"no screening {source}/{screening_id}", 404)
     _forbid_region(stored["residence_code"], region_prefix, "screening_id")
     case = await sql.case_of_screening(conn, source, screening_id)
-    out = view_screening(stored, case)
-    out["history"] = await sql.screening_history(conn, source, screening_id)
+    out = view_screening(stored, case, unmask)
+    history = await sql.screening_history(conn, source, screening_id)
+    out["history"] = [{**h, "result": _masked(h["result"], unmask)} for h in history]
     return out
 
 
@@ -235,6 +240,17 @@ async def reconsider_high_risk(conn: AsyncConnection, pregnancy_id: str, mother_
         await outbox.append(conn, [publish.followup_changed(new)], SERVICE)
 
 
+async def close_cases_of_voided_pregnancy(conn: AsyncConnection, pregnancy_id: str) -> None:
+    """A pregnancy voided in the registry (registered in error) leaves no open case behind; the cases are kept."""
+    preg = await sql.get_pregnancy(conn, pregnancy_id)
+    if preg is None or not preg.voided:  # an older event arriving late does not void a live pregnancy
+        return
+    for case in await sql.open_cases_of_pregnancy(conn, pregnancy_id):
+        closed = followup.close_for(case, today_cn(), "pregnancy voided in the registry")
+        await sql.save_case(conn, closed)
+        await outbox.append(conn, [publish.followup_changed(closed)], SERVICE)
+
+
 async def apply_registry_events(conn: AsyncConnection, events: Sequence[tuple[str, Any]]) -> None:
     """Keep what screening needs to know from registry events (payloads already parsed)."""
     from screening.events import read
@@ -251,6 +267,8 @@ async def apply_registry_events(conn: AsyncConnection, events: Sequence[tuple[st
             await sql.upsert_pregnancy(conn, PregnancyInfo(
                 msg.pregnancy_id, msg.mother_id, date.fromisoformat(msg.lmp_date),
                 date.fromisoformat(msg.registered_on), msg.residence_code, msg.voided), msg.version)
+            if msg.voided:
+                await close_cases_of_voided_pregnancy(conn, msg.pregnancy_id)
         elif etype == read.ENCOUNTER_RECORDED and msg.pregnancy_id:
             on = date.fromisoformat(msg.occurred_on)
             kind = msg.WhichOneof("detail")
@@ -266,10 +284,13 @@ async def apply_registry_events(conn: AsyncConnection, events: Sequence[tuple[st
 
 
 # ---------------------------------------------------------------- views
+def _masked(result: dict[str, Any], unmask: bool) -> dict[str, Any]:
+    """Free-text notes may name people: masked unless the reader holds pii:read."""
+    return result if unmask or not result.get("note") else {**result, "note": "***"}
+
+
 def view_screening(row: dict[str, Any], case: Case | None, unmask: bool = True) -> dict[str, Any]:
-    result = dict(row["result"])
-    if not unmask and result.get("note"):
-        result["note"] = "***"
+    result = _masked(row["result"], unmask)
     return {
         "screening_id": row["screening_id"], "source": row["source"], "version": row["version"],
         "type": row["type"], "status": "voided" if row["voided"] else "active", "subject_id": row["subject_id"],

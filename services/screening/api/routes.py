@@ -1,17 +1,19 @@
 """Screening endpoints: results (+ batch, void), follow-up cases and their actions."""
 from __future__ import annotations
 
+import uuid
 from datetime import date
 from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi.openapi.models import Example
 from fastapi.responses import ORJSONResponse
 from kit.auth import Principal, require
 from kit.errors import Problem, invalid, invalid_many
 from kit.logs import request_id
 from pydantic import BaseModel, ConfigDict, Field
 
-from screening import service
+from screening import metrics, service
 from screening.domain.followup import ACTIONS
 from screening.domain.model import TYPES, DomainError
 from screening.store import sql
@@ -48,15 +50,47 @@ async def _audit(request: Request, p: Principal, kind: str, subject: str, unmask
         await sql.audit_pii(conn, p.client_id, request_id.get(), kind, subject, ["note"], unmasked)
 
 
+EXAMPLES: dict[str, Example] = {
+    "prenatal_serum": {"summary": "serum screening of a pregnancy (产前筛查)", "value": {
+        "screening_id": "PS-2026-000123", "source": "county-mch-his", "type": "prenatal_serum",
+        "subject_id": "P-320582-000456", "performed_on": "2026-05-02", "institution_code": "H320582001",
+        "t21_risk": "1/270", "t18_risk": "1/8000", "ntd_risk": "low"}},
+    "newborn_hearing": {"summary": "newborn hearing screen of a child (听力筛查)", "value": {
+        "screening_id": "NH-2026-000789", "source": "county-mch-his", "type": "newborn_hearing",
+        "subject_id": "8f0c3c8e-5f39-4a57-9d4e-3f1f0c2b9a11", "performed_on": "2026-10-03",
+        "institution_code": "H320582001", "round": "initial", "result": "refer"}},
+    "premarital_exam": {"summary": "premarital exam of a person with her partner (婚检)", "value": {
+        "screening_id": "PM-2026-000042", "source": "county-mch-his", "type": "premarital_exam",
+        "subject_id": "0b6f8d2c-1d1e-4a43-8f2b-6f0a9d1c2e33", "partner_id": "2d7e4b90-6c1a-4f0e-9b3d-8a5c7e1f0d22",
+        "performed_on": "2026-03-10", "institution_code": "H320582001",
+        "findings": [{"code": "congenital_heart_disease", "affects_marriage": True}],
+        "hiv": "negative", "syphilis": "negative", "hbsag": "not_done"}},
+}
+
+
+@router.get("/rules", summary="The classification rule sets (cut-offs, follow-up due dates) and their versions")
+async def get_rules(p: Principal = Depends(require("screening:read"))) -> dict[str, Any]:
+    return {"current": service.RULES.current.version, "sets": [
+        {"version": s.version, "effective_from": s.effective_from.isoformat(), "types": s.types,
+         "otherwise": s.otherwise, "pregnancy_high_risk": {"grades": sorted(s.high_risk_case.grades),
+                                                           "due_days": s.high_risk_case.due_days}}
+        for s in service.RULES.sets]}
+
+
 @router.post("/screenings", summary="Post a screening result (idempotent on source + screening_id)",
-             status_code=201)
-async def post_screening(request: Request, body: dict[str, Any] = Body(...),
+             status_code=201,
+             description="The common fields (`screening_id`, `source`, `version?`, `type`, `subject_id`, "
+             "`partner_id?`, `performed_on`, `institution_code`, `note?`) and the type's own fields (api.md). "
+             "Answers with the `classification`, the `rule_version` used and the `followup` case, if any.")
+async def post_screening(request: Request, body: dict[str, Any] = Body(..., openapi_examples=EXAMPLES),
                          p: Principal = Depends(require("screening:write"))) -> ORJSONResponse:
     try:
         async with request.app.state.db.begin() as conn:
             status, out = await service.record_screening(conn, body, p.region_prefix)
     except DomainError as e:
         raise _problem(e) from e
+    if status == 201:
+        metrics.RESULTS.labels(out["type"], out["classification"]).inc()
     return ORJSONResponse(out, status_code=status)
 
 
@@ -84,19 +118,12 @@ async def post_screenings_batch(request: Request, body: list[dict[str, Any]] = B
 @router.get("/screenings/{source}/{screening_id}", summary="A screening result with its history and case")
 async def get_screening(source: str, screening_id: str, request: Request,
                         p: Principal = Depends(require("screening:read"))) -> dict[str, Any]:
+    unmask = p.has("pii:read")
     try:
         async with request.app.state.db.connect() as conn:
-            out = await service.get_screening(conn, source, screening_id, p.region_prefix)
+            out = await service.get_screening(conn, source, screening_id, p.region_prefix, unmask)
     except DomainError as e:
         raise _problem(e) from e
-    unmask = p.has("pii:read")
-    if not unmask:
-        out = {**out, "note": "***" if out.get("note") else out.get("note"),
-               "history": [{**h, "result": {**h["result"], **({"note": "***"} if h["result"].get("note") else {})}}
-                           for h in out["history"]]}
-        if out["followup"]:
-            out["followup"]["actions"] = [{**a, "note": "***" if a["note"] else None}
-                                          for a in out["followup"]["actions"]]
     await _audit(request, p, "screening", f"{source}/{screening_id}", unmask)
     return out
 
@@ -136,18 +163,12 @@ async def list_followups(
     if after:
         try:
             d, cid = after.split("_", 1)
-            cursor = (date.fromisoformat(d), cid)
-            import uuid
-            uuid.UUID(cid)
+            cursor = (date.fromisoformat(d), str(uuid.UUID(cid)))
         except ValueError as e:
             raise invalid("after", "not a cursor this endpoint gave") from e
     today = service.today_cn()
-    if overdue is False:
-        status = status or "open"
     async with request.app.state.db.connect() as conn:
-        cases = await sql.list_cases(conn, reg, status, today if overdue else None, type, limit + 1, cursor)
-    if overdue is False:
-        cases = [c for c in cases if not c.overdue(today)]
+        cases = await sql.list_cases(conn, reg, status, overdue, today, type, limit + 1, cursor)
     page = cases[:limit]
     unmask = p.has("pii:read")
     if any(a.note for c in page for a in c.actions):
@@ -181,4 +202,6 @@ async def post_action(case_id: str, body: ActionIn, request: Request,
                                                     p.region_prefix, p.client_id)
     except DomainError as e:
         raise _problem(e) from e
+    if status == 201:
+        metrics.ACTIONS.labels(body.action).inc()
     return ORJSONResponse(service.view_case(case, service.today_cn()), status_code=status)

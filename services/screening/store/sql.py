@@ -102,6 +102,12 @@ async def graded_visits(conn: AsyncConnection, pregnancy_id: str) -> list[tuple[
 
 
 # ---------------------------------------------------------------- screening results
+async def lock_record(conn: AsyncConnection, key: str) -> None:
+    """Serialise concurrent posts of one source record (the first insert would otherwise race)."""
+    c = await raw(conn)
+    await c.execute("select pg_advisory_xact_lock(hashtextextended($1, 0))", key)
+
+
 async def get_screening(conn: AsyncConnection, source: str, screening_id: str,
                         for_update: bool = False) -> dict[str, Any] | None:
     c = await raw(conn)
@@ -195,6 +201,13 @@ async def high_risk_case(conn: AsyncConnection, pregnancy_id: str) -> Case | Non
     return (await _load_cases(c, [r]))[0] if r else None
 
 
+async def open_cases_of_pregnancy(conn: AsyncConnection, pregnancy_id: str) -> list[Case]:
+    c = await raw(conn)
+    rows = await c.fetch("select * from followup_case where pregnancy_id = $1 and status = 'open' "
+                         "order by case_id for update", pregnancy_id)
+    return await _load_cases(c, rows)
+
+
 async def save_case(conn: AsyncConnection, case: Case, recorded_by: str = "") -> None:
     """Upsert the case; actions are append-only (new ones inserted, never rewritten)."""
     c = await raw(conn)
@@ -212,18 +225,19 @@ async def save_case(conn: AsyncConnection, case: Case, recorded_by: str = "") ->
                         recorded_by)
 
 
-async def list_cases(conn: AsyncConnection, region: str, status: str | None, overdue_before: date | None,
+async def list_cases(conn: AsyncConnection, region: str, status: str | None, overdue: bool | None, today: date,
                      case_type: str | None, limit: int, after: tuple[date, str] | None) -> list[Case]:
-    """Cases under a region prefix (index followup_region), oldest due first, keyset-paged on (due_on, case_id)."""
+    """Cases under a region prefix (index followup_region), oldest due first, keyset-paged on (due_on, case_id).
+    `overdue`: True = open and past due on `today`; False = not that; None = either."""
     c = await raw(conn)
     where = ["region_code like $1"]
     args: list[Any] = [region + "%"]
     if status:
         args.append(status)
         where.append(f"status = ${len(args)}")
-    if overdue_before is not None:
-        args.append(overdue_before)
-        where.append(f"status = 'open' and due_on < ${len(args)}")
+    if overdue is not None:
+        args.append(today)
+        where.append(("" if overdue else "not ") + f"(status = 'open' and due_on < ${len(args)})")
     if case_type:
         args.append(case_type)
         where.append(f"screening_type = ${len(args)}")

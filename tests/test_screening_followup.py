@@ -1,0 +1,308 @@
+"""Follow-up cases through the real pipeline: opened by results (and by a high-risk pregnancy grade from the
+registry's events), worked through actions, listed per region and overdue, and counted by the indicators."""
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import date, timedelta
+from typing import Any
+
+import httpx
+from kafka import KafkaProducer
+from kit.events import NewEvent, envelope
+from mch.events.v1 import registry_pb2 as reg
+
+from tests.conftest import Stack, fresh_county, make_token, village, wait_for
+from tests.test_screening_api import (
+    SOURCE,
+    Family,
+    body,
+    deliver,
+    family,
+    indicator_codes,
+    institution,
+    known,
+    post,
+    pregnancy,
+    today,
+    wait_counts,
+)
+
+
+async def act(http: httpx.AsyncClient, stack: Stack, case_id: str, action: str, on: date,
+              **extra: Any) -> httpx.Response:
+    return await http.post(f"{stack.url('screening')}/v1/followups/{case_id}/actions",
+                           json={"action": action, "on": on.isoformat(), **extra})
+
+
+async def followups(http: httpx.AsyncClient, stack: Stack, token: str | None = None, **params: Any) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    r = await http.get(f"{stack.url('screening')}/v1/followups", params=params, headers=headers)
+    assert r.status_code == 200, r.text
+    out: dict[str, Any] = r.json()
+    return out
+
+
+def completion(cases: list[dict[str, Any]], year: int) -> tuple[int, int]:
+    """followup_completion_rate straight from indicators.md: cases due in the year; those closed with an
+    outcome (not lost to follow-up) by their due date."""
+    due = [c for c in cases if date.fromisoformat(c["due_on"]).year == year]
+    done = [c for c in due if c["status"] == "closed" and c["outcome"] and c["outcome"] != "lost"
+            and c["closed_on"] <= c["due_on"]]
+    return len(done), len(due)
+
+
+async def test_a_case_life_actions_overdue_list_and_indicators(http: httpx.AsyncClient, stack: Stack) -> None:
+    county = fresh_county()
+    inst = await institution(http, stack, county)
+    f = await family(http, stack, county, inst, born_days_ago=60)
+    await known(http, stack, f)
+    metabolic = (await post(http, stack, body("newborn_metabolic", f.child_id, inst, f.born + timedelta(3),
+                                              conditions={"pku": "negative", "ch": "positive"}))).json()["followup"]
+    hearing = (await post(http, stack, body("newborn_hearing", f.child_id, inst, f.born + timedelta(2),
+                                            round="initial", result="refer"))).json()["followup"]
+    screen_on = f.lmp + timedelta(days=16 * 7)
+    cfdna = (await post(http, stack, body("cfdna", f.pregnancy_id, inst, screen_on,
+                                          result="high_risk"))).json()["followup"]
+    serum = (await post(http, stack, body("prenatal_serum", f.pregnancy_id, inst, screen_on, t21_risk="1/90",
+                                          t18_risk="1/8000", ntd_risk="low"))).json()["followup"]
+    m = metabolic["case_id"]
+    opened = date.fromisoformat(metabolic["opened_on"])
+    # validation of actions
+    r = await act(http, stack, m, "contacted", opened - timedelta(1))
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "on"
+    r = await act(http, stack, m, "closed", opened + timedelta(1))
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "outcome"
+    r = await act(http, stack, m, "phoned", opened + timedelta(1))
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "action"
+    assert (await act(http, stack, str(uuid.uuid4()), "contacted", opened)).status_code == 404
+    # the whole life: contacted → diagnosed → closed, before the due date
+    r = await act(http, stack, m, "contacted", opened + timedelta(1), note="母亲电话已联系")
+    assert r.status_code == 201 and r.json()["status"] == "open"
+    assert (await act(http, stack, m, "contacted", opened + timedelta(1), note="母亲电话已联系")).status_code == 200
+    r = await act(http, stack, m, "diagnosed", opened + timedelta(3), outcome="ch_confirmed")
+    assert r.status_code == 201
+    r = await act(http, stack, m, "closed", opened + timedelta(5), outcome="treated_levothyroxine")
+    assert r.status_code == 201, r.text
+    done = r.json()
+    assert (done["status"], done["closed_on"], done["outcome"]) == (
+        "closed", (opened + timedelta(5)).isoformat(), "treated_levothyroxine")
+    assert [a["action"] for a in done["actions"]] == ["contacted", "diagnosed", "closed"]
+    r = await act(http, stack, m, "treated", opened + timedelta(6))
+    assert r.status_code == 409
+    # the prenatal high-risk case is contacted, then lost to follow-up
+    c_open = date.fromisoformat(cfdna["opened_on"])
+    assert (await act(http, stack, cfdna["case_id"], "contacted", c_open + timedelta(2))).status_code == 201
+    assert (await act(http, stack, cfdna["case_id"], "lost", c_open + timedelta(20))).status_code == 201
+
+    # per region: the hearing and the serum cases are open and past their due dates
+    assert date.fromisoformat(hearing["due_on"]) < today()
+    listed = await followups(http, stack, region=county)
+    assert {c["case_id"] for c in listed["items"]} == {m, hearing["case_id"], cfdna["case_id"], serum["case_id"]}
+    overdue = await followups(http, stack, region=county, overdue="true")
+    assert {c["case_id"] for c in overdue["items"]} == {hearing["case_id"], serum["case_id"]}
+    assert all(c["overdue"] for c in overdue["items"])
+    on_time = await followups(http, stack, region=county, overdue="false")
+    assert {c["case_id"] for c in on_time["items"]} == {m, cfdna["case_id"]}
+    assert [c["case_id"] for c in (await followups(http, stack, region=county, type="newborn_hearing"))["items"]] \
+        == [hearing["case_id"]]
+    closed = await followups(http, stack, region=county, status="closed")
+    assert {c["case_id"] for c in closed["items"]} == {m, cfdna["case_id"]}
+    assert (await followups(http, stack, region=village(county, 2)))["items"] == []
+    # keyset pages
+    first = await followups(http, stack, region=county, limit=3)
+    rest = await followups(http, stack, region=county, limit=3, after=first["next"])
+    assert [c["case_id"] for c in first["items"] + rest["items"]] == [c["case_id"] for c in listed["items"]]
+    assert rest["next"] is None
+    # region-scoped token: its own region by default; notes masked without pii:read
+    county_token = await make_token(stack, ["screening:read"], county)
+    mine = await followups(http, stack, county_token)
+    assert mine["region"] == county and len(mine["items"]) == 4
+    note = next(c for c in mine["items"] if c["case_id"] == m)["actions"][0]["note"]
+    assert note == "***"
+    full = await followups(http, stack, region=county)
+    assert next(c for c in full["items"] if c["case_id"] == m)["actions"][0]["note"] == "母亲电话已联系"
+
+    codes = await indicator_codes(http, stack)
+    cases = listed["items"]
+    want: dict[int, dict[str, tuple[int, int]]] = {}
+    if "followup_completion_rate" in codes:
+        for y in {date.fromisoformat(c["due_on"]).year for c in cases}:
+            want.setdefault(y, {})["followup_completion_rate"] = completion(cases, y)
+    if "prenatal_high_risk_followup_rate" in codes:
+        # two high-risk prenatal screens on screen_on, one with a contact action
+        want.setdefault(screen_on.year, {})["prenatal_high_risk_followup_rate"] = (1, 2)
+    for y, w in want.items():
+        await wait_counts(http, stack, county, str(y), w)
+
+
+def _visit(pregnancy_id: str, mother_id: str, key: str, on: date, grade: str, inst: str, county: str,
+           version: int) -> reg.EncounterRecorded:
+    source, eid = key.split("/")
+    return reg.EncounterRecorded(
+        encounter_key=key, source=source, encounter_id=eid, version=version, type="prenatal_visit",
+        occurred_on=on.isoformat(), institution_code=inst, institution_region=village(county),
+        subject_id=pregnancy_id, pregnancy_id=pregnancy_id, person_id=mother_id,
+        prenatal_visit=reg.PrenatalVisit(gestational_days=0, risk_grade=grade, counts_as_antenatal_check=True))
+
+
+async def graded_visit(http: httpx.AsyncClient, stack: Stack, f: Family, eid: str, on: date, grade: str,
+                       version: int) -> None:
+    """A prenatal visit with a risk grade, posted to the registry; while the registry does not take prenatal
+    visits yet, the event it would publish goes on its topic instead (same message, same key)."""
+    r = await http.post(f"{stack.url('registry')}/v1/encounters", json={
+        "encounter_id": eid, "source": SOURCE, "version": version, "type": "prenatal_visit",
+        "occurred_at": f"{on.isoformat()}T09:00:00+08:00", "institution_code": f.institution,
+        "subject_id": f.pregnancy_id, "risk_grade": grade})
+    if r.status_code in (200, 201):
+        return
+    assert r.status_code == 422 and "not accepted yet" in r.text, r.text
+    msg = _visit(f.pregnancy_id, f.mother_id, f"{SOURCE}/{eid}", on, grade, f.institution, f.county, version)
+    await publish_as_registry(stack, NewEvent("registry.encounter.recorded", msg,
+                                              subject_key=f"pregnancy:{f.pregnancy_id}",
+                                              region_code=village(f.county), occurred_at=on))
+
+
+async def publish_as_registry(stack: Stack, ev: NewEvent) -> None:
+    """The event the registry would publish for a change its API does not take yet (same message, same key,
+    on its topic)."""
+    data = envelope(ev, "registry", event_id=uuid.uuid4()).SerializeToString()
+
+    def send() -> None:
+        p = KafkaProducer(bootstrap_servers=stack.settings.kafka_bootstrap, acks="all")
+        p.send(stack.settings.topic("registry"), key=ev.subject_key.encode(), value=data).get(timeout=10)
+        p.close()
+
+    await asyncio.to_thread(send)
+
+
+async def test_a_high_risk_grade_opens_the_pregnancy_case(http: httpx.AsyncClient, stack: Stack) -> None:
+    county = fresh_county()
+    inst = await institution(http, stack, county)
+    f = await pregnancy(http, stack, county, inst, born_days_ago=30)
+    g = await pregnancy(http, stack, county, inst, born_days_ago=30)
+    visit_on = f.lmp + timedelta(days=20 * 7)
+    await graded_visit(http, stack, f, f"V-{f.pregnancy_id}-1", visit_on - timedelta(28), "yellow", 1)
+    await graded_visit(http, stack, f, f"V-{f.pregnancy_id}-2", visit_on, "red", 1)
+    await graded_visit(http, stack, f, f"V-{f.pregnancy_id}-3", visit_on + timedelta(28), "orange", 1)
+    await graded_visit(http, stack, g, f"V-{g.pregnancy_id}-1", visit_on, "orange", 1)
+    for x in (f, g):
+        await deliver(http, stack, x)
+
+    async def cases() -> list[dict[str, Any]] | None:
+        items = (await followups(http, stack, region=county, type="pregnancy_high_risk"))["items"]
+        return items if len(items) == 2 else None
+
+    found = {c["pregnancy_id"]: c for c in await wait_for(cases, 30)}
+    cf = found[f.pregnancy_id]
+    assert (cf["reason"], cf["opened_on"], cf["due_on"], cf["status"], cf["screening_key"]) == (
+        "red", visit_on.isoformat(), (visit_on + timedelta(14)).isoformat(), "open", None)
+    assert cf["person_id"] == f.mother_id and cf["region_code"] == village(county)
+    assert (await act(http, stack, cf["case_id"], "referred", visit_on + timedelta(3))).status_code == 201
+    codes = await indicator_codes(http, stack)
+    if "high_risk_management_rate" in codes:
+        # both women delivered high-risk; only f's case was managed (≥ 1 action)
+        await wait_counts(http, stack, county, str(f.born.year), {"high_risk_management_rate": (1, 2)})
+    # g's grade corrected to green: its case is closed (kept) with the reason
+    await graded_visit(http, stack, g, f"V-{g.pregnancy_id}-1", visit_on, "green", 2)
+
+    async def closed() -> dict[str, Any] | None:
+        r = await http.get(f"{stack.url('screening')}/v1/followups/{found[g.pregnancy_id]['case_id']}")
+        return r.json() if r.json()["status"] == "closed" else None
+
+    cg = await wait_for(closed, 30)
+    assert cg["closed_reason"] == "risk grade corrected below orange" and cg["outcome"] is None
+
+
+def _read_topic(stack: Stack) -> list[tuple[int, str, Any]]:
+    """Every event on the screening topic so far: (partition, subject key, envelope)."""
+    from kafka import KafkaConsumer, TopicPartition
+    from kit.events import parse
+
+    topic = stack.settings.topic("screening")
+    c = KafkaConsumer(bootstrap_servers=stack.settings.kafka_bootstrap, group_id=None, enable_auto_commit=False,
+                      auto_offset_reset="earliest", fetch_max_wait_ms=50)
+    try:
+        parts = sorted(c.partitions_for_topic(topic) or [])
+        tps = [TopicPartition(topic, p) for p in parts]
+        c.assign(tps)
+        c.seek_to_beginning(*tps)
+        out = []
+        for _ in range(20):
+            batch = c.poll(timeout_ms=200, max_records=5000)
+            if not batch and out:
+                break
+            for tp, msgs in batch.items():
+                out += [(tp.partition, m.key.decode(), parse(m.value)) for m in msgs]
+        return out
+    finally:
+        c.close()
+
+
+async def test_events_carry_the_whole_state_keyed_by_subject(http: httpx.AsyncClient, stack: Stack) -> None:
+    from kit.events import payload
+    from mch.events.v1 import screening_pb2 as scr
+
+    county = fresh_county()
+    inst = await institution(http, stack, county)
+    f = await family(http, stack, county, inst)
+    await known(http, stack, f)
+    d = f.lmp + timedelta(days=16 * 7)
+    b = body("prenatal_serum", f.pregnancy_id, inst, d, t21_risk="1/120", t18_risk="1/8000", ntd_risk="high")
+    case_id = (await post(http, stack, b)).json()["followup"]["case_id"]
+    r = await http.post(f"{stack.url('screening')}/v1/screenings",
+                        json={**b, "version": 2, "t21_risk": "1/5000", "ntd_risk": "low"})
+    assert r.status_code == 200, r.text
+    key = f"{SOURCE}/{b['screening_id']}"
+
+    async def mine() -> list[tuple[int, str, Any]] | None:
+        evs = [e for e in await asyncio.to_thread(_read_topic, stack)
+               if e[2].type in ("screening.result.recorded", "screening.followup.changed")]
+        found = [e for e in evs if (e[2].type == "screening.result.recorded"
+                                    and payload(e[2], scr.ScreeningRecorded).screening_key == key)
+                 or (e[2].type == "screening.followup.changed"
+                     and payload(e[2], scr.FollowupCaseChanged).case_id == case_id)]
+        return found if len(found) == 4 else None
+
+    found = await wait_for(mine, 30)
+    assert {(p, k) for p, k, _ in found} == {(found[0][0], f"pregnancy:{f.pregnancy_id}")}  # one key, in order
+    results = [payload(e, scr.ScreeningRecorded) for _, _, e in found if e.type == "screening.result.recorded"]
+    cases = [payload(e, scr.FollowupCaseChanged) for _, _, e in found if e.type == "screening.followup.changed"]
+    assert [(x.version, x.classification, x.followup_case_id) for x in results] == [
+        (1, "high_risk", case_id), (2, "normal", case_id)]
+    first = results[0]
+    assert (first.type, first.subject_id, first.pregnancy_id, first.person_id, first.performed_on) == (
+        "prenatal_serum", f.pregnancy_id, f.pregnancy_id, f.mother_id, d.isoformat())
+    assert (first.institution_code, first.institution_region, first.residence_code) == (
+        inst, village(county), village(county))
+    assert first.rule_version == "screening-rules-2026.1"
+    assert (first.prenatal_serum.t21_risk_n, first.prenatal_serum.t18_risk_n, first.prenatal_serum.ntd_risk) == (
+        120, 8000, "high")
+    assert [(c.version, c.status, c.closed_reason, c.screening_key, c.reason) for c in cases] == [
+        (1, "open", "", key, "high_risk"), (2, "closed", "result corrected to normal", key, "high_risk")]
+    assert cases[0].due_on == (d + timedelta(14)).isoformat() and cases[0].region_code == village(county)
+
+
+async def test_a_voided_pregnancy_leaves_no_open_case(http: httpx.AsyncClient, stack: Stack) -> None:
+    county = fresh_county()
+    inst = await institution(http, stack, county)
+    f = await pregnancy(http, stack, county, inst, born_days_ago=-60)  # still pregnant
+    on = f.lmp + timedelta(days=15 * 7)
+    case = (await post(http, stack, body("cfdna", f.pregnancy_id, inst, on, result="high_risk"))).json()["followup"]
+    assert case["status"] == "open"
+    registered = f.lmp + timedelta(days=60)
+    await publish_as_registry(stack, NewEvent("registry.pregnancy.recorded", reg.PregnancyRecorded(
+        pregnancy_id=f.pregnancy_id, source=SOURCE, mother_id=f.mother_id, lmp_date=f.lmp.isoformat(),
+        registered_on=registered.isoformat(), institution_code=inst, residence_code=village(county), version=99,
+        voided=True), subject_key=f"pregnancy:{f.pregnancy_id}", region_code=village(county),
+        occurred_at=registered))
+
+    async def closed() -> dict[str, Any] | None:
+        r = await http.get(f"{stack.url('screening')}/v1/followups/{case['case_id']}")
+        return r.json() if r.json()["status"] == "closed" else None
+
+    c = await wait_for(closed, 30)
+    assert c["closed_reason"] == "pregnancy voided in the registry"
+    r = await http.post(f"{stack.url('screening')}/v1/screenings",
+                        json=body("cfdna", f.pregnancy_id, inst, on, result="low_risk"))
+    assert r.status_code == 422 and "voided" in r.json()["errors"][0]["reason"]
