@@ -2,7 +2,8 @@
 event-to-visible latency under a steady load, the latency of a city-year all-indicator query, the per-event
 cost as the stored history grows, and the consumer's memory.
 
-Scale with BENCH_BIRTHS (default 50,000: a city-year).
+Scale with BENCH_BIRTHS (default 50,000: a city-year) and BENCH_HISTORY (the stored-history sizes, in subjects,
+at which the engine's per-event cost is measured; default 10000,100000,1000000).
 """
 from __future__ import annotations
 
@@ -18,6 +19,11 @@ from typing import Any
 import asyncpg
 import devstack
 import httpx
+from indicators.domain import catalogue
+from indicators.domain.facts import Fact
+from indicators.engine import Engine
+from kit.db import Database
+from kit.settings import Settings
 
 from bench._context import BenchContext
 
@@ -168,7 +174,7 @@ async def run(ctx: BenchContext) -> dict[str, Any]:
                 "place": "hospital", "mode": "vaginal",
                 "babies": [{"sex": "F", "birth_weight_g": 3000, "outcome": "live"}]})
             assert r.status_code in (200, 201), r.text
-            while await count_at(http, url, probe_region) < base + i + 1:
+            while await count_at(http, url, probe_region) < base + i + 1:  # noqa: ASYNC110 (polls the API)
                 await asyncio.sleep(0.005)
             seen.append(time.perf_counter() - t)
         stop.set()
@@ -176,6 +182,69 @@ async def run(ctx: BenchContext) -> dict[str, Any]:
         out["event_to_visible_p50_ms"] = round(statistics.median(seen) * 1000, 1)
         out["event_to_visible_p99_ms"] = p99(seen)
         out["consumer_rss_mb_end"] = rss_mb("indicators-consumer", ctx.spec)
+    # 4. the per-event cost as the stored history grows
+    sizes = [int(x) for x in os.environ.get("BENCH_HISTORY", "10000,100000,1000000").split(",") if x]
+    out.update(await history_growth(ctx, sizes, rng))
+    out["consumer_rss_mb_after_history"] = rss_mb("indicators-consumer", ctx.spec)
+    return out
+
+
+def family_facts(rng: random.Random) -> list[Fact]:
+    """A mother, her pregnancy, its delivery and the live-born child, as the registry's events give them."""
+    pid, mid, cid = (uuid.uuid4().hex for _ in range(3))
+    lmp = date(2025, 1, 1) + timedelta(days=rng.randint(0, 330))
+    region = village(rng)
+    born = (lmp + timedelta(days=rng.randint(250, 290))).isoformat()
+    return [
+        Fact(f"person:{mid}", f"person:{mid}", 1, False, {
+            "person_id": mid, "sex": "F", "birth_date": "1994-01-01",
+            "residence": [{"since": "1994-01-01", "region_code": region}]}),
+        Fact(f"pregnancy:{pid}", f"pregnancy:{pid}", 1, False, {
+            "pregnancy_id": pid, "mother_id": mid, "lmp_date": lmp.isoformat(), "institution_code": "BH00",
+            "registered_on": (lmp + timedelta(days=70)).isoformat(), "residence_code": region}),
+        Fact(f"person:{cid}", f"person:{cid}", 1, False, {
+            "person_id": cid, "sex": "F", "birth_date": born, "mother_id": mid, "born_in_pregnancy_id": pid,
+            "residence": [{"since": born, "region_code": region}]}),
+        Fact(f"encounter:bench/D{pid}", f"pregnancy:{pid}", 1, False, {
+            "encounter_key": f"bench/D{pid}", "type": "delivery", "occurred_on": born, "institution_code": "BH00",
+            "institution_region": region, "pregnancy_id": pid, "delivery": {
+                "place": "hospital", "mode": "vaginal", "institution_midwifery_licensed": True,
+                "babies": [{"sex": "F", "birth_weight_g": 3000, "outcome": "live", "child_id": cid}]}}),
+    ]
+
+
+async def history_growth(ctx: BenchContext, sizes: list[int], rng: random.Random) -> dict[str, Any]:
+    """The engine's cost per event (in process, the consumer's code path) as the stored history grows: pad
+    the fact and unit tables with inert subjects up to each size, then apply the same kind of work."""
+    out: dict[str, Any] = {}
+    db = Database.for_service(Settings(db_prefix=ctx.spec.db_prefix), "indicators", pool_size=1)
+    engine = Engine(catalogue.load())
+    admin = await asyncpg.connect(ctx.dsn("indicators", admin=True))
+    try:
+        for size in sizes:
+            have = int(await admin.fetchval("select count(distinct subject_key) from fact"))
+            if size > have:
+                await admin.execute(
+                    "insert into fact (record_key, subject_key, version, voided, body) "
+                    "select 'person:h' || g, 'person:h' || g, 1, false, "
+                    "jsonb_build_object('person_id', 'h' || g, 'sex', 'F') "
+                    "from generate_series($1::bigint, $2::bigint) g", have, size - 1)
+                await admin.execute(
+                    "insert into unit (unit_key, contributions, deps, catalogue_digest) "
+                    "select 'person:h' || g, '[]'::jsonb, '{}', $3 from generate_series($1::bigint, $2::bigint) g "
+                    "on conflict do nothing", have, size - 1, engine.catalogue.digest)
+                await admin.execute("analyze fact; analyze unit; analyze unit_link; analyze counter")
+            facts = [f for _ in range(250) for f in family_facts(rng)]
+            t0 = time.perf_counter()
+            for i in range(0, len(facts), 500):
+                async with db.begin() as conn:
+                    await engine.apply_facts(conn, facts[i:i + 500])
+            out[f"engine_us_per_event_at_{size}_subjects"] = round((time.perf_counter() - t0) / len(facts) * 1e6)
+        costs = [v for k, v in out.items() if k.startswith("engine_us_per_event_at_")]
+        out["engine_cost_growth_x"] = round(max(costs) / min(costs), 2) if costs else None
+    finally:
+        await admin.close()
+        await db.dispose()
     return out
 
 
