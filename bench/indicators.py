@@ -35,6 +35,16 @@ def p99(xs: list[float]) -> float:
     return round(sorted(xs)[max(0, int(len(xs) * 0.99) - 1)] * 1000, 1) if xs else float("nan")
 
 
+async def post(http: httpx.AsyncClient, url: str, body: Any) -> httpx.Response:
+    """As a HIS does: a 503 ("nothing was changed, retry later") is retried."""
+    for _ in range(50):
+        r = await http.post(url, json=body)
+        if r.status_code != 503:
+            return r
+        await asyncio.sleep(0.2)
+    return r
+
+
 def village(rng: random.Random) -> str:
     return f"{rng.choice(COUNTIES)}{rng.randint(1, 12):03d}{rng.randint(1, 8):03d}"
 
@@ -67,7 +77,7 @@ async def load(ctx: BenchContext, http: httpx.AsyncClient, births: int, rng: ran
 
     async def preg(c: tuple[str, date, str, str]) -> None:
         async with sem:
-            r = await http.post(f"{reg}/pregnancies", json={
+            r = await post(http, f"{reg}/pregnancies", {
                 "pregnancy_id": c[0], "source": "bench", "lmp_date": c[1].isoformat(),
                 "registered_on": (c[1] + timedelta(days=70)).isoformat(), "institution_code": c[3],
                 "mother": {"name": "基准", "sex": "F", "birth_date": "1994-01-01", "residence_code": c[2]}})
@@ -81,7 +91,7 @@ async def load(ctx: BenchContext, http: httpx.AsyncClient, births: int, rng: ran
                   "mode": rng.choice(["vaginal", "caesarean"]),
                   "babies": [{"sex": rng.choice("FM"), "birth_weight_g": rng.randint(2000, 4200), "outcome": "live"}]}
                  for c in cases[i:i + 1000]]
-        r = await http.post(f"{reg}/encounters:batch", json=items)
+        r = await post(http, f"{reg}/encounters:batch", items)
         assert r.status_code == 200, r.text
     return len(cases)
 
