@@ -67,13 +67,13 @@ async def published(ctx: BenchContext) -> int:
 
 async def load(ctx: BenchContext, http: httpx.AsyncClient, births: int, rng: random.Random,
                insts: list[str]) -> int:
-    """Pregnancies (single posts, 32 concurrent) and their deliveries (:batch of 1000)."""
+    """Pregnancies (single posts, 8 concurrent) and their deliveries (:batch of 1000)."""
     reg = ctx.url("registry") + "/v1"
     cases = []
     for _ in range(births):
         lmp = date(2025, 1, 1) + timedelta(days=rng.randint(0, 330))
         cases.append((f"P-{uuid.uuid4().hex[:14]}", lmp, village(rng), rng.choice(insts)))
-    sem = asyncio.Semaphore(32)
+    sem = asyncio.Semaphore(8)  # the registry pool is 5 + 5 connections
 
     async def preg(c: tuple[str, date, str, str]) -> None:
         async with sem:
