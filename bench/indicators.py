@@ -38,11 +38,15 @@ def p99(xs: list[float]) -> float:
 async def post(http: httpx.AsyncClient, url: str, body: Any) -> httpx.Response:
     """As a HIS does: a 503 ("nothing was changed, retry later") is retried."""
     for _ in range(50):
-        r = await http.post(url, json=body)
+        try:
+            r = await http.post(url, json=body)
+        except httpx.TransportError:  # the API restarting under load: the post changed nothing or is idempotent
+            await asyncio.sleep(0.5)
+            continue
         if r.status_code != 503:
             return r
         await asyncio.sleep(0.2)
-    return r
+    return await http.post(url, json=body)
 
 
 def village(rng: random.Random) -> str:
