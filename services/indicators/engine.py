@@ -164,6 +164,12 @@ class Engine:
         return expand_all(diff)
 
     async def reconcile(self, conn: AsyncConnection) -> list[dict[str, object]]:
+        """Every counter that differs from its recomputation from the stored facts. Run on a fresh connection:
+        it reads one snapshot (repeatable read), so batches the consumer commits meanwhile cannot show as
+        differences."""
+        if not conn.in_transaction():
+            await conn.execution_options(isolation_level="REPEATABLE READ")
+            await conn.exec_driver_sql("select 1")  # begin the snapshot before the raw reads
         expected = await self.recompute_from_facts(conn)
         stored = await sql.all_counters(conn)
         diffs = []
