@@ -176,13 +176,13 @@ async def run(ctx: BenchContext) -> dict[str, Any]:
         for i in range(30):
             pid = f"PROBE-{uuid.uuid4().hex[:10]}"
             lmp = date(2025, 3, 1)
-            r = await http.post(f"{ctx.url('registry')}/v1/pregnancies", json={
+            r = await post(http, f"{ctx.url('registry')}/v1/pregnancies", {
                 "pregnancy_id": pid, "source": "bench", "lmp_date": lmp.isoformat(),
                 "registered_on": "2025-05-01", "institution_code": insts[0],
                 "mother": {"name": "探针", "sex": "F", "birth_date": "1994-01-01", "residence_code": probe_region}})
             assert r.status_code in (200, 201), r.text
             t = time.perf_counter()
-            r = await http.post(f"{ctx.url('registry')}/v1/encounters", json={
+            r = await post(http, f"{ctx.url('registry')}/v1/encounters", {
                 "encounter_id": f"D-{pid}", "source": "bench", "type": "delivery",
                 "occurred_at": "2025-11-20T08:00:00+08:00", "institution_code": insts[0], "subject_id": pid,
                 "place": "hospital", "mode": "vaginal",
