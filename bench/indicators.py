@@ -2,7 +2,8 @@
 event-to-visible latency under a steady load, the latency of a city-year all-indicator query, the per-event
 cost as the stored history grows, and the consumer's memory.
 
-Scale with BENCH_BIRTHS (default 50,000: a city-year).
+Scale with BENCH_BIRTHS (default 50,000: a city-year) and BENCH_HISTORY (the stored-history sizes, in subjects,
+at which the engine's per-event cost is measured; default 10000,100000,1000000).
 """
 from __future__ import annotations
 
@@ -18,15 +19,34 @@ from typing import Any
 import asyncpg
 import devstack
 import httpx
+from indicators.domain import catalogue
+from indicators.domain.facts import Fact
+from indicators.engine import Engine
+from kit.db import Database
+from kit.settings import Settings
 
 from bench._context import BenchContext
 
 CITY = "3205"
-COUNTIES = [f"{CITY}{i:02d}" for i in (81, 82, 83, 84, 85, 6, 7, 8, 9)]
+COUNTIES = [f"{CITY}{i:02d}" for i in (81, 82, 83, 85, 5, 6, 7, 8, 9)]  # GB/T 2260 (the registry checks)
 
 
 def p99(xs: list[float]) -> float:
     return round(sorted(xs)[max(0, int(len(xs) * 0.99) - 1)] * 1000, 1) if xs else float("nan")
+
+
+async def post(http: httpx.AsyncClient, url: str, body: Any) -> httpx.Response:
+    """As a HIS does: a 503 ("nothing was changed, retry later") is retried."""
+    for _ in range(50):
+        try:
+            r = await http.post(url, json=body)
+        except httpx.TransportError:  # the API restarting under load: the post changed nothing or is idempotent
+            await asyncio.sleep(0.5)
+            continue
+        if r.status_code != 503:
+            return r
+        await asyncio.sleep(0.2)
+    return await http.post(url, json=body)
 
 
 def village(rng: random.Random) -> str:
@@ -51,17 +71,17 @@ async def published(ctx: BenchContext) -> int:
 
 async def load(ctx: BenchContext, http: httpx.AsyncClient, births: int, rng: random.Random,
                insts: list[str]) -> int:
-    """Pregnancies (single posts, 32 concurrent) and their deliveries (:batch of 1000)."""
+    """Pregnancies (single posts, 8 concurrent) and their deliveries (:batch of 1000)."""
     reg = ctx.url("registry") + "/v1"
     cases = []
     for _ in range(births):
         lmp = date(2025, 1, 1) + timedelta(days=rng.randint(0, 330))
         cases.append((f"P-{uuid.uuid4().hex[:14]}", lmp, village(rng), rng.choice(insts)))
-    sem = asyncio.Semaphore(32)
+    sem = asyncio.Semaphore(8)  # the registry pool is 5 + 5 connections
 
     async def preg(c: tuple[str, date, str, str]) -> None:
         async with sem:
-            r = await http.post(f"{reg}/pregnancies", json={
+            r = await post(http, f"{reg}/pregnancies", {
                 "pregnancy_id": c[0], "source": "bench", "lmp_date": c[1].isoformat(),
                 "registered_on": (c[1] + timedelta(days=70)).isoformat(), "institution_code": c[3],
                 "mother": {"name": "基准", "sex": "F", "birth_date": "1994-01-01", "residence_code": c[2]}})
@@ -75,7 +95,7 @@ async def load(ctx: BenchContext, http: httpx.AsyncClient, births: int, rng: ran
                   "mode": rng.choice(["vaginal", "caesarean"]),
                   "babies": [{"sex": rng.choice("FM"), "birth_weight_g": rng.randint(2000, 4200), "outcome": "live"}]}
                  for c in cases[i:i + 1000]]
-        r = await http.post(f"{reg}/encounters:batch", json=items)
+        r = await post(http, f"{reg}/encounters:batch", items)
         assert r.status_code == 200, r.text
     return len(cases)
 
@@ -156,19 +176,19 @@ async def run(ctx: BenchContext) -> dict[str, Any]:
         for i in range(30):
             pid = f"PROBE-{uuid.uuid4().hex[:10]}"
             lmp = date(2025, 3, 1)
-            r = await http.post(f"{ctx.url('registry')}/v1/pregnancies", json={
+            r = await post(http, f"{ctx.url('registry')}/v1/pregnancies", {
                 "pregnancy_id": pid, "source": "bench", "lmp_date": lmp.isoformat(),
                 "registered_on": "2025-05-01", "institution_code": insts[0],
                 "mother": {"name": "探针", "sex": "F", "birth_date": "1994-01-01", "residence_code": probe_region}})
             assert r.status_code in (200, 201), r.text
             t = time.perf_counter()
-            r = await http.post(f"{ctx.url('registry')}/v1/encounters", json={
+            r = await post(http, f"{ctx.url('registry')}/v1/encounters", {
                 "encounter_id": f"D-{pid}", "source": "bench", "type": "delivery",
                 "occurred_at": "2025-11-20T08:00:00+08:00", "institution_code": insts[0], "subject_id": pid,
                 "place": "hospital", "mode": "vaginal",
                 "babies": [{"sex": "F", "birth_weight_g": 3000, "outcome": "live"}]})
             assert r.status_code in (200, 201), r.text
-            while await count_at(http, url, probe_region) < base + i + 1:
+            while await count_at(http, url, probe_region) < base + i + 1:  # noqa: ASYNC110 (polls the API)
                 await asyncio.sleep(0.005)
             seen.append(time.perf_counter() - t)
         stop.set()
@@ -176,6 +196,69 @@ async def run(ctx: BenchContext) -> dict[str, Any]:
         out["event_to_visible_p50_ms"] = round(statistics.median(seen) * 1000, 1)
         out["event_to_visible_p99_ms"] = p99(seen)
         out["consumer_rss_mb_end"] = rss_mb("indicators-consumer", ctx.spec)
+    # 4. the per-event cost as the stored history grows
+    sizes = [int(x) for x in os.environ.get("BENCH_HISTORY", "10000,100000,1000000").split(",") if x]
+    out.update(await history_growth(ctx, sizes, rng))
+    out["consumer_rss_mb_after_history"] = rss_mb("indicators-consumer", ctx.spec)
+    return out
+
+
+def family_facts(rng: random.Random) -> list[Fact]:
+    """A mother, her pregnancy, its delivery and the live-born child, as the registry's events give them."""
+    pid, mid, cid = (uuid.uuid4().hex for _ in range(3))
+    lmp = date(2025, 1, 1) + timedelta(days=rng.randint(0, 330))
+    region = village(rng)
+    born = (lmp + timedelta(days=rng.randint(250, 290))).isoformat()
+    return [
+        Fact(f"person:{mid}", f"person:{mid}", 1, False, {
+            "person_id": mid, "sex": "F", "birth_date": "1994-01-01",
+            "residence": [{"since": "1994-01-01", "region_code": region}]}),
+        Fact(f"pregnancy:{pid}", f"pregnancy:{pid}", 1, False, {
+            "pregnancy_id": pid, "mother_id": mid, "lmp_date": lmp.isoformat(), "institution_code": "BH00",
+            "registered_on": (lmp + timedelta(days=70)).isoformat(), "residence_code": region}),
+        Fact(f"person:{cid}", f"person:{cid}", 1, False, {
+            "person_id": cid, "sex": "F", "birth_date": born, "mother_id": mid, "born_in_pregnancy_id": pid,
+            "residence": [{"since": born, "region_code": region}]}),
+        Fact(f"encounter:bench/D{pid}", f"pregnancy:{pid}", 1, False, {
+            "encounter_key": f"bench/D{pid}", "type": "delivery", "occurred_on": born, "institution_code": "BH00",
+            "institution_region": region, "pregnancy_id": pid, "delivery": {
+                "place": "hospital", "mode": "vaginal", "institution_midwifery_licensed": True,
+                "babies": [{"sex": "F", "birth_weight_g": 3000, "outcome": "live", "child_id": cid}]}}),
+    ]
+
+
+async def history_growth(ctx: BenchContext, sizes: list[int], rng: random.Random) -> dict[str, Any]:
+    """The engine's cost per event (in process, the consumer's code path) as the stored history grows: pad
+    the fact and unit tables with inert subjects up to each size, then apply the same kind of work."""
+    out: dict[str, Any] = {}
+    db = Database.for_service(Settings(db_prefix=ctx.spec.db_prefix), "indicators", pool_size=1)
+    engine = Engine(catalogue.load())
+    admin = await asyncpg.connect(ctx.dsn("indicators", admin=True))
+    try:
+        for size in sizes:
+            have = int(await admin.fetchval("select count(distinct subject_key) from fact"))
+            if size > have:
+                await admin.execute(
+                    "insert into fact (record_key, subject_key, version, voided, body) "
+                    "select 'person:h' || g, 'person:h' || g, 1, false, "
+                    "jsonb_build_object('person_id', 'h' || g, 'sex', 'F') "
+                    "from generate_series($1::bigint, $2::bigint) g", have, size - 1)
+                await admin.execute(
+                    "insert into unit (unit_key, contributions, deps, catalogue_digest) "
+                    "select 'person:h' || g, '[]'::jsonb, '{}', $3 from generate_series($1::bigint, $2::bigint) g "
+                    "on conflict do nothing", have, size - 1, engine.catalogue.digest)
+                await admin.execute("analyze fact; analyze unit; analyze unit_link; analyze counter")
+            facts = [f for _ in range(250) for f in family_facts(rng)]
+            t0 = time.perf_counter()
+            for i in range(0, len(facts), 500):
+                async with db.begin() as conn:
+                    await engine.apply_facts(conn, facts[i:i + 500])
+            out[f"engine_us_per_event_at_{size}_subjects"] = round((time.perf_counter() - t0) / len(facts) * 1e6)
+        costs = [v for k, v in out.items() if k.startswith("engine_us_per_event_at_")]
+        out["engine_cost_growth_x"] = round(max(costs) / min(costs), 2) if costs else None
+    finally:
+        await admin.close()
+        await db.dispose()
     return out
 
 

@@ -40,7 +40,11 @@ class Poster:
         seconds, so "not known to screening (yet)" is retried as its message says."""
         body = {"source": SOURCE, "screening_id": f"S-{uuid.uuid4().hex[:12]}", **body}
         for _ in range(100):
-            r = await self.http.post(f"{self.screening_url}/screenings", json=body)
+            try:
+                r = await self.http.post(f"{self.screening_url}/screenings", json=body)
+            except httpx.TransportError:
+                await asyncio.sleep(0.3)
+                continue
             if r.status_code == 503 or (r.status_code == 422 and "not known to screening" in r.text):
                 await asyncio.sleep(0.3)
                 continue
@@ -66,13 +70,17 @@ class Poster:
         assert r.status_code in (200, 201), r.text
 
     async def post(self, path: str, body: dict[str, Any], method: str = "POST") -> httpx.Response:
-        """As a HIS does: a 503 (nothing changed) is retried."""
-        for _ in range(10):
-            r = await self.http.request(method, f"{self.url}{path}", json=body)
+        """As a HIS does: a 503 (nothing changed) or a dropped connection is retried (posts are idempotent)."""
+        for _ in range(20):
+            try:
+                r = await self.http.request(method, f"{self.url}{path}", json=body)
+            except httpx.TransportError:
+                await asyncio.sleep(0.5)
+                continue
             if r.status_code != 503:
                 return r
             await asyncio.sleep(0.5)
-        return r
+        return await self.http.request(method, f"{self.url}{path}", json=body)
 
     async def encounter(self, body: dict[str, Any]) -> dict[str, Any]:
         # the caller keeps the ids in its body, to correct or void the same record later

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
 from kit.consumer import Consumed
@@ -26,35 +27,50 @@ from indicators.store.sql import CounterKey
 CHUNK = 2000
 
 
-def expand(c: Sequence[str]) -> list[CounterKey]:
-    """Every stored counter one contribution adds to: its periods (the 5 period types containing its anchor
-    date, or its one period) × the 6 region levels × (all institutions, its institution)."""
-    code, part, when, region, inst = c[:5]
+@lru_cache(maxsize=65536)
+def _places(when: str, region: str, inst: str) -> tuple[tuple[str, str, str], ...]:
+    """(period, region prefix, institution) of every counter a contribution dated `when` in `region` at `inst`
+    adds to (cached: a batch has few distinct dates × regions)."""
     keys = (when[1:],) if when.startswith("@") else periods.keys_of(date.fromisoformat(when))
     out = []
     for p in keys:
         for r in dict.fromkeys(regions.prefixes(region)):
-            out.append((p, r, "", code, part))
+            out.append((p, r, ""))
             if inst:
-                out.append((p, r, inst, code, part))
-    return out
+                out.append((p, r, inst))
+    return tuple(out)
 
 
-def _weighted(contribs: Iterable[Sequence[Any]], sign: int, into: Counter[tuple[str, ...]]) -> None:
+def expand(c: Sequence[str]) -> list[CounterKey]:
+    """Every stored counter one contribution adds to: its periods (the 5 period types containing its anchor
+    date, or its one period) × the 6 region levels × (all institutions, its institution)."""
+    code, part, when, region, inst = c[:5]
+    return [(p, r, i, code, part) for p, r, i in _places(when, region, inst)]
+
+
+def add_contributions(into: Counter[tuple[str, ...]], contribs: Iterable[Sequence[Any]], sign: int) -> None:
+    """Net contributions (code, part, when, region, institution) → weight; many units share them, so the
+    batch expands each distinct one once."""
     for x in contribs:
         into[tuple(x[:5])] += sign * (int(x[5]) if len(x) > 5 else 1)
 
 
+def expand_all(diff: Counter[tuple[str, ...]]) -> dict[CounterKey, int]:
+    out: dict[CounterKey, int] = {}
+    get = out.get
+    for (code, part, when, region, inst), k in diff.items():
+        if k:
+            for p, r, i in _places(when, region, inst):
+                key = (p, r, i, code, part)
+                out[key] = get(key, 0) + k
+    return {key: v for key, v in out.items() if v}
+
+
 def counter_delta(old: Iterable[Sequence[Any]], new: Iterable[Sequence[Any]]) -> dict[CounterKey, int]:
     diff: Counter[tuple[str, ...]] = Counter()
-    _weighted(new, 1, diff)
-    _weighted(old, -1, diff)
-    out: dict[CounterKey, int] = {}
-    for contrib, k in diff.items():
-        if k:
-            for key in expand(contrib):
-                out[key] = out.get(key, 0) + k
-    return {key: v for key, v in out.items() if v}
+    add_contributions(diff, new, 1)
+    add_contributions(diff, old, -1)
+    return expand_all(diff)
 
 
 def newest(facts: Iterable[Fact]) -> list[Fact]:
@@ -122,32 +138,38 @@ class Engine:
     async def _recompute(self, conn: AsyncConnection, keys: list[str]) -> None:
         old = await sql.load_units(conn, keys)
         new = await self.compute(conn, keys)
-        deltas: dict[CounterKey, int] = {}
+        diff: Counter[tuple[str, ...]] = Counter()
         saves = []
         links = []
         for k in keys:
             old_c, old_d = old.get(k, ([], []))
             new_c, new_d = new[k]
-            if [list(x) for x in new_c] != old_c or new_d != old_d or k not in old:
-                for ck, v in counter_delta(old_c, new_c).items():
-                    deltas[ck] = deltas.get(ck, 0) + v
-                saves.append((k, [list(x) for x in new_c], new_d))
+            listed = [list(x) for x in new_c]
+            if listed != old_c or new_d != old_d or k not in old:
+                add_contributions(diff, new_c, 1)
+                add_contributions(diff, old_c, -1)
+                saves.append((k, listed, new_d))
                 links.append((k, old_d, new_d))
-        await sql.apply_counter_deltas(conn, deltas)
+        await sql.apply_counter_deltas(conn, expand_all(diff))
         await sql.save_units(conn, saves, self.catalogue.digest)
         await sql.relink(conn, links)
 
     async def recompute_from_facts(self, conn: AsyncConnection) -> dict[CounterKey, int]:
         """What every counter should be, from the stored facts alone (reconciliation / rebuild)."""
         keys = [k for k in await sql.candidate_units(conn) if units.unit_kind(k)]
-        total: dict[CounterKey, int] = {}
+        diff: Counter[tuple[str, ...]] = Counter()
         for i in range(0, len(keys), CHUNK):
             for contribs, _ in (await self.compute(conn, keys[i:i + CHUNK])).values():
-                for ck, v in counter_delta([], contribs).items():
-                    total[ck] = total.get(ck, 0) + v
-        return {k: v for k, v in total.items() if v}
+                add_contributions(diff, contribs, 1)
+        return expand_all(diff)
 
     async def reconcile(self, conn: AsyncConnection) -> list[dict[str, object]]:
+        """Every counter that differs from its recomputation from the stored facts. Run on a fresh connection:
+        it reads one snapshot (repeatable read), so batches the consumer commits meanwhile cannot show as
+        differences."""
+        if not conn.in_transaction():
+            await conn.execution_options(isolation_level="REPEATABLE READ")
+            await conn.exec_driver_sql("select 1")  # begin the snapshot before the raw reads
         expected = await self.recompute_from_facts(conn)
         stored = await sql.all_counters(conn)
         diffs = []

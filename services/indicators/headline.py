@@ -21,7 +21,8 @@ CHINA = timezone(timedelta(hours=8))
 HEADLINE = ("live_births", "women_delivered", "hospital_delivery_rate", "caesarean_rate",
             "systematic_management_rate", "early_booking_rate", "postpartum_visit_rate", "high_risk_share",
             "maternal_mortality_ratio", "infant_mortality_rate", "under3_systematic_management_rate",
-            "under7_health_management_rate")
+            "under7_health_management_rate", "prenatal_screening_rate", "hbig_rate", "premarital_exam_rate",
+            "followup_completion_rate", "certs_issued", "cert_stock_closing")
 
 VALUE = Gauge("mch_indicator_value", "headline indicator value (rate × factor, or count)",
               ["code", "region", "period"])

@@ -47,8 +47,8 @@ PRENATAL_SCREENS = ("prenatal_serum", "cfdna")
 COUPLE_SCREENINGS = ("premarital_exam", "prepregnancy_exam", "thalassaemia")
 #: 两癌检查 target group: women aged 35–64 on the screening date
 SCREENING_AGE = (35, 65)
-#: a BI-RADS category of 4 or more (suspicious) is an abnormal breast screen
-BREAST_ABNORMAL_BIRADS = 4
+#: BI-RADS 0 (needs more imaging) and 4–6 (suspicious or worse) are abnormal, as screening classifies them
+BREAST_ABNORMAL_BIRADS = (0, 4, 5, 6)
 #: kinds of certificate issue (签发)
 CERT_KINDS = ("first", "first_out_of_institution", "reissue", "replacement")
 
@@ -406,7 +406,7 @@ def screening_entities(key: str, fs: Facts, person: Fact | None) -> list[Entity]
             attrs = {"at_risk": bool(s.get("prepregnancy_exam", {}).get("at_risk"))}
         else:
             abnormal = (s.get("cervical", {}).get("result") == "abnormal" if t == "cervical"
-                        else int(s.get("breast", {}).get("birads", 0)) >= BREAST_ABNORMAL_BIRADS)
+                        else int(s.get("breast", {}).get("birads", 0)) in BREAST_ABNORMAL_BIRADS)
             in_age = birth is not None and add_years(birth, SCREENING_AGE[0]) <= on < add_years(birth, SCREENING_AGE[1])
             attrs = {"abnormal": abnormal, "target_age": in_age}
         out.append(Entity(t, on, _where(person, s, on), s.get("institution_code", ""), attrs))
@@ -562,7 +562,8 @@ def followup_entities(key: str, fs: Facts) -> list[Entity]:
 
 def certificate_entities(key: str, fs: Facts) -> list[Entity]:
     """Actions on one birth certificate (出生医学证明), anchored on the action date, at the issuing institution:
-    its issue (签发, by kind), its void (废证: wrongly issued) and its supersession (收回/失效, not 废证)."""
+    its issue (签发, by kind) unless it was voided — a voided certificate is 废证, counted from the certificates
+    service's `voided` stock movement like a spoiled blank — and its supersession (收回/失效, not 废证)."""
     c = fs.record(key)
     if c is None:
         return []
@@ -570,10 +571,8 @@ def certificate_entities(key: str, fs: Facts) -> list[Entity]:
     region, inst = b.get("institution_region", ""), b.get("institution_code", "")
     out = []
     issued, voided, superseded = d(b.get("issued_on")), d(b.get("voided_on")), d(b.get("superseded_on"))
-    if issued is not None and b.get("kind") in CERT_KINDS:
+    if issued is not None and b.get("kind") in CERT_KINDS and not (voided is not None or b.get("status") == "voided"):
         out.append(Entity("certificate_action", issued, region, inst, {"action": "issued", "kind": b["kind"]}))
-    if voided is not None and b.get("status") == "voided":
-        out.append(Entity("certificate_action", voided, region, inst, {"action": "voided", "kind": b.get("kind")}))
     if superseded is not None and b.get("status") == "superseded":
         out.append(Entity("certificate_action", superseded, region, inst,
                           {"action": "superseded", "kind": b.get("kind")}))
@@ -594,8 +593,8 @@ def stock_entities(key: str, fs: Facts) -> list[Entity]:
         return []
     region, inst, qty = b.get("institution_region", ""), b.get("institution_code", ""), int(b.get("quantity", 0))
     out = []
-    if b.get("kind") == "voided" and qty:
-        out.append(Entity("certificate_action", on, region, inst, {"action": "voided", "kind": "blank"},
+    if b.get("kind") == "voided" and qty:  # a spoiled blank, or a certificate voided as wrongly issued
+        out.append(Entity("certificate_action", on, region, inst, {"action": "voided", "kind": ""},
                           weight=abs(qty)))
     clock = fs.clock_month()
     if clock is not None and qty:
@@ -635,14 +634,18 @@ def dependencies(unit_key: str, own: Iterable[Fact]) -> list[str]:
 
 
 def contributions(ents: Iterable[Entity], catalogue: Catalogue) -> list[Contribution]:
+    by_population: dict[str, list[Entity]] = {}
+    for e in ents:
+        by_population.setdefault(e.population, []).append(e)
     out: list[Contribution] = []
-    ents = list(ents)
+    if not by_population:
+        return out
     for ind in catalogue.indicators:
         for part, count in (("n", ind.numerator), ("d", ind.denominator)):
             if count is None:
                 continue
-            for e in ents:
-                if e.population == count.population and count.counts(e.attrs):
+            for e in by_population.get(count.population, ()):
+                if count.counts(e.attrs):
                     when = f"@{e.period}" if e.period else e.anchor.isoformat()
                     out.append((ind.code, part, when, e.region, e.institution, e.weight))
     out.sort()

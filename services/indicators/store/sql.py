@@ -21,8 +21,11 @@ ENGINE_LOCK = 0x1D1C_A7E5  # pg advisory lock key of the indicator engine
 
 
 async def lock_engine(conn: AsyncConnection) -> None:
-    c = await _c(conn)
-    await c.execute("select pg_advisory_xact_lock($1)", ENGINE_LOCK)
+    """Take the engine lock for the transaction. Through SQLAlchemy, not the raw connection: the asyncpg
+    transaction under `db.begin()` starts with the first SQLAlchemy statement, and a raw statement before it
+    would run (and release its xact lock) in autocommit."""
+    await conn.exec_driver_sql(f"select pg_advisory_xact_lock({ENGINE_LOCK})")
+    assert (await _c(conn)).is_in_transaction()
 
 
 async def upsert_facts(conn: AsyncConnection, facts: Sequence[Fact]) -> set[str]:
@@ -89,16 +92,37 @@ async def relink(conn: AsyncConnection, changes: Sequence[tuple[str, list[str], 
                         [d for d, _ in add], [u for _, u in add])
 
 
+#: above this many counter deltas, COPY them (binary) into a temporary table and upsert from it in one
+#: statement; below, one unnest statement is cheaper than the temporary table
+COPY_THRESHOLD = 5000
+
+
 async def apply_counter_deltas(conn: AsyncConnection, deltas: dict[CounterKey, int]) -> None:
+    c = await raw(conn)
+    if len(deltas) >= COPY_THRESHOLD:  # the upsert reads them sorted: concurrent appliers never deadlock
+        await _delta_table(c)
+        await c.copy_records_to_table("counter_delta", records=[(*k, v) for k, v in deltas.items() if v])
+        await c.execute(
+            "insert into counter (period, region, institution, code, part, n) "
+            "select period, region, institution, code, part, n from counter_delta "
+            "order by period, region, institution, code, part "
+            "on conflict (period, region, institution, code, part) do update set n = counter.n + excluded.n")
+        await c.execute("truncate counter_delta")
+        return
     items = sorted((k, v) for k, v in deltas.items() if v)  # sorted: concurrent appliers never deadlock
     if not items:
         return
-    c = await raw(conn)
     await c.execute(
         "insert into counter (period, region, institution, code, part, n) "
         "select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[]) "
         "on conflict (period, region, institution, code, part) do update set n = counter.n + excluded.n",
         *[[k[i] for k, _ in items] for i in range(5)], [v for _, v in items])
+
+
+async def _delta_table(c: Any) -> None:
+    await c.execute("create temporary table if not exists counter_delta "
+                    "(period text, region text, institution text, code text, part char(1), n bigint) "
+                    "on commit delete rows")
 
 
 async def read_counters(conn: AsyncConnection, periods: Sequence[str], region: str | None, region_len: int | None,

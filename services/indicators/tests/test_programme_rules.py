@@ -214,12 +214,19 @@ def test_certificate_actions_by_kind_void_and_supersession() -> None:
     total: Counts = Counter()
     for serial in ("A1", "A2", "A3", "A4"):
         total += counts(s, f"cert:{serial}")
-    assert total[("certs_issued", "n")] == 3 and total[("certs_first", "n")] == 1
-    assert total[("certs_reissued", "n")] == 1 and total[("certs_first_out_of_institution", "n")] == 1
+    # A3 was voided as wrongly issued: 废证 (counted from its voided stock movement), not 签发
+    assert total[("certs_issued", "n")] == 2 and total[("certs_first", "n")] == 1
+    assert total[("certs_reissued", "n")] == 1 and total[("certs_first_out_of_institution", "n")] == 0
     assert total[("certs_replaced", "n")] == 0
-    assert total[("certs_voided", "n")] == 1 and total[("certs_superseded", "n")] == 1
-    # 废证率 = voided ÷ (issued + voided) = 1 ÷ 4
-    assert total[("cert_void_rate", "n")] == 1 and total[("cert_void_rate", "d")] == 4
+    assert total[("certs_voided", "n")] == 0 and total[("certs_superseded", "n")] == 1
+    # the void's movements as the certificates service emits them: back out of "issued", into "voided"
+    stock(s, "v1", "issued", "2025-10-03", 1)
+    stock(s, "v2", "voided", "2025-10-03", -1)
+    for m in ("v1", "v2"):
+        total += counts(s, f"stock:{m}", clock="2025-10")
+    # 废证率 = voided ÷ (issued + voided) = 1 ÷ 3
+    assert total[("certs_voided", "n")] == 1
+    assert total[("cert_void_rate", "n")] == 1 and total[("cert_void_rate", "d")] == 3
     # the supersession of A1 counts on its own date, in the next statistical year from its issue
     assert by_when(s, "cert:A1", "certs_superseded") == {("2025-10-01", "n"): 1}
 
@@ -366,12 +373,13 @@ def test_two_cancers_count_women_35_to_64(birth: date, counted: int) -> None:
     assert c[("breast_abnormal_rate", "n")] == 0 and c[("breast_abnormal_rate", "d")] == counted
 
 
-def test_breast_birads_4_is_abnormal_and_unknown_age_is_not_counted() -> None:
+def test_breast_birads_0_and_4_are_abnormal_and_unknown_age_is_not_counted() -> None:
     s = Story()
     person(s, "W", date(1980, 1, 1))
     screen(s, "person:W", "breast", date(2025, 6, 1), person="W", breast={"birads": 4})
+    screen(s, "person:W", "breast", date(2025, 7, 1), person="W", breast={"birads": 0})
     screen(s, "person:V", "breast", date(2025, 6, 1), person="V", breast={"birads": 5})  # no registry person
-    assert counts(s, "person:W")[("breast_abnormal_rate", "n")] == 1
+    assert counts(s, "person:W")[("breast_abnormal_rate", "n")] == 2
     assert counts(s, "person:V")[("breast_screening_count", "n")] == 0
 
 
