@@ -4,6 +4,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+
 from kit.db import Database, raw
 from kit.settings import Settings
 
