@@ -448,9 +448,12 @@ class Generator:
         if later <= self.today:
             for after_kind in ("reissue", "replacement"):
                 if self.chance(f"certificate_{after_kind}"):
+                    after = f"@cert-{after_kind}:{cref[1:]}"
                     self.plan["cert_after"].add("/v1/certificates", {
                         "kind": after_kind, "child_id": cref, "child_name": name, "previous_serial": key,
-                        "prepared_by": prep, "institution_code": hospital.code})
+                        "prepared_by": prep, "institution_code": hospital.code}, after, "serial")
+                    # sealed by the seal custodian: only then is it issued and the old one superseded
+                    self.plan["cert_after_seals"].add(f"/v1/certificates/{after}/seal", {"sealed_by": seal})
                     break
 
     # ------------------------------------------------------------------ targets (任务数)

@@ -56,6 +56,7 @@ STEP_ORDER: tuple[tuple[str, str, str, str | None], ...] = (
     ("certificates", "certificates", "POST", None),
     ("cert_seals", "certificates", "POST", None),
     ("cert_after", "certificates", "POST", None),
+    ("cert_after_seals", "certificates", "POST", None),
     ("targets", "indicators", "PUT", None),
 )
 

@@ -128,7 +128,8 @@ def main() -> None:
     ap.add_argument("-o", "--output", default=None)
     args = ap.parse_args()
     rd = Path(args.run_dir) if args.run_dir else run_dir()
-    env = dict(line.split("=", 1) for line in (rd / "urls.env").read_text().splitlines() if "=" in line)
+    env = dict(line.split("=", 1) for f in ("urls.env", "stack.env") if (rd / f).exists()
+               for line in (rd / f).read_text().splitlines() if "=" in line)
     dsn = {"host": os.environ.get("MCH_PG_HOST", "127.0.0.1"), "port": int(os.environ.get("MCH_PG_PORT", "5432")),
            "user": "postgres", "database": f"{env.get('DB_PREFIX', 'mch_')}indicators"}
     doc = json.loads((DASHBOARDS / f"{args.dashboard}.json").read_text(encoding="utf-8"))

@@ -273,9 +273,10 @@ def up(s: Stack, fresh: bool = False) -> str:
             sys.exit(f"ports {busy} are in use by processes this stack did not start; stop them first")
         subprocess.run([str(VENV_BIN / "supervisord"), "-c", str(s.conf)], check=True, cwd=ROOT)
     wait_ready(s)
-    (s.run_dir / "urls.env").write_text(
-        "".join(f"{svc.upper()}_URL={s.url(svc)}\n" for svc in SERVICES)
-        + f"KAFKA_BOOTSTRAP={s.bootstrap}\nDB_PREFIX={s.db_prefix}\n")
+    # urls.env holds only the services' URLs (api.md: scripts and the contract check read every value as one);
+    # stack.env what else a script may need
+    (s.run_dir / "urls.env").write_text("".join(f"{svc.upper()}_URL={s.url(svc)}\n" for svc in SERVICES))
+    (s.run_dir / "stack.env").write_text(f"KAFKA_BOOTSTRAP={s.bootstrap}\nDB_PREFIX={s.db_prefix}\n")
     if s.name == "dev":
         load_demo(s, token)
     return token

@@ -44,12 +44,12 @@ def run_dir(args: argparse.Namespace) -> Path:
 
 
 def env_file(args: argparse.Namespace) -> dict[str, str]:
-    path = run_dir(args) / "urls.env"
     out: dict[str, str] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            k, _, v = line.partition("=")
-            out[k.strip()] = v.strip()
+    for path in (run_dir(args) / "urls.env", run_dir(args) / "stack.env"):
+        if path.exists():
+            for line in path.read_text().splitlines():
+                k, _, v = line.partition("=")
+                out[k.strip()] = v.strip()
     return out
 
 
