@@ -9,8 +9,8 @@ setup: .venv/.installed  ## install everything: venv, pinned deps, databases, ro
 	$(PY) scripts/devstack.py prepare dev
 
 .venv/.installed: requirements.txt requirements-dev.txt pyproject.toml
-	@command -v pg_isready >/dev/null || (apt-get update -qq && apt-get install -y -qq postgresql-client >/dev/null)
-	@command -v prometheus >/dev/null || (apt-get update -qq && apt-get install -y -qq prometheus >/dev/null) \
+	@command -v pg_isready >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-client >/dev/null)
+	@command -v prometheus >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null) \
 		|| echo "note: Debian's prometheus package could not be installed; its dashboard test will be skipped"
 	test -x $(PY) || python3 -m venv .venv
 	$(PIP) install -q --upgrade pip
