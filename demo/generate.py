@@ -425,6 +425,9 @@ class Generator:
                 self.plan["cert_custodians"].add("/v1/custodians", {
                     "institution_code": h.code, "staff_id": f"{h.code}-{role[:4].upper()}",
                     "name": self.name(True), "role": role})
+            # a blank spoiled in the printer (废证): the last of the hospital's range, never drawn before it
+            self.plan["cert_spoiled"].add(f"/v1/stock/serials/{self.serial(serial - 1)}/void", {
+                "reason": "打印错位", "by": f"{h.code}-CERT"})
 
     def serial(self, n: int) -> str:
         """Blank serials: a letter and 9 digits, unique to this plan (出生医学证明 编号)."""

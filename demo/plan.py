@@ -53,6 +53,7 @@ STEP_ORDER: tuple[tuple[str, str, str, str | None], ...] = (
     ("followup_actions", "screening", "POST", None),
     ("cert_stock", "certificates", "POST", None),
     ("cert_custodians", "certificates", "POST", None),
+    ("cert_spoiled", "certificates", "POST", None),
     ("certificates", "certificates", "POST", None),
     ("cert_seals", "certificates", "POST", None),
     ("cert_after", "certificates", "POST", None),

@@ -72,21 +72,31 @@ async def test_every_postgres_panel_returns_data(stack: Stack, http: httpx.Async
     conn = await asyncpg.connect(host=s.pg_host, port=s.pg_port, user=s.pg_admin_user,
                                  database=s.database("indicators"))
     try:
+        # the county's records are of last year, but certificates are dated when issued (no back-dating): their
+        # panels are read for this year
+        this_year = str(datetime.now(CHINA).year)
         having = {r["code"] for r in await conn.fetch(
             "select distinct code from counter where region = $1 and period = $2", county.code, str(county.year))}
+        having_now = {r["code"] for r in await conn.fetch(
+            "select distinct code from counter where region = $1 and period = $2", county.code, this_year)}
         region_q = json.loads((DASHBOARDS / "maternal.json").read_text())["templating"]["list"]
         assert county.code in [r[0] for r in await conn.fetch(region_q[0]["query"])]
         assert str(county.year) in [r[0] for r in await conn.fetch(region_q[1]["query"])]
         pending, checked = [], 0
         for name, p in panels("grafana-postgresql-datasource"):
-            sql = fill(p["targets"][0]["rawSql"], county.code, str(county.year))
+            period = str(county.year)
+            sql = fill(p["targets"][0]["rawSql"], county.code, period)
             rows = await conn.fetch(sql)  # every query runs, whatever the catalogue holds
             codes = codes_of(sql)
-            if not codes & having:
+            if not codes & having and codes & having_now:
+                period = this_year
+                sql = fill(p["targets"][0]["rawSql"], county.code, period)
+                rows = await conn.fetch(sql)
+            elif not codes & having:
                 pending.append(f"{name} ({', '.join(sorted(codes - set(cat)) or sorted(codes))})")
                 continue
             values = [v for r in rows for k, v in r.items() if k not in ("time", "地区") and v is not None]
-            assert rows and values, f"{name}: no data for {county.code} {county.year}"
+            assert rows and values, f"{name}: no data for {county.code} {period}"
             checked += 1
         assert checked >= 20
         if pending:
