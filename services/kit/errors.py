@@ -11,15 +11,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
 from kit.db import is_unavailable
+from kit.records import field_error
 
 log = logging.getLogger("kit.errors")
 PROBLEM = "application/problem+json"
 TYPE_BASE = "https://mch.example.cn/problems/"
-
-
-def field_error(field: str, reason: str) -> dict[str, str]:
-    """One entry of a problem's `errors`: which field, and why."""
-    return {"field": field, "reason": reason}
 
 
 class Problem(Exception):

@@ -8,8 +8,8 @@ from datetime import date
 from typing import Any
 
 from kit import outbox
-from kit.errors import field_error
 from kit.events import NewEvent
+from kit.records import pydantic_errors
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from stdnum.cn import ric
@@ -29,16 +29,6 @@ from registry.domain.model import (
 from registry.domain.regions import RegionTable
 from registry.events import publish
 from registry.store import sql
-
-
-def pydantic_errors(e: ValidationError, prefix: str = "") -> DomainError:
-    errs = []
-    for x in e.errors():
-        loc = ".".join(str(p) for p in x["loc"])
-        msg = x["msg"].removeprefix("Value error, ")
-        errs.append(field_error(f"{prefix}{loc}" if loc else prefix.rstrip(".") or "body", msg))
-    return DomainError(errs)
-
 
 _regions: tuple[float, RegionTable] = (0.0, RegionTable.of([]))
 REGION_TABLE_TTL_S = 60.0

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
-from kit.errors import field_error
+from kit.records import field_error
 
 from registry.domain.growth import zscores
 from registry.domain.model import (

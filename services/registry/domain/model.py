@@ -4,13 +4,11 @@ Rules here are pure functions over plain data; `api` parses and authorises, `sto
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Literal
+from typing import Literal
 
-import orjson
-from kit.errors import field_error
+from kit.records import Decision, DomainError, content_hash, decide_version, fail, field_error  # noqa: F401 (re-exported)
 
 InstitutionKind = Literal["hospital", "health_centre", "mch_centre", "agency"]
 RISK_GRADES = ("green", "yellow", "orange", "red", "purple")  # 妊娠风险五色分级
@@ -22,25 +20,6 @@ PREGNANCY_ENCOUNTERS = ("prenatal_visit", "delivery", "postpartum_visit", "postp
 MAX_GESTATION_DAYS = 44 * 7
 MIN_BIRTH_WEIGHT_G = 200
 MAX_BIRTH_WEIGHT_G = 7000
-
-
-class DomainError(Exception):
-    """A rule was broken; carries the fields and reasons (becomes a 422 problem)."""
-
-    def __init__(self, errors: list[dict[str, str]], status: int = 422) -> None:
-        super().__init__("; ".join(f"{e['field']}: {e['reason']}" for e in errors))
-        self.errors = errors
-        self.status = status
-
-
-def fail(field_name: str, reason: str, status: int = 422) -> DomainError:
-    return DomainError([field_error(field_name, reason)], status)
-
-
-def content_hash(body: dict[str, Any]) -> str:
-    """Hash of a posted record's content (version excluded): same hash = an idempotent retry."""
-    clean = {k: v for k, v in body.items() if k != "version"}
-    return hashlib.sha256(orjson.dumps(clean, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -84,30 +63,6 @@ def check_booking(lmp: date, registered_on: date, today: date) -> None:
         errs.append(field_error("registered_on", "booking date is in the future"))
     if errs:
         raise DomainError(errs)
-
-
-@dataclass
-class Decision:
-    """What to do with a posted record given what is stored (idempotency, corrections)."""
-
-    action: Literal["create", "unchanged", "correct"]
-    version: int
-
-
-def decide_version(stored_version: int | None, stored_hash: str | None, new_hash: str,
-                   new_version: int | None) -> Decision:
-    """The contract's idempotency rule for every source record:
-    same content → no-op; different content with a higher version → correction; otherwise 409."""
-    if stored_version is None:
-        return Decision("create", new_version or 1)
-    if stored_hash == new_hash and (new_version is None or new_version <= stored_version):
-        return Decision("unchanged", stored_version)
-    if new_version is not None and new_version > stored_version:
-        return Decision("correct", new_version)
-    if new_version is None or new_version == stored_version:
-        raise fail("version", f"different content with the same version {stored_version}: send a higher "
-                   "version to correct the record", 409)
-    raise fail("version", f"version {new_version} is older than the stored version {stored_version}", 409)
 
 
 @dataclass

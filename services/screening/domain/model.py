@@ -3,69 +3,17 @@ classification rules read. Pure: no I/O; `service` feeds it what the store knows
 """
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
 
-import orjson
-from kit.errors import field_error
+from kit.records import Decision, DomainError, content_hash, decide_version, fail, field_error, pydantic_errors  # noqa: F401 (re-exported)
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 SourceId = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:\-]+$")
 Code = Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")
 RATIO_RE = re.compile(r"^1/([1-9][0-9]{0,6})$")
-
-
-class DomainError(Exception):
-    """A rule was broken; carries the fields and reasons (a 422 problem unless `status` says otherwise)."""
-
-    def __init__(self, errors: list[dict[str, str]], status: int = 422) -> None:
-        super().__init__("; ".join(f"{e['field']}: {e['reason']}" for e in errors))
-        self.errors = errors
-        self.status = status
-
-
-def fail(field_name: str, reason: str, status: int = 422) -> DomainError:
-    return DomainError([field_error(field_name, reason)], status)
-
-
-def pydantic_errors(e: ValidationError, prefix: str = "") -> DomainError:
-    errs = []
-    for x in e.errors():
-        loc = ".".join(str(p) for p in x["loc"])
-        msg = x["msg"].removeprefix("Value error, ")
-        errs.append(field_error(f"{prefix}{loc}" if loc else prefix.rstrip(".") or "body", msg))
-    return DomainError(errs)
-
-
-def content_hash(body: dict[str, Any]) -> str:
-    """Hash of a posted record's content (version excluded): same hash = an idempotent retry."""
-    clean = {k: v for k, v in body.items() if k != "version"}
-    return hashlib.sha256(orjson.dumps(clean, option=orjson.OPT_SORT_KEYS)).hexdigest()
-
-
-@dataclass
-class Decision:
-    action: Literal["create", "unchanged", "correct"]
-    version: int
-
-
-def decide_version(stored_version: int | None, stored_hash: str | None, new_hash: str,
-                   new_version: int | None) -> Decision:
-    """api.md idempotency: same content → no-op; different content with a higher version → correction;
-    different content with the same (or no, or an older) version → 409."""
-    if stored_version is None:
-        return Decision("create", new_version or 1)
-    if stored_hash == new_hash and (new_version is None or new_version <= stored_version):
-        return Decision("unchanged", stored_version)
-    if new_version is not None and new_version > stored_version:
-        return Decision("correct", new_version)
-    if new_version is None or new_version == stored_version:
-        raise fail("version", f"different content with the same version {stored_version}: send a higher "
-                   "version to correct the result", 409)
-    raise fail("version", f"version {new_version} is older than the stored version {stored_version}", 409)
 
 
 # ---------------------------------------------------------------- what screening knows (from registry events)
