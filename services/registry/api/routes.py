@@ -36,6 +36,14 @@ def _today() -> Any:
     return datetime.now(UTC).date()
 
 
+
+def _void_reason(body: VoidIn | None, reason: str | None) -> str:
+    """A void's reason, from the body or the query string; a void without one is refused."""
+    why = (body.reason if body else None) or reason
+    if not why:
+        raise invalid_many([{"field": "reason", "reason": "a void needs a reason"}])
+    return why
+
 @router.put("/institutions/{institution_code}", summary="Register or update an institution (facility register)")
 async def put_institution(institution_code: str, body: InstitutionIn, request: Request,
                           p: Principal = Depends(require("registry:write"))) -> ORJSONResponse:
@@ -159,9 +167,7 @@ async def post_residence(person_id: str, body: ResidenceIn, request: Request,
 @router.delete("/pregnancies/{pregnancy_id}", summary="Void a pregnancy registration (after its encounters)")
 async def void_pregnancy(pregnancy_id: str, request: Request, body: VoidIn | None = None, reason: str | None = None,
                          p: Principal = Depends(require("registry:write"))) -> dict[str, Any]:
-    why = (body.reason if body else None) or reason
-    if not why:
-        raise invalid_many([{"field": "reason", "reason": "a void needs a reason"}])
+    why = _void_reason(body, reason)
     try:
         async with request.app.state.db.begin() as conn:
             preg = await service.void_pregnancy(conn, pregnancy_id, why)
@@ -232,9 +238,7 @@ async def post_encounters_batch(request: Request, body: list[Any] = Body(...),
 async def void_encounter(source: str, encounter_id: str, request: Request, body: VoidIn | None = None,
                          reason: str | None = None,
                          p: Principal = Depends(require("registry:write"))) -> dict[str, Any]:
-    why = (body.reason if body else None) or reason
-    if not why:
-        raise invalid_many([{"field": "reason", "reason": "a void needs a reason"}])
+    why = _void_reason(body, reason)
     try:
         async with request.app.state.db.begin() as conn:
             return await service.void_encounter(conn, source, encounter_id, why)
@@ -287,9 +291,7 @@ async def post_marriages_batch(request: Request, body: list[Any] = Body(...),
 async def void_marriage(source: str, registration_id: str, request: Request, body: VoidIn | None = None,
                         reason: str | None = None,
                         p: Principal = Depends(require("registry:write"))) -> dict[str, Any]:
-    why = (body.reason if body else None) or reason
-    if not why:
-        raise invalid_many([{"field": "reason", "reason": "a void needs a reason"}])
+    why = _void_reason(body, reason)
     try:
         async with request.app.state.db.begin() as conn:
             return await service.void_marriage(conn, source, registration_id, why)
