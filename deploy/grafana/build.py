@@ -85,9 +85,12 @@ DASHBOARDS: dict[str, dict[str, Any]] = {
                   "certs_replaced", "certs_voided", "certs_superseded", "cert_first_issue_rate"]},
 }
 
-REGION_VAR = "select distinct region from counter where institution = '' and length(region) in (6, 9, 12) " \
+#: variables read the month-grain `tally` (the `counter` view sums it per reporting period: right for panels,
+#: too much work for a list of every region or period)
+REGION_VAR = "select distinct region from tally where institution = '' and length(region) in (6, 9, 12) " \
              "order by 1"
-PERIOD_VAR = "select distinct period from counter where period ~ '^[0-9]{4}(SY|H[12]|Q[1-4])?$' order by 1 desc"
+PERIOD_VAR = "select k.period from period_key k where k.period ~ '^[0-9]{4}(SY|H[12]|Q[1-4])?$' " \
+             "and exists (select 1 from tally t where t.period = k.stored) group by 1 order by 1 desc"
 NEXT_LEVEL = "case length('$region') when 2 then 4 when 4 then 6 when 6 then 9 else 12 end"
 
 

@@ -27,41 +27,41 @@ from indicators.store.sql import CounterKey
 CHUNK = 2000
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)
 def _places(when: str, region: str, inst: str) -> tuple[tuple[str, str, str], ...]:
-    """(period, region prefix, institution) of every counter a contribution dated `when` in `region` at `inst`
-    adds to (cached: a batch has few distinct dates × regions)."""
-    keys = (when[1:],) if when.startswith("@") else periods.keys_of(date.fromisoformat(when))
+    """(stored period, region prefix, institution) of every tally a contribution dated `when` in `region` at
+    `inst` adds to (cached: a batch has few distinct months × regions)."""
+    p = periods.stored_key(when)
     out = []
-    for p in keys:
-        for r in dict.fromkeys(regions.prefixes(region)):
-            out.append((p, r, ""))
-            if inst:
-                out.append((p, r, inst))
+    for r in dict.fromkeys(regions.prefixes(region)):
+        out.append((p, r, ""))
+        if inst:
+            out.append((p, r, inst))
     return tuple(out)
 
 
-def expand(c: Sequence[str]) -> list[CounterKey]:
-    """Every stored counter one contribution adds to: its periods (the 5 period types containing its anchor
-    date, or its one period) × the 6 region levels × (all institutions, its institution)."""
-    code, part, when, region, inst = c[:5]
-    return [(p, r, i, code, part) for p, r, i in _places(when, region, inst)]
+def expand(c: Sequence[Any]) -> list[CounterKey]:
+    """Every stored tally one measured contribution (measure, when, region, institution, weight) adds to: its
+    month (or its one period, `@<key>`) × the 6 region levels × (all institutions, its institution). Quarters,
+    halves and years are sums of months, taken at read time."""
+    measure, when, region, inst = c[:4]
+    return [(p, r, i, measure) for p, r, i in _places(when, region, inst)]
 
 
 def add_contributions(into: Counter[tuple[str, ...]], contribs: Iterable[Sequence[Any]], sign: int) -> None:
-    """Net contributions (code, part, when, region, institution) → weight; many units share them, so the
-    batch expands each distinct one once."""
+    """Net measured contributions (measure, when, region, institution) → weight; many units share them, so
+    the batch expands each distinct one once."""
     for x in contribs:
-        into[tuple(x[:5])] += sign * (int(x[5]) if len(x) > 5 else 1)
+        into[(x[0], x[1], x[2], x[3])] += sign * int(x[4])
 
 
 def expand_all(diff: Counter[tuple[str, ...]]) -> dict[CounterKey, int]:
     out: dict[CounterKey, int] = {}
     get = out.get
-    for (code, part, when, region, inst), k in diff.items():
+    for (measure, when, region, inst), k in diff.items():
         if k:
             for p, r, i in _places(when, region, inst):
-                key = (p, r, i, code, part)
+                key = (p, r, i, measure)
                 out[key] = get(key, 0) + k
     return {key: v for key, v in out.items() if v}
 
@@ -106,14 +106,17 @@ class Engine:
 
     async def backfill_if_changed(self, conn: AsyncConnection) -> int:
         """After a catalogue change, recompute every unit computed under another definition: the stored
-        contributions are exactly what was counted, so applying the difference back-fills the new definition."""
+        contributions are exactly what was counted, so applying the difference back-fills the new definition.
+        The indicator → measure map that SQL readers (the `counter` view) use is rewritten in the same
+        transaction."""
         await sql.lock_engine(conn)
+        await sql.save_parts(conn, self.catalogue.parts())
         stale = await sql.stale_units(conn, self.catalogue.digest)
         await self.recompute(conn, stale)
         return len(stale)
 
     async def compute(self, conn: AsyncConnection,
-                      keys: Sequence[str]) -> dict[str, tuple[list[units.Contribution], list[str]]]:
+                      keys: Sequence[str]) -> dict[str, tuple[list[units.Measured], list[str]]]:
         own = await sql.facts_of(conn, keys)
         by_subject: dict[str, list[Fact]] = {}
         for f in own:
@@ -127,7 +130,7 @@ class Engine:
             facts = list(by_subject.get(k, []))
             for d in deps[k]:
                 facts.extend(by_subject.get(d, []))
-            out[k] = (units.compute(k, facts, self.catalogue), deps[k])
+            out[k] = (units.compute_measured(k, facts, self.catalogue), deps[k])
         return out
 
     async def recompute(self, conn: AsyncConnection, keys: Iterable[str]) -> None:
@@ -172,20 +175,25 @@ class Engine:
             await conn.exec_driver_sql("select 1")  # begin the snapshot before the raw reads
         expected = await self.recompute_from_facts(conn)
         stored = await sql.all_counters(conn)
+        counted_by: dict[str, list[str]] = {}
+        for code, part, measure in self.catalogue.parts():
+            counted_by.setdefault(measure, []).append(f"{code}.{part}")
         diffs = []
         for k in sorted(set(expected) | set(stored)):
             if expected.get(k, 0) != stored.get(k, 0):
-                diffs.append({"period": k[0], "region": k[1], "institution": k[2], "code": k[3], "part": k[4],
+                diffs.append({"period": k[0], "region": k[1], "institution": k[2], "measure": k[3],
+                              "indicators": counted_by.get(k[3], []),
                               "stored": stored.get(k, 0), "recomputed": expected.get(k, 0)})
         return diffs
 
     async def rebuild(self, conn: AsyncConnection) -> int:
         """Disaster recovery / catalogue change: recompute every unit and replace the counters."""
         await sql.lock_engine(conn)
+        await sql.save_parts(conn, self.catalogue.parts())
         keys = [k for k in await sql.candidate_units(conn) if units.unit_kind(k)]
         await conn.exec_driver_sql("delete from unit_link")
         await conn.exec_driver_sql("delete from unit")
-        await conn.exec_driver_sql("delete from counter")
+        await conn.exec_driver_sql("delete from tally")
         await self.recompute(conn, keys)
         return len(keys)
 

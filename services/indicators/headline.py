@@ -8,12 +8,13 @@ import logging
 import os
 from datetime import date, datetime, timedelta, timezone
 
-from kit.db import Database, raw
+from kit.db import Database
 from prometheus_client import Gauge
 
 from indicators.domain import periods
 from indicators.domain.catalogue import Catalogue
 from indicators.domain.values import value
+from indicators.store import sql
 
 log = logging.getLogger("indicators.headline")
 CHINA = timezone(timedelta(hours=8))
@@ -44,13 +45,10 @@ async def refresh(db: Database, cat: Catalogue) -> int:
     codes = [c for c in HEADLINE if c in by_code]
     keys = current_periods(datetime.now(CHINA).date())
     async with db.connect() as conn:
-        c = await raw(conn)
-        rows = await c.fetch(
-            "select period, region, code, part, n from counter where institution = '' and period = any($1::text[]) "
-            "and code = any($2::text[]) and length(region) = any($3::int[])", keys, codes, levels())
+        rows = await sql.read_counters(conn, keys, cat.parts(codes), levels=levels())
     cells: dict[tuple[str, str, str], dict[str, int]] = {}
     for r in rows:
-        cells.setdefault((r["code"], r["region"], r["period"]), {})[r["part"].strip()] = r["n"]
+        cells.setdefault((r["code"], r["region"], r["period"]), {})[r["part"]] = r["n"]
     for g in (VALUE, NUMERATOR, DENOMINATOR):
         g.clear()
     for (code, region, period), parts in cells.items():

@@ -65,10 +65,11 @@ async def values(
         if region_len is None:
             raise invalid("breakdown", "a 12-digit village has no lower level")
     async with request.app.state.db.connect() as conn:
-        rows = await sql.read_counters(conn, plist, region, region_len, breakdown == "institution", wanted)
+        rows = await sql.read_counters(conn, plist, _engine(request).catalogue.parts(wanted), region=region,
+                                       region_len=region_len, by_institution=breakdown == "institution")
     cells: dict[tuple[str, str, str, str], dict[str, int]] = {}
     for r in rows:
-        cells.setdefault((r["code"], r["region"], r["period"], r["institution"]), {})[r["part"].strip()] = r["n"]
+        cells.setdefault((r["code"], r["region"], r["period"], r["institution"]), {})[r["part"]] = r["n"]
     if breakdown is None:  # every requested indicator appears, zero or not
         for c in wanted:
             cells.setdefault((c, region, per.key, ""), {})

@@ -6,8 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,15 @@ class Count:
 
     def counts(self, attrs: dict[str, Any]) -> bool:
         return all(c.holds(attrs) for c in self.where)
+
+    @cached_property
+    def key(self) -> str:
+        """The measure this count is stored under: the population, plus a short hash of its filter. Indicators
+        that count the same thing (live births are the denominator of a dozen rates) share one stored count."""
+        if not self.where:
+            return self.population
+        canon = json.dumps([[c.attr, c.op, c.value] for c in self.where], sort_keys=True, ensure_ascii=False)
+        return f"{self.population}#{hashlib.sha256(canon.encode()).hexdigest()[:10]}"
 
 
 @dataclass(frozen=True)
@@ -92,6 +102,22 @@ class Catalogue:
 
     def by_code(self) -> dict[str, Indicator]:
         return {i.code: i for i in self.indicators}
+
+    @cached_property
+    def measures(self) -> dict[str, Count]:
+        """Every distinct count of the catalogue (numerators and denominators), by its stored key."""
+        out: dict[str, Count] = {}
+        for i in self.indicators:
+            for c in (i.numerator, i.denominator):
+                if c is not None:
+                    out.setdefault(c.key, c)
+        return out
+
+    def parts(self, codes: Iterable[str] | None = None) -> list[tuple[str, str, str]]:
+        """(indicator code, "n"|"d", measure key) of the indicators `codes` (default: all)."""
+        wanted = None if codes is None else set(codes)
+        return [(i.code, part, c.key) for i in self.indicators if wanted is None or i.code in wanted
+                for part, c in (("n", i.numerator), ("d", i.denominator)) if c is not None]
 
     def populations(self) -> set[str]:
         out = set()

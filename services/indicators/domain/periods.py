@@ -55,6 +55,18 @@ def keys_of(d: date) -> tuple[str, str, str, str, str]:
             f"{y + 1 if m >= 10 else y}SY")
 
 
+def stored_key(when: str) -> str:
+    """Where a contribution is stored: a dated one (`2021-09-30`) under its month `2021-09`, summed into the
+    quarter, half, year and statistical year at read time; one that belongs to a single period (`@2021Q3`: a
+    population at the period end, the latest check in the period) under that key, `@` kept."""
+    return when if when.startswith("@") else when[:7]
+
+
+def stored_keys(key: str) -> list[str]:
+    """The stored keys whose sum is the reporting period `key`: its months and its own `@key`."""
+    return [*parse(key).months(), "@" + key]
+
+
 def next_day(d: date) -> date:
     return d + timedelta(days=1)
 

@@ -56,6 +56,9 @@ CERT_KINDS = ("first", "first_out_of_institution", "reissue", "replacement")
 #: (the contribution counts in every period containing it) or "@<period key>" (it counts in that period
 #: only); weight is how much it adds (1 for a case; a stock movement's quantity)
 Contribution = tuple[str, str, str, str, str, int]
+#: what the engine stores: (measure key, when, region, institution, weight) — a measure is one distinct count
+#: of the catalogue, shared by every indicator part that counts the same population with the same filter
+Measured = tuple[str, str, str, str, int]
 
 
 @dataclass(frozen=True)
@@ -633,24 +636,36 @@ def dependencies(unit_key: str, own: Iterable[Fact]) -> list[str]:
     return []
 
 
-def contributions(ents: Iterable[Entity], catalogue: Catalogue) -> list[Contribution]:
+def measured(ents: Iterable[Entity], catalogue: Catalogue) -> list[Measured]:
+    """What the entities add to each distinct count (measure) of the catalogue."""
     by_population: dict[str, list[Entity]] = {}
     for e in ents:
         by_population.setdefault(e.population, []).append(e)
-    out: list[Contribution] = []
+    out: list[Measured] = []
     if not by_population:
         return out
-    for ind in catalogue.indicators:
-        for part, count in (("n", ind.numerator), ("d", ind.denominator)):
-            if count is None:
-                continue
-            for e in by_population.get(count.population, ()):
-                if count.counts(e.attrs):
-                    when = f"@{e.period}" if e.period else e.anchor.isoformat()
-                    out.append((ind.code, part, when, e.region, e.institution, e.weight))
+    for key, count in catalogue.measures.items():
+        for e in by_population.get(count.population, ()):
+            if count.counts(e.attrs):
+                when = f"@{e.period}" if e.period else e.anchor.isoformat()
+                out.append((key, when, e.region, e.institution, e.weight))
+    out.sort()
+    return out
+
+
+def contributions(ents: Iterable[Entity], catalogue: Catalogue) -> list[Contribution]:
+    """The same, per indicator part: what each indicator's numerator and denominator count."""
+    by_measure: dict[str, list[Measured]] = {}
+    for m in measured(ents, catalogue):
+        by_measure.setdefault(m[0], []).append(m)
+    out = [(code, part, *m[1:]) for code, part, key in catalogue.parts() for m in by_measure.get(key, ())]
     out.sort()
     return out
 
 
 def compute(unit_key: str, facts: Iterable[Fact], catalogue: Catalogue) -> list[Contribution]:
     return contributions(entities(unit_key, facts), catalogue)
+
+
+def compute_measured(unit_key: str, facts: Iterable[Fact], catalogue: Catalogue) -> list[Measured]:
+    return measured(entities(unit_key, facts), catalogue)

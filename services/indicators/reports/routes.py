@@ -35,9 +35,9 @@ async def annual(
     period = ReportPeriod(year, statistical)
     codes = [i.code for i in cat.indicators]
     async with request.app.state.db.connect() as conn:
-        rows = await sql.read_counters(conn, [period.key], region, None, False, codes)
+        rows = await sql.read_counters(conn, [period.key], cat.parts(codes), region=region)
         targets = await sql.read_targets(conn, codes, [region], year)
-    counts = {(r["code"], r["part"].strip()): int(r["n"]) for r in rows}
+    counts = {(r["code"], r["part"]): int(r["n"]) for r in rows}
     report = build(cat, region, period, counts, {code: t for (code, _), t in targets.items()})
     if format == "xlsx":
         name = f"annual-{region or 'all'}-{period.key}.xlsx"

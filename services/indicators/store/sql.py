@@ -1,4 +1,4 @@
-"""Indicator state in Postgres: facts, units, links, counters."""
+"""Indicator state in Postgres: facts, units, links, and the counts (`tally`, month grain; see migration i0002)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -7,9 +7,10 @@ from typing import Any
 from kit.db import from_json, raw, to_json
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from indicators.domain import periods as period_keys
 from indicators.domain.facts import Fact
 
-CounterKey = tuple[str, str, str, str, str]  # period, region, institution, code, part
+CounterKey = tuple[str, str, str, str]  # stored period (month or @key), region, institution, measure
 
 
 async def _c(conn: AsyncConnection) -> Any:
@@ -101,43 +102,71 @@ async def apply_counter_deltas(conn: AsyncConnection, deltas: dict[CounterKey, i
     c = await raw(conn)
     if len(deltas) >= COPY_THRESHOLD:  # the upsert reads them sorted: concurrent appliers never deadlock
         await _delta_table(c)
-        await c.copy_records_to_table("counter_delta", records=[(*k, v) for k, v in deltas.items() if v])
+        await c.copy_records_to_table("tally_delta", records=[(*k, v) for k, v in deltas.items() if v])
         await c.execute(
-            "insert into counter (period, region, institution, code, part, n) "
-            "select period, region, institution, code, part, n from counter_delta "
-            "order by period, region, institution, code, part "
-            "on conflict (period, region, institution, code, part) do update set n = counter.n + excluded.n")
-        await c.execute("truncate counter_delta")
+            "insert into tally (period, region, institution, measure, n) "
+            "select period, region, institution, measure, n from tally_delta "
+            "order by period, region, institution, measure "
+            "on conflict (period, region, institution, measure) do update set n = tally.n + excluded.n")
+        await c.execute("truncate tally_delta")
         return
     items = sorted((k, v) for k, v in deltas.items() if v)  # sorted: concurrent appliers never deadlock
     if not items:
         return
     await c.execute(
-        "insert into counter (period, region, institution, code, part, n) "
-        "select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[]) "
-        "on conflict (period, region, institution, code, part) do update set n = counter.n + excluded.n",
-        *[[k[i] for k, _ in items] for i in range(5)], [v for _, v in items])
+        "insert into tally (period, region, institution, measure, n) "
+        "select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) "
+        "on conflict (period, region, institution, measure) do update set n = tally.n + excluded.n",
+        *[[k[i] for k, _ in items] for i in range(4)], [v for _, v in items])
 
 
 async def _delta_table(c: Any) -> None:
-    await c.execute("create temporary table if not exists counter_delta "
-                    "(period text, region text, institution text, code text, part char(1), n bigint) "
+    await c.execute('create temporary table if not exists tally_delta (period text collate "C", '
+                    'region text collate "C", institution text collate "C", measure text collate "C", n bigint) '
                     "on commit delete rows")
 
 
-async def read_counters(conn: AsyncConnection, periods: Sequence[str], region: str | None, region_len: int | None,
-                        by_institution: bool, codes: Sequence[str]) -> list[Any]:
-    """Counters of `codes` for the periods; either one region (exact) or all regions of a length under it."""
+Part = tuple[str, str, str]  # indicator code, "n"|"d", measure key
+
+
+async def read_counters(conn: AsyncConnection, periods: Sequence[str], parts: Sequence[Part], *,
+                        region: str | None = None, region_len: int | None = None,
+                        levels: Sequence[int] | None = None, by_institution: bool = False) -> list[dict[str, Any]]:
+    """Counts of the indicator parts for the reporting periods (each the sum of its months' tallies and its
+    own `@key` tally), for one region (exact), the regions of one length under a prefix (`region_len`), or
+    every region of the given lengths (`levels`). Rows: period, region, institution, code, part, n."""
+    stored = [(s, p) for p in periods for s in period_keys.stored_keys(p)]
+    measures = sorted({m for _, _, m in parts})
+    inst = "t.institution <> ''" if by_institution else "t.institution = ''"
+    args: list[Any] = [[s for s, _ in stored], [p for _, p in stored], measures]
+    if levels is not None:
+        where = "length(t.region) = any($4::int[])"
+        args.append(list(levels))
+    elif region_len is not None:
+        where = "t.region like $4 and length(t.region) = $5"
+        args += [(region or "") + "%", region_len]
+    else:
+        where = "t.region = $4"
+        args.append(region or "")
     c = await raw(conn)
-    inst_clause = "institution <> ''" if by_institution else "institution = ''"
-    if region_len is None:
-        return list(await c.fetch(
-            f"select period, region, institution, code, part, n from counter where period = any($1::text[]) "
-            f"and region = $2 and {inst_clause} and code = any($3::text[])", list(periods), region, list(codes)))
-    return list(await c.fetch(
-        f"select period, region, institution, code, part, n from counter where period = any($1::text[]) "
-        f"and region like $2 and length(region) = $3 and {inst_clause} and code = any($4::text[])",
-        list(periods), (region or "") + "%", region_len, list(codes)))
+    rows = await c.fetch(
+        "select k.period, t.region, t.institution, t.measure, sum(t.n)::bigint as n "
+        "from unnest($1::text[], $2::text[]) as k(stored, period) join tally t on t.period = k.stored "
+        f"where t.measure = any($3::text[]) and {inst} and {where} group by 1, 2, 3, 4", *args)
+    by_measure: dict[str, list[tuple[str, str]]] = {}
+    for code, part, m in parts:
+        by_measure.setdefault(m, []).append((code, part))
+    return [{"period": r["period"], "region": r["region"], "institution": r["institution"], "code": code,
+             "part": part, "n": r["n"]} for r in rows for code, part in by_measure[r["measure"]]]
+
+
+async def save_parts(conn: AsyncConnection, parts: Sequence[Part]) -> None:
+    """The catalogue's indicator → measure map, for SQL readers of the `counter` view (Grafana)."""
+    c = await raw(conn)
+    await c.execute("delete from indicator_part")
+    await c.execute("insert into indicator_part (code, part, measure) "
+                    "select * from unnest($1::text[], $2::text[], $3::text[])",
+                    [p[0] for p in parts], [p[1] for p in parts], [p[2] for p in parts])
 
 
 async def all_units(conn: AsyncConnection) -> list[str]:
@@ -159,13 +188,13 @@ async def candidate_units(conn: AsyncConnection) -> list[str]:
 
 async def all_counters(conn: AsyncConnection) -> dict[CounterKey, int]:
     c = await raw(conn)
-    rows = await c.fetch("select period, region, institution, code, part, n from counter where n <> 0")
-    return {(r["period"], r["region"], r["institution"], r["code"], r["part"]): r["n"] for r in rows}
+    rows = await c.fetch("select period, region, institution, measure, n from tally where n <> 0")
+    return {(r["period"], r["region"], r["institution"], r["measure"]): r["n"] for r in rows}
 
 
 async def replace_counters(conn: AsyncConnection, counters: dict[CounterKey, int]) -> None:
     c = await raw(conn)
-    await c.execute("delete from counter")
+    await c.execute("delete from tally")
     await apply_counter_deltas(conn, counters)
 
 

@@ -117,13 +117,37 @@ def test_a_voided_delivery_contributes_nothing() -> None:
 
 
 def test_counter_delta_retracts_the_old_and_adds_the_new() -> None:
-    old = [("live_births", "n", "2021-09-30", "320582101001", "H1")]
-    new = [("live_births", "n", "2021-10-01", "320582101001", "H1")]
+    old = [("live_birth", "2021-09-30", "320582101001", "H1", 1)]
+    new = [("live_birth", "2021-10-01", "320582101001", "H1", 1)]
     d = counter_delta(old, new)
-    assert d[("2021SY", "3205", "", "live_births", "n")] == -1
-    assert d[("2022SY", "3205", "", "live_births", "n")] == 1
-    assert ("2021", "3205", "", "live_births", "n") not in d  # same year: nets to zero
-    assert len(expand(new[0])) == 5 * 6 * 2
+    assert d[("2021-09", "3205", "", "live_birth")] == -1
+    assert d[("2021-10", "3205", "", "live_birth")] == 1
+    assert d[("2021-10", "320582101001", "H1", "live_birth")] == 1
+    assert len(expand(new[0])) == 6 * 2  # stored by month only: 6 region levels × (all, its institution)
+    assert expand(("child_u3", "@2021Q3", "320582101001", "", 1))[0][0] == "@2021Q3"
+
+
+def test_indicators_counting_the_same_population_share_one_measure() -> None:
+    by_code = CAT.by_code()
+    births = by_code["caesarean_rate"].denominator
+    assert births is not None and by_code["live_births"].numerator.key == births.key == "live_birth"
+    assert by_code["caesarean_rate"].numerator.key != "live_birth"  # filtered: its own measure
+    assert len(CAT.measures) < len(CAT.parts())
+    # stored per measure, read per indicator part: the same contributions either way
+    facts = _facts(266, [LIVE, LIVE])
+    per_part = units.compute("pregnancy:P", facts, CAT)
+    per_measure = units.compute_measured("pregnancy:P", facts, CAT)
+    assert len(per_measure) < len(per_part)
+    expanded = sorted((code, part, *m[1:]) for code, part, key in CAT.parts() for m in per_measure if m[0] == key)
+    assert expanded == per_part
+
+
+def test_reporting_periods_are_sums_of_stored_months_and_their_own_key() -> None:
+    assert periods.stored_keys("2021SY") == [*(f"2020-{m}" for m in ("10", "11", "12")),
+                                             *(f"2021-{m:02d}" for m in range(1, 10)), "@2021SY"]
+    assert periods.stored_keys("2021Q3") == ["2021-07", "2021-08", "2021-09", "@2021Q3"]
+    assert periods.stored_keys("2021-09") == ["2021-09", "@2021-09"]
+    assert periods.stored_key("2021-09-30") == "2021-09" and periods.stored_key("@2021H2") == "@2021H2"
 
 
 @pytest.mark.parametrize("n, d, want", [(514, 1290, 39.84), (1, 8, 12.5), (1, 3, 33.33), (2, 3, 66.67),

@@ -275,12 +275,13 @@ def test_stock_contributions_follow_the_clock() -> None:
     assert "2025-07" not in before and after["2025-07"] == 100 and after["2025-06"] == 100
     # weights survive the engine's diff: moving from the June clock to the July clock adds 100 to July only
     facts = [*s.facts, Fact(units.CLOCK, units.CLOCK, 1, False, {"month": "2025-06"})]
-    old = units.compute("stock:m1", facts, CAT)
+    old = units.compute_measured("stock:m1", facts, CAT)
     facts[-1] = Fact(units.CLOCK, units.CLOCK, 2, False, {"month": "2025-07"})
-    new = units.compute("stock:m1", facts, CAT)
+    new = units.compute_measured("stock:m1", facts, CAT)
     delta = counter_delta(old, new)
-    assert delta[("2025-07", HOME, "H1", "cert_stock_closing", "n")] == 100
-    assert ("2025-06", HOME, "H1", "cert_stock_closing", "n") not in delta
+    closing = CAT.by_code()["cert_stock_closing"].numerator.key
+    assert delta[("@2025-07", HOME, "H1", closing)] == 100
+    assert ("@2025-06", HOME, "H1", closing) not in delta
 
 
 # --- women: premarital, pre-pregnancy, 两癌, thalassaemia ---------------------------------------------------
