@@ -5,24 +5,23 @@ population indicators follow the children's ages, and back-fills every count whe
 """
 import asyncio
 import logging
-from datetime import datetime, timedelta, timezone
 
 from kit.consumer import serve
 from kit.db import Database
 from kit.settings import get_settings
 
+from indicators.clock import china_today
 from indicators.domain import catalogue
 from indicators.engine import Engine, IndicatorsHandler
 
 log = logging.getLogger("indicators.consumer")
-CHINA = timezone(timedelta(hours=8))
 
 
 async def keep_time(engine: Engine, db: Database, every_s: float = 60.0) -> None:
     while True:
         try:
             async with db.begin() as conn:
-                n = await engine.tick(conn, datetime.now(CHINA).date())
+                n = await engine.tick(conn, china_today())
             if n:
                 log.info("clock advanced: %d units recomputed", n)
         except Exception:  # the database may be restarting; try again at the next tick

@@ -194,6 +194,7 @@ class Engine:
         await conn.exec_driver_sql("delete from unit_link")
         await conn.exec_driver_sql("delete from unit")
         await conn.exec_driver_sql("delete from tally")
+        await conn.exec_driver_sql("delete from standing")
         await self.recompute(conn, keys)
         return len(keys)
 

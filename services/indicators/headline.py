@@ -6,18 +6,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from datetime import date, datetime, timedelta, timezone
+from datetime import date
 
 from kit.db import Database
 from prometheus_client import Gauge
 
+from indicators.clock import china_today
 from indicators.domain import periods
 from indicators.domain.catalogue import Catalogue
 from indicators.domain.values import value
 from indicators.store import sql
 
 log = logging.getLogger("indicators.headline")
-CHINA = timezone(timedelta(hours=8))
 
 HEADLINE = ("live_births", "women_delivered", "hospital_delivery_rate", "caesarean_rate",
             "systematic_management_rate", "early_booking_rate", "postpartum_visit_rate", "high_risk_share",
@@ -43,9 +43,10 @@ def levels() -> list[int]:
 async def refresh(db: Database, cat: Catalogue) -> int:
     by_code = cat.by_code()
     codes = [c for c in HEADLINE if c in by_code]
-    keys = current_periods(datetime.now(CHINA).date())
+    today = china_today()
+    keys = current_periods(today)
     async with db.connect() as conn:
-        rows = await sql.read_counters(conn, keys, cat.parts(codes), levels=levels())
+        rows = await sql.read_counters(conn, keys, cat.parts(codes), today, levels=levels())
     cells: dict[tuple[str, str, str], dict[str, int]] = {}
     for r in rows:
         cells.setdefault((r["code"], r["region"], r["period"]), {})[r["part"]] = r["n"]

@@ -102,10 +102,10 @@ class ConsumerLoop:
         log.info("%s assigned %s", self.handler.name, {f"{tp.topic}[{tp.partition}]": o
                                                        for tp, o in self.positions.items()})
 
-    async def _check_topics(self) -> None:
-        """Start a topic again from 0 when its log was recreated (new topic id)."""
+    async def _check_topics(self) -> bool:
+        """Start a topic again from 0 when its log was recreated (new topic id). True when it re-assigned."""
         if time.monotonic() - self._checked_at < self.settings.topic_check_interval_s:
-            return
+            return False
         self._checked_at = time.monotonic()
         for t in self.handler.topics:
             info = await asyncio.to_thread(self.admin.ensure, t, self.settings.partitions)
@@ -113,7 +113,8 @@ class ConsumerLoop:
                 log.warning("topic %s is a new log (id %s -> %s): reading it again from offset 0",
                             t, self.topic_ids.get(t), info.topic_id)
                 await self._assign()
-                return
+                return True
+        return False
 
     def _poll(self) -> list[Consumed]:
         assert self._consumer is not None
@@ -202,24 +203,35 @@ class ConsumerLoop:
              "o": c.offset + 1})
 
     async def run(self) -> None:
+        """Poll the next batch while the current one is applied (the fetch and parse overlap the database
+        work); after any failure, drop what was fetched ahead and re-seek from the database checkpoints."""
         backoff = 0.2
         assigned = False
+        ahead: asyncio.Future[list[Consumed]] | None = None
         while not self._stop.is_set():
             try:
                 if not assigned:
                     await self._assign()
                     assigned = True
-                await self._check_topics()
-                batch = await asyncio.to_thread(self._poll)
+                batch = await (ahead if ahead is not None else asyncio.to_thread(self._poll))
+                ahead = None
+                if await self._check_topics():  # nothing is in flight here; the batch came from the old log
+                    continue
                 if batch:
+                    ahead = asyncio.ensure_future(asyncio.to_thread(self._poll))
                     await self.apply(batch)
                 backoff = 0.2
             except Exception as e:
+                if ahead is not None:  # the consumer is not thread-safe: let the poll finish before re-seeking
+                    await asyncio.gather(ahead, return_exceptions=True)
+                    ahead = None
                 log.warning("consumer %s: %s; retrying in %.1fs", self.handler.name, e, backoff)
                 assigned = False  # re-seek from the database checkpoints: nothing half-applied survives
                 self._checked_at = 0.0
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+        if ahead is not None:
+            await asyncio.gather(ahead, return_exceptions=True)
         if self._consumer is not None:
             self._consumer.close()
         self.admin.close()

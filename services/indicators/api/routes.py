@@ -8,12 +8,14 @@ from kit.auth import Principal, require
 from kit.errors import invalid
 from pydantic import BaseModel, Field
 
+from indicators.clock import china_today
 from indicators.domain import periods, regions
 from indicators.domain.values import completion_value, value
 from indicators.engine import Engine
 from indicators.store import sql
 
 router = APIRouter(prefix="/v1", tags=["indicators"])
+
 COMPLETION = ".completion"
 
 
@@ -65,7 +67,8 @@ async def values(
         if region_len is None:
             raise invalid("breakdown", "a 12-digit village has no lower level")
     async with request.app.state.db.connect() as conn:
-        rows = await sql.read_counters(conn, plist, _engine(request).catalogue.parts(wanted), region=region,
+        rows = await sql.read_counters(conn, plist, _engine(request).catalogue.parts(wanted), china_today(),
+                                       region=region,
                                        region_len=region_len, by_institution=breakdown == "institution")
     cells: dict[tuple[str, str, str, str], dict[str, int]] = {}
     for r in rows:

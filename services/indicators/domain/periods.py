@@ -57,14 +57,34 @@ def keys_of(d: date) -> tuple[str, str, str, str, str]:
 
 def stored_key(when: str) -> str:
     """Where a contribution is stored: a dated one (`2021-09-30`) under its month `2021-09`, summed into the
-    quarter, half, year and statistical year at read time; one that belongs to a single period (`@2021Q3`: a
-    population at the period end, the latest check in the period) under that key, `@` kept."""
-    return when if when.startswith("@") else when[:7]
+    quarter, half, year and statistical year at read time; one that belongs to a single period (`@2021Q3`: the
+    latest check in the period) under that key; a standing one (`^2021-09`: a population entered or left, a
+    stock movement) under its month, summed from the beginning up to a period's last month."""
+    return when if when[0] in "@^" else when[:7]
 
 
 def stored_keys(key: str) -> list[str]:
-    """The stored keys whose sum is the reporting period `key`: its months and its own `@key`."""
+    """The stored keys of the flows and per-period counts whose sum is the reporting period `key`: its months
+    and its own `@key` (standing quantities are added up to `last_month(key)`)."""
     return [*parse(key).months(), "@" + key]
+
+
+def last_month(key: str) -> str:
+    e = parse(key).end
+    return f"{e.year}-{e.month:02d}"
+
+
+def started(key: str, today: date) -> bool:
+    """A period that has not started has no standing population or stock yet (it is not projected)."""
+    return parse(key).start <= today
+
+
+def counts_in(when: str, key: str, today: date) -> bool:
+    """Whether a contribution stored at `when` counts in the reporting period `key` — the rule the store's
+    read query implements in SQL."""
+    if when.startswith("^"):
+        return started(key, today) and when[1:] <= last_month(key)
+    return stored_key(when) in stored_keys(key)
 
 
 def next_day(d: date) -> date:

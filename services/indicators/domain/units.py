@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
 from typing import Any
 
 from indicators.domain import periods
@@ -53,8 +54,10 @@ BREAST_ABNORMAL_BIRADS = (0, 4, 5, 6)
 CERT_KINDS = ("first", "first_out_of_institution", "reissue", "replacement")
 
 #: (indicator code, part "n"|"d", when, 12-digit region, institution code, weight); `when` is an ISO date
-#: (the contribution counts in every period containing it) or "@<period key>" (it counts in that period
-#: only); weight is how much it adds (1 for a case; a stock movement's quantity)
+#: (the contribution counts in every period containing it), "@<period key>" (it counts in that period only) or
+#: "^<YYYY-MM>" (a standing quantity: it counts at the end of every period ending in that month or later —
+#: a population entered, or left with a negative weight; a stock movement); weight is how much it adds (1 for
+#: a case; a stock movement's quantity; −1 for a member leaving a standing population)
 Contribution = tuple[str, str, str, str, str, int]
 #: what the engine stores: (measure key, when, region, institution, weight) — a measure is one distinct count
 #: of the catalogue, shared by every indicator part that counts the same population with the same filter
@@ -74,6 +77,9 @@ class Entity:
     period: str | None = None
     #: how much this member counts: 1, or a quantity (blank certificates moved in or out of stock)
     weight: int = 1
+    #: a standing population (期末数): counted at the end of every period ending on or after the anchor's month
+    #: (a member leaving is a second entity with weight −1)
+    standing: bool = False
 
 
 # --- small date helpers ----------------------------------------------------------------------------------
@@ -486,6 +492,7 @@ def latest_check_entities(person: Fact, birth: date, checks: Sequence[dict[str, 
     return out
 
 
+@lru_cache(maxsize=65536)
 def checks_due(birth: date, start: date, end: date) -> int:
     """Health checks due in [start, end] for a child born on `birth` under 4:2:2, pro-rated by the days of
     each year of life inside the period, rounded half up."""
@@ -498,33 +505,70 @@ def checks_due(birth: date, start: date, end: date) -> int:
     return int(due.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
-def child_periods(birth: date, clock: date) -> list[periods.Period]:
+def child_periods(birth: date, clock: date) -> tuple[periods.Period, ...]:
     """Every period that has started by the clock month and ends on or after the birth."""
+    return _periods_between(date(birth.year, birth.month, 1), clock)
+
+
+@lru_cache(maxsize=4096)
+def _periods_between(first_month: date, clock: date) -> tuple[periods.Period, ...]:
     keys: dict[str, None] = {}
-    m = date(birth.year, birth.month, 1)
+    m = first_month
     while m <= clock:
         keys.update(dict.fromkeys(periods.keys_of(m)))
         m = add_months(m, 1)
-    return [periods.parse(k) for k in keys]
+    return tuple(periods.parse(k) for k in keys)
+
+
+def month_end(day: date) -> date:
+    return add_months(date(day.year, day.month, 1), 1) - timedelta(days=1)
 
 
 def child_population_entities(person: Fact, birth: date, died: date | None, checks: Sequence[dict[str, Any]],
                               clock: date, fallback: str, known_since: date) -> list[Entity]:
-    """Children alive and resident, under 7 at each period end (7岁以下 / 3岁以下儿童), from the period in which
+    """Children alive and resident, under 7 at a period end (7岁以下 / 3岁以下儿童), from the period in which
     the registry first knew them (born here, or their first encounter): before that, their residence is
-    unknown."""
+    unknown.
+
+    The population at a period end is a standing one (`child_under7`): whether a child is in it depends only
+    on the end date, so it is given as runs of month ends (same residence, same under-3 status) — entering at
+    the first, leaving after the last — instead of once per period. What the child had during a period
+    (checks, the 4:2:2 checks due) is per period (`child_under7_in_period`)."""
     seventh = add_years(birth, 7)
     if known_since >= seventh:
         return []
+    third = add_years(birth, 3)
+
+    def member(end: date) -> bool:
+        return known_since <= end < seventh and (died is None or died > end)
+
+    out: list[Entity] = []
+    run: tuple[date, str, bool] | None = None
+    # membership, residence and age group change only at these month ends: look at those alone
+    first = month_end(max(birth, known_since))
+    moves = [d(x.get("since")) for x in person.body.get("residence", [])] if not person.voided else []
+    turns = {first, month_end(third), month_end(seventh), *(month_end(m) for m in moves if m)}
+    if died is not None:
+        turns.add(month_end(died))
+    for end in sorted(t for t in turns if t >= first):
+        here = (residence_on(person, end, fallback), end < third) if member(end) else None
+        if run is not None and here != run[1:]:
+            for anchor, weight in ((run[0], 1), (end, -1)):
+                out.append(Entity("child_under7", anchor, run[1], "", {"under3": run[2]}, weight=weight,
+                                  standing=True))
+            run = None
+        if (here is None and end >= seventh) or (died is not None and died <= end):
+            break
+        if here is not None and run is None:
+            run = (end, *here)
     health = [(d(c["occurred_on"]) or birth, c.get("child_check", {})) for c in checks
               if c["type"] == "child_health_check"]
-    out = []
     for per in child_periods(birth, clock):
-        if per.end < known_since or per.end >= seventh or (died is not None and died <= per.end):
+        if not member(per.end):
             continue
         in_period = [(on, cc) for on, cc in health if per.start <= on <= per.end]
-        under3 = per.end < add_years(birth, 3)
-        out.append(Entity("child_under7", per.end, residence_on(person, per.end, fallback), "", {
+        under3 = per.end < third
+        out.append(Entity("child_under7_in_period", per.end, residence_on(person, per.end, fallback), "", {
             "under3": under3,
             "checked": any(number(cc.get("weight_kg")) and number(cc.get("height_cm")) for _, cc in in_period),
             "systematic": under3 and len(in_period) >= checks_due(birth, per.start, per.end),
@@ -583,10 +627,10 @@ def certificate_entities(key: str, fs: Facts) -> list[Entity]:
 
 
 def stock_entities(key: str, fs: Facts) -> list[Entity]:
-    """One movement of blank certificates. It is a flow on its date (a spoiled blank is 废证), and a
-    contribution of its quantity to the stock at the end of every period ending on or after it, up to the
-    clock's month (期末库存 = cumulative movements up to the period end), so that for any period closing =
-    opening + received − issued − voided."""
+    """One movement of blank certificates. It is a flow on its date (a spoiled blank is 废证), and a standing
+    contribution of its quantity to the stock at the end of every period ending on or after it (期末库存 =
+    cumulative movements up to the period end), so that for any period closing = opening + received − issued
+    − voided."""
     m = fs.record(key)
     if m is None:
         return []
@@ -599,10 +643,8 @@ def stock_entities(key: str, fs: Facts) -> list[Entity]:
     if b.get("kind") == "voided" and qty:  # a spoiled blank, or a certificate voided as wrongly issued
         out.append(Entity("certificate_action", on, region, inst, {"action": "voided", "kind": ""},
                           weight=abs(qty)))
-    clock = fs.clock_month()
-    if clock is not None and qty:
-        out += [Entity("cert_stock", per.end, region, inst, {"kind": b.get("kind")}, period=per.key, weight=qty)
-                for per in child_periods(on, clock) if per.end >= on]
+    if qty:  # 期末库存: standing from the movement's month on
+        out.append(Entity("cert_stock", on, region, inst, {"kind": b.get("kind")}, weight=qty, standing=True))
     return out
 
 
@@ -631,8 +673,6 @@ def dependencies(unit_key: str, own: Iterable[Fact]) -> list[str]:
         return pregnancy_dependencies(unit_key, own)
     if kind == "person":
         return person_dependencies(unit_key, own)
-    if kind == "stock":
-        return [CLOCK]
     return []
 
 
@@ -647,7 +687,8 @@ def measured(ents: Iterable[Entity], catalogue: Catalogue) -> list[Measured]:
     for key, count in catalogue.measures.items():
         for e in by_population.get(count.population, ()):
             if count.counts(e.attrs):
-                when = f"@{e.period}" if e.period else e.anchor.isoformat()
+                when = f"^{e.anchor.isoformat()[:7]}" if e.standing else (
+                    f"@{e.period}" if e.period else e.anchor.isoformat())
                 out.append((key, when, e.region, e.institution, e.weight))
     out.sort()
     return out

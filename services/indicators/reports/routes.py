@@ -8,6 +8,7 @@ from fastapi.responses import Response
 from kit.auth import Principal, require
 from kit.errors import invalid
 
+from indicators.clock import china_today
 from indicators.domain import regions
 from indicators.domain.catalogue import Catalogue
 from indicators.reports import xlsx
@@ -35,7 +36,7 @@ async def annual(
     period = ReportPeriod(year, statistical)
     codes = [i.code for i in cat.indicators]
     async with request.app.state.db.connect() as conn:
-        rows = await sql.read_counters(conn, [period.key], cat.parts(codes), region=region)
+        rows = await sql.read_counters(conn, [period.key], cat.parts(codes), china_today(), region=region)
         targets = await sql.read_targets(conn, codes, [region], year)
     counts = {(r["code"], r["part"]): int(r["n"]) for r in rows}
     report = build(cat, region, period, counts, {code: t for (code, _), t in targets.items()})

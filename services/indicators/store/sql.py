@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import date
 from typing import Any
 
 from kit.db import from_json, raw, to_json
@@ -99,60 +100,72 @@ COPY_THRESHOLD = 5000
 
 
 async def apply_counter_deltas(conn: AsyncConnection, deltas: dict[CounterKey, int]) -> None:
+    """Add the deltas: flows and per-period counts to `tally`, standing quantities (`^` months) to `standing`."""
     c = await raw(conn)
-    if len(deltas) >= COPY_THRESHOLD:  # the upsert reads them sorted: concurrent appliers never deadlock
-        await _delta_table(c)
-        await c.copy_records_to_table("tally_delta", records=[(*k, v) for k, v in deltas.items() if v])
-        await c.execute(
-            "insert into tally (period, region, institution, measure, n) "
-            "select period, region, institution, measure, n from tally_delta "
-            "order by period, region, institution, measure "
-            "on conflict (period, region, institution, measure) do update set n = tally.n + excluded.n")
-        await c.execute("truncate tally_delta")
-        return
-    items = sorted((k, v) for k, v in deltas.items() if v)  # sorted: concurrent appliers never deadlock
-    if not items:
-        return
-    await c.execute(
-        "insert into tally (period, region, institution, measure, n) "
-        "select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) "
-        "on conflict (period, region, institution, measure) do update set n = tally.n + excluded.n",
-        *[[k[i] for k, _ in items] for i in range(4)], [v for _, v in items])
+    flows = {k: v for k, v in deltas.items() if v and k[0][0] != "^"}
+    standing = {(k[1], k[2], k[3], k[0]): v for k, v in deltas.items() if v and k[0][0] == "^"}
+    for table, cols, rows in (("tally", "period, region, institution, measure", flows),
+                              ("standing", "region, institution, measure, period", standing)):
+        if len(rows) >= COPY_THRESHOLD:  # the upsert reads them sorted: concurrent appliers never deadlock
+            await _delta_table(c)
+            await c.copy_records_to_table("tally_delta", records=[(*k, v) for k, v in rows.items()])
+            await c.execute(
+                f"insert into {table} ({cols}, n) "
+                "select k1, k2, k3, k4, n from tally_delta order by k1, k2, k3, k4 "
+                f"on conflict ({cols}) do update set n = {table}.n + excluded.n")
+            await c.execute("truncate tally_delta")
+        elif rows:
+            items = sorted(rows.items())  # sorted: concurrent appliers never deadlock
+            await c.execute(
+                f"insert into {table} ({cols}, n) "
+                "select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) "
+                f"on conflict ({cols}) do update set n = {table}.n + excluded.n",
+                *[[k[i] for k, _ in items] for i in range(4)], [v for _, v in items])
 
 
 async def _delta_table(c: Any) -> None:
-    await c.execute('create temporary table if not exists tally_delta (period text collate "C", '
-                    'region text collate "C", institution text collate "C", measure text collate "C", n bigint) '
-                    "on commit delete rows")
+    await c.execute('create temporary table if not exists tally_delta (k1 text collate "C", k2 text collate "C", '
+                    'k3 text collate "C", k4 text collate "C", n bigint) on commit delete rows')
 
 
 Part = tuple[str, str, str]  # indicator code, "n"|"d", measure key
 
 
-async def read_counters(conn: AsyncConnection, periods: Sequence[str], parts: Sequence[Part], *,
+async def read_counters(conn: AsyncConnection, periods: Sequence[str], parts: Sequence[Part], today: date, *,
                         region: str | None = None, region_len: int | None = None,
                         levels: Sequence[int] | None = None, by_institution: bool = False) -> list[dict[str, Any]]:
-    """Counts of the indicator parts for the reporting periods (each the sum of its months' tallies and its
-    own `@key` tally), for one region (exact), the regions of one length under a prefix (`region_len`), or
-    every region of the given lengths (`levels`). Rows: period, region, institution, code, part, n."""
+    """Counts of the indicator parts for the reporting periods — each the sum of its months' flows, its own
+    `@key` counts and, when it has started by `today`, the standing quantities up to its last month
+    (`periods.counts_in` is the same rule) — for one region (exact), the regions of one length under a prefix
+    (`region_len`), or every region of the given lengths (`levels`). Rows: period, region, institution, code,
+    part, n."""
     stored = [(s, p) for p in periods for s in period_keys.stored_keys(p)]
+    ends = [(p, "^" + period_keys.last_month(p)) for p in periods if period_keys.started(p, today)]
     measures = sorted({m for _, _, m in parts})
-    inst = "t.institution <> ''" if by_institution else "t.institution = ''"
-    args: list[Any] = [[s for s, _ in stored], [p for _, p in stored], measures]
+    args: list[Any] = [[s for s, _ in stored], [p for _, p in stored], [p for p, _ in ends], [e for _, e in ends],
+                       measures]
     if levels is not None:
-        where = "length(t.region) = any($4::int[])"
+        where = "length({t}.region) = any($6::int[])"
         args.append(list(levels))
     elif region_len is not None:
-        where = "t.region like $4 and length(t.region) = $5"
+        where = "{t}.region like $6 and length({t}.region) = $7"
         args += [(region or "") + "%", region_len]
     else:
-        where = "t.region = $4"
+        where = "{t}.region = $6"
         args.append(region or "")
+    where += " and {t}.institution <> ''" if by_institution else " and {t}.institution = ''"
     c = await raw(conn)
     rows = await c.fetch(
-        "select k.period, t.region, t.institution, t.measure, sum(t.n)::bigint as n "
-        "from unnest($1::text[], $2::text[]) as k(stored, period) join tally t on t.period = k.stored "
-        f"where t.measure = any($3::text[]) and {inst} and {where} group by 1, 2, 3, 4", *args)
+        "select period, region, institution, measure, sum(n)::bigint as n from ("
+        " select k.period, t.region, t.institution, t.measure, t.n"
+        " from unnest($1::text[], $2::text[]) as k(stored, period) join tally t on t.period = k.stored"
+        f" where t.measure = any($5::text[]) and {where.format(t='t')}"
+        " union all"
+        " select e.period, s.region, s.institution, s.measure, s.n"
+        " from unnest($3::text[], $4::text[]) as e(period, last) join standing s"
+        " on s.period > '^' and s.period <= e.last"
+        f" where s.measure = any($5::text[]) and {where.format(t='s')}"
+        ") x group by 1, 2, 3, 4", *args)
     by_measure: dict[str, list[tuple[str, str]]] = {}
     for code, part, m in parts:
         by_measure.setdefault(m, []).append((code, part))
@@ -188,13 +201,14 @@ async def candidate_units(conn: AsyncConnection) -> list[str]:
 
 async def all_counters(conn: AsyncConnection) -> dict[CounterKey, int]:
     c = await raw(conn)
-    rows = await c.fetch("select period, region, institution, measure, n from tally where n <> 0")
+    rows = await c.fetch("select period, region, institution, measure, n from tally where n <> 0 union all "
+                         "select period, region, institution, measure, n from standing where n <> 0")
     return {(r["period"], r["region"], r["institution"], r["measure"]): r["n"] for r in rows}
 
 
 async def replace_counters(conn: AsyncConnection, counters: dict[CounterKey, int]) -> None:
     c = await raw(conn)
-    await c.execute("delete from tally")
+    await c.execute("delete from tally; delete from standing")
     await apply_counter_deltas(conn, counters)
 
 

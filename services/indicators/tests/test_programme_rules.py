@@ -13,7 +13,7 @@ import pytest
 from indicators.domain import catalogue, units
 from indicators.domain.facts import Fact
 from indicators.engine import counter_delta
-from indicators.tests.test_rules import CAT, HOME, LMP, Story
+from indicators.tests.test_rules import CAT, HOME, LMP, Story, read_periods
 
 Counts = Counter[tuple[str, str]]
 
@@ -238,11 +238,10 @@ def stock(s: Story, mid: str, kind: str, on: str, qty: int, inst: str = "H1") ->
 
 
 def _stock_at(s: Story, mids: list[str], clock: str) -> dict[str, int]:
-    out: Counter[str] = Counter()
-    for m in mids:
-        for (when, _part), n in by_when(s, f"stock:{m}", "cert_stock_closing", clock).items():
-            out[when.removeprefix("@")] += n
-    return dict(out)
+    """期末库存 of every reporting period, as the store reads it (periods not started by the clock have none)."""
+    facts = [*s.facts, Fact(units.CLOCK, units.CLOCK, 1, False, {"month": clock})]
+    contribs = [c for m in mids for c in units.compute(f"stock:{m}", facts, CAT)]
+    return {k.removeprefix("@"): n for (k, _), n in read_periods(contribs, "cert_stock_closing", clock).items()}
 
 
 def test_stock_closing_is_opening_plus_received_minus_issued_minus_voided() -> None:
@@ -267,21 +266,23 @@ def test_stock_closing_is_opening_plus_received_minus_issued_minus_voided() -> N
     assert voided[("certs_voided", "n")] == 3
 
 
-def test_stock_contributions_follow_the_clock() -> None:
+def test_stock_is_standing_and_reads_follow_the_clock() -> None:
     s = Story()
     stock(s, "m1", "received", "2025-06-15", 100)
     before = _stock_at(s, ["m1"], clock="2025-06")
     after = _stock_at(s, ["m1"], clock="2025-07")
     assert "2025-07" not in before and after["2025-07"] == 100 and after["2025-06"] == 100
-    # weights survive the engine's diff: moving from the June clock to the July clock adds 100 to July only
+    assert "2025-05" not in after and after["2025"] == 100 and after["2025Q2"] == 100
+    # one standing contribution from the movement's month on, whatever the clock: the clock moving changes
+    # nothing stored, and the stock unit does not depend on it
     facts = [*s.facts, Fact(units.CLOCK, units.CLOCK, 1, False, {"month": "2025-06"})]
     old = units.compute_measured("stock:m1", facts, CAT)
     facts[-1] = Fact(units.CLOCK, units.CLOCK, 2, False, {"month": "2025-07"})
-    new = units.compute_measured("stock:m1", facts, CAT)
-    delta = counter_delta(old, new)
+    assert units.compute_measured("stock:m1", facts, CAT) == old
     closing = CAT.by_code()["cert_stock_closing"].numerator.key
-    assert delta[("@2025-07", HOME, "H1", closing)] == 100
-    assert ("@2025-06", HOME, "H1", closing) not in delta
+    assert [c for c in old if c[0] == closing] == [(closing, "^2025-06", HOME, "H1", 100)]
+    assert counter_delta([], old)[("^2025-06", HOME, "H1", closing)] == 100
+    assert units.dependencies("stock:m1", s.facts) == []
 
 
 # --- women: premarital, pre-pregnancy, 两癌, thalassaemia ---------------------------------------------------

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from indicators.domain import catalogue, units
+from indicators.domain import catalogue, periods, units
 from indicators.domain.facts import Fact
 
 CAT = catalogue.load()
@@ -186,13 +186,25 @@ def _child(birth: date, checks: list[tuple[date, dict[str, Any]]], born_here: bo
     return s
 
 
+def read_periods(contribs: list[units.Contribution], code: str, clock: str) -> dict[tuple[str, str], int]:
+    """What the store reads for every reporting period of 2015–2030 (flows by month, per-period counts, standing
+    populations up to the period end), as {("@<period>", part): total} for the non-zero ones."""
+    today = date.fromisoformat(clock + "-01")
+    keys = [k for y in range(2015, 2031) for k in (f"{y}", f"{y}SY", f"{y}H1", f"{y}H2",
+                                                     *(f"{y}Q{q}" for q in range(1, 5)),
+                                                     *(f"{y}-{m:02d}" for m in range(1, 13)))]
+    out: Counter[tuple[str, str]] = Counter()
+    for c in contribs:
+        if c[0] == code:
+            for k in keys:
+                if periods.counts_in(c[2], k, today):
+                    out[("@" + k, c[1])] += c[5]
+    return {k: v for k, v in out.items() if v}
+
+
 def _by_period(s: Story, code: str, clock: str = "2026-11") -> dict[tuple[str, str], int]:
     facts = [*s.facts, Fact(units.CLOCK, units.CLOCK, 1, False, {"month": clock})]
-    out: Counter[tuple[str, str]] = Counter()
-    for c in units.compute("person:K", facts, CAT):
-        if c[0] == code:
-            out[(c[2], c[1])] += 1
-    return dict(out)
+    return read_periods(units.compute("person:K", facts, CAT), code, clock)
 
 
 def test_checks_due_422_pro_rated() -> None:
@@ -230,6 +242,27 @@ def test_under7_population_follows_age_residence_and_death() -> None:
     s.enc("person:K", "death", date(2025, 12, 20), death={"person_id": "K", "died_on": "2025-12-20"})
     got = _by_period(s, "under7_health_management_rate")
     assert ("@2025-12", "d") not in got and got[("@2025-11", "d")] == 1
+
+
+def test_the_standing_population_moves_with_the_child_and_matches_every_period_end() -> None:
+    """A child born 2024-01-20 moves from HOME to AWAY on 2025-05-10: under 7 counted at HOME at the end of
+    every period up to April 2025 and at AWAY from May 2025 (the residence at the period end decides); under 3
+    up to December 2026 (third birthday 2027-01-20 is after 2026-12-31)."""
+    away = "320582102003"
+    s = _child(date(2024, 1, 20), [])
+    s.facts[-1].body["residence"] = [{"since": "", "region_code": HOME}, {"since": "2025-05-10", "region_code": away}]
+    facts = [*s.facts, Fact(units.CLOCK, units.CLOCK, 1, False, {"month": "2030-12"})]
+    contribs = [c for c in units.compute("person:K", facts, CAT) if c[0] == "under7_health_management_rate"]
+    standing = sorted((c[2], c[3], c[5]) for c in contribs if c[2].startswith("^"))
+    # entered at HOME in January 2024, left HOME and entered AWAY in May 2025, left at the seventh birthday;
+    # at the third birthday the run is split (under 3 → not): for the under-7 count the two net to zero
+    assert standing == [("^2024-01", HOME, 1), ("^2025-05", HOME, -1), ("^2025-05", away, 1),
+                        ("^2027-01", away, -1), ("^2027-01", away, 1), ("^2031-01", away, -1)]
+    at_home = read_periods([c for c in contribs if c[3] == HOME], "under7_health_management_rate", "2030-12")
+    assert at_home[("@2024-01", "d")] == 1 and at_home[("@2025Q1", "d")] == 1 and at_home[("@2025-04", "d")] == 1
+    assert ("@2025-05", "d") not in at_home and ("@2025", "d") not in at_home and ("@2023", "d") not in at_home
+    u3 = _by_period(s, "under3_systematic_management_rate", clock="2030-12")
+    assert u3[("@2026", "d")] == 1 and ("@2027-01", "d") not in u3 and u3[("@2026-12", "d")] == 1
 
 
 def test_a_child_first_seen_later_counts_from_then() -> None:

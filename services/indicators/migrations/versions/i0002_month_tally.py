@@ -3,8 +3,10 @@ read time.
 
 A measure is one distinct count of the catalogue (live births are the denominator of a dozen rates: stored
 once). A dated contribution is stored once per region level and institution under its month; a contribution
-that belongs to one period only (a population at a period end, the latest check in a period) under
-`@<period key>`. `period_key` maps every stored key to the reporting periods it counts in, `indicator_part`
+that belongs to one period only (the latest check in a period, what a child had in a period) under
+`@<period key>`; a standing quantity (a population at a period end, the blank-certificate stock) in `standing`
+under `^<month>`, summed up to a period's last month. `period_key` maps every stored key to the reporting
+periods it counts in, `period_end` gives each period's months, `indicator_part`
 (written by the consumer from the catalogue it runs) maps indicator parts to measures, and the `counter` view
 presents the old shape (period, region, institution, code, part, n) for SQL readers such as Grafana.
 
@@ -50,6 +52,25 @@ def upgrade() -> None:
         primary key (period, region, institution, measure)
     );
 
+    -- standing quantities (populations at a period end, stock): summed from the beginning up to a period's
+    -- last month, so the region leads the key and the month range is one index range
+    create table standing (
+        region text collate "C" not null,
+        institution text collate "C" not null,
+        measure text collate "C" not null,
+        period text collate "C" not null,
+        n bigint not null,
+        primary key (region, institution, measure, period)
+    );
+
+    create table period_end (
+        period text collate "C" primary key,
+        start_month text collate "C" not null,
+        last_month text collate "C" not null
+    );
+    insert into period_end (period, start_month, last_month)
+    select period, min(stored), max(stored) from period_key where stored not like '@%' group by period;
+
     create table indicator_part (
         code text collate "C" not null,
         part text collate "C" not null,
@@ -59,9 +80,15 @@ def upgrade() -> None:
 
     drop table counter;
     create view counter as
-    select k.period, t.region, t.institution, p.code, p.part, sum(t.n)::bigint as n
-    from tally t join period_key k on k.stored = t.period join indicator_part p on p.measure = t.measure
-    group by k.period, t.region, t.institution, p.code, p.part;
+    select c.period, c.region, c.institution, p.code, p.part, sum(c.n)::bigint as n
+    from (select k.period, t.region, t.institution, t.measure, t.n
+          from tally t join period_key k on k.stored = t.period
+          union all
+          select e.period, s.region, s.institution, s.measure, s.n
+          from standing s join period_end e on s.period > '^' and s.period <= '^' || e.last_month
+          where e.start_month <= to_char(now() at time zone 'Asia/Shanghai', 'YYYY-MM')) c
+    join indicator_part p on p.measure = c.measure
+    group by c.period, c.region, c.institution, p.code, p.part;
 
     update unit set contributions = '[]'::jsonb, catalogue_digest = 'i0002: recompute into tally';
     """)
@@ -77,5 +104,5 @@ def downgrade() -> None:
         primary key (period, region, institution, code, part)
     );
     update unit set contributions = '[]'::jsonb, catalogue_digest = 'i0002 downgrade: recompute';
-    drop table tally, period_key, indicator_part;
+    drop table tally, standing, period_end, period_key, indicator_part;
     """)
