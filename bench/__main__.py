@@ -10,6 +10,7 @@ import platform
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -43,7 +44,7 @@ def main() -> None:
     finally:
         devstack.down(spec)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    doc = {"at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+    doc: dict[str, Any] = {"at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
            "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
            "results": results}
     (RESULTS / "latest.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")

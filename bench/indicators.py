@@ -109,6 +109,13 @@ async def wait_applied(ctx: BenchContext, target: int, timeout: float = 1800) ->
     return time.perf_counter() - t0
 
 
+def cpu_seconds(program: str, spec: devstack.Stack) -> float:
+    """User + system CPU the program has used (robust to a busy machine, unlike wall time)."""
+    pid = int(devstack.ctl(spec, "pid", program).strip())
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mb(program: str, spec: devstack.Stack) -> float:
     pid = int(devstack.ctl(spec, "pid", program).strip())
     for line in open(f"/proc/{pid}/status"):
@@ -146,9 +153,13 @@ async def run(ctx: BenchContext) -> dict[str, Any]:
         events = await published(ctx)
         before = await applied(ctx)
         devstack.ctl(ctx.spec, "start", "indicators-consumer")
+        cpu0 = cpu_seconds("indicators-consumer", ctx.spec)
         secs = await wait_applied(ctx, events)
+        cpu = cpu_seconds("indicators-consumer", ctx.spec) - cpu0
         out["events_applied"] = events - before
         out["apply_events_per_s"] = round((events - before) / secs)
+        # the consumer's own CPU per event (its Postgres work is not in it): a figure a busy box does not skew
+        out["consumer_cpu_us_per_event"] = round(cpu / (events - before) * 1e6)
         out["consumer_rss_mb_after_city_year"] = rss_mb("indicators-consumer", ctx.spec)
         # 2. query latency: a city-year, every indicator
         url = f"{ctx.url('indicators')}/v1/indicators/values"

@@ -66,6 +66,17 @@ def expand_all(diff: Counter[tuple[str, ...]]) -> dict[CounterKey, int]:
     return {key: v for key, v in out.items() if v}
 
 
+def stored_contributions(diff: Counter[tuple[str, ...]]) -> dict[tuple[str, str, str, str], int]:
+    """Net contributions by stored period (contributions dated within one month are stored together), for
+    the store to expand to every region level and institution."""
+    out: dict[tuple[str, str, str, str], int] = {}
+    for (m, w, r, i), k in diff.items():
+        if k:
+            key = (m, periods.stored_key(w), r, i)
+            out[key] = out.get(key, 0) + k
+    return {key: v for key, v in out.items() if v}
+
+
 def counter_delta(old: Iterable[Sequence[Any]], new: Iterable[Sequence[Any]]) -> dict[CounterKey, int]:
     diff: Counter[tuple[str, ...]] = Counter()
     add_contributions(diff, new, 1)
@@ -153,7 +164,7 @@ class Engine:
                 add_contributions(diff, old_c, -1)
                 saves.append((k, listed, new_d))
                 links.append((k, old_d, new_d))
-        await sql.apply_counter_deltas(conn, expand_all(diff))
+        await sql.apply_contributions(conn, stored_contributions(diff))
         await sql.save_units(conn, saves, self.catalogue.digest)
         await sql.relink(conn, links)
 

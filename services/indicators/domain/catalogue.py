@@ -113,6 +113,13 @@ class Catalogue:
                     out.setdefault(c.key, c)
         return out
 
+    @cached_property
+    def measures_by_population(self) -> dict[str, list[tuple[str, Count]]]:
+        out: dict[str, list[tuple[str, Count]]] = {}
+        for key, c in self.measures.items():
+            out.setdefault(c.population, []).append((key, c))
+        return out
+
     def parts(self, codes: Iterable[str] | None = None) -> list[tuple[str, str, str]]:
         """(indicator code, "n"|"d", measure key) of the indicators `codes` (default: all)."""
         wanted = None if codes is None else set(codes)

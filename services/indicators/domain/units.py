@@ -492,13 +492,19 @@ def latest_check_entities(person: Fact, birth: date, checks: Sequence[dict[str, 
     return out
 
 
+@lru_cache(maxsize=8192)
+def _birthdays(birth: date) -> tuple[date, ...]:
+    return tuple(add_years(birth, y) for y in range(len(CHECKS_DUE_PER_YEAR) + 1))
+
+
 @lru_cache(maxsize=65536)
 def checks_due(birth: date, start: date, end: date) -> int:
     """Health checks due in [start, end] for a child born on `birth` under 4:2:2, pro-rated by the days of
     each year of life inside the period, rounded half up."""
     due = Decimal(0)
+    life = _birthdays(birth)
     for year, per_year in enumerate(CHECKS_DUE_PER_YEAR):
-        y0, y1 = add_years(birth, year), add_years(birth, year + 1)  # [y0, y1)
+        y0, y1 = life[year], life[year + 1]  # [y0, y1)
         lo, hi = max(start, y0), min(end, y1 - timedelta(days=1))
         if hi >= lo:
             due += Decimal(per_year) * Decimal((hi - lo).days + 1) / Decimal((y1 - y0).days)
@@ -678,17 +684,13 @@ def dependencies(unit_key: str, own: Iterable[Fact]) -> list[str]:
 
 def measured(ents: Iterable[Entity], catalogue: Catalogue) -> list[Measured]:
     """What the entities add to each distinct count (measure) of the catalogue."""
-    by_population: dict[str, list[Entity]] = {}
-    for e in ents:
-        by_population.setdefault(e.population, []).append(e)
     out: list[Measured] = []
-    if not by_population:
-        return out
-    for key, count in catalogue.measures.items():
-        for e in by_population.get(count.population, ()):
+    by_population = catalogue.measures_by_population
+    for e in ents:
+        when = f"^{e.anchor.isoformat()[:7]}" if e.standing else (
+            f"@{e.period}" if e.period else e.anchor.isoformat())
+        for key, count in by_population.get(e.population, ()):
             if count.counts(e.attrs):
-                when = f"^{e.anchor.isoformat()[:7]}" if e.standing else (
-                    f"@{e.period}" if e.period else e.anchor.isoformat())
                 out.append((key, when, e.region, e.institution, e.weight))
     out.sort()
     return out

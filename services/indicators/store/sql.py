@@ -94,38 +94,33 @@ async def relink(conn: AsyncConnection, changes: Sequence[tuple[str, list[str], 
                         [d for d, _ in add], [u for _, u in add])
 
 
-#: above this many counter deltas, COPY them (binary) into a temporary table and upsert from it in one
-#: statement; below, one unnest statement is cheaper than the temporary table
-COPY_THRESHOLD = 5000
-
-
-async def apply_counter_deltas(conn: AsyncConnection, deltas: dict[CounterKey, int]) -> None:
-    """Add the deltas: flows and per-period counts to `tally`, standing quantities (`^` months) to `standing`."""
+async def apply_contributions(conn: AsyncConnection, diff: dict[tuple[str, str, str, str], int]) -> None:
+    """Add net contributions {(measure, stored period, 12-digit region, institution): weight} to the counts,
+    expanded by Postgres to every region level (the 6 prefixes) × (all institutions, its institution):
+    flows and per-period counts to `tally`, standing quantities (`^` months) to `standing`. Rows are upserted
+    in key order, so concurrent appliers never deadlock."""
     c = await raw(conn)
-    flows = {k: v for k, v in deltas.items() if v and k[0][0] != "^"}
-    standing = {(k[1], k[2], k[3], k[0]): v for k, v in deltas.items() if v and k[0][0] == "^"}
-    for table, cols, rows in (("tally", "period, region, institution, measure", flows),
-                              ("standing", "region, institution, measure, period", standing)):
-        if len(rows) >= COPY_THRESHOLD:  # the upsert reads them sorted: concurrent appliers never deadlock
-            await _delta_table(c)
-            await c.copy_records_to_table("tally_delta", records=[(*k, v) for k, v in rows.items()])
-            await c.execute(
-                f"insert into {table} ({cols}, n) "
-                "select k1, k2, k3, k4, n from tally_delta order by k1, k2, k3, k4 "
-                f"on conflict ({cols}) do update set n = {table}.n + excluded.n")
-            await c.execute("truncate tally_delta")
-        elif rows:
-            items = sorted(rows.items())  # sorted: concurrent appliers never deadlock
-            await c.execute(
-                f"insert into {table} ({cols}, n) "
-                "select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) "
-                f"on conflict ({cols}) do update set n = {table}.n + excluded.n",
-                *[[k[i] for k, _ in items] for i in range(4)], [v for _, v in items])
-
-
-async def _delta_table(c: Any) -> None:
-    await c.execute('create temporary table if not exists tally_delta (k1 text collate "C", k2 text collate "C", '
-                    'k3 text collate "C", k4 text collate "C", n bigint) on commit delete rows')
+    for table, cols, rows in (
+            ("tally", "period, region, institution, measure",
+             [(k, v) for k, v in diff.items() if v and k[1][0] != "^"]),
+            ("standing", "region, institution, measure, period",
+             [(k, v) for k, v in diff.items() if v and k[1][0] == "^"])):
+        if not rows:
+            continue
+        await c.execute(
+            f"insert into {table} ({cols}, n) "
+            f"select {cols}, sum(n)::bigint from ("
+            " select x.period, p.region, i.institution, x.measure, x.n"
+            " from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[])"
+            " as x(measure, period, region, inst, n)"
+            " cross join lateral (select distinct left(x.region, l) as region"
+            "                     from unnest('{0,2,4,6,9,12}'::int[]) as l) p"
+            " cross join lateral (select ''::text as institution union all"
+            "                     select x.inst where x.inst <> '') i"
+            f") e group by {cols} having sum(n) <> 0 order by {cols} "
+            f"on conflict ({cols}) do update set n = {table}.n + excluded.n",
+            [k[0] for k, _ in rows], [k[1] for k, _ in rows], [k[2] for k, _ in rows], [k[3] for k, _ in rows],
+            [v for _, v in rows])
 
 
 Part = tuple[str, str, str]  # indicator code, "n"|"d", measure key
@@ -204,12 +199,6 @@ async def all_counters(conn: AsyncConnection) -> dict[CounterKey, int]:
     rows = await c.fetch("select period, region, institution, measure, n from tally where n <> 0 union all "
                          "select period, region, institution, measure, n from standing where n <> 0")
     return {(r["period"], r["region"], r["institution"], r["measure"]): r["n"] for r in rows}
-
-
-async def replace_counters(conn: AsyncConnection, counters: dict[CounterKey, int]) -> None:
-    c = await raw(conn)
-    await c.execute("delete from tally; delete from standing")
-    await apply_counter_deltas(conn, counters)
 
 
 async def put_target(conn: AsyncConnection, code: str, region: str, year: int, target: int, by: str) -> None:
