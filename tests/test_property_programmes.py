@@ -504,7 +504,7 @@ async def test_programme_counts_equal_the_reference(http: httpx.AsyncClient, sta
         got = await list_cases(http, stack, county, "pregnancy_high_risk")
         return got if len(got) == want_cases else None
 
-    hr = await wait_for(all_opened, timeout=30, interval=0.5) if want_cases else []
+    hr = await wait_for(all_opened, timeout=60, interval=0.5) if want_cases else []
     arng = random.Random(seed + 2)
     p = Poster(http, stack, arng)
     for case in hr:
@@ -560,7 +560,7 @@ async def test_programme_counts_equal_the_reference(http: httpx.AsyncClient, sta
         return not await mismatches()
 
     try:
-        await wait_for(settled, timeout=60, interval=0.5)
+        await wait_for(settled, timeout=90, interval=0.5)
     except AssertionError:
         bad = await mismatches()
         raise AssertionError(f"seed {seed}: {len(bad)} mismatches, e.g.\n" + "\n".join(bad[:30])) from None
