@@ -1,0 +1,281 @@
+"""An independent reference calculation of the programme indicators that tests/reference.py does not cover —
+growth z-scores, high-risk management, 婚检 / 孕前优生 / 两癌 / 地贫, follow-up completion and birth
+certificates — written straight from `shared/spec/indicators.md` and docs/decisions.md (entries 15, 20–22,
+25–26, 35–38) over the records a test posted, sharing no code with the indicators service.
+
+Deliberately plain: a loop over the stories for every question, no caching, no cleverness. The inputs are what
+the test posted plus the facts other services answered with (the z-scores the registry computed for a check,
+the due date and region a follow-up case was opened with): those are records, not indicator logic.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+CODES = ("under5_underweight_rate", "under5_stunting_rate", "under5_wasting_rate", "under5_overweight_rate",
+         "marriage_registrations_persons", "high_risk_management_rate", "premarital_exam_persons",
+         "premarital_exam_couples", "premarital_exam_rate", "premarital_disease_rate", "premarital_hiv_test_rate",
+         "prepregnancy_exam_count", "prepregnancy_risk_rate", "cervical_screening_count", "cervical_abnormal_rate",
+         "breast_screening_count", "breast_abnormal_rate", "thalassaemia_screening_count",
+         "followup_completion_rate", "certs_issued", "certs_first", "certs_first_out_of_institution",
+         "certs_reissued", "certs_replaced", "certs_voided", "certs_superseded", "cert_void_rate",
+         "cert_stock_closing", "cert_first_issue_rate")
+COUNTS = ("marriage_registrations_persons", "premarital_exam_persons", "premarital_exam_couples",
+          "prepregnancy_exam_count", "cervical_screening_count", "breast_screening_count",
+          "thalassaemia_screening_count", "certs_issued", "certs_first", "certs_first_out_of_institution",
+          "certs_reissued", "certs_replaced", "certs_voided", "certs_superseded", "cert_stock_closing")
+CERT_CODES = tuple(c for c in CODES if c.startswith("cert"))
+KIND_CODE = {"first": "certs_first", "first_out_of_institution": "certs_first_out_of_institution",
+             "reissue": "certs_reissued", "replacement": "certs_replaced"}
+
+
+def where(first: str, moves: list[tuple[date, str]], on: date) -> str:
+    """The residence on a date: the latest move on or before it, else the first residence."""
+    current = first
+    for since, region in sorted(moves):
+        if since <= on:
+            current = region
+    return current
+
+
+def add_years(d: date, n: int) -> date:
+    try:
+        return d.replace(year=d.year + n)
+    except ValueError:  # 29 February
+        return d.replace(year=d.year + n, day=28)
+
+
+@dataclass
+class Person:
+    person_id: str
+    sex: str
+    birth: date
+    residence: str
+    moves: list[tuple[date, str]] = field(default_factory=list)
+
+    def lives_on(self, on: date) -> str:
+        return where(self.residence, self.moves, on)
+
+
+@dataclass
+class Exam:
+    """One screening result as finally recorded (voided ones are dropped by the test)."""
+
+    type: str            # premarital_exam | prepregnancy_exam | thalassaemia | cervical | breast
+    person: Person
+    on: date
+    partner_id: str = ""
+    affects: bool = False       # premarital: ≥ 1 finding affecting marriage or childbearing
+    hiv_tested: bool = False    # premarital: HIV negative or positive (not "not_done")
+    at_risk: bool = False       # pre-pregnancy
+    abnormal: bool = False      # cervical result abnormal; breast BI-RADS 0, 4, 5, 6
+
+
+@dataclass
+class Marriage:
+    registered_on: date
+    region: str
+    person_ids: tuple[str, str]
+
+
+@dataclass
+class Check:
+    on: date
+    weighed: bool
+    waz: float | None
+    haz: float | None
+    whz: float | None
+
+
+@dataclass
+class Child:
+    person_id: str
+    birth: date
+    home: str                    # the mother's residence on the birth date
+    viable: bool                 # live birth at ≥ 28 weeks (else in no child indicator, decision 39)
+    moves: list[tuple[date, str]] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+
+
+@dataclass
+class Delivered:
+    """A woman delivered (≥ 28 weeks) — for 高危产妇管理率."""
+
+    delivered: date
+    region: str                  # residence on the delivery date
+    high_risk: bool              # highest final risk grade orange, red or purple
+    managed: bool                # a follow-up case of the pregnancy with ≥ 1 action
+    pregnancy_id: str = ""
+
+
+@dataclass
+class Case:
+    """A follow-up case as the screening service keeps it (its due date and region are set when it opens)."""
+
+    due: date
+    region: str
+    status: str
+    closed_on: date | None
+    outcome: str | None
+    closed_reason: str | None
+
+
+@dataclass
+class Cert:
+    region: str                  # the issuing institution's region
+    kind: str
+    issued_on: date | None = None      # sealed
+    voided_on: date | None = None
+    superseded_on: date | None = None
+
+
+@dataclass
+class Birth:
+    """A live birth (≥ 28 weeks) at a delivering institution, for 首次签发率."""
+
+    born: date
+    region: str                  # the delivering institution's region
+    child_id: str
+
+
+@dataclass
+class World:
+    persons: list[Person] = field(default_factory=list)
+    exams: list[Exam] = field(default_factory=list)
+    marriages: list[Marriage] = field(default_factory=list)
+    children: list[Child] = field(default_factory=list)
+    delivered: list[Delivered] = field(default_factory=list)
+    cases: list[Case] = field(default_factory=list)
+    certs: dict[str, tuple[str, Cert]] = field(default_factory=dict)   # serial → (child_id, certificate)
+    births: list[Birth] = field(default_factory=list)
+    #: blank-certificate stock of the institutions, by region: (date, quantity) — allocated +, drawn −, spoiled −
+    stock: list[tuple[str, date, int]] = field(default_factory=list)
+    spoiled: list[tuple[str, date]] = field(default_factory=list)     # blanks voided in stock (region, date)
+
+
+def values(w: World, region: str, start: date, end: date, today: date) -> dict[str, tuple[int, int | None]]:
+    """(numerator, denominator) of each covered indicator for `region` in [start, end]."""
+
+    def inside(d: date | None) -> bool:
+        return d is not None and start <= d <= end
+
+    out: dict[str, list[int]] = {c: [0, 0] for c in CODES}
+
+    def add(code: str, n: bool | int, d: bool | int = 0) -> None:
+        out[code][0] += int(n)
+        out[code][1] += int(d)
+
+    # --- growth: children < 5, by their latest check in the period that weighed them, where they lived then
+    for c in w.children:
+        if not c.viable:
+            continue
+        weighed = [k for k in c.checks if k.weighed and inside(k.on) and k.on < add_years(c.birth, 5)]
+        if not weighed:
+            continue
+        latest = max(weighed, key=lambda k: k.on)
+        if not where(c.home, c.moves, latest.on).startswith(region):
+            continue
+        for code, z, low in (("under5_underweight_rate", latest.waz, True), ("under5_stunting_rate", latest.haz, True),
+                             ("under5_wasting_rate", latest.whz, True), ("under5_overweight_rate", latest.whz, False)):
+            if z is not None:
+                add(code, z < -2 if low else z > 2, 1)
+
+    # --- high-risk women delivered, and those managed
+    for dl in w.delivered:
+        if inside(dl.delivered) and dl.region.startswith(region) and dl.high_risk:
+            add("high_risk_management_rate", dl.managed, 1)
+
+    # --- marriages: both spouses, on the registration date, in the registration's region
+    for m in w.marriages:
+        if inside(m.registered_on) and m.region.startswith(region):
+            add("marriage_registrations_persons", 2)
+            add("premarital_exam_rate", 0, 2)
+
+    # --- persons examined (exam records), where the person lived on the exam date
+    for e in w.exams:
+        if not (inside(e.on) and e.person.lives_on(e.on).startswith(region)):
+            continue
+        if e.type == "premarital_exam":
+            add("premarital_exam_persons", 1)
+            add("premarital_exam_rate", 1)
+            add("premarital_disease_rate", e.affects, 1)
+            add("premarital_hiv_test_rate", e.hiv_tested, 1)
+        elif e.type == "prepregnancy_exam":
+            add("prepregnancy_risk_rate", e.at_risk, 1)
+        elif e.type in ("cervical", "breast"):
+            # women 35–64 on the screening date: 35th birthday to the day before the 65th
+            if add_years(e.person.birth, 35) <= e.on < add_years(e.person.birth, 65):
+                add(f"{e.type}_screening_count", 1)
+                add(f"{e.type}_abnormal_rate", e.abnormal, 1)
+
+    # --- couples (decision 35): each pair once; 婚检 needs both examined and counts at the second exam,
+    # pre-pregnancy and thalassaemia count at the first screen, a screen naming no partner is a couple alone
+    for kind, code in (("premarital_exam", "premarital_exam_couples"), ("prepregnancy_exam", "prepregnancy_exam_count"),
+                       ("thalassaemia", "thalassaemia_screening_count")):
+        exams = [e for e in w.exams if e.type == kind]
+        pairs: dict[frozenset[str], list[Exam]] = {}
+        for e in exams:
+            if e.partner_id:
+                pairs.setdefault(frozenset((e.person.person_id, e.partner_id)), [])
+        for e in exams:
+            if not e.partner_id:
+                if kind != "premarital_exam":   # a couple on its own (its partner was not recorded)
+                    if inside(e.on) and e.person.lives_on(e.on).startswith(region):
+                        add(code, 1)
+                    continue
+                # a 婚检 naming nobody examines the partner of whoever names this person
+                for pair in pairs:
+                    if e.person.person_id in pair:
+                        pairs[pair].append(e)
+            else:
+                pairs[frozenset((e.person.person_id, e.partner_id))].append(e)
+        for pair, pe in pairs.items():
+            examined = {e.person.person_id for e in pe}
+            if kind == "premarital_exam":
+                if examined != set(pair):
+                    continue
+                first_each = [min(e.on for e in pe if e.person.person_id == p) for p in pair]
+                on = max(first_each)
+            else:
+                on = min(e.on for e in pe)
+            who = next(e.person for e in pe)   # couples in these stories live together
+            if inside(on) and who.lives_on(on).startswith(region):
+                add(code, 1)
+
+    # --- follow-up cases: due in the period, where they were opened; completed when closed with an outcome
+    # other than "lost" on or before the due date; closed with a reason (result corrected / voided): never due
+    for k in w.cases:
+        if k.closed_reason or not (inside(k.due) and k.region.startswith(region)):
+            continue
+        done = (k.status == "closed" and k.closed_on is not None and k.closed_on <= k.due and bool(k.outcome)
+                and k.outcome != "lost")
+        add("followup_completion_rate", done, 1)
+
+    # --- certificates, at the issuing institution's region, on the action date
+    for _, c in w.certs.values():
+        if not c.region.startswith(region):
+            continue
+        if c.issued_on and not c.voided_on and inside(c.issued_on):
+            add("certs_issued", 1)
+            add(KIND_CODE[c.kind], 1)
+            add("cert_void_rate", 0, 1)
+        if c.voided_on and inside(c.voided_on):      # 废证: a certificate voided (prepared or issued)
+            add("certs_voided", 1)
+            add("cert_void_rate", 1, 1)
+        if c.superseded_on and inside(c.superseded_on):
+            add("certs_superseded", 1)
+    for r, on in w.spoiled:
+        if r.startswith(region) and inside(on):
+            add("certs_voided", 1)
+            add("cert_void_rate", 1, 1)
+    # 期末库存: every movement up to the period end, for periods that have started by today
+    if start <= today:
+        add("cert_stock_closing", sum(q for r, on, q in w.stock if r.startswith(region) and on <= end))
+    # 首次签发率: live births of the institution with a first certificate issued (first or out of institution)
+    for b in w.births:
+        if inside(b.born) and b.region.startswith(region):
+            first = any(cid == b.child_id and c.kind in ("first", "first_out_of_institution") and c.issued_on
+                        and not c.voided_on for cid, c in w.certs.values())
+            add("cert_first_issue_rate", first, 1)
+
+    return {code: (n, None) if code in COUNTS else (n, d) for code, (n, d) in out.items()}
