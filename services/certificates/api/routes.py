@@ -131,20 +131,18 @@ async def get_custodians(institution_code: str, request: Request,
 @router.post("/certificates", summary="Prepare a certificate: draws the institution's next serial (prepared)",
              status_code=201)
 async def post_certificate(body: CertificateIn, request: Request,
-                           p: Principal = Depends(require("certificates:issue"))) -> ORJSONResponse:
+                           p: Principal = Depends(require("certificates:issue"))) -> dict[str, Any]:
     async with _db(request).begin() as conn:
-        out = await service.prepare(conn, Actor(p), body.kind, body.child_id, body.child_name, body.prepared_by,
-                                    body.institution_code, body.previous_serial, body.evidence_ref)
-    # the hot path of issuing answers its dict directly (no response-model pass over it)
-    return ORJSONResponse(_masked(out, p), status_code=201)
+        return _masked(await service.prepare(conn, Actor(p), body.kind, body.child_id, body.child_name,
+                                             body.prepared_by, body.institution_code, body.previous_serial,
+                                             body.evidence_ref), p)
 
 
 @router.post("/certificates/{serial}/seal", summary="Seal a prepared certificate (签发) by the seal custodian")
 async def seal(serial: str, body: SealIn, request: Request,
-               p: Principal = Depends(require("certificates:issue"))) -> ORJSONResponse:
+               p: Principal = Depends(require("certificates:issue"))) -> dict[str, Any]:
     async with _db(request).begin() as conn:
-        out = await service.seal(conn, Actor(p), serial, body.sealed_by)
-    return ORJSONResponse(_masked(out, p))
+        return _masked(await service.seal(conn, Actor(p), serial, body.sealed_by), p)
 
 
 @router.post("/certificates/{serial}/void", summary="Void a certificate (废证); kept and reported, never reused")
