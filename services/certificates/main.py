@@ -1,18 +1,31 @@
 """The certificates service: blank stock, custodians, issuance (出生医学证明), verification, register."""
-import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from kit.app import create_app
 
 from certificates.api.routes import router
+from certificates.store import sql
 
 
 async def startup(app: FastAPI) -> None:
-    # at most pool_size units of work at once: more clerks wait here for their turn instead of timing out
-    # on the connection pool (5 s) or opening overflow connections on a shared server
-    app.state.gate = asyncio.Semaphore(app.state.settings.pool_size)
+    # the units of work run on a plain asyncpg pool (no ORM layer on the hot path of issuing); at most
+    # pool_size at once: more clerks queue for a connection instead of opening more on a shared server
+    app.state.pg = await sql.pool(app.state.settings)
 
 
 app = create_app("certificates", [router], on_startup=startup, title="MCH certificates",
                  description="Birth-certificate stock ledger (证件库存), custodians (专人管理, 证章分离), "
                  "issue / reissue / replacement / void, verification for public security, issuance register.")
+_lifespan = app.router.lifespan_context
+
+
+@asynccontextmanager
+async def _closing(a: FastAPI) -> AsyncIterator[None]:
+    async with _lifespan(a):
+        yield
+        await a.state.pg.close()
+
+
+app.router.lifespan_context = _closing

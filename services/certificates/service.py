@@ -12,15 +12,14 @@ from typing import Any
 
 import asyncpg
 import orjson
-from kit import outbox
 from kit.auth import Principal
 from kit.errors import Problem, conflict, invalid, not_found
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from certificates.domain import rules
 from certificates.domain.rules import Custodian
 from certificates.events import publish
 from certificates.store import sql
+from certificates.store.sql import Conn
 
 CHINA = timezone(timedelta(hours=8))
 
@@ -70,12 +69,11 @@ def _unique_violation(e: asyncpg.UniqueViolationError) -> Problem:
 
 
 # ------------------------------------------------------------------ stock
-async def receive_batch(conn: AsyncConnection, actor: Actor, batch_no: str, serial_from: str, serial_to: str,
+async def receive_batch(db: Conn, actor: Actor, batch_no: str, serial_from: str, serial_to: str,
                         received_on: date, by: str | None) -> tuple[int, dict[str, Any]]:
     """申领入库: a numbered batch of blanks enters the bureau's central stock."""
     r = rules.parse_range(serial_from, serial_to)
     rules.check_not_future(received_on, today(), "received_on")
-    db = await sql.c(conn)
     who = by or actor.client_name
     old = await sql.get_batch(db, batch_no)
     out = {"batch_no": batch_no, "serial_from": r.serial_from, "serial_to": r.serial_to, "quantity": r.quantity,
@@ -93,18 +91,17 @@ async def receive_batch(conn: AsyncConnection, actor: Actor, batch_no: str, seri
     mid = uuid.uuid4()
     await sql.add_movements(db, [(mid, None, "", "received", None, received_on, r.quantity, r.serial_from,
                                   r.serial_to)])
-    await outbox.append(conn, [publish.stock_moved(mid, None, "", "received", received_on, r.quantity,
-                                                   r.serial_from, r.serial_to)])
-    await sql.audit(db, who, actor.client_id, "stock.receive", f"batch:{batch_no}", _details(**out))
+    await sql.audit(db, who, actor.client_id, "stock.receive", f"batch:{batch_no}", _details(**out),
+                    publish.outbox_rows([publish.stock_moved(mid, None, "", "received", received_on, r.quantity,
+                                                             r.serial_from, r.serial_to)]))
     return 201, out
 
 
-async def allocate(conn: AsyncConnection, actor: Actor, institution: str, serial_from: str, serial_to: str,
+async def allocate(db: Conn, actor: Actor, institution: str, serial_from: str, serial_to: str,
                    allocated_on: date, by: str | None) -> dict[str, Any]:
     """A range of the bureau's blanks goes to an issuing institution."""
     r = rules.parse_range(serial_from, serial_to)
     rules.check_not_future(allocated_on, today(), "allocated_on")
-    db = await sql.c(conn)
     region = await sql.institution_region(db, institution)
     if region is None:
         raise invalid("institution_code", f"unknown institution {institution}: it is registered in the registry "
@@ -120,20 +117,20 @@ async def allocate(conn: AsyncConnection, actor: Actor, institution: str, serial
     await sql.add_movements(db, [
         (out_id, None, "", "allocated", None, allocated_on, -r.quantity, r.serial_from, r.serial_to),
         (in_id, institution, region, "allocated", None, allocated_on, r.quantity, r.serial_from, r.serial_to)])
-    await outbox.append(conn, [
+    events = [
         publish.stock_moved(out_id, None, "", "allocated", allocated_on, -r.quantity, r.serial_from, r.serial_to),
         publish.stock_moved(in_id, institution, region, "allocated", allocated_on, r.quantity, r.serial_from,
-                            r.serial_to)])
+                            r.serial_to)]
     out = {"allocation_id": str(aid), "institution_code": institution, "serial_from": r.serial_from,
            "serial_to": r.serial_to, "quantity": r.quantity, "allocated_on": allocated_on.isoformat()}
-    await sql.audit(db, who, actor.client_id, "stock.allocate", f"allocation:{aid}", _details(**out))
+    await sql.audit(db, who, actor.client_id, "stock.allocate", f"allocation:{aid}", _details(**out),
+                    publish.outbox_rows(events))
     return out
 
 
-async def void_blank(conn: AsyncConnection, actor: Actor, serial: str, reason: str, by: str) -> dict[str, Any]:
+async def void_blank(db: Conn, actor: Actor, serial: str, reason: str, by: str) -> dict[str, Any]:
     """废证: a spoiled blank (in the bureau's or an institution's stock) is voided, kept and never reused."""
     rules.check_serial(serial)
-    db = await sql.c(conn)
     row = await sql.serial_row(db, serial, for_update=True)
     rules.check_void_blank(serial, row["state"] if row else None)
     on = today()
@@ -148,16 +145,15 @@ async def void_blank(conn: AsyncConnection, actor: Actor, serial: str, reason: s
     mid = uuid.uuid4()
     region = new["institution_region"] or ""
     await sql.add_movements(db, [(mid, inst, region, "voided", None, on, -1, serial, serial)])
-    await outbox.append(conn, [publish.stock_moved(mid, inst, region, "voided", on, -1, serial, serial)])
-    await sql.audit(db, by, actor.client_id, "stock.void", f"serial:{serial}", _details(reason=reason))
+    await sql.audit(db, by, actor.client_id, "stock.void", f"serial:{serial}", _details(reason=reason),
+                    publish.outbox_rows([publish.stock_moved(mid, inst, region, "voided", on, -1, serial, serial)]))
     return view(new)
 
 
 # ------------------------------------------------------------------ custodians
-async def assign_custodian(conn: AsyncConnection, actor: Actor, cu: Custodian) -> tuple[int, dict[str, Any]]:
+async def assign_custodian(db: Conn, actor: Actor, cu: Custodian) -> tuple[int, dict[str, Any]]:
     if cu.role not in rules.ROLES:
         raise invalid("role", f"role is certificate or seal, not {cu.role!r}")
-    db = await sql.c(conn)
     region = await sql.institution_region(db, cu.institution_code)
     if region is None:
         raise invalid("institution_code", f"unknown institution {cu.institution_code}")
@@ -175,11 +171,10 @@ async def assign_custodian(conn: AsyncConnection, actor: Actor, cu: Custodian) -
 
 
 # ------------------------------------------------------------------ certificates
-async def prepare(conn: AsyncConnection, actor: Actor, kind: str, child_id: str, child_name: str,
+async def prepare(db: Conn, actor: Actor, kind: str, child_id: str, child_name: str,
                   prepared_by: str, institution: str | None, previous_serial: str | None,
                   evidence_ref: str | None) -> dict[str, Any]:
     """Step one of an issue: the certificate custodian draws the institution's next blank (state prepared)."""
-    db = await sql.c(conn)
     if previous_serial is not None:
         rules.check_serial(previous_serial, "previous_serial")
     facts = await sql.prepare_facts(db, prepared_by, child_id, previous_serial)
@@ -208,20 +203,19 @@ async def prepare(conn: AsyncConnection, actor: Actor, kind: str, child_id: str,
         raise conflict(f"no blank certificates left in the stock of {institution}: ask the bureau for an "
                        "allocation", "institution_code")
     region = row["institution_region"] or ""
-    await outbox.append(conn, [publish.certificate_changed(row),
-                               publish.stock_moved(mid, institution, region, "issued", row["prepared_on"], -1,
-                                                   row["serial"], row["serial"])])
     await sql.audit(db, prepared_by, actor.client_id, "certificate.prepare", f"serial:{row['serial']}",
                     _details(kind=kind, child_id=child_id, previous_serial=previous_serial,
-                             evidence_ref=evidence_ref))
+                             evidence_ref=evidence_ref),
+                    publish.outbox_rows([publish.certificate_changed(row),
+                                         publish.stock_moved(mid, institution, region, "issued", row["prepared_on"],
+                                                             -1, row["serial"], row["serial"])]))
     return view(row)
 
 
-async def seal(conn: AsyncConnection, actor: Actor, serial: str, sealed_by: str) -> dict[str, Any]:
+async def seal(db: Conn, actor: Actor, serial: str, sealed_by: str) -> dict[str, Any]:
     """Step two: the seal custodian, another person, seals it (签发); a reissue or replacement then
     invalidates the certificate it supersedes."""
     rules.check_serial(serial)
-    db = await sql.c(conn)
     row = await sql.certificate_for_seal(db, serial)
     if row is None or row["child_id"] is None:
         raise not_found("certificate", serial)
@@ -239,21 +233,24 @@ async def seal(conn: AsyncConnection, actor: Actor, serial: str, sealed_by: str)
             elif prev["state"] != "superseded":  # superseded already: by a successor since voided
                 raise conflict(f"certificate {prev['serial']} is {prev['state']}; it cannot be superseded",
                                "previous_serial")
-        new = await sql.seal(db, serial, sealed_by, on)
+        # the certificate is locked: its sealed state is known before the update, so the update, its event and
+        # the audit row go in one statement; the event is checked against the row the database returns
+        changed = publish.certificate_changed(sql.sealed(row, sealed_by, on))
+        events.append(changed)
+        new = await sql.seal(db, serial, sealed_by, on, publish.outbox_rows(events),
+                             (sealed_by, actor.client_id, "certificate.seal", f"serial:{serial}",
+                              _details(supersedes=row["previous_serial"])))
     except asyncpg.UniqueViolationError as e:
         raise _unique_violation(e) from e
-    events.append(publish.certificate_changed(new))
-    await outbox.append(conn, events)
-    await sql.audit(db, sealed_by, actor.client_id, "certificate.seal", f"serial:{serial}",
-                    _details(supersedes=row["previous_serial"]))
+    if publish.certificate_changed(new) != changed:
+        raise RuntimeError(f"sealing {serial}: the stored row differs from its event; nothing was committed")
     return view(new)
 
 
-async def void_certificate(conn: AsyncConnection, actor: Actor, serial: str, reason: str, by: str) -> dict[str, Any]:
+async def void_certificate(db: Conn, actor: Actor, serial: str, reason: str, by: str) -> dict[str, Any]:
     """废证: a prepared (spoiled in printing) or issued (wrongly issued) certificate is voided; its blank moves
     from issued to voided in the stock (issued +1, voided −1 on the void date)."""
     rules.check_serial(serial)
-    db = await sql.c(conn)
     row = await sql.serial_row(db, serial, for_update=True)
     if row is None or row["child_id"] is None:
         raise not_found("certificate", serial)
@@ -269,17 +266,16 @@ async def void_certificate(conn: AsyncConnection, actor: Actor, serial: str, rea
     a, b = uuid.uuid4(), uuid.uuid4()
     await sql.add_movements(db, [(a, inst, region, "issued", new["kind"], on, 1, serial, serial),
                                  (b, inst, region, "voided", None, on, -1, serial, serial)])
-    await outbox.append(conn, [publish.certificate_changed(new),
-                               publish.stock_moved(a, inst, region, "issued", on, 1, serial, serial),
-                               publish.stock_moved(b, inst, region, "voided", on, -1, serial, serial)])
-    await sql.audit(db, by, actor.client_id, "certificate.void", f"serial:{serial}", _details(reason=reason))
+    await sql.audit(db, by, actor.client_id, "certificate.void", f"serial:{serial}", _details(reason=reason),
+                    publish.outbox_rows([publish.certificate_changed(new),
+                                         publish.stock_moved(a, inst, region, "issued", on, 1, serial, serial),
+                                         publish.stock_moved(b, inst, region, "voided", on, -1, serial, serial)]))
     return view(new)
 
 
-async def verify(conn: AsyncConnection, actor: Actor, serial: str, child_name: str,
+async def verify(db: Conn, actor: Actor, serial: str, child_name: str,
                  birth_date: date) -> dict[str, Any]:
     """For public security (落户): is `serial` a valid certificate of this child? `{valid, status}` only."""
-    db = await sql.c(conn)
     row = await sql.verify_row(db, serial) if rules.SERIAL_RE.match(serial) else None
     valid, status = rules.verify(row["state"] if row else None, row["child_name"] if row else None,
                                  row["birth_date"] if row else None, child_name, birth_date)
@@ -303,11 +299,10 @@ def view(row: Any) -> dict[str, Any]:
     return out
 
 
-async def stock_report(conn: AsyncConnection, start: date, end: date, institution: str | None,
+async def stock_report(db: Conn, start: date, end: date, institution: str | None,
                        region: str | None) -> dict[str, Any]:
     if end < start:
         raise invalid("to", f"{end} is before from {start}")
-    db = await sql.c(conn)
 
     async def one(code: str | None, reg: str) -> dict[str, Any]:
         f = rules.figures(await sql.movements(db, code, start, end))

@@ -1,18 +1,17 @@
 """Certificates endpoints: parse, authorise, call one use case."""
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date
 from typing import Any, Literal
 
+import asyncpg
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import ORJSONResponse
 from kit.auth import Principal, require
 from kit.errors import invalid, not_found
 from kit.logs import request_id
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from certificates import service
 from certificates.api import register as reg
@@ -20,30 +19,31 @@ from certificates.api.schemas import AllocationIn, BatchIn, CertificateIn, Custo
 from certificates.domain.rules import Custodian
 from certificates.service import Actor
 from certificates.store import sql
+from certificates.store.sql import Conn
 
 router = APIRouter(prefix="/v1", tags=["certificates"])
 
 
-class _Gated:
-    """The service database behind the app's gate (see main.startup): `begin()` / `connect()` as kit.db."""
+class _Units:
+    """Units of work on the service's asyncpg pool (see main.startup): `begin()` is one transaction, `connect()`
+    reads without one. Clerks beyond the pool's size queue for a connection in arrival order."""
 
     def __init__(self, request: Request) -> None:
-        self.db = request.app.state.db
-        self.gate: asyncio.Semaphore = request.app.state.gate
+        self.pool: asyncpg.Pool = request.app.state.pg
 
     @asynccontextmanager
-    async def begin(self) -> AsyncIterator[AsyncConnection]:
-        async with self.gate, self.db.begin() as conn:
-            yield conn
+    async def begin(self) -> AsyncIterator[Conn]:
+        async with self.pool.acquire() as db, db.transaction():
+            yield db
 
     @asynccontextmanager
-    async def connect(self) -> AsyncIterator[AsyncConnection]:
-        async with self.gate, self.db.connect() as conn:
-            yield conn
+    async def connect(self) -> AsyncIterator[Conn]:
+        async with self.pool.acquire() as db:
+            yield db
 
 
-def _db(request: Request) -> _Gated:
-    return _Gated(request)
+def _db(request: Request) -> _Units:
+    return _Units(request)
 
 
 # ------------------------------------------------------------------ stock (证件库存)
@@ -76,8 +76,7 @@ async def void_blank(serial: str, body: VoidIn, request: Request,
 @router.get("/stock/serials/{serial}", summary="One serial: its state and its whole history")
 async def get_serial(serial: str, request: Request,
                      p: Principal = Depends(require("certificates:read"))) -> dict[str, Any]:
-    async with _db(request).begin() as conn:
-        db = await sql.c(conn)
+    async with _db(request).begin() as db:
         row = await sql.serial_row(db, serial)
         if row is None:
             raise not_found("serial", serial)
@@ -101,7 +100,7 @@ async def stock_report(request: Request, start: date = Query(alias="from"), end:
         raise invalid("institution_code", "name either institution_code or region")
     async with _db(request).connect() as conn:
         if institution_code is not None:
-            p.require_region(await sql.stock_institution_region(await sql.c(conn), institution_code) or "",
+            p.require_region(await sql.stock_institution_region(conn, institution_code) or "",
                              "institution_code")
         else:
             p.require_region(region or "", "region")
@@ -122,8 +121,7 @@ async def post_custodian(body: CustodianIn, request: Request,
 @router.get("/custodians", summary="An institution's custodians, current and past")
 async def get_custodians(institution_code: str, request: Request,
                          p: Principal = Depends(require("certificates:read"))) -> dict[str, Any]:
-    async with _db(request).connect() as conn:
-        db = await sql.c(conn)
+    async with _db(request).connect() as db:
         p.require_region(await sql.institution_region(db, institution_code) or "", "institution_code")
         rows = await sql.custodian_history(db, institution_code)
     return {"institution_code": institution_code, "custodians": [dict(r) for r in rows]}
@@ -169,8 +167,7 @@ async def get_register(request: Request, institution_code: str, start: date = Qu
     if end < start:
         raise invalid("to", f"{end} is before from {start}")
     unmask = p.has("pii:read")
-    async with _db(request).begin() as conn:
-        db = await sql.c(conn)
+    async with _db(request).begin() as db:
         p.require_region(await sql.stock_institution_region(db, institution_code) or "", "institution_code")
         records = await sql.register(db, institution_code, start, end)
         await sql.pii_read(db, p.client_id, request_id.get(), "register", f"{institution_code}:{start}:{end}",
@@ -192,8 +189,7 @@ async def get_register(request: Request, institution_code: str, start: date = Qu
 @router.get("/certificates/{serial}", summary="One certificate (the child's name masked unless pii:read)")
 async def get_certificate(serial: str, request: Request,
                           p: Principal = Depends(require("certificates:read"))) -> dict[str, Any]:
-    async with _db(request).begin() as conn:
-        db = await sql.c(conn)
+    async with _db(request).begin() as db:
         row = await sql.serial_row(db, serial)
         if row is None or row["child_id"] is None:
             raise not_found("certificate", serial)
@@ -206,8 +202,7 @@ async def get_certificate(serial: str, request: Request,
 @router.get("/children/{child_id}", summary="What the service knows of a child: birth and certificates")
 async def get_child(child_id: str, request: Request,
                     p: Principal = Depends(require("certificates:read"))) -> dict[str, Any]:
-    async with _db(request).connect() as conn:
-        db = await sql.c(conn)
+    async with _db(request).connect() as db:
         child = await sql.child_facts(db, child_id)
         if child.birth_date is None and child.born_at is None:
             raise not_found("child", child_id)

@@ -8,15 +8,30 @@ from typing import Any
 
 import asyncpg
 from kit.db import from_json, raw
+from kit.settings import Settings
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from certificates.domain.rules import CertificateFacts, ChildFacts, Custodian, SerialRange
 
-Conn = asyncpg.Connection
+#: a connection of a unit of work: from the API's pool, or under a SQLAlchemy connection (the consumer)
+Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 
 
 async def c(conn: AsyncConnection) -> Conn:
     return await raw(conn)
+
+
+async def _no_reset(_: Conn) -> None:
+    """Units of work keep no session state (no SET, LISTEN or session advisory lock), and a transaction left
+    open is rolled back by the pool anyway: skip the reset query's round trip on every release."""
+
+
+async def pool(settings: Settings) -> asyncpg.Pool:
+    """The API's connection pool: at most `pool_size` connections, opened when first needed (the service starts
+    while the database is down, and answers 503 until it is back)."""
+    dsn = settings.dsn(settings.database(), settings.role()).replace("postgresql+asyncpg://", "postgresql://", 1)
+    return await asyncpg.create_pool(dsn, min_size=0, max_size=settings.pool_size, reset=_no_reset, timeout=3,
+                                     command_timeout=60)
 
 
 def _uuid(v: str) -> uuid.UUID | None:
@@ -281,9 +296,21 @@ async def certificate_for_seal(db: Conn, serial: str) -> Any:
         "for update of s", serial)
 
 
-async def seal(db: Conn, serial: str, sealed_by: str, on: date) -> Any:
-    return await db.fetchrow("update serial set state = 'issued', sealed_by = $2, issued_on = $3, changed_by = $2 "
-                             "where serial = $1 returning *", serial, sealed_by, on)
+def sealed(row: Any, sealed_by: str, on: date) -> dict[str, Any]:
+    """The locked prepared `row` as `seal` will leave it (the trigger `serial_guard` adds one to the version)."""
+    return {**dict(row), "state": "issued", "sealed_by": sealed_by, "issued_on": on, "changed_by": sealed_by,
+            "version": row["version"] + 1}
+
+
+async def seal(db: Conn, serial: str, sealed_by: str, on: date, outbox: list[OutboxRow],
+               audit: tuple[str, str, str, str, str]) -> Any:
+    """Seal, write its events and append the audit row: one statement (one round trip)."""
+    return await db.fetchrow(
+        "with s as (update serial set state = 'issued', sealed_by = $2, issued_on = $3, changed_by = $2 "
+        "  where serial = $1 returning *), "
+        f"o as ({_outbox_sql(4)} where exists (select from s)), "
+        f"a as ({_audit_sql(9)} where exists (select from s)) "
+        "select * from s", serial, sealed_by, on, *_outbox_args(outbox), *audit)
 
 
 async def supersede(db: Conn, serial: str, by_serial: str, on: date, actor: str) -> Any:
@@ -308,12 +335,35 @@ async def verify_row(db: Conn, serial: str) -> Any:
                              "left join child c on c.child_id = s.child_id where s.serial = $1", serial)
 
 
-# ------------------------------------------------------------------ audit
-async def audit(db: Conn, actor: str, client_id: str, action: str, subject: str, details: str) -> None:
-    """Append to the hash chain (the insert trigger numbers and chains the row). Call it last in a unit of
-    work: it holds the chain's head until commit."""
-    await db.execute("insert into audit_log (actor, client_id, action, subject, details) values ($1, $2, $3, $4, $5)",
-                     actor, client_id, action, subject, details)
+# ------------------------------------------------------------------ events and audit
+#: an outbox row of kit.outbox (event id, topic, key, event type, envelope)
+OutboxRow = tuple[uuid.UUID, str, str, str, bytes]
+
+
+def _outbox_sql(i: int) -> str:
+    """Insert the outbox rows given as 5 arrays (parameters $i..$i+4), in their order."""
+    return ("insert into outbox (event_id, topic, key, event_type, envelope) select * from "
+            f"unnest(${i}::uuid[], ${i + 1}::text[], ${i + 2}::text[], ${i + 3}::text[], ${i + 4}::bytea[])")
+
+
+def _audit_sql(i: int) -> str:
+    """Append an audit row (parameters $i..$i+4: actor, client id, action, subject, details)."""
+    return (f"insert into audit_log (actor, client_id, action, subject, details) "
+            f"select ${i}, ${i + 1}, ${i + 2}, ${i + 3}, ${i + 4}")
+
+
+def _outbox_args(rows: list[OutboxRow]) -> tuple[list[Any], ...]:
+    return tuple(list(col) for col in zip(*rows, strict=True)) if rows else ([], [], [], [], [])
+
+
+async def audit(db: Conn, actor: str, client_id: str, action: str, subject: str, details: str,
+                outbox: list[OutboxRow] | None = None) -> None:
+    """Write the unit of work's events to the outbox and append to the audit hash chain (the insert trigger
+    numbers and chains the row), in one statement. Call it last in a unit of work: it holds the chain's head
+    until commit."""
+    await db.execute(
+        f"with o as ({_outbox_sql(1)}) {_audit_sql(6)}", *_outbox_args(outbox or []), actor, client_id, action,
+        subject, details)
 
 
 async def pii_read(db: Conn, client_id: str, request_id: str, kind: str, subject: str, fields: list[str],
