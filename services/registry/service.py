@@ -247,6 +247,10 @@ class Changes:
         self.events.append(_encounter_event(state, out.row))
 
     async def write(self, conn: AsyncConnection) -> None:
+        if not self.corrected and await sql.write_encounters(conn, self.children, self.rows, self.delivered,
+                                                             self.deaths, outbox.columns(self.events)):
+            return
+        # a delivery correction (children's birth date or sex), or the same encounter twice in the batch: in steps
         await sql.insert_children(conn, self.children)
         await sql.correct_children(conn, self.corrected)
         await sql.save_encounters(conn, self.rows)

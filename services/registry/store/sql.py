@@ -5,6 +5,7 @@ import uuid
 from datetime import date
 from typing import Any
 
+from kit import outbox
 from kit.db import from_json, raw, to_json
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -252,6 +253,52 @@ async def _save_encounters_unnest(c: Any, rows: list[tuple[dict[str, Any], str |
         "insert into encounter_history (source, encounter_id, version, body, voided, reason) "
         "select s, i, v, b::jsonb, vd, r from unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::bool[], "
         "$6::text[]) as x(s, i, v, b, vd, r)", cols[0], cols[1], cols[2], cols[9], cols[11], reasons)
+
+
+def _write_all_sql() -> str:
+    enc = ("select s, i, v, t, sub, preg, per, occ, inst, b::jsonb, h, vd, vr from unnest($9::text[], $10::text[], "
+           "$11::int[], $12::text[], $13::text[], $14::text[], $15::uuid[], $16::date[], $17::text[], $18::text[], "
+           "$19::text[], $20::bool[], $21::text[]) as x(s, i, v, t, sub, preg, per, occ, inst, b, h, vd, vr)")
+    return (
+        "with ch as (insert into person (person_id, id_number, name, sex, birth_date, mother_id, born_in_pregnancy_id) "
+        "select p, null, '', s, b, m, bi from unnest($1::uuid[], $2::text[], $3::date[], $4::uuid[], $5::text[]) "
+        "as x(p, s, b, m, bi)), "
+        "rs as (insert into person_residence (person_id, since, region_code) "
+        "select p, s, r from unnest($6::uuid[], $7::date[], $8::text[]) as x(p, s, r)), "
+        "en as (insert into encounter (source, encounter_id, version, type, subject_id, pregnancy_id, person_id, "
+        f"occurred_on, institution_code, body, content_hash, voided, void_reason) {enc} {_UPSERT_SET}), "
+        "hi as (insert into encounter_history (source, encounter_id, version, body, voided, reason) "
+        "select s, i, v, b::jsonb, vd, r from unnest($9::text[], $10::text[], $11::int[], $18::text[], $20::bool[], "
+        "$22::text[]) as x(s, i, v, b, vd, r)), "
+        "dl as (update pregnancy set delivered_on = x.d from unnest($23::text[], $24::date[]) as x(p, d) "
+        "where pregnancy.pregnancy_id = x.p), "
+        "dt as (update person set died_on = x.d, death_key = x.k from unnest($25::uuid[], $26::date[], $27::text[]) "
+        "as x(p, d, k) where person.person_id = x.p), "
+        f"ob as ({outbox.insert_sql(28)}) "
+        "select 1")
+
+
+async def write_encounters(conn: AsyncConnection, children: list[Any], rows: list[tuple[dict[str, Any], str | None]],
+                           delivered: dict[str, date | None], deaths: dict[str, tuple[date | None, str | None]],
+                           events: outbox.OutboxColumns) -> bool:
+    """A unit of work's whole write in one statement (one round trip): new children and their birth residence,
+    the encounters (current version + history), deliveries and deaths set, the outbox rows. Each encounter key
+    must appear once (otherwise False: nothing written, write it step by step)."""
+    if len({(r["source"], r["encounter_id"]) for r, _ in rows}) != len(rows):
+        return False
+    c = await raw(conn)
+    kids = [(uuid.UUID(p.person_id), p.sex, p.birth_date, uuid.UUID(p.mother_id) if p.mother_id else None, p.born_in,
+             uuid.UUID(p.person_id), p.residence[0][0], p.residence[0][1]) for p in children]
+    kid_cols: list[Any] = list(zip(*kids, strict=True)) if kids else [[]] * 8
+    enc_cols: list[Any] = list(zip(*[_encounter_args(r) for r, _ in rows], strict=True)) if rows else [[]] * 13
+    await c.execute(_WRITE_ALL, *kid_cols, *enc_cols, [why for _, why in rows],
+                    list(delivered), list(delivered.values()),
+                    [uuid.UUID(k) for k in deaths], [d for d, _ in deaths.values()], [k for _, k in deaths.values()],
+                    *events)
+    return True
+
+
+_WRITE_ALL = _write_all_sql()
 
 
 async def set_delivered_many(conn: AsyncConnection, changes: dict[str, date | None]) -> None:
