@@ -273,21 +273,14 @@ def _encounter_event(state: encounters.State, row: dict[str, Any]) -> NewEvent:
 
 async def load_state(conn: AsyncConnection, items: list[Parsed],
                      extra_keys: list[tuple[str, str]] | None = None) -> encounters.State:
-    """Everything the rules need for these items, in a handful of set-based queries (rows to change locked)."""
+    """Everything the rules need for these items, in one query (rows to change locked; a death adds one)."""
     st = encounters.State()
     keys = sorted({p.key for p in items} | set(extra_keys or []))
-    st.encounters = await sql.encounters_by_key(conn, keys)
-    codes = {p.req["institution_code"] for p in items} | {e["institution_code"] for e in st.encounters.values()}
-    st.institutions = await sql.institutions_by_code(conn, sorted(codes))
-    preg_ids = {p.req["subject_id"] for p in items if p.req["type"] in PREGNANCY_ENCOUNTERS}
-    preg_ids |= {e["pregnancy_id"] for e in st.encounters.values() if e.get("pregnancy_id")}
-    st.pregnancies = await sql.pregnancies_by_id(conn, sorted(preg_ids))
-    person_ids = {p.req["subject_id"] for p in items if p.req["type"] not in PREGNANCY_ENCOUNTERS}
-    person_ids |= {str(e["person_id"]) for e in st.encounters.values() if e.get("person_id")}
-    person_ids |= {p.mother_id for p in st.pregnancies.values()}
-    person_ids |= {b["child_id"] for e in st.encounters.values() if e["type"] == "delivery"
-                   for b in e["body"].get("babies", []) if b.get("child_id")}
-    st.persons = await sql.persons_by_id(conn, sorted(person_ids))
+    codes = sorted({p.req["institution_code"] for p in items})
+    preg_ids = sorted({p.req["subject_id"] for p in items if p.req["type"] in PREGNANCY_ENCOUNTERS})
+    person_ids = sorted({p.req["subject_id"] for p in items if p.req["type"] not in PREGNANCY_ENCOUNTERS})
+    st.encounters, st.institutions, st.pregnancies, st.persons = await sql.load_encounter_state(
+        conn, keys, codes, preg_ids, person_ids)
     dying = sorted({p.req["subject_id"] for p in items if p.req["type"] == "death"} & set(st.persons))
     if dying:
         for pid, preg in (await sql.pregnancies_of_mothers(conn, dying)).items():

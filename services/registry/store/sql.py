@@ -175,6 +175,49 @@ async def encounters_by_key(conn: AsyncConnection, keys: list[tuple[str, str]]) 
     return {(r["source"], r["encounter_id"]): _encounter(r) for r in rows}
 
 
+_LOAD_STATE = (
+    "with enc as (select e from encounter e join unnest($1::text[], $2::text[]) k(s, i) "
+    "on e.source = k.s and e.encounter_id = k.i order by e.source, e.encounter_id for update of e), "
+    "preg as (select p from pregnancy p where p.pregnancy_id = any($3::text[] || array(select (e).pregnancy_id "
+    "from enc where (e).pregnancy_id is not null)) order by p.pregnancy_id for update of p), "
+    "pid as (select unnest($4::uuid[]) as id union select (e).person_id from enc where (e).person_id is not null "
+    "union select (p).mother_id from preg union select (b->>'child_id')::uuid from enc, "
+    "jsonb_array_elements(case when (e).type = 'delivery' then coalesce((e).body->'babies', '[]') else '[]' end) b "
+    "where b->>'child_id' ~ '^[0-9a-fA-F-]{36}$') "
+    "select array(select e from enc) as encs, array(select p from preg) as pregs, "
+    "array(select i from institution i where i.code = any($5::text[] || array(select (e).institution_code "
+    "from enc))) as insts, "
+    "array(select p from person p where p.person_id in (select id from pid)) as persons, "
+    "array(select row(r.person_id, r.since, r.region_code) from person_residence r "
+    "where r.person_id in (select id from pid) order by r.person_id, r.since) as residences")
+
+
+async def load_encounter_state(conn: AsyncConnection, keys: list[tuple[str, str]], codes: list[str],
+                               pregnancy_ids: list[str], person_ids: list[str]) -> tuple[
+        dict[tuple[str, str], Any], dict[str, Institution], dict[str, Pregnancy], dict[str, Any]]:
+    """What the encounter rules need, in one round trip: the stored encounters of `keys`, and the institutions,
+    pregnancies and persons the items name or the stored encounters refer to (pregnancies' mothers and stored
+    deliveries' children included). Encounters and pregnancies are locked, in key order."""
+    from registry.domain.encounters import Person
+
+    c = await raw(conn)
+    r = await c.fetchrow(_LOAD_STATE, [k[0] for k in keys], [k[1] for k in keys], pregnancy_ids, _uuids(person_ids),
+                         codes)
+    assert r is not None
+    encs = {(e["source"], e["encounter_id"]): _encounter(e) for e in r["encs"]}
+    insts = {i["code"]: Institution(i["code"], i["name"], i["region_code"], i["kind"], i["midwifery_licensed"])
+             for i in r["insts"]}
+    pregs = {p["pregnancy_id"]: _pregnancy(p) for p in r["pregs"]}
+    spans: dict[Any, list[tuple[date | None, str]]] = {}
+    for pid, since, code in r["residences"]:  # oldest first
+        spans.setdefault(pid, []).append((since, code))
+    persons = {str(p["person_id"]): Person(
+        str(p["person_id"]), p["sex"], p["birth_date"], spans.get(p["person_id"], []),
+        str(p["mother_id"]) if p["mother_id"] else None, p["born_in_pregnancy_id"], p["died_on"], p["death_key"],
+        p["version"]) for p in r["persons"]}
+    return encs, insts, pregs, persons
+
+
 async def insert_children(conn: AsyncConnection, children: list[Any]) -> None:
     """Children created by deliveries (no name or ID number yet: 新生儿)."""
     if not children:
