@@ -56,11 +56,14 @@ class Database:
 
     def __init__(self, dsn: str, pool_size: int = 5) -> None:
         #: stale connections a checkout may meet after a database restart (each is replaced) before a fresh one
-        self._checkout_attempts = 2 * pool_size + 2
+        self._checkout_attempts = 2 * pool_size + 1
         self.engine: AsyncEngine = create_async_engine(
             dsn,
-            pool_size=pool_size,
-            max_overflow=pool_size,
+            # as many connections as before at most (pool_size + as many again in overflow), but kept once opened:
+            # overflow connections were closed on return and reopened under load (connect, TLS attempt, type
+            # introspection each time)
+            pool_size=2 * pool_size,
+            max_overflow=0,
             # no pre-ping: it costs three round trips (BEGIN, ping, ROLLBACK) per checkout; the BEGIN that
             # `begin()`/`connect()` send anyway is the liveness check (a stale connection is replaced there)
             pool_pre_ping=False,
@@ -114,6 +117,20 @@ class Database:
         conn = await self._checkout()
         try:
             yield conn
+        finally:
+            await conn.close()
+
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
+        """A pooled connection outside any transaction: each statement commits on its own (a unit of work that is
+        one statement). A connection found dead is discarded (no BEGIN checked it: the caller may try again)."""
+        conn = await self.engine.connect()
+        try:
+            yield conn
+        except BaseException as e:
+            if is_unavailable(e):
+                await conn.invalidate()
+            raise
         finally:
             await conn.close()
 

@@ -22,13 +22,14 @@ from kit.settings import get_settings
 OutboxColumns = tuple[list[uuid.UUID], str, list[str], list[str], list[bytes]]
 
 
-def insert_sql(first: int = 1) -> str:
+def insert_sql(first: int = 1, where: str = "") -> str:
     """The statement writing `columns()` (its five parameters numbered from `first`): one INSERT for all the
-    events, ids assigned in the events' order. A store may run it as a data-modifying CTE of its own write."""
+    events, ids assigned in the events' order. A store may run it as a data-modifying CTE of its own write
+    (`where`: a condition of that write, e.g. "where (select ok from chk)")."""
     ids, topic, keys, types, envs = (f"${first + i}" for i in range(5))
     return (f"insert into outbox (event_id, topic, key, event_type, envelope) select i, {topic}::text, k, t, e "
             f"from unnest({ids}::uuid[], {keys}::text[], {types}::text[], {envs}::bytea[]) with ordinality "
-            "as x(i, k, t, e, n) order by n")
+            f"as x(i, k, t, e, n) {where} order by n")
 
 
 def columns(events: Sequence[NewEvent], service: str | None = None) -> OutboxColumns:

@@ -246,10 +246,18 @@ class Changes:
                                                        c.mother_id, c.born_in))
         self.events.append(_encounter_event(state, out.row))
 
-    async def write(self, conn: AsyncConnection) -> None:
-        if not self.corrected and await sql.write_encounters(conn, self.children, self.rows, self.delivered,
-                                                             self.deaths, outbox.columns(self.events)):
-            return
+    async def write(self, conn: AsyncConnection, premises: sql.Premises | None = None) -> bool:
+        """Write it all (one statement when it can be). With `premises` (what was read without locks): False when
+        they no longer hold, and nothing is written."""
+        if not (self.rows or self.events or self.children or self.corrected or self.delivered or self.deaths):
+            return True
+        if not self.corrected:
+            done = await sql.write_encounters(conn, self.children, self.rows, self.delivered, self.deaths,
+                                              outbox.columns(self.events), premises)
+            if done is not None:
+                return done
+        if premises is not None:  # only a unit of work that locked what it read writes in steps
+            return False
         # a delivery correction (children's birth date or sex), or the same encounter twice in the batch: in steps
         await sql.insert_children(conn, self.children)
         await sql.correct_children(conn, self.corrected)
@@ -257,6 +265,7 @@ class Changes:
         await sql.set_delivered_many(conn, self.delivered)
         await sql.set_deaths(conn, self.deaths)
         await outbox.append(conn, self.events)
+        return True
 
 
 def _encounter_event(state: encounters.State, row: dict[str, Any]) -> NewEvent:
@@ -271,8 +280,8 @@ def _encounter_event(state: encounters.State, row: dict[str, Any]) -> NewEvent:
     return publish.encounter_recorded(row, inst, region, preg)
 
 
-async def load_state(conn: AsyncConnection, items: list[Parsed],
-                     extra_keys: list[tuple[str, str]] | None = None) -> encounters.State:
+async def load_state(conn: AsyncConnection, items: list[Parsed], extra_keys: list[tuple[str, str]] | None = None,
+                     lock: bool = True) -> encounters.State:
     """Everything the rules need for these items, in one query (rows to change locked; a death adds one)."""
     st = encounters.State()
     keys = sorted({p.key for p in items} | set(extra_keys or []))
@@ -280,7 +289,7 @@ async def load_state(conn: AsyncConnection, items: list[Parsed],
     preg_ids = sorted({p.req["subject_id"] for p in items if p.req["type"] in PREGNANCY_ENCOUNTERS})
     person_ids = sorted({p.req["subject_id"] for p in items if p.req["type"] not in PREGNANCY_ENCOUNTERS})
     st.encounters, st.institutions, st.pregnancies, st.persons = await sql.load_encounter_state(
-        conn, keys, codes, preg_ids, person_ids)
+        conn, keys, codes, preg_ids, person_ids, lock)
     dying = sorted({p.req["subject_id"] for p in items if p.req["type"] == "death"} & set(st.persons))
     if dying:
         for pid, preg in (await sql.pregnancies_of_mothers(conn, dying)).items():
@@ -304,6 +313,16 @@ async def post_encounters(conn: AsyncConnection, bodies: list[Any], today: date,
     queries, then write the accepted ones set-based. A refused item changes nothing and does not affect its
     neighbours; later items of the batch see earlier accepted ones. `may_post_for(region)`: whether the caller may
     post for an institution in that region."""
+    answers = await _post_encounters(conn, bodies, today, may_post_for, lock=True)
+    assert answers is not None
+    return answers
+
+
+async def _post_encounters(conn: AsyncConnection, bodies: list[Any], today: date, may_post_for: Callable[[str], bool],
+                           lock: bool) -> list[ItemAnswer] | None:
+    """`lock`: inside a transaction, the rows to change locked as they are read. Otherwise (outside a transaction)
+    read without locks and written in one statement that locks and checks what was read: None when it changed
+    meanwhile (nothing written; do it again, locked)."""
     answers: dict[int, ItemAnswer] = {}
     parsed: list[Parsed] = []
     for i, body in enumerate(bodies):
@@ -311,7 +330,10 @@ async def post_encounters(conn: AsyncConnection, bodies: list[Any], today: date,
             parsed.append(parse_encounter(i, body))
         except DomainError as e:
             answers[i] = (e.status, {"errors": e.errors})
-    state = await load_state(conn, parsed)
+    state = await load_state(conn, parsed, lock=lock)
+    premises = None if lock else sql.Premises(
+        [(s, i, row["version"]) for (s, i), row in state.encounters.items()],
+        [(pid, p.version, p.delivered_on) for pid, p in state.pregnancies.items()])
     changes = Changes()
     for p in parsed:
         stored = state.encounters.get(p.key)
@@ -336,13 +358,19 @@ async def post_encounters(conn: AsyncConnection, bodies: list[Any], today: date,
         encounters.apply(state, out)
         changes.add(state, out, "correction" if stored else None)
         answers[p.index] = (201 if decision.action == "create" else 200, view_encounter(out.row))
-    await changes.write(conn)
+    if not await changes.write(conn, premises):
+        return None
     return [answers[i] for i in range(len(bodies))]
 
 
 async def post_encounter(conn: AsyncConnection, body: dict[str, Any], today: date,
-                         may_post_for: Callable[[str], bool] = _anywhere) -> ItemAnswer:
-    status, out = (await post_encounters(conn, [body], today, may_post_for))[0]
+                         may_post_for: Callable[[str], bool] = _anywhere, lock: bool = True) -> ItemAnswer | None:
+    """One encounter (a refusal raised as a DomainError). `lock=False`: outside a transaction, two round trips
+    (read, then one statement checking what was read and writing); None when what was read changed meanwhile."""
+    answers = await _post_encounters(conn, [body], today, may_post_for, lock)
+    if answers is None:
+        return None
+    status, out = answers[0]
     if status >= 300:
         raise DomainError(out["errors"], status)
     return status, out
