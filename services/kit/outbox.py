@@ -7,6 +7,7 @@ increasing ids (the later transaction starts after the earlier committed), so id
 """
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -38,7 +39,8 @@ def columns(events: Sequence[NewEvent], service: str | None = None) -> OutboxCol
     svc = service or settings.service
     rid = request_id.get()
     now = datetime.now(UTC)
-    ids = [uuid.uuid4() for _ in events]
+    rnd = os.urandom(16 * len(events))  # one system call for all the ids (random version-4 UUIDs, as uuid4())
+    ids = [uuid.UUID(bytes=rnd[i:i + 16], version=4) for i in range(0, len(rnd), 16)]
     envs = [envelope(ev, svc, rid, eid, now).SerializeToString() for ev, eid in zip(events, ids, strict=True)]
     return ids, settings.topic(svc), [ev.subject_key for ev in events], [ev.type for ev in events], envs
 

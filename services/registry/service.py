@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from kit import outbox
@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from stdnum.cn import ric
 from stdnum.exceptions import ValidationError as IdError
 
+from registry.api.schemas import ENCOUNTER_FIELDS, EncounterIn
 from registry.domain import encounters, model
 from registry.domain.model import (
     ENCOUNTER_TYPES,
@@ -172,13 +173,14 @@ async def void_pregnancy(conn: AsyncConnection, pregnancy_id: str, reason: str) 
 
 
 # ---------------------------------------------------------------- encounters (set-based: one item or a batch)
+CHINA = timezone(timedelta(hours=8))
+
+
 def _clinical_date(v: Any) -> date:
     """The clinical date of a timestamp: its date in China (UTC+8) when it carries an offset."""
-    from datetime import datetime, timedelta, timezone
-
     if isinstance(v, datetime):
         if v.tzinfo is not None:
-            return v.astimezone(timezone(timedelta(hours=8))).date()
+            return v.astimezone(CHINA).date()
         return v.date()
     assert isinstance(v, date)
     return v
@@ -199,8 +201,6 @@ class Parsed:
 
 
 def parse_encounter(index: int, body: Any) -> Parsed:
-    from registry.api.schemas import ENCOUNTER_FIELDS, EncounterIn
-
     if not isinstance(body, dict):
         raise fail("body", "an encounter is a JSON object")
     try:

@@ -252,7 +252,7 @@ async def correct_children(conn: AsyncConnection, corrected: list[tuple[Any, dat
 
 def _encounter_args(row: dict[str, Any]) -> tuple[Any, ...]:
     return (row["source"], row["encounter_id"], row["version"], row["type"], row["subject_id"], row.get("pregnancy_id"),
-            uuid.UUID(str(row["person_id"])) if row.get("person_id") else None, row["occurred_on"],
+            str(row["person_id"]) if row.get("person_id") else None, row["occurred_on"],  # asyncpg takes text uuids
             row["institution_code"], to_json(row["body"]), row["content_hash"], row["voided"], row.get("void_reason"))
 
 
