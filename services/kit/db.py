@@ -59,11 +59,8 @@ class Database:
         self._checkout_attempts = 2 * pool_size + 1
         self.engine: AsyncEngine = create_async_engine(
             dsn,
-            # as many connections as before at most (pool_size + as many again in overflow), but kept once opened:
-            # overflow connections were closed on return and reopened under load (connect, TLS attempt, type
-            # introspection each time)
-            pool_size=2 * pool_size,
-            max_overflow=0,
+            pool_size=pool_size,
+            max_overflow=pool_size,
             # no pre-ping: it costs three round trips (BEGIN, ping, ROLLBACK) per checkout; the BEGIN that
             # `begin()`/`connect()` send anyway is the liveness check (a stale connection is replaced there)
             pool_pre_ping=False,
