@@ -49,7 +49,9 @@ async def append(conn: AsyncConnection, events: Sequence[NewEvent], service: str
     """Write `events` to the outbox inside the caller's transaction; returns their event ids."""
     if not events:
         return []
-    cols = columns(events, service)
+    ids, topic, keys, types, envs = columns(events, service)
     c = await raw(conn)
-    await c.execute(insert_sql(), *cols)
-    return cols[0]
+    await c.executemany(
+        "insert into outbox (event_id, topic, key, event_type, envelope) values ($1, $2, $3, $4, $5)",
+        [(i, topic, k, t, e) for i, k, t, e in zip(ids, keys, types, envs, strict=True)])
+    return ids
