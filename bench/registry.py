@@ -4,6 +4,11 @@ same rows into a copy of the encounter table achieves in the same run (the ceili
 
 Scale with BENCH_REGISTRY_ENCOUNTERS (default 100,000): a tenth of that many pregnancies (booked through
 `POST /v1/pregnancies:batch`), each with seven prenatal visits, a delivery and two postpartum visits.
+
+The whole stack runs during the measurement: the registry relay publishes what is posted and the screening,
+certificates and indicators consumers apply it, on the same cores. BENCH_REGISTRY_PAUSE_CONSUMERS=1 stops the
+three consumers for the posting phases (started again afterwards) to see the registry on its own; the figure
+`consumers_running` says which it was.
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import asyncpg
+import devstack
 import httpx
 import orjson
 
@@ -27,6 +33,7 @@ SOURCE = "his-bench"
 BATCH = 1000
 IN_FLIGHT = 2  # concurrent batch requests (2 cores)
 SINGLE_CLIENTS = 50
+CONSUMERS = [f"{svc}-consumer" for svc in devstack.CONSUMERS]
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -150,6 +157,10 @@ async def run(ctx: BenchContext) -> dict[str, Any]:
             a, b = story(rng, pid, lmp, inst)
             first += a
             later += b
+        pause = os.environ.get("BENCH_REGISTRY_PAUSE_CONSUMERS") == "1"
+        if pause:
+            print(f"bench registry: stopping {', '.join(CONSUMERS)} for the posting phases", flush=True)
+            devstack.ctl(ctx.spec, "stop", *CONSUMERS)
         print(f"bench registry: {len(first) + len(later)} encounters in batches of {BATCH}", flush=True)
         t = time.perf_counter()
         accepted = await post_batches(http, url + ":batch", first)
@@ -168,6 +179,8 @@ async def run(ctx: BenchContext) -> dict[str, Any]:
         t = time.perf_counter()
         ok, lat = await post_singles(http, url, singles)
         single_s = time.perf_counter() - t
+        if pause:
+            devstack.ctl(ctx.spec, "start", *CONSUMERS)
     copy = await copy_rate(ctx, first + later)
     return {
         "encounters": len(first) + len(later), "pregnancies_booked": pregnancies,
@@ -177,4 +190,5 @@ async def run(ctx: BenchContext) -> dict[str, Any]:
         "single_requests_per_s": round(ok / single_s),
         "single_p50_ms": pct(lat, 0.5), "single_p99_ms": pct(lat, 0.99), "single_clients": SINGLE_CLIENTS,
         "copy_rows_per_s": round(copy), "batch_vs_copy": round(batch_rate / copy, 3),
+        "consumers_running": not pause,
     }

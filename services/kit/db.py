@@ -55,11 +55,15 @@ class Database:
     """The service's database: `async with db.begin() as conn:` is one transaction."""
 
     def __init__(self, dsn: str, pool_size: int = 5) -> None:
+        #: stale connections a checkout may meet after a database restart (each is replaced) before a fresh one
+        self._checkout_attempts = 2 * pool_size + 1
         self.engine: AsyncEngine = create_async_engine(
             dsn,
             pool_size=pool_size,
             max_overflow=pool_size,
-            pool_pre_ping=True,
+            # no pre-ping: it costs three round trips (BEGIN, ping, ROLLBACK) per checkout; the BEGIN that
+            # `begin()`/`connect()` send anyway is the liveness check (a stale connection is replaced there)
+            pool_pre_ping=False,
             pool_recycle=600,
             pool_timeout=5,
             connect_args={"timeout": 3, "command_timeout": 60},
@@ -71,19 +75,61 @@ class Database:
     def for_service(cls, settings: Settings, service: str | None = None, pool_size: int | None = None) -> Database:
         return cls(settings.dsn(settings.database(service), settings.role(service)), pool_size or settings.pool_size)
 
+    async def _checkout(self) -> AsyncConnection:
+        """A pooled connection with its transaction begun. SQLAlchemy's asyncpg adapter sends BEGIN lazily, with
+        its first statement: a store that goes straight to the raw asyncpg connection (`raw()`) would otherwise run
+        in autocommit, and a unit of work (state + outbox) would not be atomic. The BEGIN sent here is also the
+        liveness check of the pooled connection: one that died with a database restart is discarded and the
+        next one tried, as a pre-ping would, without a ping's round trips."""
+        for attempt in range(self._checkout_attempts):
+            conn = await self.engine.connect()
+            try:
+                fairy = await conn.get_raw_connection()
+                adapter: Any = fairy.dbapi_connection
+                if adapter._transaction is None:
+                    await adapter._start_transaction()
+                return conn
+            except BaseException as e:
+                if is_unavailable(e) and attempt + 1 < self._checkout_attempts:
+                    await conn.invalidate()
+                    await conn.close()
+                    continue
+                await conn.close()
+                raise
+        raise AssertionError("unreachable")
+
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.begin() as conn:
-            # SQLAlchemy's asyncpg adapter sends BEGIN lazily, with its first statement: a store that goes
-            # straight to the raw asyncpg connection (`raw()`) would otherwise run in autocommit, and a unit
-            # of work (state + outbox) would not be atomic. One trivial statement opens the transaction now.
-            await conn.exec_driver_sql("select 1")
-            yield conn
+        """One transaction: committed when the block ends, rolled back when it raises."""
+        conn = await self._checkout()
+        try:
+            async with conn.begin():
+                yield conn
+        finally:
+            await conn.close()
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.connect() as conn:
+        """Reads (a transaction rolled back when the block ends)."""
+        conn = await self._checkout()
+        try:
             yield conn
+        finally:
+            await conn.close()
+
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
+        """A pooled connection outside any transaction: each statement commits on its own (a unit of work that is
+        one statement). A connection found dead is discarded (no BEGIN checked it: the caller may try again)."""
+        conn = await self.engine.connect()
+        try:
+            yield conn
+        except BaseException as e:
+            if is_unavailable(e):
+                await conn.invalidate()
+            raise
+        finally:
+            await conn.close()
 
     async def ping(self) -> bool:
         try:

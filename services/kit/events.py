@@ -26,14 +26,19 @@ class NewEvent:
     schema_version: int = 1
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _ts(dt: datetime) -> Timestamp:
-    t = Timestamp()
-    t.FromDatetime(dt.astimezone(UTC) if dt.tzinfo else dt.replace(tzinfo=UTC))
-    return t
+    """Timestamp of `dt` (naive = UTC); what Timestamp.FromDatetime gives, without its per-call cost."""
+    d = (dt if dt.tzinfo else dt.replace(tzinfo=UTC)) - _EPOCH
+    return Timestamp(seconds=d.days * 86400 + d.seconds, nanos=d.microseconds * 1000)
 
 
-def envelope(ev: NewEvent, service: str, request_id: str = "", event_id: uuid.UUID | None = None) -> Envelope:
-    now = datetime.now(UTC)
+def envelope(ev: NewEvent, service: str, request_id: str = "", event_id: uuid.UUID | None = None,
+             now: datetime | None = None) -> Envelope:
+    """`now` (the recording time) may be given once for the events of one unit of work."""
+    now = now or datetime.now(UTC)
     occurred = ev.occurred_at
     if isinstance(occurred, date) and not isinstance(occurred, datetime):
         occurred = datetime.combine(occurred, time(0, 0), tzinfo=UTC)

@@ -7,8 +7,10 @@ increasing ids (the later transaction starts after the earlier committed), so id
 """
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -17,23 +19,39 @@ from kit.events import NewEvent, envelope
 from kit.logs import request_id
 from kit.settings import get_settings
 
+#: the outbox rows of a unit of work as arrays (one statement, rows in the events' order)
+OutboxColumns = tuple[list[uuid.UUID], str, list[str], list[str], list[bytes]]
+
+
+def insert_sql(first: int = 1, where: str = "") -> str:
+    """The statement writing `columns()` (its five parameters numbered from `first`): one INSERT for all the
+    events, ids assigned in the events' order. A store may run it as a data-modifying CTE of its own write
+    (`where`: a condition of that write, e.g. "where (select ok from chk)")."""
+    ids, topic, keys, types, envs = (f"${first + i}" for i in range(5))
+    return (f"insert into outbox (event_id, topic, key, event_type, envelope) select i, {topic}::text, k, t, e "
+            f"from unnest({ids}::uuid[], {keys}::text[], {types}::text[], {envs}::bytea[]) with ordinality "
+            f"as x(i, k, t, e, n) {where} order by n")
+
+
+def columns(events: Sequence[NewEvent], service: str | None = None) -> OutboxColumns:
+    """The outbox rows of `events` (new event ids, envelopes built) as the parameters of `insert_sql()`."""
+    settings = get_settings()
+    svc = service or settings.service
+    rid = request_id.get()
+    now = datetime.now(UTC)
+    rnd = os.urandom(16 * len(events))  # one system call for all the ids (random version-4 UUIDs, as uuid4())
+    ids = [uuid.UUID(bytes=rnd[i:i + 16], version=4) for i in range(0, len(rnd), 16)]
+    envs = [envelope(ev, svc, rid, eid, now).SerializeToString() for ev, eid in zip(events, ids, strict=True)]
+    return ids, settings.topic(svc), [ev.subject_key for ev in events], [ev.type for ev in events], envs
+
 
 async def append(conn: AsyncConnection, events: Sequence[NewEvent], service: str | None = None) -> list[uuid.UUID]:
     """Write `events` to the outbox inside the caller's transaction; returns their event ids."""
     if not events:
         return []
-    settings = get_settings()
-    svc = service or settings.service
-    topic = settings.topic(svc)
-    rid = request_id.get()
-    rows = []
-    ids = []
-    for ev in events:
-        eid = uuid.uuid4()
-        ids.append(eid)
-        env = envelope(ev, svc, rid, eid)
-        rows.append((eid, topic, ev.subject_key, ev.type, env.SerializeToString()))
+    ids, topic, keys, types, envs = columns(events, service)
     c = await raw(conn)
     await c.executemany(
-        "insert into outbox (event_id, topic, key, event_type, envelope) values ($1, $2, $3, $4, $5)", rows)
+        "insert into outbox (event_id, topic, key, event_type, envelope) values ($1, $2, $3, $4, $5)",
+        [(i, topic, k, t, e) for i, k, t, e in zip(ids, keys, types, envs, strict=True)])
     return ids

@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from kit import outbox
@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from stdnum.cn import ric
 from stdnum.exceptions import ValidationError as IdError
 
+from registry.api.schemas import ENCOUNTER_FIELDS, EncounterIn
 from registry.domain import encounters, model
 from registry.domain.model import (
     ENCOUNTER_TYPES,
@@ -172,13 +173,14 @@ async def void_pregnancy(conn: AsyncConnection, pregnancy_id: str, reason: str) 
 
 
 # ---------------------------------------------------------------- encounters (set-based: one item or a batch)
+CHINA = timezone(timedelta(hours=8))
+
+
 def _clinical_date(v: Any) -> date:
     """The clinical date of a timestamp: its date in China (UTC+8) when it carries an offset."""
-    from datetime import datetime, timedelta, timezone
-
     if isinstance(v, datetime):
         if v.tzinfo is not None:
-            return v.astimezone(timezone(timedelta(hours=8))).date()
+            return v.astimezone(CHINA).date()
         return v.date()
     assert isinstance(v, date)
     return v
@@ -199,8 +201,6 @@ class Parsed:
 
 
 def parse_encounter(index: int, body: Any) -> Parsed:
-    from registry.api.schemas import ENCOUNTER_FIELDS, EncounterIn
-
     if not isinstance(body, dict):
         raise fail("body", "an encounter is a JSON object")
     try:
@@ -246,13 +246,26 @@ class Changes:
                                                        c.mother_id, c.born_in))
         self.events.append(_encounter_event(state, out.row))
 
-    async def write(self, conn: AsyncConnection) -> None:
+    async def write(self, conn: AsyncConnection, premises: sql.Premises | None = None) -> bool:
+        """Write it all (one statement when it can be). With `premises` (what was read without locks): False when
+        they no longer hold, and nothing is written."""
+        if not (self.rows or self.events or self.children or self.corrected or self.delivered or self.deaths):
+            return True
+        if not self.corrected:
+            done = await sql.write_encounters(conn, self.children, self.rows, self.delivered, self.deaths,
+                                              outbox.columns(self.events), premises)
+            if done is not None:
+                return done
+        if premises is not None:  # only a unit of work that locked what it read writes in steps
+            return False
+        # a delivery correction (children's birth date or sex), or the same encounter twice in the batch: in steps
         await sql.insert_children(conn, self.children)
         await sql.correct_children(conn, self.corrected)
         await sql.save_encounters(conn, self.rows)
         await sql.set_delivered_many(conn, self.delivered)
         await sql.set_deaths(conn, self.deaths)
         await outbox.append(conn, self.events)
+        return True
 
 
 def _encounter_event(state: encounters.State, row: dict[str, Any]) -> NewEvent:
@@ -267,23 +280,16 @@ def _encounter_event(state: encounters.State, row: dict[str, Any]) -> NewEvent:
     return publish.encounter_recorded(row, inst, region, preg)
 
 
-async def load_state(conn: AsyncConnection, items: list[Parsed],
-                     extra_keys: list[tuple[str, str]] | None = None) -> encounters.State:
-    """Everything the rules need for these items, in a handful of set-based queries (rows to change locked)."""
+async def load_state(conn: AsyncConnection, items: list[Parsed], extra_keys: list[tuple[str, str]] | None = None,
+                     lock: bool = True) -> encounters.State:
+    """Everything the rules need for these items, in one query (rows to change locked; a death adds one)."""
     st = encounters.State()
     keys = sorted({p.key for p in items} | set(extra_keys or []))
-    st.encounters = await sql.encounters_by_key(conn, keys)
-    codes = {p.req["institution_code"] for p in items} | {e["institution_code"] for e in st.encounters.values()}
-    st.institutions = await sql.institutions_by_code(conn, sorted(codes))
-    preg_ids = {p.req["subject_id"] for p in items if p.req["type"] in PREGNANCY_ENCOUNTERS}
-    preg_ids |= {e["pregnancy_id"] for e in st.encounters.values() if e.get("pregnancy_id")}
-    st.pregnancies = await sql.pregnancies_by_id(conn, sorted(preg_ids))
-    person_ids = {p.req["subject_id"] for p in items if p.req["type"] not in PREGNANCY_ENCOUNTERS}
-    person_ids |= {str(e["person_id"]) for e in st.encounters.values() if e.get("person_id")}
-    person_ids |= {p.mother_id for p in st.pregnancies.values()}
-    person_ids |= {b["child_id"] for e in st.encounters.values() if e["type"] == "delivery"
-                   for b in e["body"].get("babies", []) if b.get("child_id")}
-    st.persons = await sql.persons_by_id(conn, sorted(person_ids))
+    codes = sorted({p.req["institution_code"] for p in items})
+    preg_ids = sorted({p.req["subject_id"] for p in items if p.req["type"] in PREGNANCY_ENCOUNTERS})
+    person_ids = sorted({p.req["subject_id"] for p in items if p.req["type"] not in PREGNANCY_ENCOUNTERS})
+    st.encounters, st.institutions, st.pregnancies, st.persons = await sql.load_encounter_state(
+        conn, keys, codes, preg_ids, person_ids, lock)
     dying = sorted({p.req["subject_id"] for p in items if p.req["type"] == "death"} & set(st.persons))
     if dying:
         for pid, preg in (await sql.pregnancies_of_mothers(conn, dying)).items():
@@ -307,6 +313,16 @@ async def post_encounters(conn: AsyncConnection, bodies: list[Any], today: date,
     queries, then write the accepted ones set-based. A refused item changes nothing and does not affect its
     neighbours; later items of the batch see earlier accepted ones. `may_post_for(region)`: whether the caller may
     post for an institution in that region."""
+    answers = await _post_encounters(conn, bodies, today, may_post_for, lock=True)
+    assert answers is not None
+    return answers
+
+
+async def _post_encounters(conn: AsyncConnection, bodies: list[Any], today: date, may_post_for: Callable[[str], bool],
+                           lock: bool) -> list[ItemAnswer] | None:
+    """`lock`: inside a transaction, the rows to change locked as they are read. Otherwise (outside a transaction)
+    read without locks and written in one statement that locks and checks what was read: None when it changed
+    meanwhile (nothing written; do it again, locked)."""
     answers: dict[int, ItemAnswer] = {}
     parsed: list[Parsed] = []
     for i, body in enumerate(bodies):
@@ -314,7 +330,10 @@ async def post_encounters(conn: AsyncConnection, bodies: list[Any], today: date,
             parsed.append(parse_encounter(i, body))
         except DomainError as e:
             answers[i] = (e.status, {"errors": e.errors})
-    state = await load_state(conn, parsed)
+    state = await load_state(conn, parsed, lock=lock)
+    premises = None if lock else sql.Premises(
+        [(s, i, row["version"]) for (s, i), row in state.encounters.items()],
+        [(pid, p.version, p.delivered_on) for pid, p in state.pregnancies.items()])
     changes = Changes()
     for p in parsed:
         stored = state.encounters.get(p.key)
@@ -339,13 +358,19 @@ async def post_encounters(conn: AsyncConnection, bodies: list[Any], today: date,
         encounters.apply(state, out)
         changes.add(state, out, "correction" if stored else None)
         answers[p.index] = (201 if decision.action == "create" else 200, view_encounter(out.row))
-    await changes.write(conn)
+    if not await changes.write(conn, premises):
+        return None
     return [answers[i] for i in range(len(bodies))]
 
 
 async def post_encounter(conn: AsyncConnection, body: dict[str, Any], today: date,
-                         may_post_for: Callable[[str], bool] = _anywhere) -> ItemAnswer:
-    status, out = (await post_encounters(conn, [body], today, may_post_for))[0]
+                         may_post_for: Callable[[str], bool] = _anywhere, lock: bool = True) -> ItemAnswer | None:
+    """One encounter (a refusal raised as a DomainError). `lock=False`: outside a transaction, two round trips
+    (read, then one statement checking what was read and writing); None when what was read changed meanwhile."""
+    answers = await _post_encounters(conn, [body], today, may_post_for, lock)
+    if answers is None:
+        return None
+    status, out = answers[0]
     if status >= 300:
         raise DomainError(out["errors"], status)
     return status, out

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import ORJSONResponse
 from kit import outbox
 from kit.auth import Principal, mask, require
+from kit.db import Database, is_unavailable
 from kit.errors import Problem, invalid_many, not_found
 from kit.logs import request_id
 
@@ -180,9 +181,23 @@ async def void_pregnancy(pregnancy_id: str, request: Request, body: VoidIn | Non
 @router.post("/encounters", summary="Post an encounter (idempotent on source + encounter_id)", status_code=201)
 async def post_encounter(request: Request, body: dict[str, Any] = Body(...),
                          p: Principal = Depends(require("registry:write"))) -> ORJSONResponse:
+    db: Database = request.app.state.db
+
     async def once() -> service.ItemAnswer:
-        async with request.app.state.db.begin() as conn:
-            return await service.post_encounter(conn, body, _today(), p.sees_region)
+        # two round trips outside a transaction (read; check what was read and write, one statement) ...
+        try:
+            async with db.autocommit() as conn:
+                done = await service.post_encounter(conn, body, _today(), p.sees_region, lock=False)
+            if done is not None:
+                return done
+        except Exception as e:
+            if not is_unavailable(e):
+                raise
+        # ... or, when what was read changed meanwhile (or the pooled connection was stale), a locked transaction
+        async with db.begin() as conn:
+            locked = await service.post_encounter(conn, body, _today(), p.sees_region)
+            assert locked is not None
+            return locked
 
     try:
         status, out = await _retrying_a_race(once)

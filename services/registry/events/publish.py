@@ -54,40 +54,41 @@ def encounter_recorded(row: dict[str, Any], institution: Institution, region_cod
     """`row` is the stored encounter (body = the posted fields plus derived ones)."""
     body = row["body"]
     occurred = date.fromisoformat(row["occurred_on"]) if isinstance(row["occurred_on"], str) else row["occurred_on"]
-    msg = pb.EncounterRecorded(
-        encounter_key=f"{row['source']}/{row['encounter_id']}", source=row["source"],
-        encounter_id=row["encounter_id"], version=row["version"], voided=row["voided"], type=row["type"],
-        occurred_on=occurred.isoformat(), institution_code=institution.code,
-        institution_region=institution.region_code, subject_id=row["subject_id"],
-        pregnancy_id=row.get("pregnancy_id") or "", person_id=str(row.get("person_id") or ""))
-    if row["type"] == "delivery":
-        msg.delivery.CopyFrom(pb.Delivery(
+    t = row["type"]
+    part: dict[str, Any] = {}  # the type's sub-message, built in place (no CopyFrom)
+    if t == "delivery":
+        part["delivery"] = pb.Delivery(
             place=body["place"], mode=body["mode"],
             gestational_days=body.get("gestational_days", 0),
             institution_midwifery_licensed=institution.is_delivery_facility,
             babies=[pb.Baby(sex=b["sex"], birth_weight_g=b.get("birth_weight_g") or 0, outcome=b["outcome"],
-                            child_id=b.get("child_id") or "") for b in body["babies"]]))
-    t = row["type"]
-    if t == "prenatal_visit":
-        msg.prenatal_visit.CopyFrom(pb.PrenatalVisit(
+                            child_id=b.get("child_id") or "") for b in body["babies"]])
+    elif t == "prenatal_visit":
+        part["prenatal_visit"] = pb.PrenatalVisit(
             gestational_days=body["gestational_days"], risk_grade=body.get("risk_grade") or "",
-            counts_as_antenatal_check=body.get("counts_as_antenatal_check", True)))
+            counts_as_antenatal_check=body.get("counts_as_antenatal_check", True))
     elif t in ("postpartum_visit", "postpartum_42d_check"):
-        msg.postpartum_visit.CopyFrom(pb.PostpartumVisit(day_after_delivery=body["day_after_delivery"],
-                                                         is_42d_check=body["is_42d_check"]))
+        part["postpartum_visit"] = pb.PostpartumVisit(day_after_delivery=body["day_after_delivery"],
+                                                      is_42d_check=body["is_42d_check"])
     elif t in ("newborn_visit", "child_health_check"):
-        msg.child_check.CopyFrom(pb.ChildCheck(
+        part["child_check"] = pb.ChildCheck(
             is_newborn_visit=body["is_newborn_visit"], weight_kg=_num(body.get("weight_kg")),
             height_cm=_num(body.get("height_cm")), feeding=body.get("feeding") or "",
             haemoglobin_g_l=_num(body.get("haemoglobin_g_l")), age_days=body["age_days"],
             weight_for_age_z=_z(body.get("weight_for_age_z")), height_for_age_z=_z(body.get("height_for_age_z")),
-            weight_for_height_z=_z(body.get("weight_for_height_z"))))
+            weight_for_height_z=_z(body.get("weight_for_height_z")))
     elif t == "folic_acid_dispensed":
-        msg.folic_acid.CopyFrom(pb.FolicAcidDispensed(person_id=body["person_id"], quantity=body["quantity"]))
+        part["folic_acid"] = pb.FolicAcidDispensed(person_id=body["person_id"], quantity=body["quantity"])
     elif t == "death":
-        msg.death.CopyFrom(pb.Death(person_id=body["person_id"], died_on=body["died_on"], cause=body.get("cause") or "",
-                                    maternal=body["maternal"], pregnancy_id=body.get("pregnancy_id") or "",
-                                    age_days=body["age_days"]))
+        part["death"] = pb.Death(person_id=body["person_id"], died_on=body["died_on"], cause=body.get("cause") or "",
+                                 maternal=body["maternal"], pregnancy_id=body.get("pregnancy_id") or "",
+                                 age_days=body["age_days"])
+    msg = pb.EncounterRecorded(
+        encounter_key=f"{row['source']}/{row['encounter_id']}", source=row["source"],
+        encounter_id=row["encounter_id"], version=row["version"], voided=row["voided"], type=t,
+        occurred_on=occurred.isoformat(), institution_code=institution.code,
+        institution_region=institution.region_code, subject_id=row["subject_id"],
+        pregnancy_id=row.get("pregnancy_id") or "", person_id=str(row.get("person_id") or ""), **part)
     key = f"pregnancy:{pregnancy.pregnancy_id}" if pregnancy else f"person:{row.get('person_id')}"
     return NewEvent(ENCOUNTER_RECORDED, msg, subject_key=key, region_code=region_code, occurred_at=occurred)
 

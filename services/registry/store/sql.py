@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from kit import outbox
 from kit.db import from_json, raw, to_json
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -174,6 +176,55 @@ async def encounters_by_key(conn: AsyncConnection, keys: list[tuple[str, str]]) 
     return {(r["source"], r["encounter_id"]): _encounter(r) for r in rows}
 
 
+def _load_state_sql(lock: bool) -> str:
+    enc_lock, preg_lock = (" for update of e", " for update of p") if lock else ("", "")
+    return (
+        "with enc as (select e from encounter e join unnest($1::text[], $2::text[]) k(s, i) "
+        f"on e.source = k.s and e.encounter_id = k.i order by e.source, e.encounter_id{enc_lock}), "
+        "preg as (select p from pregnancy p where p.pregnancy_id = any($3::text[] || array(select (e).pregnancy_id "
+        f"from enc where (e).pregnancy_id is not null)) order by p.pregnancy_id{preg_lock}), "
+        "pid as (select unnest($4::uuid[]) as id union select (e).person_id from enc where (e).person_id is not null "
+        "union select (p).mother_id from preg union select (b->>'child_id')::uuid from enc, "
+        "jsonb_array_elements(case when (e).type = 'delivery' then coalesce((e).body->'babies', '[]') else '[]' end) b "
+        "where b->>'child_id' ~ '^[0-9a-fA-F-]{36}$') "
+        "select array(select e from enc) as encs, array(select p from preg) as pregs, "
+        "array(select i from institution i where i.code = any($5::text[] || array(select (e).institution_code "
+        "from enc))) as insts, "
+        "array(select p from person p where p.person_id in (select id from pid)) as persons, "
+        "array(select row(r.person_id, r.since, r.region_code) from person_residence r "
+        "where r.person_id in (select id from pid) order by r.person_id, r.since) as residences")
+
+
+_LOAD_LOCKED, _LOAD_UNLOCKED = _load_state_sql(True), _load_state_sql(False)
+
+
+async def load_encounter_state(conn: AsyncConnection, keys: list[tuple[str, str]], codes: list[str],
+                               pregnancy_ids: list[str], person_ids: list[str], lock: bool = True) -> tuple[
+        dict[tuple[str, str], Any], dict[str, Institution], dict[str, Pregnancy], dict[str, Any]]:
+    """What the encounter rules need, in one round trip: the stored encounters of `keys`, and the institutions,
+    pregnancies and persons the items name or the stored encounters refer to (pregnancies' mothers and stored
+    deliveries' children included). Encounters and pregnancies are locked, in key order (`lock`; otherwise
+    the write checks them: `write_encounters(premises=...)`)."""
+    from registry.domain.encounters import Person
+
+    c = await raw(conn)
+    r = await c.fetchrow(_LOAD_LOCKED if lock else _LOAD_UNLOCKED, [k[0] for k in keys], [k[1] for k in keys],
+                         pregnancy_ids, _uuids(person_ids), codes)
+    assert r is not None
+    encs = {(e["source"], e["encounter_id"]): _encounter(e) for e in r["encs"]}
+    insts = {i["code"]: Institution(i["code"], i["name"], i["region_code"], i["kind"], i["midwifery_licensed"])
+             for i in r["insts"]}
+    pregs = {p["pregnancy_id"]: _pregnancy(p) for p in r["pregs"]}
+    spans: dict[Any, list[tuple[date | None, str]]] = {}
+    for pid, since, code in r["residences"]:  # oldest first
+        spans.setdefault(pid, []).append((since, code))
+    persons = {str(p["person_id"]): Person(
+        str(p["person_id"]), p["sex"], p["birth_date"], spans.get(p["person_id"], []),
+        str(p["mother_id"]) if p["mother_id"] else None, p["born_in_pregnancy_id"], p["died_on"], p["death_key"],
+        p["version"]) for p in r["persons"]}
+    return encs, insts, pregs, persons
+
+
 async def insert_children(conn: AsyncConnection, children: list[Any]) -> None:
     """Children created by deliveries (no name or ID number yet: 新生儿)."""
     if not children:
@@ -201,7 +252,7 @@ async def correct_children(conn: AsyncConnection, corrected: list[tuple[Any, dat
 
 def _encounter_args(row: dict[str, Any]) -> tuple[Any, ...]:
     return (row["source"], row["encounter_id"], row["version"], row["type"], row["subject_id"], row.get("pregnancy_id"),
-            uuid.UUID(str(row["person_id"])) if row.get("person_id") else None, row["occurred_on"],
+            str(row["person_id"]) if row.get("person_id") else None, row["occurred_on"],  # asyncpg takes text uuids
             row["institution_code"], to_json(row["body"]), row["content_hash"], row["voided"], row.get("void_reason"))
 
 
@@ -252,6 +303,74 @@ async def _save_encounters_unnest(c: Any, rows: list[tuple[dict[str, Any], str |
         "insert into encounter_history (source, encounter_id, version, body, voided, reason) "
         "select s, i, v, b::jsonb, vd, r from unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::bool[], "
         "$6::text[]) as x(s, i, v, b, vd, r)", cols[0], cols[1], cols[2], cols[9], cols[11], reasons)
+
+
+@dataclass
+class Premises:
+    """What a unit of work read without locking it, checked (and locked) by its write: the stored encounters'
+    versions and the pregnancies' versions and delivery dates. Empty: the reads were locked already."""
+
+    encounters: list[tuple[str, str, int]] = field(default_factory=list)
+    pregnancies: list[tuple[str, int, date | None]] = field(default_factory=list)
+
+    def params(self) -> list[Any]:
+        e: list[Any] = list(zip(*self.encounters, strict=True)) if self.encounters else [[]] * 3
+        p: list[Any] = list(zip(*self.pregnancies, strict=True)) if self.pregnancies else [[]] * 3
+        return [*e, *p]
+
+
+def _write_all_sql() -> str:
+    ok = "where (select ok from chk)"
+    enc = ("select s, i, v, t, sub, preg, per, occ, inst, b::jsonb, h, vd, vr from unnest($9::text[], $10::text[], "
+           "$11::int[], $12::text[], $13::text[], $14::text[], $15::uuid[], $16::date[], $17::text[], $18::text[], "
+           "$19::text[], $20::bool[], $21::text[]) as x(s, i, v, t, sub, preg, per, occ, inst, b, h, vd, vr) " + ok)
+    return (
+        # the premises, locked (a row changed since it was read fails its join condition once its lock is had)
+        "with chk as (select (select count(*) from (select 1 from encounter e join unnest($33::text[], $34::text[], "
+        "$35::int[]) x(s, i, v) on e.source = x.s and e.encounter_id = x.i and e.version = x.v "
+        "order by e.source, e.encounter_id for update of e) a) = cardinality($33::text[]) "
+        "and (select count(*) from (select 1 from pregnancy p join unnest($36::text[], $37::int[], $38::date[]) "
+        "x(i, v, d) on p.pregnancy_id = x.i and p.version = x.v and p.delivered_on is not distinct from x.d "
+        "order by p.pregnancy_id for update of p) b) = cardinality($36::text[]) as ok), "
+        "ch as (insert into person (person_id, id_number, name, sex, birth_date, mother_id, born_in_pregnancy_id) "
+        "select p, null, '', s, b, m, bi from unnest($1::uuid[], $2::text[], $3::date[], $4::uuid[], $5::text[]) "
+        f"as x(p, s, b, m, bi) {ok}), "
+        "rs as (insert into person_residence (person_id, since, region_code) "
+        f"select p, s, r from unnest($6::uuid[], $7::date[], $8::text[]) as x(p, s, r) {ok}), "
+        "en as (insert into encounter (source, encounter_id, version, type, subject_id, pregnancy_id, person_id, "
+        f"occurred_on, institution_code, body, content_hash, voided, void_reason) {enc} {_UPSERT_SET}), "
+        "hi as (insert into encounter_history (source, encounter_id, version, body, voided, reason) "
+        "select s, i, v, b::jsonb, vd, r from unnest($9::text[], $10::text[], $11::int[], $18::text[], $20::bool[], "
+        f"$22::text[]) as x(s, i, v, b, vd, r) {ok}), "
+        "dl as (update pregnancy set delivered_on = x.d from unnest($23::text[], $24::date[]) as x(p, d) "
+        "where pregnancy.pregnancy_id = x.p and (select ok from chk)), "
+        "dt as (update person set died_on = x.d, death_key = x.k from unnest($25::uuid[], $26::date[], $27::text[]) "
+        "as x(p, d, k) where person.person_id = x.p and (select ok from chk)), "
+        f"ob as ({outbox.insert_sql(28, ok)}) "
+        "select ok from chk")
+
+
+async def write_encounters(conn: AsyncConnection, children: list[Any], rows: list[tuple[dict[str, Any], str | None]],
+                           delivered: dict[str, date | None], deaths: dict[str, tuple[date | None, str | None]],
+                           events: outbox.OutboxColumns, premises: Premises | None = None) -> bool | None:
+    """A unit of work's whole write in one statement (one round trip; outside a transaction it is one on its own):
+    new children and their birth residence, the encounters (current version + history), deliveries and deaths
+    set, the outbox rows. True: written. False: a premise no longer holds, nothing written. None: an encounter
+    key appears twice, nothing written (write it step by step)."""
+    if len({(r["source"], r["encounter_id"]) for r, _ in rows}) != len(rows):
+        return None
+    c = await raw(conn)
+    kids = [(uuid.UUID(p.person_id), p.sex, p.birth_date, uuid.UUID(p.mother_id) if p.mother_id else None, p.born_in,
+             uuid.UUID(p.person_id), p.residence[0][0], p.residence[0][1]) for p in children]
+    kid_cols: list[Any] = list(zip(*kids, strict=True)) if kids else [[]] * 8
+    enc_cols: list[Any] = list(zip(*[_encounter_args(r) for r, _ in rows], strict=True)) if rows else [[]] * 13
+    return bool(await c.fetchval(
+        _WRITE_ALL, *kid_cols, *enc_cols, [why for _, why in rows], list(delivered), list(delivered.values()),
+        [uuid.UUID(k) for k in deaths], [d for d, _ in deaths.values()], [k for _, k in deaths.values()], *events,
+        *(premises or Premises()).params()))
+
+
+_WRITE_ALL = _write_all_sql()
 
 
 async def set_delivered_many(conn: AsyncConnection, changes: dict[str, date | None]) -> None:
