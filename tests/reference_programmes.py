@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
+from tests.reference import add_years, where
+
 CODES = ("under5_underweight_rate", "under5_stunting_rate", "under5_wasting_rate", "under5_overweight_rate",
          "marriage_registrations_persons", "high_risk_management_rate", "premarital_exam_persons",
          "premarital_exam_couples", "premarital_exam_rate", "premarital_disease_rate", "premarital_hiv_test_rate",
@@ -27,22 +29,6 @@ COUNTS = ("marriage_registrations_persons", "premarital_exam_persons", "premarit
 CERT_CODES = tuple(c for c in CODES if c.startswith("cert"))
 KIND_CODE = {"first": "certs_first", "first_out_of_institution": "certs_first_out_of_institution",
              "reissue": "certs_reissued", "replacement": "certs_replaced"}
-
-
-def where(first: str, moves: list[tuple[date, str]], on: date) -> str:
-    """The residence on a date: the latest move on or before it, else the first residence."""
-    current = first
-    for since, region in sorted(moves):
-        if since <= on:
-            current = region
-    return current
-
-
-def add_years(d: date, n: int) -> date:
-    try:
-        return d.replace(year=d.year + n)
-    except ValueError:  # 29 February
-        return d.replace(year=d.year + n, day=28)
 
 
 @dataclass
