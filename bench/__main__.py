@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import os
 import pkgutil
 import platform
 import sys
@@ -44,13 +45,25 @@ def main() -> None:
     finally:
         devstack.down(spec)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    doc: dict[str, Any] = {"at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
-           "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
-           "results": results}
-    (RESULTS / "latest.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
-    lines = [f"# Benchmark results ({doc['at']}, {doc['machine']['cpus']} CPUs)", ""]
+    at = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started))
+    # a run of some benchmarks keeps the others' last figures (each section says when it was measured)
+    previous = RESULTS / "latest.json"
+    runs: dict[str, Any] = {}
+    if previous.exists():
+        old = json.loads(previous.read_text())
+        runs = old.get("runs") or {name: {"at": old.get("at"), "env": {}, "results": res}
+                                   for name, res in old.get("results", {}).items()}
+    env = {k: v for k, v in sorted(os.environ.items()) if k.startswith("BENCH_")}
     for name, res in results.items():
-        lines += [f"## {name}", "", "| figure | value |", "|---|---|"]
+        runs[name] = {"at": at, "env": env, "results": res}
+    doc: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+                           "runs": dict(sorted(runs.items()))}
+    previous.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    lines = [f"# Benchmark results ({doc['machine']['cpus']} CPUs)", ""]
+    for name, run in doc["runs"].items():
+        scale = ", ".join(f"{k}={v}" for k, v in run["env"].items()) or "defaults"
+        lines += [f"## {name}", "", f"Measured {run['at']} ({scale}).", "", "| figure | value |", "|---|---|"]
+        res = run["results"]
         lines += [f"| {k} | {v} |" for k, v in (res.items() if isinstance(res, dict) else [])]
         lines.append("")
     (RESULTS / "latest.md").write_text("\n".join(lines))
