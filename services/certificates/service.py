@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 import orjson
+from kit import outbox
 from kit.auth import Principal
 from kit.errors import Problem, conflict, invalid, not_found
 
@@ -92,7 +93,7 @@ async def receive_batch(db: Conn, actor: Actor, batch_no: str, serial_from: str,
     await sql.add_movements(db, [(mid, None, "", "received", None, received_on, r.quantity, r.serial_from,
                                   r.serial_to)])
     await sql.audit(db, who, actor.client_id, "stock.receive", f"batch:{batch_no}", _details(**out),
-                    publish.outbox_rows([publish.stock_moved(mid, None, "", "received", received_on, r.quantity,
+                    outbox.columns([publish.stock_moved(mid, None, "", "received", received_on, r.quantity,
                                                              r.serial_from, r.serial_to)]))
     return 201, out
 
@@ -124,7 +125,7 @@ async def allocate(db: Conn, actor: Actor, institution: str, serial_from: str, s
     out = {"allocation_id": str(aid), "institution_code": institution, "serial_from": r.serial_from,
            "serial_to": r.serial_to, "quantity": r.quantity, "allocated_on": allocated_on.isoformat()}
     await sql.audit(db, who, actor.client_id, "stock.allocate", f"allocation:{aid}", _details(**out),
-                    publish.outbox_rows(events))
+                    outbox.columns(events))
     return out
 
 
@@ -146,7 +147,7 @@ async def void_blank(db: Conn, actor: Actor, serial: str, reason: str, by: str) 
     region = new["institution_region"] or ""
     await sql.add_movements(db, [(mid, inst, region, "voided", None, on, -1, serial, serial)])
     await sql.audit(db, by, actor.client_id, "stock.void", f"serial:{serial}", _details(reason=reason),
-                    publish.outbox_rows([publish.stock_moved(mid, inst, region, "voided", on, -1, serial, serial)]))
+                    outbox.columns([publish.stock_moved(mid, inst, region, "voided", on, -1, serial, serial)]))
     return view(new)
 
 
@@ -206,7 +207,7 @@ async def prepare(db: Conn, actor: Actor, kind: str, child_id: str, child_name: 
     await sql.audit(db, prepared_by, actor.client_id, "certificate.prepare", f"serial:{row['serial']}",
                     _details(kind=kind, child_id=child_id, previous_serial=previous_serial,
                              evidence_ref=evidence_ref),
-                    publish.outbox_rows([publish.certificate_changed(row),
+                    outbox.columns([publish.certificate_changed(row),
                                          publish.stock_moved(mid, institution, region, "issued", row["prepared_on"],
                                                              -1, row["serial"], row["serial"])]))
     return view(row)
@@ -237,7 +238,7 @@ async def seal(db: Conn, actor: Actor, serial: str, sealed_by: str) -> dict[str,
         # the audit row go in one statement; the event is checked against the row the database returns
         changed = publish.certificate_changed(sql.sealed(row, sealed_by, on))
         events.append(changed)
-        new = await sql.seal(db, serial, sealed_by, on, publish.outbox_rows(events),
+        new = await sql.seal(db, serial, sealed_by, on, outbox.columns(events),
                              (sealed_by, actor.client_id, "certificate.seal", f"serial:{serial}",
                               _details(supersedes=row["previous_serial"])))
     except asyncpg.UniqueViolationError as e:
@@ -267,7 +268,7 @@ async def void_certificate(db: Conn, actor: Actor, serial: str, reason: str, by:
     await sql.add_movements(db, [(a, inst, region, "issued", new["kind"], on, 1, serial, serial),
                                  (b, inst, region, "voided", None, on, -1, serial, serial)])
     await sql.audit(db, by, actor.client_id, "certificate.void", f"serial:{serial}", _details(reason=reason),
-                    publish.outbox_rows([publish.certificate_changed(new),
+                    outbox.columns([publish.certificate_changed(new),
                                          publish.stock_moved(a, inst, region, "issued", on, 1, serial, serial),
                                          publish.stock_moved(b, inst, region, "voided", on, -1, serial, serial)]))
     return view(new)

@@ -2,13 +2,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from kit.events import NewEvent, envelope
-from kit.logs import request_id
-from kit.settings import get_settings
+from kit.events import NewEvent
 from mch.events.v1 import certificates_pb2 as pb
 
 CERTIFICATE_CHANGED = "certificates.certificate.changed"
@@ -39,16 +36,3 @@ def stock_moved(movement_id: uuid.UUID, institution_code: str | None, region: st
                         serial_from=serial_from, serial_to=serial_to)
     return NewEvent(STOCK_MOVED, msg, subject_key=f"stock:{institution_code or 'bureau'}", region_code=region,
                     occurred_at=on)
-
-
-def outbox_rows(events: Sequence[NewEvent]) -> list[tuple[uuid.UUID, str, str, str, bytes]]:
-    """The transactional outbox rows of `events` (as kit.outbox.append writes them: event id, topic, key, type,
-    envelope), for the unit of work's last statement to insert with its audit row (store.sql.audit / seal)."""
-    settings = get_settings()
-    topic, rid = settings.topic(settings.service), request_id.get()
-    rows = []
-    for ev in events:
-        eid = uuid.uuid4()
-        rows.append((eid, topic, ev.subject_key, ev.type,
-                     envelope(ev, settings.service, rid, eid).SerializeToString()))
-    return rows

@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 from kit.db import from_json, raw
+from kit.outbox import OutboxColumns, columns, insert_sql
 from kit.settings import Settings
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -302,15 +303,15 @@ def sealed(row: Any, sealed_by: str, on: date) -> dict[str, Any]:
             "version": row["version"] + 1}
 
 
-async def seal(db: Conn, serial: str, sealed_by: str, on: date, outbox: list[OutboxRow],
+async def seal(db: Conn, serial: str, sealed_by: str, on: date, outbox: OutboxColumns,
                audit: tuple[str, str, str, str, str]) -> Any:
     """Seal, write its events and append the audit row: one statement (one round trip)."""
     return await db.fetchrow(
         "with s as (update serial set state = 'issued', sealed_by = $2, issued_on = $3, changed_by = $2 "
         "  where serial = $1 returning *), "
-        f"o as ({_outbox_sql(4)} where exists (select from s)), "
+        f"o as ({insert_sql(4, 'where exists (select from s)')}), "
         f"a as ({_audit_sql(9)} where exists (select from s)) "
-        "select * from s", serial, sealed_by, on, *_outbox_args(outbox), *audit)
+        "select * from s", serial, sealed_by, on, *outbox, *audit)
 
 
 async def supersede(db: Conn, serial: str, by_serial: str, on: date, actor: str) -> Any:
@@ -336,33 +337,19 @@ async def verify_row(db: Conn, serial: str) -> Any:
 
 
 # ------------------------------------------------------------------ events and audit
-#: an outbox row of kit.outbox (event id, topic, key, event type, envelope)
-OutboxRow = tuple[uuid.UUID, str, str, str, bytes]
-
-
-def _outbox_sql(i: int) -> str:
-    """Insert the outbox rows given as 5 arrays (parameters $i..$i+4), in their order."""
-    return ("insert into outbox (event_id, topic, key, event_type, envelope) select * from "
-            f"unnest(${i}::uuid[], ${i + 1}::text[], ${i + 2}::text[], ${i + 3}::text[], ${i + 4}::bytea[])")
-
-
 def _audit_sql(i: int) -> str:
     """Append an audit row (parameters $i..$i+4: actor, client id, action, subject, details)."""
     return (f"insert into audit_log (actor, client_id, action, subject, details) "
             f"select ${i}, ${i + 1}, ${i + 2}, ${i + 3}, ${i + 4}")
 
 
-def _outbox_args(rows: list[OutboxRow]) -> tuple[list[Any], ...]:
-    return tuple(list(col) for col in zip(*rows, strict=True)) if rows else ([], [], [], [], [])
-
-
 async def audit(db: Conn, actor: str, client_id: str, action: str, subject: str, details: str,
-                outbox: list[OutboxRow] | None = None) -> None:
+                outbox: OutboxColumns | None = None) -> None:
     """Write the unit of work's events to the outbox and append to the audit hash chain (the insert trigger
     numbers and chains the row), in one statement. Call it last in a unit of work: it holds the chain's head
     until commit."""
     await db.execute(
-        f"with o as ({_outbox_sql(1)}) {_audit_sql(6)}", *_outbox_args(outbox or []), actor, client_id, action,
+        f"with o as ({insert_sql(1)}) {_audit_sql(6)}", *(outbox or columns([])), actor, client_id, action,
         subject, details)
 
 
