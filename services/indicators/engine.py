@@ -17,7 +17,7 @@ from kit.settings import SERVICES, get_settings
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from indicators.domain import periods, regions, units
-from indicators.domain.catalogue import Catalogue
+from indicators.domain.catalogue import Catalogue, by_measure
 from indicators.domain.facts import Fact
 from indicators.events.translate import to_facts
 from indicators.store import sql
@@ -28,24 +28,23 @@ CHUNK = 2000
 
 
 @lru_cache(maxsize=8192)
-def _places(when: str, region: str, inst: str) -> tuple[tuple[str, str, str], ...]:
-    """(stored period, region prefix, institution) of every tally a contribution dated `when` in `region` at
-    `inst` adds to (cached: a batch has few distinct months × regions)."""
-    p = periods.stored_key(when)
+def _places(region: str, inst: str) -> tuple[tuple[str, str], ...]:
+    """(region prefix, institution) of every tally a contribution in `region` at `inst` adds to: the 6 region
+    levels × (all institutions, its institution). Cached: a batch has few distinct regions × institutions."""
     out = []
     for r in dict.fromkeys(regions.prefixes(region)):
-        out.append((p, r, ""))
+        out.append((r, ""))
         if inst:
-            out.append((p, r, inst))
+            out.append((r, inst))
     return tuple(out)
 
 
 def expand(c: Sequence[Any]) -> list[CounterKey]:
     """Every stored tally one measured contribution (measure, when, region, institution, weight) adds to: its
-    month (or its one period, `@<key>`) × the 6 region levels × (all institutions, its institution). Quarters,
-    halves and years are sums of months, taken at read time."""
+    month (or its one period, `@<key>`, or standing month `^<month>`) × the 6 region levels × (all
+    institutions, its institution). Quarters, halves and years are sums of months, taken at read time."""
     measure, when, region, inst = c[:4]
-    return [(p, r, i, measure) for p, r, i in _places(when, region, inst)]
+    return [(periods.stored_key(when), r, i, measure) for r, i in _places(region, inst)]
 
 
 def add_contributions(into: Counter[tuple[str, ...]], contribs: Iterable[Sequence[Any]], sign: int) -> None:
@@ -55,24 +54,24 @@ def add_contributions(into: Counter[tuple[str, ...]], contribs: Iterable[Sequenc
         into[(x[0], x[1], x[2], x[3])] += sign * int(x[4])
 
 
-def expand_all(diff: Counter[tuple[str, ...]]) -> dict[CounterKey, int]:
-    out: dict[CounterKey, int] = {}
-    get = out.get
-    for (measure, when, region, inst), k in diff.items():
-        if k:
-            for p, r, i in _places(when, region, inst):
-                key = (p, r, i, measure)
-                out[key] = get(key, 0) + k
-    return {key: v for key, v in out.items() if v}
-
-
 def stored_contributions(diff: Counter[tuple[str, ...]]) -> dict[tuple[str, str, str, str], int]:
-    """Net contributions by stored period (contributions dated within one month are stored together), for
-    the store to expand to every region level and institution."""
+    """Net contributions by stored period (contributions dated within one month are stored together):
+    (measure, stored period, region, institution) → weight, for the store to expand to every region level and
+    institution."""
     out: dict[tuple[str, str, str, str], int] = {}
     for (m, w, r, i), k in diff.items():
         if k:
             key = (m, periods.stored_key(w), r, i)
+            out[key] = out.get(key, 0) + k
+    return {key: v for key, v in out.items() if v}
+
+
+def expand_all(diff: Counter[tuple[str, ...]]) -> dict[CounterKey, int]:
+    """The same expansion in Python (the reconciliation's independent side of the store's SQL expansion)."""
+    out: dict[CounterKey, int] = {}
+    for (measure, p, region, inst), k in stored_contributions(diff).items():
+        for r, i in _places(region, inst):
+            key = (p, r, i, measure)
             out[key] = out.get(key, 0) + k
     return {key: v for key, v in out.items() if v}
 
@@ -186,14 +185,12 @@ class Engine:
             await conn.exec_driver_sql("select 1")  # begin the snapshot before the raw reads
         expected = await self.recompute_from_facts(conn)
         stored = await sql.all_counters(conn)
-        counted_by: dict[str, list[str]] = {}
-        for code, part, measure in self.catalogue.parts():
-            counted_by.setdefault(measure, []).append(f"{code}.{part}")
+        counted_by = by_measure(self.catalogue.parts())
         diffs = []
         for k in sorted(set(expected) | set(stored)):
             if expected.get(k, 0) != stored.get(k, 0):
                 diffs.append({"period": k[0], "region": k[1], "institution": k[2], "measure": k[3],
-                              "indicators": counted_by.get(k[3], []),
+                              "indicators": [f"{c}.{p}" for c, p in counted_by.get(k[3], [])],
                               "stored": stored.get(k, 0), "recomputed": expected.get(k, 0)})
         return diffs
 

@@ -142,6 +142,14 @@ class Catalogue:
         return out
 
 
+def by_measure(parts: Iterable[tuple[str, str, str]]) -> dict[str, list[tuple[str, str]]]:
+    """(code, part, measure) rows → measure → the indicator parts it counts."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for code, part, measure in parts:
+        out.setdefault(measure, []).append((code, part))
+    return out
+
+
 def parse(doc: dict[str, Any]) -> Catalogue:
     items = []
     params = {k: v["value"] for k, v in doc.get("parameters", {}).items()}

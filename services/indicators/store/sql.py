@@ -9,6 +9,7 @@ from kit.db import from_json, raw, to_json
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from indicators.domain import periods as period_keys
+from indicators.domain.catalogue import by_measure
 from indicators.domain.facts import Fact
 
 CounterKey = tuple[str, str, str, str]  # stored period (month or @key), region, institution, measure
@@ -161,11 +162,9 @@ async def read_counters(conn: AsyncConnection, periods: Sequence[str], parts: Se
         " on s.period > '^' and s.period <= e.last"
         f" where s.measure = any($5::text[]) and {where.format(t='s')}"
         ") x group by 1, 2, 3, 4", *args)
-    by_measure: dict[str, list[tuple[str, str]]] = {}
-    for code, part, m in parts:
-        by_measure.setdefault(m, []).append((code, part))
+    counted_by = by_measure(parts)
     return [{"period": r["period"], "region": r["region"], "institution": r["institution"], "code": code,
-             "part": part, "n": r["n"]} for r in rows for code, part in by_measure[r["measure"]]]
+             "part": part, "n": r["n"]} for r in rows for code, part in counted_by[r["measure"]]]
 
 
 async def save_parts(conn: AsyncConnection, parts: Sequence[Part]) -> None:
@@ -175,11 +174,6 @@ async def save_parts(conn: AsyncConnection, parts: Sequence[Part]) -> None:
     await c.execute("insert into indicator_part (code, part, measure) "
                     "select * from unnest($1::text[], $2::text[], $3::text[])",
                     [p[0] for p in parts], [p[1] for p in parts], [p[2] for p in parts])
-
-
-async def all_units(conn: AsyncConnection) -> list[str]:
-    c = await raw(conn)
-    return [r["unit_key"] for r in await c.fetch("select unit_key from unit")]
 
 
 async def stale_units(conn: AsyncConnection, digest: str) -> list[str]:
