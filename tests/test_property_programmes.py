@@ -504,7 +504,10 @@ async def test_programme_counts_equal_the_reference(http: httpx.AsyncClient, sta
         got = await list_cases(http, stack, county, "pregnancy_high_risk")
         return got if len(got) == want_cases else None
 
-    hr = await wait_for(all_opened, timeout=60, interval=0.5) if want_cases else []
+    try:
+        hr = await wait_for(all_opened, timeout=60, interval=0.5) if want_cases else []
+    except AssertionError as e:
+        raise AssertionError(f"seed {seed}: {want_cases} high-risk cases expected: {e}") from None
     arng = random.Random(seed + 2)
     p = Poster(http, stack, arng)
     for case in hr:

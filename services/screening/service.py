@@ -252,10 +252,11 @@ async def close_cases_of_voided_pregnancy(conn: AsyncConnection, pregnancy_id: s
 
 
 async def apply_registry_events(conn: AsyncConnection, events: Sequence[tuple[str, Any]]) -> None:
-    """Keep what screening needs to know from registry events (payloads already parsed)."""
+    """Keep what screening needs to know from registry events (payloads already parsed). A graded visit is
+    considered at once, event by event: whether a pregnancy's case opens must not depend on how the events
+    were batched (an orange grade corrected to green in the same batch still opened, then closed, its case)."""
     from screening.events import read
 
-    touched: dict[str, str] = {}
     for etype, msg in events:
         if etype == read.INSTITUTION_UPSERTED:
             await sql.upsert_institution(conn, msg.institution_code, msg.region_code, msg.version)
@@ -278,9 +279,7 @@ async def apply_registry_events(conn: AsyncConnection, events: Sequence[tuple[st
                 await sql.upsert_graded_visit(conn, msg.encounter_key, msg.pregnancy_id, on,
                                               msg.prenatal_visit.risk_grade, msg.institution_code, msg.voided,
                                               msg.version)
-                touched[msg.pregnancy_id] = msg.person_id
-    for pregnancy_id, mother_id in touched.items():
-        await reconsider_high_risk(conn, pregnancy_id, mother_id)
+                await reconsider_high_risk(conn, msg.pregnancy_id, msg.person_id)
 
 
 # ---------------------------------------------------------------- views
