@@ -84,7 +84,7 @@ class ConsumerLoop:
                 group_id=None,
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
-                fetch_max_wait_ms=50,
+                fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
                 max_partition_fetch_bytes=4 * 1024 * 1024,
             )
         tps = []
@@ -118,7 +118,7 @@ class ConsumerLoop:
 
     def _poll(self) -> list[Consumed]:
         assert self._consumer is not None
-        batch = self._consumer.poll(timeout_ms=100, max_records=self.settings.consumer_batch)
+        batch = self._consumer.poll(timeout_ms=500, max_records=self.settings.consumer_batch)
         out = []
         for tp, msgs in batch.items():
             for m in msgs:

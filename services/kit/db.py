@@ -54,13 +54,15 @@ def is_unavailable(exc: BaseException) -> bool:
 class Database:
     """The service's database: `async with db.begin() as conn:` is one transaction."""
 
-    def __init__(self, dsn: str, pool_size: int = 5) -> None:
+    def __init__(self, dsn: str, pool_size: int = 10) -> None:
         #: stale connections a checkout may meet after a database restart (each is replaced) before a fresh one
         self._checkout_attempts = 2 * pool_size + 1
         self.engine: AsyncEngine = create_async_engine(
             dsn,
             pool_size=pool_size,
-            max_overflow=pool_size,
+            # no overflow: an overflow connection is closed when returned, so a burst would open (and introspect)
+            # a new connection per request; a checkout waits for a pooled one instead (pool_timeout → 503)
+            max_overflow=0,
             # no pre-ping: it costs three round trips (BEGIN, ping, ROLLBACK) per checkout; the BEGIN that
             # `begin()`/`connect()` send anyway is the liveness check (a stale connection is replaced there)
             pool_pre_ping=False,

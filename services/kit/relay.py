@@ -6,6 +6,10 @@ in-flight request per connection). When the broker has lost its log (memory-only
 a new topic id), every row is marked unpublished and sent again, so consumers that had not applied an
 event get it; those that had skip it.
 
+An idle relay costs nothing: it waits on LISTEN `outbox` (a trigger notifies when an outbox insert commits)
+and, in case a notification was missed while its listening connection was down, looks anyway every
+`relay_idle_poll_s`.
+
 Run: `python -m kit.relay` with MCH_SERVICE set.
 """
 from __future__ import annotations
@@ -17,6 +21,7 @@ import signal
 import time
 from typing import Any
 
+import asyncpg
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from prometheus_client import start_http_server
@@ -41,6 +46,38 @@ class Relay:
         self._producer: KafkaProducer | None = None
         self._topic_checked_at = 0.0
         self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._listener: asyncpg.Connection | None = None
+
+    # --- database side: a dedicated connection LISTENs for committed outbox inserts ---
+    async def _listen(self) -> None:
+        """(Re)open the listening connection if it is down; a wake is set so nothing missed meanwhile waits."""
+        if self._listener is not None and not self._listener.is_closed():
+            return
+        url = self.db.engine.url.set(drivername="postgresql")
+        self._listener = await asyncpg.connect(url.render_as_string(hide_password=False), timeout=3)
+        await self._listener.add_listener("outbox", lambda *_: self._wake.set())
+        self._wake.set()
+
+    async def _close_listener(self) -> None:
+        if self._listener is not None:
+            try:
+                await self._listener.close(timeout=1)
+            except Exception:
+                pass
+            self._listener = None
+
+    async def _idle(self) -> None:
+        """Until an outbox insert commits (or `relay_idle_poll_s`, or stop); then a short pause so a burst of
+        commits goes out as one batch."""
+        stop = asyncio.ensure_future(self._stop.wait())
+        wake = asyncio.ensure_future(self._wake.wait())
+        await asyncio.wait({stop, wake}, timeout=self.settings.relay_idle_poll_s,
+                           return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        wake.cancel()
+        if self._wake.is_set() and self.settings.relay_coalesce_s:
+            await asyncio.sleep(self.settings.relay_coalesce_s)
 
     # --- broker side (blocking kafka-python calls run in a worker thread) ---
     def _get_producer(self) -> KafkaProducer:
@@ -141,22 +178,26 @@ class Relay:
         while not self._stop.is_set():
             try:
                 await self.check_topic()
+                await self._listen()
+                self._wake.clear()  # before reading: a commit after the read wakes the next round
                 n = await self.publish_batch()
                 if time.monotonic() - last_backlog > 2:
                     await self.update_backlog()
                     last_backlog = time.monotonic()
                 backoff = 0.2
-                if n == 0:
-                    await asyncio.sleep(self.settings.relay_idle_sleep_s)
+                if n < self.settings.relay_batch:  # drained: wait for the next commit
+                    await self._idle()
             except Exception as e:
                 kind = "database" if is_unavailable(e) else "broker" if isinstance(e, KafkaError) else "error"
                 log.warning("relay %s: %s unavailable or failing (%s); retrying in %.1fs", self.service, kind, e,
                             backoff)
                 self._drop_producer()
+                await self._close_listener()
                 self._topic_checked_at = 0.0
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
         self._drop_producer()
+        await self._close_listener()
         self.admin.close()
 
     def stop(self) -> None:

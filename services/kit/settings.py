@@ -21,7 +21,7 @@ class Settings(BaseSettings):
     #: topic names are "<topic_prefix><service>.v1"
     topic_prefix: str = "mch."
     partitions: int = 4
-    pool_size: int = 5
+    pool_size: int = 10
     log_level: str = "INFO"
     #: where relays and consumers serve /metrics (MCH_METRICS_PORT); 0.0.0.0 in containers so Prometheus reaches it
     metrics_addr: str = "127.0.0.1"
@@ -29,7 +29,13 @@ class Settings(BaseSettings):
     consumer_instance: int = 0
     consumer_instances: int = 1
     relay_batch: int = 2000
-    relay_idle_sleep_s: float = 0.02
+    #: an idle relay waits for a commit's notification, looking anyway this often (a missed notification)
+    relay_idle_poll_s: float = 1.0
+    #: after a wake-up, the relay waits this long so a burst of commits is published as one batch
+    relay_coalesce_s: float = 0.002
+    #: how long the broker may hold a consumer's fetch when there is nothing new (Tansu answers a waiting
+    #: fetch only at intervals within this wait: it bounds the latency an idle consumer adds)
+    fetch_max_wait_ms: int = 200
     consumer_batch: int = 2000
     #: how often relays and consumers ask the broker whether a topic was recreated (broker restart)
     topic_check_interval_s: float = 1.0

@@ -177,6 +177,8 @@ async def encounters_by_key(conn: AsyncConnection, keys: list[tuple[str, str]]) 
 
 
 def _load_state_sql(lock: bool) -> str:
+    # persons are looked up with `= any(array(...))`, not `in (select ...)`: the planner turns the latter into a
+    # hash join over the whole person table (a scan growing with the registry), the former into index lookups
     enc_lock, preg_lock = (" for update of e", " for update of p") if lock else ("", "")
     return (
         "with enc as (select e from encounter e join unnest($1::text[], $2::text[]) k(s, i) "
@@ -190,9 +192,9 @@ def _load_state_sql(lock: bool) -> str:
         "select array(select e from enc) as encs, array(select p from preg) as pregs, "
         "array(select i from institution i where i.code = any($5::text[] || array(select (e).institution_code "
         "from enc))) as insts, "
-        "array(select p from person p where p.person_id in (select id from pid)) as persons, "
+        "array(select p from person p where p.person_id = any(array(select id from pid))) as persons, "
         "array(select row(r.person_id, r.since, r.region_code) from person_residence r "
-        "where r.person_id in (select id from pid) order by r.person_id, r.since) as residences")
+        "where r.person_id = any(array(select id from pid)) order by r.person_id, r.since) as residences")
 
 
 _LOAD_LOCKED, _LOAD_UNLOCKED = _load_state_sql(True), _load_state_sql(False)
