@@ -19,6 +19,7 @@ from certificates.service import today
 from certificates.tests.stack_helpers import births, new_prefix, office, stock, wait_known
 
 from bench._context import BenchContext
+from bench._http import LeanClient
 
 
 def p99(xs: list[float]) -> float:
@@ -46,21 +47,23 @@ async def run(ctx: BenchContext) -> dict[str, Any]:
     serials: list[str] = []
 
     async def clerk() -> None:
-        async with httpx.AsyncClient(timeout=120, headers=ctx.headers,
-                                     limits=httpx.Limits(max_connections=1)) as h:
+        h = LeanClient(certs, ctx.headers)
+        try:
             while not queue.empty():
                 child = queue.get_nowait()
                 t = time.perf_counter()
-                r = await h.post(f"{certs}/v1/certificates", json={
+                status, out = await h.post("/v1/certificates", {
                     "kind": "first", "child_id": child, "child_name": "基准", "prepared_by": o.keeper})
                 prep.append(time.perf_counter() - t)
-                assert r.status_code == 201, r.text
-                serial = r.json()["serial"]
+                assert status == 201, out
+                serial = out["serial"]
                 t = time.perf_counter()
-                r = await h.post(f"{certs}/v1/certificates/{serial}/seal", json={"sealed_by": o.sealer})
+                status, out = await h.post(f"/v1/certificates/{serial}/seal", {"sealed_by": o.sealer})
                 seal.append(time.perf_counter() - t)
-                assert r.status_code == 200, r.text
+                assert status == 200, out
                 serials.append(serial)
+        finally:
+            await h.close()
 
     t0 = time.perf_counter()
     await asyncio.gather(*(clerk() for _ in range(clients)))

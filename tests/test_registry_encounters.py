@@ -2,6 +2,8 @@
 changes nothing), idempotency, corrections, voids with history, and the batch endpoint."""
 from __future__ import annotations
 
+import asyncio
+import random
 import uuid
 from datetime import date, timedelta
 from typing import Any
@@ -399,3 +401,44 @@ async def test_pregnancies_batch_answers_each_item(http: httpx.AsyncClient, stac
         got = await http.get(f"{stack.url('registry')}/v1/pregnancies/{items[i]['pregnancy_id']}")
         assert got.status_code == 200
     assert (await http.get(f"{stack.url('registry')}/v1/pregnancies/{items[1]['pregnancy_id']}")).status_code == 404
+
+
+async def test_concurrent_single_posts_are_each_answered_as_if_posted_alone(fam: Family, stack: Stack) -> None:
+    """Single posts arriving together are written in shared units of work (group commit); each request still gets
+    its own answer, a refused one changes nothing, and two racing posts of one new encounter meet as in order."""
+    other = await make_token(stack, ["registry:write"], region=fresh_county())
+    mine = await make_token(stack, ["registry:write"], region=fam.county)
+    valid = [fam.body("prenatal_visit", fam.lmp + timedelta(days=60 + i)) for i in range(40)]
+    early = [fam.body("prenatal_visit", fam.lmp - timedelta(days=1 + i)) for i in range(5)]
+    foreign = [fam.body("prenatal_visit", fam.lmp + timedelta(days=90)) for _ in range(5)]
+    twin = fam.body("prenatal_visit", fam.lmp + timedelta(days=100), risk_grade="green")
+    rival = {**twin, "risk_grade": "orange"}  # the same new encounter, version 1, other content
+    same = fam.body("prenatal_visit", fam.lmp + timedelta(days=101))
+    posts = ([(b, mine) for b in valid + early] + [(b, other) for b in foreign]
+             + [(twin, mine), (rival, mine), (same, mine), (same, mine)])
+    order = list(range(len(posts)))
+    random.Random(5).shuffle(order)  # callers of both regions interleaved, so shared units mix them
+    before = await footprint(stack)
+    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=len(posts))) as c:
+        sent = await asyncio.gather(*(c.post(f"{fam.url}/encounters", json=posts[i][0],
+                                             headers={"Authorization": f"Bearer {posts[i][1]}"}) for i in order))
+    rs = [r for _, r in sorted(zip(order, sent, strict=True), key=lambda x: x[0])]
+    codes = [r.status_code for r in rs]
+    assert codes[:40] == [201] * 40
+    for r in rs[:40]:
+        assert r.json()["gestational_days"] is not None
+    assert [r.json()["encounter_id"] for r in rs[:40]] == [b["encounter_id"] for b in valid]
+    assert codes[40:45] == [422] * 5 and {r.json()["errors"][0]["field"] for r in rs[40:45]} == {"occurred_at"}
+    assert codes[45:50] == [403] * 5 and {r.json()["errors"][0]["field"] for r in rs[45:50]} == {"institution_code"}
+    assert sorted(codes[50:52]) == [201, 409] and sorted(codes[52:54]) == [200, 201]
+    winner = rs[50] if codes[50] == 201 else rs[51]
+    conn = await registry_db(stack)
+    try:
+        stored = await conn.fetchval("select body->>'risk_grade' from encounter where source = $1 and "
+                                     "encounter_id = $2", SOURCE, twin["encounter_id"])
+    finally:
+        await conn.close()
+    assert stored == winner.json()["risk_grade"]
+    after = await footprint(stack)
+    # 40 visits + the rival pair's winner + one of the identical pair: one encounter, one version, one event each
+    assert tuple(a - b for a, b in zip(after, before, strict=True)) == (42, 42, 42, 0)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 import uuid
@@ -97,6 +98,10 @@ def create_app(
         app.state.authenticator = Authenticator(app.state.auth_db)
         if on_startup is not None:
             await on_startup(app)
+        # what startup built (modules, tables, caches) lives as long as the process: out of the collector's
+        # sight, a full collection does not walk it again and again in the middle of requests
+        gc.collect()
+        gc.freeze()
         yield
         await app.state.db.dispose()
         await app.state.auth_db.dispose()

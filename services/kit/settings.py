@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     #: an idle relay waits for a commit's notification, looking anyway this often (a missed notification)
     relay_idle_poll_s: float = 1.0
     #: after a wake-up, the relay waits this long so a burst of commits is published as one batch
-    relay_coalesce_s: float = 0.002
+    relay_coalesce_s: float = 0.01
     #: how long the broker may hold a consumer's fetch when there is nothing new (Tansu answers a waiting
     #: fetch only at intervals within this wait: it bounds the latency an idle consumer adds)
     fetch_max_wait_ms: int = 200

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -307,8 +307,13 @@ def _anywhere(_: str) -> bool:
     return True
 
 
+#: whether the caller may post for an institution in a region: one rule for all items, or one per item (items of
+#: different callers coalesced into one unit of work)
+MayPostFor = Callable[[str], bool] | Sequence[Callable[[str], bool]]
+
+
 async def post_encounters(conn: AsyncConnection, bodies: list[Any], today: date,
-                          may_post_for: Callable[[str], bool] = _anywhere) -> list[ItemAnswer]:
+                          may_post_for: MayPostFor = _anywhere) -> list[ItemAnswer]:
     """Post encounters in one unit of work: parse and check every item in Python against state loaded in a few
     queries, then write the accepted ones set-based. A refused item changes nothing and does not affect its
     neighbours; later items of the batch see earlier accepted ones. `may_post_for(region)`: whether the caller may
@@ -318,7 +323,7 @@ async def post_encounters(conn: AsyncConnection, bodies: list[Any], today: date,
     return answers
 
 
-async def _post_encounters(conn: AsyncConnection, bodies: list[Any], today: date, may_post_for: Callable[[str], bool],
+async def _post_encounters(conn: AsyncConnection, bodies: list[Any], today: date, may_post_for: MayPostFor,
                            lock: bool) -> list[ItemAnswer] | None:
     """`lock`: inside a transaction, the rows to change locked as they are read. Otherwise (outside a transaction)
     read without locks and written in one statement that locks and checks what was read: None when it changed
@@ -347,7 +352,8 @@ async def _post_encounters(conn: AsyncConnection, bodies: list[Any], today: date
             if stored and stored["voided"]:
                 raise fail("encounter_id", "the encounter was voided; post a new encounter id", 409)
             inst = state.institutions.get(p.req["institution_code"])
-            if inst is not None and not may_post_for(inst.region_code):
+            allowed = may_post_for if callable(may_post_for) else may_post_for[p.index]
+            if inst is not None and not allowed(inst.region_code):
                 raise fail("institution_code", "the institution is outside this client's region", 403)
             errs, out = encounters.decide(state, p.req, p.fields, p.on, stored, decision.version, p.hash, today)
             if errs or out is None:
@@ -363,17 +369,11 @@ async def _post_encounters(conn: AsyncConnection, bodies: list[Any], today: date
     return [answers[i] for i in range(len(bodies))]
 
 
-async def post_encounter(conn: AsyncConnection, body: dict[str, Any], today: date,
-                         may_post_for: Callable[[str], bool] = _anywhere, lock: bool = True) -> ItemAnswer | None:
-    """One encounter (a refusal raised as a DomainError). `lock=False`: outside a transaction, two round trips
-    (read, then one statement checking what was read and writing); None when what was read changed meanwhile."""
-    answers = await _post_encounters(conn, [body], today, may_post_for, lock)
-    if answers is None:
-        return None
-    status, out = answers[0]
-    if status >= 300:
-        raise DomainError(out["errors"], status)
-    return status, out
+async def post_encounters_unlocked(conn: AsyncConnection, bodies: list[Any], today: date,
+                                   may_post_for: MayPostFor = _anywhere) -> list[ItemAnswer] | None:
+    """`post_encounters` outside a transaction in two round trips (read without locks; one statement checking
+    what was read and writing); None when what was read changed meanwhile (nothing written: post them locked)."""
+    return await _post_encounters(conn, bodies, today, may_post_for, lock=False)
 
 
 async def void_encounter(conn: AsyncConnection, source: str, encounter_id: str, reason: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import ORJSONResponse
 from kit import outbox
 from kit.auth import Principal, mask, require
+from kit.coalesce import Coalescer
 from kit.db import Database, is_unavailable
 from kit.errors import Problem, invalid_many, not_found
 from kit.logs import request_id
@@ -181,29 +182,68 @@ async def void_pregnancy(pregnancy_id: str, request: Request, body: VoidIn | Non
 @router.post("/encounters", summary="Post an encounter (idempotent on source + encounter_id)", status_code=201)
 async def post_encounter(request: Request, body: dict[str, Any] = Body(...),
                          p: Principal = Depends(require("registry:write"))) -> ORJSONResponse:
-    db: Database = request.app.state.db
+    status, out = await _encounter_posts(request).submit((body, p.sees_region))
+    if status >= 300:
+        raise _problem(DomainError(out["errors"], status))
+    return ORJSONResponse(out, status_code=status)
+
+
+#: a single encounter post and the caller's region rule
+_Post = tuple[dict[str, Any], Callable[[str], bool]]
+
+
+def _encounter_posts(request: Request) -> Coalescer[_Post, service.ItemAnswer]:
+    """The app's group commit of single encounter posts: concurrent posts share one unit of work (kit.coalesce)."""
+    state = request.app.state
+    if getattr(state, "encounter_posts", None) is None:
+        db: Database = state.db
+        state.encounter_posts = Coalescer(lambda posts: _post_together(db, posts), max_items=100, max_running=2)
+    return state.encounter_posts  # type: ignore[no-any-return]
+
+
+async def _post_alone(db: Database, post: _Post) -> service.ItemAnswer:
+    """Two round trips outside a transaction (read; check what was read and write, one statement), or, when
+    what was read changed meanwhile (or the pooled connection was stale), a locked transaction."""
+    body, sees = post
 
     async def once() -> service.ItemAnswer:
-        # two round trips outside a transaction (read; check what was read and write, one statement) ...
         try:
             async with db.autocommit() as conn:
-                done = await service.post_encounter(conn, body, _today(), p.sees_region, lock=False)
+                done = await service.post_encounters_unlocked(conn, [body], _today(), sees)
             if done is not None:
-                return done
+                return done[0]
         except Exception as e:
             if not is_unavailable(e):
                 raise
-        # ... or, when what was read changed meanwhile (or the pooled connection was stale), a locked transaction
         async with db.begin() as conn:
-            locked = await service.post_encounter(conn, body, _today(), p.sees_region)
-            assert locked is not None
-            return locked
+            return (await service.post_encounters(conn, [body], _today(), sees))[0]
+
+    return await _retrying_a_race(once)
+
+
+async def _post_together(db: Database, posts: list[_Post]) -> list[service.ItemAnswer | BaseException]:
+    """Posts of concurrent requests as one locked unit of work, each answered as if posted alone (a refused one
+    changes nothing and does not affect the others). If the unit fails as a whole, each post is done on its own,
+    so one bad post cannot fail its neighbours."""
+    if len(posts) == 1:
+        return [await _post_alone(db, posts[0])]
+
+    async def once() -> list[service.ItemAnswer]:
+        async with db.begin() as conn:
+            return await service.post_encounters(conn, [b for b, _ in posts], _today(), [s for _, s in posts])
 
     try:
-        status, out = await _retrying_a_race(once)
-    except DomainError as e:
-        raise _problem(e) from e
-    return ORJSONResponse(out, status_code=status)
+        return list(await _retrying_a_race(once))
+    except Exception as e:
+        if is_unavailable(e):
+            raise
+    answers: list[service.ItemAnswer | BaseException] = []
+    for post in posts:
+        try:
+            answers.append(await _post_alone(db, post))
+        except Exception as e:
+            answers.append(e)
+    return answers
 
 
 T = TypeVar("T")
