@@ -401,6 +401,15 @@ async def test_pregnancies_batch_answers_each_item(http: httpx.AsyncClient, stac
         got = await http.get(f"{stack.url('registry')}/v1/pregnancies/{items[i]['pregnancy_id']}")
         assert got.status_code == 200
     assert (await http.get(f"{stack.url('registry')}/v1/pregnancies/{items[1]['pregnancy_id']}")).status_code == 404
+    # an item refused after it wrote (its new "mother" is created, then found to be a man) is rolled back alone
+    man = {**preg("2025-02-01", "2025-04-01"), "mother": {**mother, "name": "张伟", "sex": "M"}}
+    before = await footprint(stack)
+    r = await http.post(f"{stack.url('registry')}/v1/pregnancies:batch", json=[man, preg("2025-03-01", "2025-05-01")])
+    assert [i["status"] for i in r.json()["items"]] == [422, 201], r.text
+    assert r.json()["items"][0]["errors"][0]["field"] == "mother"
+    after = await footprint(stack)
+    # only the second item's mother (a new person: no ID number to match) and its two events
+    assert tuple(a - b for a, b in zip(after, before, strict=True)) == (2, 0, 0, 1)
 
 
 async def test_concurrent_single_posts_are_each_answered_as_if_posted_alone(fam: Family, stack: Stack) -> None:

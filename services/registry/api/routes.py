@@ -11,7 +11,7 @@ from fastapi.responses import ORJSONResponse
 from kit import outbox
 from kit.auth import Principal, mask, require
 from kit.coalesce import Coalescer
-from kit.db import Database, is_unavailable
+from kit.db import Database, is_unavailable, savepoint
 from kit.errors import Problem, invalid_many, not_found
 from kit.logs import request_id
 
@@ -322,7 +322,7 @@ async def _savepoint_batch(request: Request, body: list[Any],
     async with request.app.state.db.begin() as conn:
         for item in body:
             try:
-                async with conn.begin_nested():
+                async with savepoint(conn):
                     answers.append(await unit(conn, item))
             except DomainError as e:
                 answers.append((e.status, {"errors": e.errors}))

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.openapi.models import Example
 from fastapi.responses import ORJSONResponse
 from kit.auth import Principal, require
+from kit.db import savepoint
 from kit.errors import Problem, invalid, invalid_many
 from kit.logs import request_id
 from pydantic import BaseModel, ConfigDict, Field
@@ -105,7 +106,7 @@ async def post_screenings_batch(request: Request, body: list[dict[str, Any]] = B
             try:
                 if not isinstance(item, dict):
                     raise DomainError([{"field": "body", "reason": "each item is an object"}])
-                async with conn.begin_nested():
+                async with savepoint(conn):
                     status, out = await service.record_screening(conn, item, p.region_prefix)
                 results.append({"index": i, "status": status, "id": out["screening_id"],
                                 "classification": out["classification"],
