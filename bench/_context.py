@@ -27,3 +27,33 @@ class BenchContext:
 
 
 Result = dict[str, Any]
+
+
+async def settle(ctx: BenchContext, quiet_s: float = 1.0, timeout: float = 600) -> None:
+    """Until the pipeline has absorbed a setup phase: every outbox published and no consumer applied anything for
+    `quiet_s` (so a timed phase measures its own work, not the tail of the setup's)."""
+    import asyncio
+    import time
+
+    import asyncpg
+
+    async def counts() -> tuple[int, ...]:
+        out = []
+        for svc in devstack.SERVICES:
+            conn = await asyncpg.connect(ctx.dsn(svc, admin=True))
+            try:
+                out.append(int(await conn.fetchval("select count(*) from outbox where published_at is null")))
+                out.append(int(await conn.fetchval("select count(*) from consumed_event")))
+            finally:
+                await conn.close()
+        return tuple(out)
+
+    deadline = time.monotonic() + timeout
+    last = await counts()
+    while time.monotonic() < deadline:
+        await asyncio.sleep(quiet_s)
+        now = await counts()
+        if now == last and not any(now[0::2]):
+            return
+        last = now
+    raise RuntimeError("the pipeline did not settle")

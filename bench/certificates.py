@@ -18,7 +18,7 @@ import httpx
 from certificates.service import today
 from certificates.tests.stack_helpers import births, new_prefix, office, stock, wait_known
 
-from bench._context import BenchContext
+from bench._context import BenchContext, settle
 from bench._http import LeanClient
 
 
@@ -39,6 +39,7 @@ async def run(ctx: BenchContext) -> dict[str, Any]:
         await wait_known(ctx.dsn("certificates", admin=True), children, timeout=600)
         setup_s = time.perf_counter() - t0
         await stock(http, certs, o, new_prefix(), 1, n, today())
+        await settle(ctx)  # the births' events applied by every consumer before the clock starts
     queue: asyncio.Queue[str] = asyncio.Queue()
     for c in children:
         queue.put_nowait(c)

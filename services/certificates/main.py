@@ -10,8 +10,8 @@ from certificates.store import sql
 
 
 async def startup(app: FastAPI) -> None:
-    # the units of work run on a plain asyncpg pool (no ORM layer on the hot path of issuing); at most
-    # pool_size at once: more clerks queue for a connection instead of opening more on a shared server
+    # the units of work run on a plain asyncpg pool (no ORM layer on the hot path of issuing); a bounded number
+    # at once: more clerks queue for a connection instead of opening more on a shared server
     app.state.pg = await sql.pool(app.state.settings)
 
 
