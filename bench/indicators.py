@@ -184,12 +184,25 @@ async def run(ctx: BenchContext) -> dict[str, Any]:
         stop = asyncio.Event()
 
         async def background() -> None:
-            """~1,000 events/s: each second, 250 pregnancies (pregnancy + mother events) and their deliveries
-            (delivery + child events), posted as two batches as a HIS import would."""
+            """~1,000 events/s, steady: every quarter second, 62 or 63 pregnancies (pregnancy + mother events)
+            and their deliveries (delivery + child events), posted as two batches as HIS imports would, on a
+            fixed schedule (a late tick is not made up in a burst)."""
+            in_flight = asyncio.Semaphore(3)  # a slow tick does not hold the next one back
+            ticks: set[asyncio.Task[None]] = set()
+
+            async def one(n: int) -> None:
+                async with in_flight:
+                    await load(ctx, http, n, rng, insts, batched=True)
+
+            tick, i = time.perf_counter(), 0
             while not stop.is_set():
-                t = time.perf_counter()
-                await load(ctx, http, 250, rng, insts, batched=True)
-                await asyncio.sleep(max(0.0, 1.0 - (time.perf_counter() - t)))
+                task = asyncio.create_task(one(62 + i % 2))
+                ticks.add(task)
+                task.add_done_callback(ticks.discard)
+                i += 1
+                tick += 0.25
+                await asyncio.sleep(max(0.0, tick - time.perf_counter()))
+            await asyncio.gather(*ticks)
 
         bg = asyncio.create_task(background())
         base = await count_at(http, url, probe_region)
