@@ -113,8 +113,9 @@ async def record_screening(conn: AsyncConnection, body: dict[str, Any], region_p
                        "new one", 409)
     inst_region = await sql.institution_region(conn, req.institution_code)
     if inst_region is None:
-        raise fail("institution_code", f"unknown institution {req.institution_code}: register it in the registry "
-                   f"(PUT /v1/institutions/{req.institution_code})")
+        raise fail("institution_code", f"unknown institution {req.institution_code}: not known to screening (yet); "
+                   "the registry's events reach screening within seconds of its answer, so retry shortly, or "
+                   f"register it in the registry first (PUT /v1/institutions/{req.institution_code})")
     subject = await resolve_subject(conn, req.type, spec, req, result)
     if not subject.residence_code:  # a person without a known residence is attributed to the institution's
         subject = dataclasses.replace(subject, residence_code=inst_region)
