@@ -125,8 +125,9 @@ def write_prometheus_conf(s: Stack) -> None:
 
 
 def load_demo(s: Stack, token: str) -> None:
-    """Load the demo county's year once (skipped when its first hospital is already registered), then start the
-    live trickle."""
+    """Load the demo county's year once, then start the live trickle. Loaded means its first hospital is
+    registered and a load finished from this checkout (`demo-loaded` in the run dir): a load cut short is posted
+    again on the next `make run` (loading is idempotent), not taken for a whole year."""
     from urllib.error import HTTPError
 
     sys.path.insert(0, str(ROOT))
@@ -140,10 +141,13 @@ def load_demo(s: Stack, token: str) -> None:
             loaded = r.status == 200
     except HTTPError:
         loaded = False
-    if not loaded and not os.environ.get("MCH_NO_DEMO"):
+    marker = s.run_dir / "demo-loaded"
+    if not (loaded and marker.exists()) and not os.environ.get("MCH_NO_DEMO"):
         print("loading the demo county's year through the APIs (once) ...", flush=True)
-        subprocess.run([str(VENV_BIN / "python"), "-m", "demo", "load", "--run-dir", str(s.run_dir)], cwd=ROOT,
-                       check=False)
+        done = subprocess.run([str(VENV_BIN / "python"), "-m", "demo", "load", "--run-dir", str(s.run_dir)],
+                              cwd=ROOT, check=False)
+        if done.returncode == 0:
+            marker.write_text(time.strftime("%Y-%m-%dT%H:%M:%S%z\n"))
     ctl(s, "start", DEMO_TRICKLE, check=False)
 
 
