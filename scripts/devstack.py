@@ -287,10 +287,12 @@ def up(s: Stack, fresh: bool = False) -> str:
 
 
 def down(s: Stack) -> None:
+    """Stop the stack and return once its ports are free (supervisord stops answering before its programs have
+    exited, and a `make run` right after would find the ports taken)."""
     if running(s):
         ctl(s, "shutdown", check=False)
-        for _ in range(100):
-            if not running(s):
+        for _ in range(300):
+            if not running(s) and not any(port_busy(p) for p in (s.broker_port, *s.api_ports.values())):
                 break
             time.sleep(0.1)
 
