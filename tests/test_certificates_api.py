@@ -161,8 +161,13 @@ async def test_every_refusal_names_its_field_and_changes_nothing(http: httpx.Asy
     for who in (o.keeper, other.sealer):
         r = await http.post(f"{certs}/v1/certificates/{cert['serial']}/seal", json={"sealed_by": who})
         assert (r.status_code, field_of(r)) == (422, "sealed_by"), r.text
-    # a second preparation for the same child, then a second first issue
+    # the same preparation sent again (a retry after a lost answer) is answered with it: no second blank drawn
+    moved = await report(http, certs, o)
     r = await prepare(http, certs, o, kids[0])
+    assert r.status_code == 200 and r.json()["serial"] == cert["serial"], r.text
+    assert await report(http, certs, o) == moved
+    # another preparation for the same child while one is pending, then a second first issue
+    r = await prepare(http, certs, o, kids[0], child_name="张小红")
     assert (r.status_code, field_of(r)) == (409, "child_id"), r.text
     await http.post(f"{certs}/v1/certificates/{cert['serial']}/seal", json={"sealed_by": o.sealer})
     r = await prepare(http, certs, o, kids[0])

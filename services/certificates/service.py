@@ -174,8 +174,9 @@ async def assign_custodian(db: Conn, actor: Actor, cu: Custodian) -> tuple[int, 
 # ------------------------------------------------------------------ certificates
 async def prepare(db: Conn, actor: Actor, kind: str, child_id: str, child_name: str,
                   prepared_by: str, institution: str | None, previous_serial: str | None,
-                  evidence_ref: str | None) -> dict[str, Any]:
-    """Step one of an issue: the certificate custodian draws the institution's next blank (state prepared)."""
+                  evidence_ref: str | None) -> tuple[int, dict[str, Any]]:
+    """Step one of an issue: the certificate custodian draws the institution's next blank (state prepared).
+    The same preparation sent again while it is still prepared is answered with it (200), not drawn twice."""
     if previous_serial is not None:
         rules.check_serial(previous_serial, "previous_serial")
     facts = await sql.prepare_facts(db, prepared_by, child_id, previous_serial)
@@ -192,6 +193,12 @@ async def prepare(db: Conn, actor: Actor, kind: str, child_id: str, child_name: 
         raise invalid("prepared_by", f"{prepared_by} is not the certificate custodian of {institution}"
                       + (f" (it is {keeper})" if keeper else " (none is assigned)"))
     actor.require_region(keeps[institution])
+    again = rules.replayed_preparation(kind, prepared_by, institution, facts.certificates)
+    if again is not None:
+        row = await sql.serial_row(db, again.serial)
+        if (row["child_name"], row["previous_serial"], row["evidence_ref"] or None) == (
+                child_name.strip(), previous_serial, evidence_ref or None):
+            return 200, view(row)
     rules.check_prepare(kind, facts.child, institution, evidence_ref, facts.previous, previous_serial,
                         facts.certificates)
     mid = uuid.uuid4()
@@ -210,7 +217,7 @@ async def prepare(db: Conn, actor: Actor, kind: str, child_id: str, child_name: 
                     outbox.columns([publish.certificate_changed(row),
                                          publish.stock_moved(mid, institution, region, "issued", row["prepared_on"],
                                                              -1, row["serial"], row["serial"])]))
-    return view(row)
+    return 201, view(row)
 
 
 async def seal(db: Conn, actor: Actor, serial: str, sealed_by: str) -> dict[str, Any]:

@@ -130,12 +130,13 @@ async def get_custodians(institution_code: str, request: Request,
 # ------------------------------------------------------------------ certificates
 @router.post("/certificates", summary="Prepare a certificate: draws the institution's next serial (prepared)",
              status_code=201)
-async def post_certificate(body: CertificateIn, request: Request,
+async def post_certificate(body: CertificateIn, request: Request, response: Response,
                            p: Principal = Depends(require("certificates:issue"))) -> dict[str, Any]:
     async with _db(request).begin() as conn:
-        return _masked(await service.prepare(conn, Actor(p), body.kind, body.child_id, body.child_name,
-                                             body.prepared_by, body.institution_code, body.previous_serial,
-                                             body.evidence_ref), p)
+        response.status_code, out = await service.prepare(conn, Actor(p), body.kind, body.child_id,
+                                                          body.child_name, body.prepared_by, body.institution_code,
+                                                          body.previous_serial, body.evidence_ref)
+    return _masked(out, p)
 
 
 @router.post("/certificates/{serial}/seal", summary="Seal a prepared certificate (签发) by the seal custodian")

@@ -138,6 +138,17 @@ class CertificateFacts:
     prepared_by: str
 
 
+def replayed_preparation(kind: str, prepared_by: str, institution_code: str,
+                         child_certificates: list[CertificateFacts]) -> CertificateFacts | None:
+    """The child's certificate still being prepared of this kind, by this custodian, at this institution: a
+    preparation sent again (a retry after a lost answer) is answered with it instead of drawing another blank
+    (the caller also compares what was written on it)."""
+    for c in child_certificates:
+        if (c.state, c.kind, c.prepared_by, c.institution_code) == ("prepared", kind, prepared_by, institution_code):
+            return c
+    return None
+
+
 def check_prepare(kind: str, child: ChildFacts, institution_code: str, evidence_ref: str | None,
                   previous: CertificateFacts | None, previous_serial: str | None,
                   child_certificates: list[CertificateFacts]) -> None:

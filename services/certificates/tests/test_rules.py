@@ -135,3 +135,14 @@ def test_stock_figures_balance_and_count_each_serial_once() -> None:
     bureau = rules.figures([("received", None, True, 100), ("allocated", None, True, -40),
                             ("received", None, False, 50), ("allocated", None, False, -30)])
     assert (bureau.opening, bureau.received, bureau.allocated, bureau.closing) == (60, 50, 30, 80)
+
+
+def test_a_preparation_sent_again_is_the_pending_one_of_the_same_kind_preparer_and_institution() -> None:
+    pending = CertificateFacts("A000000002", "prepared", "first", "c1", "H1", "K1")
+    certs = [CertificateFacts("A000000001", "voided", "first", "c1", "H1", "K1"), pending]
+    assert rules.replayed_preparation("first", "K1", "H1", certs) == pending
+    assert rules.replayed_preparation("first", "K2", "H1", certs) is None            # another custodian
+    assert rules.replayed_preparation("first", "K1", "H2", certs) is None            # another institution
+    assert rules.replayed_preparation("first_out_of_institution", "K1", "H1", certs) is None
+    sealed = [CertificateFacts("A000000002", "issued", "first", "c1", "H1", "K1")]
+    assert rules.replayed_preparation("first", "K1", "H1", sealed) is None          # issued: nothing pending
