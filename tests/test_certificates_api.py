@@ -428,3 +428,25 @@ async def test_certificate_and_stock_events_are_in_the_outbox(http: httpx.AsyncC
              if r["event_type"] == "certificates.stock.moved"]
     assert [(m.kind, m.quantity) for m in moved] == [("allocated", 4), ("issued", -1)]
     assert sum(m.quantity for m in moved) == 3
+
+
+async def test_verification_is_rate_limited_per_client(stack: Stack) -> None:
+    """A token cannot guess its way through the register: past its burst, verification answers 429 with
+    Retry-After, while another client still verifies."""
+    certs = stack.url("certificates")
+    settings = stack.settings
+    guesser = await make_token(stack, ["certificates:verify"])
+    other = await make_token(stack, ["certificates:verify"])
+    tries = 4 * settings.rate_limit_burst  # far more than the burst plus what refills while they are sent
+    params = {"serial": "Z999999999", "child_name": "张小明", "birth_date": str(today())}
+    async with httpx.AsyncClient(timeout=30, headers={"Authorization": f"Bearer {guesser}"}) as c:
+        rs = await asyncio.gather(*(c.get(f"{certs}/v1/certificates/verify", params=params)
+                                    for _ in range(tries)))
+    codes = [r.status_code for r in rs]
+    assert set(codes) == {200, 429} and codes.count(200) >= settings.rate_limit_burst, codes
+    refused = next(r for r in rs if r.status_code == 429)
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert int(refused.headers["Retry-After"]) >= 1
+    async with httpx.AsyncClient(timeout=30, headers={"Authorization": f"Bearer {other}"}) as c:
+        r = await c.get(f"{certs}/v1/certificates/verify", params=params)
+    assert r.status_code == 200 and r.json() == {"valid": False, "status": "not_found"}

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     #: fetch only at intervals within this wait: it bounds the latency an idle consumer adds)
     fetch_max_wait_ms: int = 200
     consumer_batch: int = 2000
+    #: rate-limited endpoints (certificate verification): calls per second per client, sustained, and at once
+    rate_limit_per_second: float = 10.0
+    rate_limit_burst: int = 50
     #: how often relays and consumers ask the broker whether a topic was recreated (broker restart)
     topic_check_interval_s: float = 1.0
 

@@ -156,6 +156,7 @@ async def void_certificate(serial: str, body: VoidIn, request: Request,
 @router.get("/certificates/verify", summary="For public security: is this a valid certificate of this child?")
 async def verify(request: Request, response: Response, serial: str, child_name: str, birth_date: date,
                  p: Principal = Depends(require("certificates:verify"))) -> dict[str, Any]:
+    request.app.state.verify_limit.check(p.client_id, "verifications")
     response.headers["Cache-Control"] = "no-store"
     async with _db(request).begin() as conn:
         return await service.verify(conn, Actor(p), serial, child_name, birth_date)
