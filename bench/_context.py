@@ -1,9 +1,12 @@
 """What a benchmark module gets: the running stack, a token with every scope, and a way to record figures."""
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 import devstack
 
 
@@ -32,11 +35,6 @@ Result = dict[str, Any]
 async def settle(ctx: BenchContext, quiet_s: float = 1.0, timeout: float = 600) -> None:
     """Until the pipeline has absorbed a setup phase: every outbox published and no consumer applied anything for
     `quiet_s` (so a timed phase measures its own work, not the tail of the setup's)."""
-    import asyncio
-    import time
-
-    import asyncpg
-
     async def counts() -> tuple[int, ...]:
         out = []
         for svc in devstack.SERVICES:

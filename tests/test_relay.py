@@ -9,7 +9,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kit import outbox
 from kit.db import Database
 from kit.events import NewEvent, parse
-from kit.migrate import SERVICES_DIR, _alembic, create_databases
+from kit.migrate import SERVICES_DIR, _admin, _alembic, create_databases
 from kit.relay import Relay
 from kit.settings import Settings
 from mch.events.v1 import registry_pb2
@@ -66,13 +66,11 @@ async def test_an_idle_relay_publishes_a_commit_without_polling(stack: Stack) ->
         relay.stop()
         await asyncio.wait_for(task, 10)
         await db.dispose()
-        await create_databases_dropped(settings)
+        await drop_scratch(settings)
 
 
-async def create_databases_dropped(settings: Settings) -> None:
-    import asyncpg
-    conn = await asyncpg.connect(host=settings.pg_host, port=settings.pg_port, user=settings.pg_admin_user,
-                                 database="postgres")
+async def drop_scratch(settings: Settings) -> None:
+    conn = await _admin(settings)
     try:
         for name in (settings.database("registry"), settings.auth_database):
             await conn.execute(f'drop database if exists "{name}" with (force)')

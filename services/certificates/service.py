@@ -196,8 +196,8 @@ async def prepare(db: Conn, actor: Actor, kind: str, child_id: str, child_name: 
     again = rules.replayed_preparation(kind, prepared_by, institution, facts.certificates)
     if again is not None:
         row = await sql.serial_row(db, again.serial)
-        if (row["child_name"], row["previous_serial"], row["evidence_ref"] or None) == (
-                child_name.strip(), previous_serial, evidence_ref or None):
+        if rules.same_preparation((row["child_name"], row["previous_serial"], row["evidence_ref"]),
+                                  (child_name, previous_serial, evidence_ref)):
             return 200, view(row)
     rules.check_prepare(kind, facts.child, institution, evidence_ref, facts.previous, previous_serial,
                         facts.certificates)

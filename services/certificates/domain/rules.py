@@ -149,6 +149,14 @@ def replayed_preparation(kind: str, prepared_by: str, institution_code: str,
     return None
 
 
+def same_preparation(stored: tuple[str | None, str | None, str | None], sent: tuple[str, str | None, str | None]) \
+        -> bool:
+    """Whether what was written on a pending certificate (name, previous serial, evidence) is what was sent again
+    (the name as it is written: trimmed; no evidence and empty evidence are the same)."""
+    (name, previous, evidence), (name_sent, previous_sent, evidence_sent) = stored, sent
+    return (name, previous, evidence or None) == (name_sent.strip(), previous_sent, evidence_sent or None)
+
+
 def check_prepare(kind: str, child: ChildFacts, institution_code: str, evidence_ref: str | None,
                   previous: CertificateFacts | None, previous_serial: str | None,
                   child_certificates: list[CertificateFacts]) -> None:

@@ -146,3 +146,10 @@ def test_a_preparation_sent_again_is_the_pending_one_of_the_same_kind_preparer_a
     assert rules.replayed_preparation("first_out_of_institution", "K1", "H1", certs) is None
     sealed = [CertificateFacts("A000000002", "issued", "first", "c1", "H1", "K1")]
     assert rules.replayed_preparation("first", "K1", "H1", sealed) is None          # issued: nothing pending
+
+
+def test_a_preparation_is_the_same_when_name_previous_serial_and_evidence_are() -> None:
+    assert rules.same_preparation(("张小明", None, None), (" 张小明 ", None, ""))
+    assert not rules.same_preparation(("张小明", None, None), ("张小红", None, None))
+    assert not rules.same_preparation(("张小明", "A000000001", None), ("张小明", None, None))
+    assert not rules.same_preparation(("张小明", None, "证明-1"), ("张小明", None, "证明-2"))
