@@ -17,7 +17,7 @@ import devstack
 import httpx
 import pytest
 import pytest_asyncio
-from kit.clients import create_client
+from kit.clients import create_client, create_person
 from kit.settings import Settings
 
 STACK = devstack.STACKS["test"]
@@ -76,6 +76,13 @@ async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
 async def make_token(stack: Stack, scopes: list[str], region: str = "") -> str:
     _, tok = await create_client(stack.settings, f"test-{uuid.uuid4().hex[:6]}", scopes, region)
     return tok
+
+
+async def make_person(stack: Stack, roles: list[str], region: str, institution_code: str = "",
+                      name: str = "测试人员") -> tuple[str, str]:
+    """A person's account (staff) with roles, acting for `region`; returns (account_id, token)."""
+    return await create_person(stack.settings, name, roles, region, institution_code=institution_code,
+                               staff_id=uuid.uuid4().hex[:6])
 
 
 def _real_counties() -> list[str]:

@@ -23,8 +23,9 @@ SCOPES = (
     "registry:write", "registry:read",
     "screening:write", "screening:read",
     "certificates:stock", "certificates:issue", "certificates:read", "certificates:verify",
-    "indicators:read", "indicators:admin",
-    "pii:read", "admin",
+    "certificates:prepare", "certificates:seal", "certificates:void",
+    "indicators:read", "indicators:admin", "reports:submit", "reports:approve",
+    "pii:read", "audit:read", "accounts:admin", "admin",
 )
 
 AUTH_DDL = """
@@ -41,16 +42,51 @@ create table if not exists api_token (
     created_at timestamptz not null default now(),
     revoked_at timestamptz
 );
+-- accounts are persons (staff who log in) or systems (machine clients); roles grant the scopes (kit.roles)
+alter table api_client add column if not exists kind text not null default 'system'
+    check (kind in ('person', 'system'));
+alter table api_client add column if not exists roles text[] not null default '{}';
+alter table api_client add column if not exists institution_code text not null default '';
+alter table api_client add column if not exists staff_id text not null default '';
+alter table api_client add column if not exists phone text;
+alter table api_client add column if not exists disabled_at timestamptz;
+alter table api_token add column if not exists expires_at timestamptz;
 """
 
 
 @dataclass(frozen=True)
 class Principal:
+    """Who is acting: a person (人员, logged in) or a named system (a HIS interface, an operator's script).
+
+    `client_id` is the account id — the person's account id or the system client's id — and is what audit rows
+    and actor columns (prepared_by, sealed_by, voided_by, ...) record: the actor always comes from the token,
+    never from a request body. `scopes` are what the roles grant; `region_prefix` the part of the region tree
+    the account acts for ("" only for national accounts, which no one gets by default)."""
+
     client_id: str
     name: str
     scopes: frozenset[str]
     region_prefix: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    #: "person" (a member of staff, logged in) or "system" (a machine client with a long-lived token)
+    kind: str = "system"
+    roles: frozenset[str] = frozenset()
+    #: the institution the person works at (a hospital, an MCH centre) or "" for a bureau
+    institution_code: str = ""
+    #: the person's staff id (工号) at that institution, shown beside the name
+    staff_id: str = ""
+
+    @property
+    def actor(self) -> str:
+        """The id an action is recorded under (audit rows, prepared_by, sealed_by, ...)."""
+        return self.client_id
+
+    @property
+    def is_person(self) -> bool:
+        return self.kind == "person"
+
+    def has_role(self, role: str) -> bool:
+        return role in self.roles
 
     def has(self, scope: str) -> bool:
         return scope in self.scopes or "admin" in self.scopes
@@ -63,6 +99,13 @@ class Principal:
         if not self.sees_region(region):
             raise Problem(403, "Forbidden", f"{field_name} {region or '(all)'} is outside this client's region "
                           f"{self.region_prefix}", kind="forbidden-region")
+
+    def require_object(self, region_code: str | None, what: str, key: str) -> None:
+        """Object-level authorisation in one place: an object (person, pregnancy, encounter, institution,
+        certificate, ...) whose *current* region lies outside the caller's is answered exactly as if it did
+        not exist — the same 404, no region code, no hint that it exists elsewhere (OWASP API #1)."""
+        if region_code is None or not self.sees_region(region_code):
+            raise Problem(404, "Not found", f"{what} {key} does not exist", kind="not-found")
 
 
 def hash_token(token: str) -> str:
@@ -89,12 +132,15 @@ class Authenticator:
             return hit[1]
         async with self.db.connect() as conn:
             row = (await conn.execute(text(
-                "select c.client_id, c.name, c.scopes, c.region_prefix from api_token t "
-                "join api_client c using (client_id) where t.token_sha256 = :h and t.revoked_at is null"),
+                "select c.client_id, c.name, c.scopes, c.region_prefix, c.kind, c.roles, c.institution_code, "
+                "c.staff_id from api_token t join api_client c using (client_id) where t.token_sha256 = :h "
+                "and t.revoked_at is null and c.disabled_at is null "
+                "and (t.expires_at is null or t.expires_at > now())"),
                 {"h": digest})).first()
         if row is None:
             return None
-        p = Principal(row.client_id, row.name, frozenset(row.scopes), row.region_prefix)
+        p = Principal(row.client_id, row.name, frozenset(row.scopes), row.region_prefix, kind=row.kind,
+                      roles=frozenset(row.roles), institution_code=row.institution_code, staff_id=row.staff_id)
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[digest] = (now + self.ttl_s, p)

@@ -50,6 +50,40 @@ async def create_client(settings: Settings, name: str, scopes: list[str], region
     return cid, token
 
 
+async def create_person(settings: Settings, name: str, roles: list[str], region: str, *,
+                        institution_code: str = "", staff_id: str = "", phone: str | None = None,
+                        account_id: str | None = None) -> tuple[str, str]:
+    """Create (or update) a person's account (人员账号) with roles; returns (account_id, token).
+
+    The scopes are the roles' (kit.roles); the region is required — a person acts for a county, a city, ...
+    The token returned here is an opaque one for scripts and tests; people log in for short-lived ones."""
+    from kit.roles import ROLES, scopes_of
+
+    scopes = scopes_of(roles)
+    not_for_people = [r for r in roles if ROLES[r].holder == "system"]
+    if not_for_people:
+        raise ValueError(f"roles {not_for_people} are for systems, not persons")
+    if not REGION_RE.match(region):
+        raise ValueError("region must be a 2/4/6/9/12-digit code prefix")
+    aid = account_id or f"p-{uuid.uuid4().hex[:10]}"
+    token = new_token()
+    conn = await _conn(settings)
+    try:
+        async with conn.transaction():
+            await conn.execute(
+                "insert into api_client (client_id, name, scopes, region_prefix, kind, roles, institution_code, "
+                "staff_id, phone) values ($1, $2, $3, $4, 'person', $5, $6, $7, $8) on conflict (client_id) do "
+                "update set name = excluded.name, scopes = excluded.scopes, region_prefix = excluded.region_prefix, "
+                "kind = 'person', roles = excluded.roles, institution_code = excluded.institution_code, "
+                "staff_id = excluded.staff_id, phone = excluded.phone",
+                aid, name, sorted(scopes), region, sorted(roles), institution_code, staff_id, phone)
+            await conn.execute("insert into api_token (token_sha256, client_id) values ($1, $2)",
+                               hash_token(token), aid)
+    finally:
+        await conn.close()
+    return aid, token
+
+
 async def issue_token(settings: Settings, client_id: str) -> str:
     token = new_token()
     conn = await _conn(settings)
