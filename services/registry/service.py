@@ -12,11 +12,9 @@ from kit.events import NewEvent
 from kit.records import pydantic_errors
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
-from stdnum.cn import ric
-from stdnum.exceptions import ValidationError as IdError
 
 from registry.api.schemas import ENCOUNTER_FIELDS, EncounterIn
-from registry.domain import encounters, model
+from registry.domain import encounters, identity, model
 from registry.domain.model import (
     ENCOUNTER_TYPES,
     PREGNANCY_ENCOUNTERS,
@@ -67,17 +65,17 @@ async def known_institution(conn: AsyncConnection, code: str, field_name: str = 
 
 # ---------------------------------------------------------------- persons
 def check_id_number(id_number: str, sex: str, birth_date: date, field_name: str = "id_number") -> str:
-    """身份证号: GB 11643 check digit, and the embedded birth date and sex must agree with the record."""
+    """身份证号: GB 11643 check digit and an assigning county of any GB/T 2260 edition; the embedded birth date
+    and sex must agree with the record (registry.domain.identity)."""
     try:
-        num = ric.validate(id_number)
-    except IdError as e:
+        num, born, embedded_sex = identity.resident_id(id_number)
+    except identity.InvalidIdNumber as e:
         raise fail(field_name, f"not a valid resident identity number: {e}") from e
-    if ric.get_birth_date(num) != birth_date:
-        raise fail(field_name, f"the birth date in the ID number ({ric.get_birth_date(num)}) is not birth_date")
-    embedded_sex = "M" if int(num[16]) % 2 else "F"
+    if born != birth_date:
+        raise fail(field_name, f"the birth date in the ID number ({born}) is not birth_date")
     if embedded_sex != sex:
         raise fail(field_name, f"the sex digit of the ID number says {embedded_sex}, the record says {sex}")
-    return str(num)
+    return num
 
 
 async def resolve_person(conn: AsyncConnection, p: dict[str, Any], field_name: str) -> tuple[str, list[NewEvent]]:

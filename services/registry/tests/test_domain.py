@@ -84,3 +84,31 @@ def test_id_number_check_digit_birth_date_and_sex() -> None:
         with pytest.raises(DomainError) as e:
             check_id_number(num, sex, born)
         assert why in e.value.errors[0]["reason"] and e.value.errors[0]["field"] == "id_number"
+
+
+def _with_check_digit(first17: str) -> str:
+    """GB 11643's ISO 7064 MOD 11-2 check digit, computed here independently of the code under test."""
+    weights = [pow(2, 17 - i, 11) for i in range(17)]
+    r = (12 - sum(int(c) * w for c, w in zip(first17, weights, strict=True)) % 11) % 11
+    return first17 + ("X" if r == 10 else str(r))
+
+
+@pytest.mark.parametrize("county", ["320102", "321324", "320582", "110105", "320103", "440301"])
+@pytest.mark.parametrize("year", [1940, 1952, 1965, 1970, 1979, 1983, 1990, 2005, 2020])
+def test_id_numbers_of_people_born_before_their_county_code_existed(county: str, year: int) -> None:
+    """The first six digits are where the number was assigned (issued from 1984–85), not where the person was
+    born: a number whose county code is in any edition of GB/T 2260 is valid whatever the birth year."""
+    born = date(year, 3, 5)
+    num = _with_check_digit(f"{county}{born:%Y%m%d}002")
+    assert check_id_number(num, "F", born) == num
+
+
+def test_the_issue_example_and_unknown_counties() -> None:
+    assert _with_check_digit("32010219700305002") == "320102197003050025"
+    assert check_id_number("320102197003050025", "F", date(1970, 3, 5)) == "320102197003050025"
+    for num, why in [(_with_check_digit("32999919700305002"), "not a county code"),
+                     (_with_check_digit("32010219701305002"), "not a date"),
+                     ("32010219700305002", "17 digits")]:
+        with pytest.raises(DomainError) as e:
+            check_id_number(num, "F", date(1970, 3, 5))
+        assert why in e.value.errors[0]["reason"]
