@@ -186,8 +186,6 @@ async def test_a_high_risk_grade_opens_the_pregnancy_case(http: httpx.AsyncClien
     await graded_visit(http, stack, f, f"V-{f.pregnancy_id}-2", visit_on, "red", 1)
     await graded_visit(http, stack, f, f"V-{f.pregnancy_id}-3", visit_on + timedelta(28), "orange", 1)
     await graded_visit(http, stack, g, f"V-{g.pregnancy_id}-1", visit_on, "orange", 1)
-    for x in (f, g):
-        await deliver(http, stack, x)
 
     async def cases() -> list[dict[str, Any]] | None:
         items = (await followups(http, stack, region=county, type="pregnancy_high_risk"))["items"]
@@ -199,19 +197,90 @@ async def test_a_high_risk_grade_opens_the_pregnancy_case(http: httpx.AsyncClien
         "red", visit_on.isoformat(), (visit_on + timedelta(14)).isoformat(), "open", None)
     assert cf["person_id"] == f.mother_id and cf["region_code"] == village(county)
     assert (await act(http, stack, cf["case_id"], "referred", visit_on + timedelta(3))).status_code == 201
+    for x in (f, g):
+        await deliver(http, stack, x)
+    # the 专案 ends with the pregnancy: closed on the delivery date, with the reason, no outcome
+    for x in (f, g):
+        c = await wait_for(lambda x=x: _closed(http, stack, found[x.pregnancy_id]["case_id"]), 30)
+        assert (c["closed_on"], c["closed_reason"], c["outcome"]) == (
+            x.born.isoformat(), f"pregnancy ended (delivered on {x.born.isoformat()})", None)
     codes = await indicator_codes(http, stack)
     if "high_risk_management_rate" in codes:
         # both women delivered high-risk; only f's case was managed (≥ 1 action)
         await wait_counts(http, stack, county, str(f.born.year), {"high_risk_management_rate": (1, 2)})
-    # g's grade corrected to green: its case is closed (kept) with the reason
+    # g's grade corrected to green: its case is closed (kept) because of that, not because the pregnancy ended
     await graded_visit(http, stack, g, f"V-{g.pregnancy_id}-1", visit_on, "green", 2)
 
-    async def closed() -> dict[str, Any] | None:
+    async def corrected() -> dict[str, Any] | None:
         r = await http.get(f"{stack.url('screening')}/v1/followups/{found[g.pregnancy_id]['case_id']}")
-        return r.json() if r.json()["status"] == "closed" else None
+        return r.json() if r.json()["closed_reason"] == "risk grade corrected below orange" else None
 
-    cg = await wait_for(closed, 30)
-    assert cg["closed_reason"] == "risk grade corrected below orange" and cg["outcome"] is None
+    cg = await wait_for(corrected, 30)
+    assert cg["status"] == "closed" and cg["outcome"] is None
+
+
+async def _closed(http: httpx.AsyncClient, stack: Stack, case_id: str) -> dict[str, Any] | None:
+    r = await http.get(f"{stack.url('screening')}/v1/followups/{case_id}")
+    assert r.status_code == 200, r.text
+    return r.json() if r.json()["status"] == "closed" else None
+
+
+async def test_high_risk_cases_close_when_the_pregnancy_ends(http: httpx.AsyncClient, stack: Stack) -> None:
+    """Issue 21: 高危专案 cases stayed open after the delivery and filled the overdue list. A delivery closes the
+    case (with the reason, on the delivery date); voiding that delivery opens it again; a case closed by its
+    own actions before the delivery keeps its outcome. Closed by the pregnancy's end, a case is not a due
+    follow-up of 随访完成率 (decision 50): computed here from the cases' own fields."""
+    county = fresh_county()
+    inst = await institution(http, stack, county)
+    f = await pregnancy(http, stack, county, inst, born_days_ago=40)
+    h = await pregnancy(http, stack, county, inst, born_days_ago=40)
+    visit_on = f.lmp + timedelta(days=30 * 7)
+    await graded_visit(http, stack, f, f"V-{f.pregnancy_id}-1", visit_on, "orange", 1)
+    await graded_visit(http, stack, h, f"V-{h.pregnancy_id}-1", visit_on, "purple", 1)
+
+    async def cases() -> dict[str, dict[str, Any]] | None:
+        items = (await followups(http, stack, region=county, type="pregnancy_high_risk"))["items"]
+        return {c["pregnancy_id"]: c for c in items} if len(items) == 2 else None
+
+    found = await wait_for(cases, 30)
+    # h's case is closed by its own action (managed, outcome recorded) before the delivery
+    r = await act(http, stack, found[h.pregnancy_id]["case_id"], "closed", visit_on + timedelta(5),
+                  outcome="managed")
+    assert r.status_code == 201, r.text
+    dl = await http.post(f"{stack.url('registry')}/v1/encounters", json={
+        "encounter_id": f"E-{f.pregnancy_id}", "source": SOURCE, "type": "delivery",
+        "occurred_at": f"{f.born.isoformat()}T10:00:00+08:00", "institution_code": f.institution,
+        "subject_id": f.pregnancy_id, "place": "hospital", "mode": "vaginal",
+        "babies": [{"sex": "F", "birth_weight_g": 3100, "outcome": "live"}]})
+    assert dl.status_code == 201, dl.text
+    await deliver(http, stack, h)
+    cid = found[f.pregnancy_id]["case_id"]
+    c = await wait_for(lambda: _closed(http, stack, cid), 30)
+    assert (c["closed_on"], c["closed_reason"]) == (f.born.isoformat(), f"pregnancy ended (delivered on {f.born})")
+    overdue = (await followups(http, stack, region=county, type="pregnancy_high_risk", overdue="true"))["items"]
+    assert overdue == []
+
+    # the delivery was posted in error: voided, the pregnancy goes on and so does its 专案
+    r = await http.request("DELETE", f"{stack.url('registry')}/v1/encounters/{SOURCE}/E-{f.pregnancy_id}",
+                           params={"reason": "posted to the wrong pregnancy"})
+    assert r.status_code == 200, r.text
+
+    async def reopened() -> dict[str, Any] | None:
+        got = (await http.get(f"{stack.url('screening')}/v1/followups/{cid}")).json()
+        return got if got["status"] == "open" else None
+
+    c = await wait_for(reopened, 30)
+    assert c["closed_reason"] is None and c["closed_on"] is None
+    hc = (await http.get(f"{stack.url('screening')}/v1/followups/{found[h.pregnancy_id]['case_id']}")).json()
+    assert (hc["status"], hc["outcome"], hc["closed_reason"]) == ("closed", "managed", None)
+    codes = await indicator_codes(http, stack)
+    if "followup_completion_rate" in codes:
+        everything = (await followups(http, stack, region=county))["items"]
+        for year in {date.fromisoformat(x["due_on"]).year for x in everything}:
+            due = [x for x in everything if date.fromisoformat(x["due_on"]).year == year and not x["closed_reason"]]
+            done = [x for x in due if x["status"] == "closed" and x["outcome"] not in (None, "lost")
+                    and x["closed_on"] <= x["due_on"]]
+            await wait_counts(http, stack, county, str(year), {"followup_completion_rate": (len(done), len(due))})
 
 
 def _read_topic(stack: Stack) -> list[tuple[int, str, Any]]:

@@ -4,10 +4,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 from typing import Any
 
 from kit import outbox
+from kit.clock import CHINA, today_cn
 from kit.events import NewEvent
 from kit.records import pydantic_errors
 from pydantic import BaseModel, ValidationError
@@ -106,7 +107,8 @@ async def create_person(conn: AsyncConnection, person: BaseModel, prefix: str = 
     pid = await sql.insert_person(conn, id_number=d.get("id_number"), name=d["name"], sex=d["sex"],
                                   birth_date=d["birth_date"], phone=d.get("phone"),
                                   residence_code=d["residence_code"])
-    ev = publish.person_upserted(pid, d["sex"], d["birth_date"], [(d["birth_date"], d["residence_code"])], 1)
+    ev = publish.person_upserted(pid, d["sex"], d["birth_date"], [(d["birth_date"], d["residence_code"])], 1,
+                                 registered_on=today_cn())
     return pid, [ev]
 
 
@@ -171,7 +173,6 @@ async def void_pregnancy(conn: AsyncConnection, pregnancy_id: str, reason: str) 
 
 
 # ---------------------------------------------------------------- encounters (set-based: one item or a batch)
-CHINA = timezone(timedelta(hours=8))
 
 
 def _clinical_date(v: Any) -> date:
@@ -419,7 +420,8 @@ async def add_residence(conn: AsyncConnection, person_id: str, since: date, regi
     hist = await sql.residence_history(conn, person_id)
     await outbox.append(conn, [publish.person_upserted(
         person_id, row["sex"], row["birth_date"], hist, version,
-        str(row["mother_id"]) if row["mother_id"] else None, row["born_in_pregnancy_id"])])
+        str(row["mother_id"]) if row["mother_id"] else None, row["born_in_pregnancy_id"],
+        registered_on=row["created_at"].astimezone(CHINA).date())])
     return 201, version
 
 

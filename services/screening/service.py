@@ -234,8 +234,13 @@ async def reconsider_high_risk(conn: AsyncConnection, pregnancy_id: str, mother_
                        preg.mother_id if preg else mother_id, pregnancy_id, region, inst, first_on, due)
         else:
             new = followup.reopen(case, case.reason if case.status == "open" else grade, due)
+        if spec.closes_at == "delivery":
+            preg_now = await sql.get_pregnancy(conn, pregnancy_id)
+            new = followup.at_pregnancy_end(new, preg_now.delivered_on if preg_now else None)
     elif case is not None:
-        new = followup.close_for(case, today or today_cn(), "risk grade corrected below orange")
+        # never high-risk after all: that, not the end of the pregnancy, is why the case is closed
+        new = followup.close_for(followup.at_pregnancy_end(case, None), today or today_cn(),
+                                 "risk grade corrected below orange")
     if new is not None and new != case:
         await sql.save_case(conn, new)
         await outbox.append(conn, [publish.followup_changed(new)], SERVICE)
@@ -276,6 +281,7 @@ async def apply_registry_events(conn: AsyncConnection, events: Sequence[tuple[st
             kind = msg.WhichOneof("detail")
             if msg.type == "delivery":
                 await sql.upsert_delivery(conn, msg.encounter_key, msg.pregnancy_id, on, msg.voided, msg.version)
+                await reconsider_high_risk(conn, msg.pregnancy_id, msg.person_id)  # the pregnancy ended (or not)
             elif msg.type == "prenatal_visit" and kind == "prenatal_visit":
                 await sql.upsert_graded_visit(conn, msg.encounter_key, msg.pregnancy_id, on,
                                               msg.prenatal_visit.risk_grade, msg.institution_code, msg.voided,

@@ -449,12 +449,21 @@ def person_entities(key: str, fs: Facts) -> list[Entity]:
               if (d(c["occurred_on"]) or birth) >= birth]
     out += latest_check_entities(person, birth, checks, fallback)
     clock = fs.clock_month()
-    born_here = bool(person.body.get("mother_id") or person.body.get("born_in_pregnancy_id"))
-    seen = [d(e["occurred_on"]) for e in fs.encounters(key)]
-    known_since = birth if born_here else min((s for s in seen if s), default=None)
+    known_since = _known_since(person, birth, fs.encounters(key))
     if clock is not None and known_since is not None:
         out += child_population_entities(person, birth, died, checks, clock, fallback, known_since)
     return out
+
+
+def _known_since(person: Fact, birth: date, encounters: Sequence[dict[str, Any]]) -> date | None:
+    """From when the registry knows where a child lives: born here (to a registered mother), registered with
+    POST /v1/persons (from that day on she lives at her recorded residence, checked or not — decision 49), or
+    her first encounter, whichever is first. Before that her residence is unknown."""
+    if person.body.get("mother_id") or person.body.get("born_in_pregnancy_id"):
+        return birth
+    registered = d(person.body.get("registered_on"))
+    seen = [d(e["occurred_on"]) for e in encounters]
+    return min((s for s in (registered, *seen) if s), default=None)
 
 
 def _latest_per_period(items: Sequence[tuple[date, dict[str, Any]]]) -> dict[str, tuple[date, dict[str, Any]]]:

@@ -101,6 +101,28 @@ def close_for(case: Case, on: date, reason: str) -> Case:
                                outcome=None, version=case.version + 1)
 
 
+def pregnancy_end_reason(delivered_on: date) -> str:
+    """Why a 高危专案 case closed by itself: its pregnancy ended."""
+    return f"pregnancy ended (delivered on {delivered_on.isoformat()})"
+
+
+def at_pregnancy_end(case: Case, delivered_on: date | None) -> Case:
+    """高危孕产妇专案管理 runs until the pregnancy ends: an open case closes on the delivery date, with the reason
+    (decision 50). A case already closed by this same end stays as it is; one closed for an end that is no
+    longer recorded (the delivery voided or re-dated) opens again."""
+    if delivered_on is None:
+        if case.status == "closed" and (case.closed_reason or "").startswith("pregnancy ended"):
+            return dataclasses.replace(case, status="open", closed_on=None, closed_reason=None, outcome=None,
+                                       version=case.version + 1)
+        return case
+    reason = pregnancy_end_reason(delivered_on)
+    if case.status == "closed" and case.closed_reason and case.closed_reason.startswith("pregnancy ended") \
+            and case.closed_reason != reason:
+        return dataclasses.replace(case, closed_on=max(delivered_on, case.opened_on), closed_reason=reason,
+                                   version=case.version + 1)
+    return close_for(case, delivered_on, reason)
+
+
 def reopen(case: Case, reason: str, due_on: date) -> Case:
     """A result corrected back to a class that needs follow-up: the case it had opens again (if it had been
     closed by a correction, not by its own actions)."""
@@ -108,7 +130,7 @@ def reopen(case: Case, reason: str, due_on: date) -> Case:
         if (case.reason, case.due_on) == (reason, due_on):
             return case
         return dataclasses.replace(case, reason=reason, due_on=due_on, version=case.version + 1)
-    if case.closed_reason is None:
-        return case  # closed by its own actions: the follow-up happened
+    if case.closed_reason is None or case.closed_reason.startswith("pregnancy ended"):
+        return case  # closed by its own actions (the follow-up happened), or by the end of its pregnancy
     return dataclasses.replace(case, status="open", closed_on=None, closed_reason=None, outcome=None, reason=reason,
                                due_on=due_on, version=case.version + 1)

@@ -47,6 +47,9 @@ class HighRiskCaseSpec:
     grades: frozenset[str]
     due_days: int
     action: str
+    #: when the 专案 ends by itself: "delivery" (the end of the pregnancy: a delivery, live or not); "never"
+    #: (closed only by its own actions)
+    closes_at: str = "delivery"
 
 
 class RuleError(ValueError):
@@ -116,9 +119,12 @@ class RuleSet:
                                           or int(f["due_days"]) < 0):
                         raise RuleError(f"{t}[{i}].followup: from performed_on|birth_date, due_days >= 0")
             hr = d["cases"]["pregnancy_high_risk"]
+            if hr.get("closes_at", "delivery") not in ("delivery", "never"):
+                raise RuleError("cases.pregnancy_high_risk.closes_at: delivery|never")
             return cls(str(d["version"]), date.fromisoformat(d["effective_from"]), types,
                        d.get("otherwise", "normal"),
-                       HighRiskCaseSpec(frozenset(hr["grades"]), int(hr["due_days"]), hr["action"]))
+                       HighRiskCaseSpec(frozenset(hr["grades"]), int(hr["due_days"]), hr["action"],
+                                        hr.get("closes_at", "delivery")))
         except (KeyError, TypeError, ValueError) as e:
             if isinstance(e, RuleError):
                 raise
