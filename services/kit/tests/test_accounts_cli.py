@@ -16,9 +16,10 @@ from kit.migrate import create_databases
 from kit.roles import scopes_of
 from kit.settings import Settings
 
-SUBCOMMANDS: tuple[list[str], ...] = ([], ["person"], ["person", "create"], ["person", "reset-password"], ["person", "disable"],
-               ["person", "enable"], ["person", "roles"], ["system"], ["system", "create"], ["system", "rotate"],
-               ["system", "disable"], ["token"], ["token", "revoke"], ["list"])
+SUBCOMMANDS: tuple[list[str], ...] = (
+    [], ["person"], ["person", "create"], ["person", "reset-password"], ["person", "disable"], ["person", "enable"],
+    ["person", "roles"], ["system"], ["system", "create"], ["system", "rotate"], ["system", "disable"], ["token"],
+    ["token", "revoke"], ["list"])
 
 
 @pytest.fixture(scope="module")
