@@ -379,3 +379,36 @@ async def test_oidc_tokens_are_refused_where_no_provider_is_configured(stack: St
     async with httpx.AsyncClient(timeout=30) as c:
         assert (await c.get(f"{stack.url('registry')}/v1/auth/me", headers=_bearer(token))).status_code == 401
 
+
+
+# ------------------------------------------------------------------------------------------- demo people
+async def test_demo_people_log_in_with_their_printed_passwords(stack: Stack) -> None:
+    """`make run` ensures the demo county's people (devstack.ensure_demo_people); run here on the test stack."""
+    import devstack
+
+    from demo import county as demo_county
+
+    c = demo_county.load()
+    logins = await asyncio.to_thread(devstack.ensure_demo_people, stack.spec)
+    by_id = {a: (pw, roles) for a, pw, roles in logins}
+    expected = {f"demo-{c.code}-{sfx}": roles for sfx, _, roles in devstack.DEMO_BUREAU}
+    expected |= {f"demo-{h.code}-{sfx}": roles for h in c.hospitals for sfx, _, roles in devstack.DEMO_OFFICE}
+    assert set(by_id) == set(expected) and f"demo-{c.code}-stat" in by_id
+    assert f"demo-{c.code}H03-seal" in by_id  # the county MCH centre is a certificate office too
+    printed = (stack.spec.run_dir / "demo-logins.txt").read_text(encoding="utf-8")
+    async with httpx.AsyncClient(timeout=30) as http:
+        for account in (f"demo-{c.code}-stat", f"demo-{c.hospitals[0].code}-cert"):
+            pw, roles = by_id[account]
+            assert f"{account}\t{pw}\t" in printed
+            r = await _login(http, stack.url("certificates"), account, pw)
+            assert r.status_code == 200, r.text
+            me = r.json()["account"]
+            assert me["roles"] == expected[account] == roles.split(",") and me["region"] == c.code
+            if account.endswith("-cert"):
+                assert me["institution_code"] == c.hospitals[0].code
+        # ensuring again keeps the sessions and the passwords
+        session = (await _login(http, stack.url("registry"), f"demo-{c.code}-stat", by_id[f"demo-{c.code}-stat"][0]))
+        await asyncio.to_thread(devstack.ensure_demo_people, stack.spec)
+        r = await http.post(f"{stack.url('registry')}/v1/auth/refresh",
+                            json={"refresh_token": session.json()["refresh_token"]})
+        assert r.status_code == 200
