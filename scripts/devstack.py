@@ -276,11 +276,25 @@ def ensure_demo_people(s: Stack) -> list[tuple[str, str, str]]:
             await ensure_person(settings, p, demo_password(p.account_id))
 
     asyncio.run(ensure_all())
+    s.run_dir.mkdir(parents=True, exist_ok=True)
     logins = [(p.account_id or "", demo_password(p.account_id or ""), ",".join(p.roles)) for p in people]
     (s.run_dir / "demo-logins.txt").write_text(
         "# demo county logins (demo only: known passwords): account id, password, roles\n"
         + "".join(f"{a}\t{pw}\t{r}\n" for a, pw, r in logins), encoding="utf-8")
     return logins
+
+
+def print_demo_logins(s: Stack, county: str) -> None:
+    """The demo county's bureau people and one certificate office's, and how to log in (all in the file)."""
+    path = s.run_dir / "demo-logins.txt"
+    print(f"  demo logins (demo only; every one in {path}):")
+    for line in path.read_text(encoding="utf-8").splitlines()[1:]:
+        account, password, roles = line.split("\t")
+        if account.startswith(f"demo-{county}-") or account.startswith(f"demo-{county}H01-"):
+            print(f"    {account:<24} {password:<28} {roles}")
+    body = json.dumps({"username": f"demo-{county}-stat", "password": demo_password(f"demo-{county}-stat")})
+    print(f"  log in: curl -X POST {s.url('indicators')}/v1/auth/login -H 'Content-Type: application/json' "
+          f"-d '{body}'\n")
 
 
 def port_busy(port: int) -> bool:
@@ -365,14 +379,7 @@ def main() -> None:
         print(f"\n  URLs in {s.run_dir / 'urls.env'}, token in {s.run_dir / 'dev-token'}:\n  {token}\n")
         print(f"  try: curl -H 'Authorization: Bearer {token[:12]}…' "
               f"'{s.url('indicators')}/v1/indicators/values?period=2026'\n")
-        print(f"  demo logins (demo only; all in {s.run_dir / 'demo-logins.txt'}):")
-        for line in (s.run_dir / "demo-logins.txt").read_text(encoding="utf-8").splitlines()[1:]:
-            account, password, roles = line.split("\t")
-            if account.startswith(f"demo-{demo['code']}-") or account.endswith("H01-cert") \
-                    or account.endswith("H01-seal"):
-                print(f"    {account:<24} {password:<28} {roles}")
-        print(f"  log in: curl -X POST {s.url('indicators')}/v1/auth/login -H 'Content-Type: application/json' "
-              f"-d '{{\"username\": \"demo-{demo['code']}-stat\", \"password\": \"Demo-{demo['code']}-stat-2026\"}}'\n")
+        print_demo_logins(s, demo["code"])
     elif cmd == "prepare":
         ensure_postgres()
         migrate(s)
