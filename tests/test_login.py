@@ -218,6 +218,11 @@ async def test_logout_revokes_the_refresh_token(stack: Stack) -> None:
                 ).status_code == 204
         r = await c.post(f"{base}/v1/auth/refresh", json={"refresh_token": session["refresh_token"]})
         assert r.status_code == 401
+        # an operator revokes a session by its refresh token (kit.accounts token revoke)
+        other = (await _login(c, base, user, pw)).json()
+        assert await accounts.revoke_token(stack.settings, other["refresh_token"])
+        r = await c.post(f"{base}/v1/auth/refresh", json={"refresh_token": other["refresh_token"]})
+        assert r.status_code == 401
         bad = await c.post(f"{base}/v1/auth/logout", json={"refresh_token": 12})
         assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "refresh_token"
 

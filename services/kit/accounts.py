@@ -131,6 +131,8 @@ async def create_person_account(settings: Settings, p: NewPerson, password: str 
     conn = await connect(settings)
     try:
         async with conn.transaction():
+            if p.account_id and await conn.fetchval("select 1 from api_client where client_id = $1", p.account_id):
+                raise ValueError(f"account {p.account_id} exists: use `person roles` or `person reset-password`")
             aid = await upsert_person(conn, p.name, p.roles, parse_region(p.region),
                                       institution_code=p.institution_code, staff_id=p.staff_id, phone=p.phone,
                                       account_id=p.account_id)
