@@ -225,14 +225,76 @@ def dev_token(s: Stack) -> str:
         check = subprocess.run(
             ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", f"{s.db_prefix}auth", "-tAc",
              "select 1 from api_token where token_sha256 = encode(sha256(convert_to($$" + tok + "$$, 'UTF8')), 'hex') "
-             "and revoked_at is null"], capture_output=True, text=True, env=env)
+             "and revoked_at is null and (expires_at is null or expires_at > now() + interval '1 day')"],
+            capture_output=True, text=True, env=env)
         if check.stdout.strip() == "1":
             return tok
     out = subprocess.run([str(VENV_BIN / "python"), "-m", "kit.clients", "create", "--name", "dev", "--scopes", "all",
-                          "--client-id", "dev"], env=env, check=True, capture_output=True, text=True).stdout
+                          "--client-id", "dev", "--region", "national"],
+                         env=env, check=True, capture_output=True, text=True).stdout
     tok = next(line.split("=", 1)[1] for line in out.splitlines() if line.startswith("token="))
     path.write_text(tok + "\n")
     return tok
+
+
+#: the demo county's people: (account id suffix, name, roles); certificate offices get three each
+DEMO_BUREAU = (("stat", "统计员 王芳", ["statistician"]), ("approver", "报表审核人 李强", ["report_approver"]),
+               ("reader", "卫健局 赵敏", ["bureau_reader"]), ("auditor", "审计员 孙丽", ["auditor"]),
+               ("operator", "运维 周杰", ["operator"]))
+DEMO_OFFICE = (("cert", "证件管理员", ["certificate_custodian"]), ("seal", "印章管理员", ["seal_custodian"]),
+               ("head", "办公室负责人", ["office_head"]))
+
+
+def demo_password(account_id: str) -> str:
+    """Known passwords, for the demo county only (never for real accounts): demo-321324-stat → Demo-321324-stat-2026."""
+    return "Demo-" + account_id.removeprefix("demo-") + "-2026"
+
+
+def ensure_demo_people(s: Stack) -> list[tuple[str, str, str]]:
+    """The demo county's people exist and log in with their known demo passwords: its bureau (statistician,
+    report approver, reader, auditor, operator) and, at each certificate office (every demo hospital that
+    issues 出生医学证明, the county MCH centre among them), a certificate custodian, a seal custodian and an
+    office head. Returns (account id, password, role) and writes them to <run_dir>/demo-logins.txt."""
+    import asyncio
+
+    sys.path.insert(0, str(ROOT))
+    from kit.accounts import NewPerson, ensure_person
+    from kit.settings import Settings
+
+    from demo import county as demo_county
+
+    c = demo_county.load()
+    people = [NewPerson(name, roles, c.code, account_id=f"demo-{c.code}-{sfx}", staff_id=sfx.upper())
+              for sfx, name, roles in DEMO_BUREAU]
+    people += [NewPerson(f"{h.name}{name}", roles, c.code, institution_code=h.code, staff_id=f"{h.code}-{sfx.upper()}",
+                         account_id=f"demo-{h.code}-{sfx}") for h in c.hospitals for sfx, name, roles in DEMO_OFFICE]
+    settings = Settings(db_prefix=s.db_prefix, kafka_bootstrap=s.bootstrap)
+
+    async def ensure_all() -> None:
+        for p in people:
+            assert p.account_id
+            await ensure_person(settings, p, demo_password(p.account_id))
+
+    asyncio.run(ensure_all())
+    s.run_dir.mkdir(parents=True, exist_ok=True)
+    logins = [(p.account_id or "", demo_password(p.account_id or ""), ",".join(p.roles)) for p in people]
+    (s.run_dir / "demo-logins.txt").write_text(
+        "# demo county logins (demo only: known passwords): account id, password, roles\n"
+        + "".join(f"{a}\t{pw}\t{r}\n" for a, pw, r in logins), encoding="utf-8")
+    return logins
+
+
+def print_demo_logins(s: Stack, county: str) -> None:
+    """The demo county's bureau people and one certificate office's, and how to log in (all in the file)."""
+    path = s.run_dir / "demo-logins.txt"
+    print(f"  demo logins (demo only; every one in {path}):")
+    for line in path.read_text(encoding="utf-8").splitlines()[1:]:
+        account, password, roles = line.split("\t")
+        if account.startswith(f"demo-{county}-") or account.startswith(f"demo-{county}H01-"):
+            print(f"    {account:<24} {password:<28} {roles}")
+    body = json.dumps({"username": f"demo-{county}-stat", "password": demo_password(f"demo-{county}-stat")})
+    print(f"  log in: curl -X POST {s.url('indicators')}/v1/auth/login -H 'Content-Type: application/json' "
+          f"-d '{body}'\n")
 
 
 def port_busy(port: int) -> bool:
@@ -282,6 +344,7 @@ def up(s: Stack, fresh: bool = False) -> str:
     (s.run_dir / "urls.env").write_text("".join(f"{svc.upper()}_URL={s.url(svc)}\n" for svc in SERVICES))
     (s.run_dir / "stack.env").write_text(f"KAFKA_BOOTSTRAP={s.bootstrap}\nDB_PREFIX={s.db_prefix}\n")
     if s.name == "dev":
+        ensure_demo_people(s)
         load_demo(s, token)
     return token
 
@@ -316,6 +379,7 @@ def main() -> None:
         print(f"\n  URLs in {s.run_dir / 'urls.env'}, token in {s.run_dir / 'dev-token'}:\n  {token}\n")
         print(f"  try: curl -H 'Authorization: Bearer {token[:12]}…' "
               f"'{s.url('indicators')}/v1/indicators/values?period=2026'\n")
+        print_demo_logins(s, demo["code"])
     elif cmd == "prepare":
         ensure_postgres()
         migrate(s)

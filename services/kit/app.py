@@ -15,7 +15,7 @@ from fastapi.responses import ORJSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kit import errors, logs
+from kit import errors, login, logs
 from kit.auth import Authenticator
 from kit.db import Database
 from kit.metrics import HTTP_LATENCY, HTTP_REQUESTS
@@ -95,7 +95,7 @@ def create_app(
         app.state.settings = settings
         app.state.db = Database.for_service(settings, service)
         app.state.auth_db = Database(settings.dsn(settings.auth_database, settings.role(service)), 2)
-        app.state.authenticator = Authenticator(app.state.auth_db)
+        app.state.authenticator = Authenticator(app.state.auth_db, settings=settings)
         if on_startup is not None:
             await on_startup(app)
         # what startup built (modules, tables, caches) lives as long as the process: out of the collector's
@@ -127,6 +127,7 @@ def create_app(
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    app.include_router(login.router)  # people log in at any service (kit.login)
     for r in routers:
         app.include_router(r)
     return app

@@ -12,7 +12,7 @@ import asyncpg
 from alembic import command
 from alembic.config import Config
 
-from kit.auth import AUTH_DDL
+from kit.auth import AUTH_DDL, auth_grants, new_signing_secret
 from kit.settings import SERVICES, Settings, get_settings
 
 log = logging.getLogger("kit.migrate")
@@ -45,10 +45,12 @@ async def create_databases(settings: Settings, services: tuple[str, ...] = SERVI
     conn = await _admin(settings, settings.auth_database)
     try:
         await conn.execute(AUTH_DDL)
+        await conn.execute("insert into signing_key (kid, secret) values ('k1', $1) on conflict do nothing",
+                           new_signing_secret())
         for svc in SERVICES:
             role = settings.role(svc)
             if await conn.fetchval("select 1 from pg_roles where rolname = $1", role):
-                await conn.execute(f'grant select on api_client, api_token to "{role}"')
+                await conn.execute(auth_grants(role))
     finally:
         await conn.close()
 

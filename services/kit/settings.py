@@ -43,6 +43,39 @@ class Settings(BaseSettings):
     #: how often relays and consumers ask the broker whether a topic was recreated (broker restart)
     topic_check_interval_s: float = 1.0
 
+    # ---------------------------------------------------------------- identity (kit.auth, kit.login)
+    #: how long a resolved token (and a person's "still active" check) is trusted before the database is asked
+    #: again: a revoked token or a disabled account stops working within this time
+    auth_cache_ttl_s: float = 30.0
+    #: HS256 key of the platform's own access tokens; empty: the key kept in the credential database
+    jwt_secret: str = ""
+    #: access tokens (JWT) of a logged-in person live this long; refresh tokens rotate within one session
+    access_token_ttl_s: int = 15 * 60
+    refresh_token_ttl_s: int = 12 * 3600
+    #: consecutive failed logins that lock an account, and for how long
+    login_max_failures: int = 5
+    login_lockout_s: int = 15 * 60
+    #: machine clients' opaque tokens: lifetime of a new token, and how long the old one lives after a rotation
+    system_token_ttl_days: int = 365
+    rotation_grace_days: float = 7.0
+    #: an external OpenID Connect provider (e.g. Keycloak): all three set = its tokens are accepted too
+    oidc_jwks_url: str = ""
+    oidc_issuer: str = ""
+    oidc_audience: str = ""
+    #: where its claims are (dotted paths into the token): roles, the region code, institution, staff id, name
+    oidc_roles_claim: str = "realm_access.roles"
+    oidc_region_claim: str = "region"
+    oidc_institution_claim: str = "institution_code"
+    oidc_staff_id_claim: str = "staff_id"
+    oidc_name_claim: str = "name"
+    oidc_username_claim: str = "preferred_username"
+    #: signature algorithms accepted from the provider (never "none", never HS*: its key is public)
+    oidc_algorithms: str = "RS256,ES256,PS256"
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_jwks_url and self.oidc_issuer and self.oidc_audience)
+
     def database(self, service: str | None = None) -> str:
         return f"{self.db_prefix}{service or self.service}"
 
