@@ -112,8 +112,9 @@ def _encounter(r: Any) -> dict[str, Any]:
 
 async def encounters_of_pregnancy(conn: AsyncConnection, pregnancy_id: str) -> list[dict[str, Any]]:
     c = await raw(conn)
-    rows = await c.fetch("select * from encounter where pregnancy_id = $1 order by occurred_on, source, encounter_id",
-                         pregnancy_id)
+    rows = await c.fetch("select e.*, i.region_code as institution_region from encounter e left join institution i "
+                         "on i.code = e.institution_code where e.pregnancy_id = $1 "
+                         "order by e.occurred_on, e.source, e.encounter_id", pregnancy_id)
     return [_encounter(r) for r in rows]
 
 
@@ -390,8 +391,9 @@ async def set_deaths(conn: AsyncConnection, changes: dict[str, tuple[date | None
 
 async def encounters_of_person(conn: AsyncConnection, person_id: str) -> list[dict[str, Any]]:
     c = await raw(conn)
-    rows = await c.fetch("select * from encounter where person_id = $1 order by occurred_on, source, encounter_id",
-                         uuid.UUID(person_id))
+    rows = await c.fetch("select e.*, i.region_code as institution_region from encounter e left join institution i "
+                         "on i.code = e.institution_code where e.person_id = $1 "
+                         "order by e.occurred_on, e.source, e.encounter_id", uuid.UUID(person_id))
     return [_encounter(r) for r in rows]
 
 
@@ -433,6 +435,11 @@ async def audit_pii(conn: AsyncConnection, client_id: str, request_id: str, kind
     c = await raw(conn)
     await c.execute("insert into pii_audit (client_id, request_id, subject_kind, subject_id, fields, unmasked) "
                     "values ($1, $2, $3, $4, $5, $6)", client_id, request_id, kind, subject, fields, unmasked)
+
+
+async def institution_region(conn: AsyncConnection, code: str) -> str | None:
+    c = await raw(conn)
+    return await c.fetchval("select region_code from institution where code = $1", code)  # type: ignore[no-any-return]
 
 
 async def get_marriage(conn: AsyncConnection, source: str, registration_id: str) -> Any:
