@@ -220,3 +220,41 @@ async def test_every_read_of_a_person_or_pregnancy_is_audited_with_the_account(s
         await conn.close()
     assert [(r["subject_kind"], r["subject_id"], r["unmasked"]) for r in rows] == [
         ("person", mother_id, False), ("pregnancy", pregnancy_id, False)]
+
+
+async def test_a_booking_dated_today_in_china_is_not_future_before_8_am(stack: Stack) -> None:
+    """The unit of work's clock is China time: at 07:30 in Beijing (23:30 UTC the day before) a booking dated
+    today is accepted, and one dated tomorrow refused (registry use case, fixed clock, the real database)."""
+    from datetime import UTC, datetime
+
+    from kit.auth import Principal
+    from kit.clock import Clock
+    from kit.db import Database
+    from kit.records import DomainError
+    from kit.scope import Scope
+    from registry import service
+
+    county = fresh_county()
+    a = County(stack, county, await make_token(stack, SCOPES, county))
+    await a.hospital()
+    at = datetime(2026, 3, 9, 23, 30, tzinfo=UTC)  # 2026-03-10 07:30 in Beijing
+    china_today = date(2026, 3, 10)
+    scope = Scope(Principal("clock-test", "clock-test", frozenset(SCOPES), county), Clock(fixed=at))
+    assert scope.today() == china_today != at.date()
+    db = Database.for_service(stack.settings, "registry", pool_size=1)
+
+    def booking(on: date) -> dict[str, Any]:
+        return {"pregnancy_id": f"P-{uuid.uuid4().hex[:12]}", "source": SOURCE, "mother": mother(county),
+                "lmp_date": (on - timedelta(days=60)).isoformat(), "registered_on": on.isoformat(),
+                "institution_code": a.inst}
+
+    try:
+        status, out = await service.register_pregnancy(db, scope, booking(china_today))
+        assert status == 201 and out["registered_on"] == china_today.isoformat()
+        try:
+            await service.register_pregnancy(db, scope, booking(china_today + timedelta(days=1)))
+            raise AssertionError("a booking dated tomorrow (China time) was accepted")
+        except DomainError as e:
+            assert [x["field"] for x in e.errors] == ["registered_on"]
+    finally:
+        await db.engine.dispose()
