@@ -8,6 +8,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import httpx
+from kit.clients import create_client
 
 from tests.conftest import Stack, fresh_county, make_token, village
 from tests.test_registry_encounters import events_of, registry_db
@@ -20,8 +21,9 @@ SCOPES = ["registry:write", "registry:read", "pii:read"]
 class County:
     """A county's system client (HIS interface) with its hospital."""
 
-    def __init__(self, stack: Stack, code: str, token: str) -> None:
+    def __init__(self, stack: Stack, code: str, token: str, account: str = "") -> None:
         self.url = stack.url("registry") + "/v1"
+        self.account = account
         self.code = code
         self.inst = f"HISO{uuid.uuid4().hex[:10]}"
         self.headers = {"Authorization": f"Bearer {token}"}
@@ -44,8 +46,9 @@ class County:
 
 async def counties(stack: Stack) -> tuple[County, County]:
     a_code, b_code = fresh_county(), fresh_county()
-    a = County(stack, a_code, await make_token(stack, SCOPES, a_code))
-    b = County(stack, b_code, await make_token(stack, SCOPES, b_code))
+    a_id, a_tok = await create_client(stack.settings, f"his-{a_code}", SCOPES, a_code)
+    b_id, b_tok = await create_client(stack.settings, f"his-{b_code}", SCOPES, b_code)
+    a, b = County(stack, a_code, a_tok, a_id), County(stack, b_code, b_tok, b_id)
     await a.hospital()
     await b.hospital()
     return a, b
@@ -166,9 +169,20 @@ async def test_a_county_cannot_void_and_read_another_countys_records(stack: Stac
                                    marriage["registration_id"]) is False
     finally:
         await conn.close()
-    # A itself may void them
+    # A itself may void them; who voided is the account of the token
     r = await a.call("DELETE", f"/encounters/{SOURCE}/{visit['encounter_id']}", {"reason": "entered twice"})
     assert r.status_code == 200 and r.json()["status"] == "voided"
+    r = await a.call("DELETE", f"/marriage-registrations/civil-affairs/{marriage['registration_id']}",
+                     {"reason": "entered twice"})
+    assert r.status_code == 200 and r.json()["status"] == "voided"
+    conn = await registry_db(stack)
+    try:
+        assert await conn.fetchval("select voided_by from encounter where source = $1 and encounter_id = $2",
+                                   SOURCE, visit["encounter_id"]) == a.account
+        assert await conn.fetchval("select voided_by from marriage where registration_id = $1",
+                                   marriage["registration_id"]) == a.account
+    finally:
+        await conn.close()
 
 
 async def test_the_care_giver_sees_what_it_recorded_and_the_residence_county_sees_her(stack: Stack) -> None:
@@ -203,8 +217,6 @@ async def test_the_care_giver_sees_what_it_recorded_and_the_residence_county_see
 async def test_every_read_of_a_person_or_pregnancy_is_audited_with_the_account(stack: Stack) -> None:
     a_code = fresh_county()
     reader_id = f"test-{uuid.uuid4().hex[:6]}"
-    from kit.clients import create_client
-
     masked_id, masked = await create_client(stack.settings, reader_id, ["registry:read"], a_code)
     a = County(stack, a_code, await make_token(stack, SCOPES, a_code))
     await a.hospital()

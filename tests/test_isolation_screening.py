@@ -95,10 +95,15 @@ async def test_the_care_giving_county_sees_its_own_result_and_works_its_case(htt
         assert r.status_code == 201, r.text
         # only the institution's county corrects or voids the result
         hidden(await c.request("DELETE", f"{url}/screenings/{key}", headers=a, json={"reason": "x"}))
+        r = await c.request("DELETE", f"{url}/screenings/{key}", headers=b, json={"reason": "entered twice"})
+        assert r.status_code == 200 and r.json()["status"] == "voided"
     conn = await screening_db(stack)
     try:
-        assert await conn.fetchval("select recorded_by from followup_action where case_id = $1::uuid",
-                                   case_id) == b_id
+        actions = await conn.fetch("select action, recorded_by from followup_action where case_id = $1::uuid "
+                                   "order by seq", case_id)
+        assert [(x["action"], x["recorded_by"]) for x in actions] == [("contacted", b_id)]
+        assert await conn.fetchval("select voided_by from screening where source = $1 and screening_id = $2",
+                                   SOURCE, ours["screening_id"]) == b_id
         audited = await conn.fetch("select subject_kind, subject_id from pii_audit where client_id = $1", b_id)
         assert [(x["subject_kind"], x["subject_id"]) for x in audited] == [("screening", key)]
     finally:

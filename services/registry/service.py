@@ -231,7 +231,7 @@ async def void_pregnancy(db: Database, scope: Scope, pregnancy_id: str, reason: 
         if n := await sql.active_encounter_count(uow.conn, pregnancy_id):
             raise fail("pregnancy_id", f"the pregnancy has {n} active encounters: void them first", 409)
         preg = replace(preg, voided=True, version=preg.version + 1)
-        await sql.void_pregnancy(uow.conn, pregnancy_id, preg.version, reason)
+        await sql.void_pregnancy(uow.conn, pregnancy_id, preg.version, reason, scope.actor)
         uow.emit(publish.pregnancy_recorded(preg))
     return preg
 
@@ -492,6 +492,7 @@ async def void_encounter(db: Database, scope: Scope, source: str, encounter_id: 
         changes = Changes()
         changes.add(state, out, reason)
         await changes.write(uow.conn)
+        await sql.set_voided_by(uow.conn, "encounter", source, encounter_id, scope.actor)
     return view_encounter(row)
 
 
@@ -669,6 +670,7 @@ async def void_marriage(db: Database, scope: Scope, source: str, registration_id
             m.update(version=m["version"] + 1, voided=True, void_reason=reason)
             m["person_ids"] = [str(p) for p in m["person_ids"]]
             await sql.save_marriage(uow.conn, m, reason)
+            await sql.set_voided_by(uow.conn, "marriage", source, registration_id, scope.actor)
             uow.emit(publish.marriage_recorded(m))
     return _marriage_view(m)
 

@@ -179,7 +179,7 @@ async def _record_screening(uow: UnitOfWork, body: Any) -> ItemAnswer:
     await sql.save_screening(conn, row, "correction" if stored else None)
     events: list[NewEvent] = [publish.screening_recorded(row)]
     if case is not None and case != existing:
-        await sql.save_case(conn, case)
+        await sql.save_case(conn, case, scope.actor)
         events.append(publish.followup_changed(case))
     uow.emit(*events)
     return (201 if decision.action == "create" else 200), _answer(scope, view_screening(row, case),
@@ -205,10 +205,11 @@ async def void_screening(db: Database, scope: Scope, source: str, screening_id: 
             return _answer(scope, view_screening(stored, found), stored["residence_code"])
         stored.update(version=stored["version"] + 1, voided=True, void_reason=reason)
         await sql.save_screening(conn, stored, reason)
+        await sql.set_voided_by(conn, source, screening_id, scope.actor)
         uow.emit(publish.screening_recorded(stored))
         if found is not None and found.status == "open":
             found = followup.close_for(found, uow.today(), f"result voided: {reason}")
-            await sql.save_case(conn, found)
+            await sql.save_case(conn, found, scope.actor)
             uow.emit(publish.followup_changed(found))
     return _answer(scope, view_screening(stored, found), stored["residence_code"])
 

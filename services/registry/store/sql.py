@@ -465,12 +465,24 @@ async def save_marriage(conn: AsyncConnection, m: dict[str, Any], reason: str | 
         m["registered_on"], m["region_code"], pids, m["voided"], reason)
 
 
-async def void_pregnancy(conn: AsyncConnection, pregnancy_id: str, version: int, reason: str) -> None:
+async def void_pregnancy(conn: AsyncConnection, pregnancy_id: str, version: int, reason: str, actor: str) -> None:
     c = await raw(conn)
-    await c.execute("update pregnancy set voided = true, void_reason = $3, version = $2 where pregnancy_id = $1",
-                    pregnancy_id, version, reason)
+    await c.execute("update pregnancy set voided = true, void_reason = $3, version = $2, voided_by = $4 "
+                    "where pregnancy_id = $1", pregnancy_id, version, reason, actor)
 
 
 async def active_encounter_count(conn: AsyncConnection, pregnancy_id: str) -> int:
     c = await raw(conn)
     return int(await c.fetchval("select count(*) from encounter where pregnancy_id = $1 and not voided", pregnancy_id))
+
+
+_VOIDED_BY = {
+    "encounter": "update encounter set voided_by = $3 where source = $1 and encounter_id = $2",
+    "marriage": "update marriage set voided_by = $3 where source = $1 and registration_id = $2",
+}
+
+
+async def set_voided_by(conn: AsyncConnection, kind: str, source: str, key: str, actor: str) -> None:
+    """Who voided a record (the token's account), kept beside it: a void is rare, so a statement of its own."""
+    c = await raw(conn)
+    await c.execute(_VOIDED_BY[kind], source, key, actor)
