@@ -3,16 +3,12 @@
 Errors are raised, not caught: kit.errors turns DomainError and Problem into problem+json once for all routes."""
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
-from asyncpg.exceptions import UniqueViolationError
 from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import ORJSONResponse
 from kit.auth import Principal, require
-from kit.clock import today_cn
-from kit.coalesce import Coalescer
-from kit.db import Database, is_unavailable
+from kit.db import Database
 from kit.errors import invalid_many
 from kit.records import DomainError
 from kit.scope import Scope
@@ -107,80 +103,18 @@ async def void_pregnancy(pregnancy_id: str, request: Request, body: VoidIn | Non
 @router.post("/encounters", summary="Post an encounter (idempotent on source + encounter_id)", status_code=201)
 async def post_encounter(request: Request, body: dict[str, Any] = Body(...),
                          p: Principal = Depends(require("registry:write"))) -> ORJSONResponse:
-    status, out = await _encounter_posts(request).submit((body, p.sees_region))
+    status, out = await _encounter_posts(request).post(Scope(p), body)
     if status >= 300:
         raise DomainError(out["errors"], status)
     return ORJSONResponse(out, status_code=status)
 
 
-#: a single encounter post and the caller's region rule
-_Post = tuple[dict[str, Any], Callable[[str], bool]]
-
-
-def _encounter_posts(request: Request) -> Coalescer[_Post, service.ItemAnswer]:
-    """The app's group commit of single encounter posts: concurrent posts share one unit of work (kit.coalesce)."""
+def _encounter_posts(request: Request) -> service.EncounterPosts:
+    """The app's group commit of single encounter posts (one per process: concurrent posts share units of work)."""
     state = request.app.state
     if getattr(state, "encounter_posts", None) is None:
-        db: Database = state.db
-        state.encounter_posts = Coalescer(lambda posts: _post_together(db, posts), max_items=100, max_running=2)
+        state.encounter_posts = service.EncounterPosts(state.db)
     return state.encounter_posts  # type: ignore[no-any-return]
-
-
-async def _post_alone(db: Database, post: _Post) -> service.ItemAnswer:
-    """Two round trips outside a transaction (read; check what was read and write, one statement), or, when
-    what was read changed meanwhile (or the pooled connection was stale), a locked transaction."""
-    body, sees = post
-
-    async def once() -> service.ItemAnswer:
-        try:
-            async with db.autocommit() as conn:
-                done = await service.post_encounters_unlocked(conn, [body], today_cn(), sees)
-            if done is not None:
-                return done[0]
-        except Exception as e:
-            if not is_unavailable(e):
-                raise
-        async with db.begin() as conn:
-            return (await service.post_encounters(conn, [body], today_cn(), sees))[0]
-
-    return await _retrying_a_race(once)
-
-
-async def _post_together(db: Database, posts: list[_Post]) -> list[service.ItemAnswer | BaseException]:
-    """Posts of concurrent requests as one locked unit of work, each answered as if posted alone (a refused one
-    changes nothing and does not affect the others). If the unit fails as a whole, each post is done on its own,
-    so one bad post cannot fail its neighbours."""
-    if len(posts) == 1:
-        return [await _post_alone(db, posts[0])]
-
-    async def once() -> list[service.ItemAnswer]:
-        async with db.begin() as conn:
-            return await service.post_encounters(conn, [b for b, _ in posts], today_cn(), [s for _, s in posts])
-
-    try:
-        return list(await _retrying_a_race(once))
-    except Exception as e:
-        if is_unavailable(e):
-            raise
-    answers: list[service.ItemAnswer | BaseException] = []
-    for post in posts:
-        try:
-            answers.append(await _post_alone(db, post))
-        except Exception as e:
-            answers.append(e)
-    return answers
-
-
-T = TypeVar("T")
-
-
-async def _retrying_a_race(unit: Callable[[], Awaitable[T]]) -> T:
-    """Two posts of the same new encounter racing: the loser's insert meets the winner's row; done again, it sees
-    it (a retry, a correction or a conflict, as the contract says)."""
-    try:
-        return await unit()
-    except UniqueViolationError:
-        return await unit()
 
 
 def _batch_answer(answers: list[service.ItemAnswer], id_field: str) -> ORJSONResponse:
@@ -206,12 +140,7 @@ def _check_batch(body: list[Any]) -> None:
 async def post_encounters_batch(request: Request, body: list[Any] = Body(...),
                                 p: Principal = Depends(require("registry:write"))) -> ORJSONResponse:
     _check_batch(body)
-
-    async def once() -> list[service.ItemAnswer]:
-        async with request.app.state.db.begin() as conn:
-            return await service.post_encounters(conn, body, today_cn(), p.sees_region)
-
-    return _batch_answer(await _retrying_a_race(once), "encounter_id")
+    return _batch_answer(await service.post_encounter_batch(_db(request), Scope(p), body), "encounter_id")
 
 
 @router.delete("/encounters/{source}/{encounter_id}", summary="Void an encounter (history kept)")
