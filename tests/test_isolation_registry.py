@@ -94,6 +94,10 @@ async def test_a_county_cannot_take_over_another_countys_resident(stack: Stack) 
     assert_hidden(r, a.code, m["name"], m["id_number"], m["phone"])
     r = await b.call("GET", f"/pregnancies/{pregnancy_id}")
     assert_hidden(r, a.code, m["name"])
+    # a move checks both ends: A may not move her into B either (the new region is the caller's own input: 403)
+    r = await a.call("POST", f"/persons/{mother_id}/residence",
+                     {"since": (date.today() - timedelta(days=1)).isoformat(), "region_code": village(b.code, 1, 1)})
+    assert r.status_code == 403 and r.json()["detail"].startswith("region_code"), r.text
     mine = await a.call("GET", f"/persons/{mother_id}")
     assert mine.status_code == 200 and mine.json()["name"] == m["name"]  # not renamed by B's post
     assert mine.json()["residence"] == [{"since": m["birth_date"], "region_code": m["residence_code"]}]

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from kit.clock import today_cn
 from stdnum.cn import ric
 
 from tests.conftest import Stack, fresh_county, make_token, village
@@ -98,6 +99,9 @@ async def test_a_move_is_history_not_an_overwrite(http: httpx.AsyncClient, stack
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "since"
     r = await http.post(url, json={"since": "2024-05-01", "region_code": "12345"})
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "region_code"
+    tomorrow = today_cn() + timedelta(days=1)  # a residence starting in the future is refused, naming the field
+    r = await http.post(url, json={"since": tomorrow.isoformat(), "region_code": second})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "since", r.text
     view = (await http.get(f"{stack.url('registry')}/v1/persons/{pid}")).json()
     assert view["residence"] == [{"since": "1991-05-05", "region_code": first},
                                  {"since": "2024-03-01", "region_code": second}]
