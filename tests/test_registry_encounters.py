@@ -361,9 +361,11 @@ async def test_a_client_posts_only_for_institutions_in_its_region(fam: Family, s
     body = fam.body("prenatal_visit", fam.lmp + timedelta(days=70))
     async with httpx.AsyncClient(timeout=10) as c:
         r = await c.post(f"{fam.url}/encounters", json=body, headers={"Authorization": f"Bearer {other}"})
-        assert r.status_code == 403 and r.json()["errors"][0]["field"] == "institution_code", r.text
+        # an institution outside the caller's region is answered like an unknown one (it reveals nothing)
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "institution_code", r.text
+        assert r.json()["errors"][0]["reason"].startswith(f"unknown institution {fam.inst}")
         r = await c.post(f"{fam.url}/encounters:batch", json=[body], headers={"Authorization": f"Bearer {other}"})
-        assert r.json()["items"][0]["status"] == 403
+        assert r.json()["items"][0]["status"] == 422
         r = await c.post(f"{fam.url}/encounters", json=body, headers={"Authorization": f"Bearer {mine}"})
         assert r.status_code == 201, r.text
 
@@ -438,7 +440,7 @@ async def test_concurrent_single_posts_are_each_answered_as_if_posted_alone(fam:
         assert r.json()["gestational_days"] is not None
     assert [r.json()["encounter_id"] for r in rs[:40]] == [b["encounter_id"] for b in valid]
     assert codes[40:45] == [422] * 5 and {r.json()["errors"][0]["field"] for r in rs[40:45]} == {"occurred_at"}
-    assert codes[45:50] == [403] * 5 and {r.json()["errors"][0]["field"] for r in rs[45:50]} == {"institution_code"}
+    assert codes[45:50] == [422] * 5 and {r.json()["errors"][0]["field"] for r in rs[45:50]} == {"institution_code"}
     assert sorted(codes[50:52]) == [201, 409] and sorted(codes[52:54]) == [200, 201]
     winner = rs[50] if codes[50] == 201 else rs[51]
     conn = await registry_db(stack)

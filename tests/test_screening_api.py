@@ -297,7 +297,8 @@ async def test_scopes_and_regions(http: httpx.AsyncClient, stack: Stack) -> None
     assert r.status_code == 403
     elsewhere = await make_token(stack, ["screening:write", "screening:read"], "11")
     r = await http.post(url, json=b, headers={"Authorization": f"Bearer {elsewhere}"})
-    assert r.status_code == 403
+    # an institution outside the caller's region is answered like an unknown one
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "institution_code", r.text
     r = await http.get(f"{stack.url('screening')}/v1/followups", params={"region": county},
                        headers={"Authorization": f"Bearer {elsewhere}"})
     assert r.status_code == 403
@@ -311,7 +312,7 @@ async def test_scopes_and_regions(http: httpx.AsyncClient, stack: Stack) -> None
     full = await http.get(f"{url}/{SOURCE}/{b['screening_id']}")
     assert full.json()["note"] == "家长王某拒绝复筛"
     r = await http.get(f"{url}/{SOURCE}/{b['screening_id']}", headers={"Authorization": f"Bearer {elsewhere}"})
-    assert r.status_code == 403
+    assert r.status_code == 404 and county not in r.text  # as if it did not exist
 
 
 async def test_rules_are_published_and_batches_are_bounded(http: httpx.AsyncClient, stack: Stack) -> None:

@@ -1,19 +1,28 @@
-"""Registry use cases: each is one unit of work (a transaction holding the state change and its events)."""
+"""Registry use cases: each owns one unit of work (kit.scope.UnitOfWork: the transaction, the events published with
+it, the caller's scope and the China-time clock). Routers parse, authorise and call one of them; every object read
+or written is checked against the caller's scope in one place (registry.access) before anything is written or
+returned."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
+from asyncpg.exceptions import UniqueViolationError
 from kit import outbox
+from kit.auth import mask
 from kit.clock import CHINA, today_cn
+from kit.coalesce import Coalescer
+from kit.db import Database, is_unavailable
 from kit.events import NewEvent
 from kit.records import pydantic_errors
+from kit.scope import ItemAnswer, Scope, UnitOfWork, per_item
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from registry import access
 from registry.api.schemas import ENCOUNTER_FIELDS, EncounterIn
 from registry.domain import encounters, identity, model
 from registry.domain.model import (
@@ -49,17 +58,31 @@ async def check_region(conn: AsyncConnection, field_name: str, code: str) -> Non
 
 
 # ---------------------------------------------------------------- institutions
-async def put_institution(conn: AsyncConnection, inst: Institution) -> tuple[int, bool]:
-    await check_region(conn, "region_code", inst.region_code)
-    version, changed = await sql.upsert_institution(conn, inst)
-    if changed:
-        await outbox.append(conn, [publish.institution_upserted(inst, version)])
+async def put_institution(db: Database, scope: Scope, inst: Institution) -> tuple[int, bool]:
+    """Register or change an institution: a caller whose region covers its current region (else: as if it did not
+    exist) and its new one."""
+    async with UnitOfWork(db, scope) as uow:
+        stored = await sql.get_institution(uow.conn, inst.code)
+        if stored is not None:
+            access.require_institution(scope, stored, inst.code)
+        scope.principal.require_region(inst.region_code, "region_code")
+        await check_region(uow.conn, "region_code", inst.region_code)
+        version, changed = await sql.upsert_institution(uow.conn, inst)
+        if changed:
+            uow.emit(publish.institution_upserted(inst, version))
     return version, changed
 
 
-async def known_institution(conn: AsyncConnection, code: str, field_name: str = "institution_code") -> Institution:
+async def get_institution(db: Database, scope: Scope, code: str) -> Institution:
+    async with db.connect() as conn:
+        return access.require_institution(scope, await sql.get_institution(conn, code), code)
+
+
+async def known_institution(conn: AsyncConnection, code: str, field_name: str = "institution_code",
+                            scope: Scope | None = None) -> Institution:
+    """An institution the caller may record care at: one outside its region is answered like an unknown one."""
     inst = await sql.get_institution(conn, code)
-    if inst is None:
+    if inst is None or (scope is not None and not scope.sees(inst.region_code)):
         raise fail(field_name, f"unknown institution {code}: register it with PUT /v1/institutions/{code}")
     return inst
 
@@ -95,6 +118,15 @@ async def resolve_person(conn: AsyncConnection, p: dict[str, Any], field_name: s
     return await create_person(conn, person, field_name + ".")
 
 
+async def register_person(db: Database, scope: Scope, person: BaseModel) -> tuple[str, bool]:
+    """POST /v1/persons: (person_id, created). An ID number already registered links the same person, wherever
+    she lives (continuity of care); the caller learns her person_id and changes nothing of her record."""
+    async with UnitOfWork(db, scope) as uow:
+        pid, events = await create_person(uow.conn, person)
+        uow.emit(*events)
+    return pid, bool(events)
+
+
 async def create_person(conn: AsyncConnection, person: BaseModel, prefix: str = "") -> tuple[str, list[NewEvent]]:
     d = person.model_dump()
     await check_region(conn, prefix + "residence_code", d["residence_code"])
@@ -113,25 +145,61 @@ async def create_person(conn: AsyncConnection, person: BaseModel, prefix: str = 
 
 
 # ---------------------------------------------------------------- pregnancies (建册)
-async def register_pregnancy(conn: AsyncConnection, body: dict[str, Any], today: date) -> tuple[int, Pregnancy]:
+
+
+async def register_pregnancy(db: Database, scope: Scope, body: Any) -> ItemAnswer:
+    """建册 at an institution of the caller's region, for a woman of any county (continuity of care): the answer
+    shows the residence only to her county of residence."""
+    async with UnitOfWork(db, scope) as uow:
+        status, preg = await _register_pregnancy(uow, body)
+    return status, pregnancy_answer(scope, preg)
+
+
+async def register_pregnancies(db: Database, scope: Scope, items: list[Any]) -> list[ItemAnswer]:
+    """A batch of registrations: one unit of work, a savepoint per item, answered per item."""
+    async def one(uow: UnitOfWork, item: Any) -> ItemAnswer:
+        status, preg = await _register_pregnancy(uow, item)
+        return status, pregnancy_answer(scope, preg)
+
+    return await per_item(db, scope, items, one)
+
+
+def pregnancy_answer(scope: Scope, preg: Pregnancy) -> dict[str, Any]:
+    view = _pregnancy_view(preg)
+    if not scope.sees(preg.residence_code):
+        view.pop("residence_code")
+    return view
+
+
+def _pregnancy_view(preg: Pregnancy) -> dict[str, Any]:
+    return {**preg.__dict__, "lmp_date": str(preg.lmp_date), "registered_on": str(preg.registered_on),
+            "delivered_on": str(preg.delivered_on) if preg.delivered_on else None}
+
+
+async def _register_pregnancy(uow: UnitOfWork, body: Any) -> tuple[int, Pregnancy]:
     from registry.api.schemas import PregnancyIn
 
+    conn, scope = uow.conn, uow.scope
+    if not isinstance(body, dict):
+        raise fail("body", "a pregnancy registration is a JSON object")
     try:
         req = PregnancyIn.model_validate(body)
     except ValidationError as e:
         raise pydantic_errors(e) from e
     h = content_hash(body)
     stored = await sql.get_pregnancy(conn, req.pregnancy_id, for_update=True)
-    decision = decide_version(stored[0].version if stored else None, stored[1] if stored else None, h, req.version)
-    if stored and stored[0].source != req.source:
+    if stored and (stored[0].source != req.source or not scope.sees_any(
+            [stored[0].residence_code, await sql.institution_region(conn, stored[0].institution_code)])):
+        # the same answer whoever holds it: an id in use tells nothing of the registration
         raise fail("pregnancy_id", f"pregnancy {req.pregnancy_id} was registered by another source", 409)
+    decision = decide_version(stored[0].version if stored else None, stored[1] if stored else None, h, req.version)
     if decision.action == "unchanged":
         assert stored
         return 200, stored[0]
     if stored and stored[0].voided:
         raise fail("pregnancy_id", "the pregnancy registration was voided; register a new pregnancy id", 409)
-    model.check_booking(req.lmp_date, req.registered_on, today)
-    await known_institution(conn, req.institution_code)
+    model.check_booking(req.lmp_date, req.registered_on, uow.today())
+    await known_institution(conn, req.institution_code, scope=scope)
     events: list[NewEvent] = []
     if stored:
         mother_id = stored[0].mother_id
@@ -152,29 +220,52 @@ async def register_pregnancy(conn: AsyncConnection, body: dict[str, Any], today:
     else:
         await sql.insert_pregnancy(conn, p, h)
     events.append(publish.pregnancy_recorded(p))
-    await outbox.append(conn, events)
+    uow.emit(*events)
     return (201 if decision.action == "create" else 200), p
 
 
-async def void_pregnancy(conn: AsyncConnection, pregnancy_id: str, reason: str) -> Pregnancy:
+async def void_pregnancy(db: Database, scope: Scope, pregnancy_id: str, reason: str) -> Pregnancy:
     """Void a registration made in error: only once its encounters are voided (they would lose their episode)."""
-    found = await sql.get_pregnancy(conn, pregnancy_id, for_update=True)
-    if found is None:
-        raise fail("pregnancy_id", f"no pregnancy {pregnancy_id}", 404)
-    preg = found[0]
-    if preg.voided:
-        return preg
-    if n := await sql.active_encounter_count(conn, pregnancy_id):
-        raise fail("pregnancy_id", f"the pregnancy has {n} active encounters: void them first", 409)
-    preg = replace(preg, voided=True, version=preg.version + 1)
-    await sql.void_pregnancy(conn, pregnancy_id, preg.version, reason)
-    await outbox.append(conn, [publish.pregnancy_recorded(preg)])
+    async with UnitOfWork(db, scope) as uow:
+        found = await sql.get_pregnancy(uow.conn, pregnancy_id, for_update=True)
+        booking = await sql.institution_region(uow.conn, found[0].institution_code) if found else None
+        preg = access.require_pregnancy_writer(scope, found[0] if found else None, booking, pregnancy_id)
+        if preg.voided:
+            return preg
+        if n := await sql.active_encounter_count(uow.conn, pregnancy_id):
+            raise fail("pregnancy_id", f"the pregnancy has {n} active encounters: void them first", 409)
+        preg = replace(preg, voided=True, version=preg.version + 1)
+        await sql.void_pregnancy(uow.conn, pregnancy_id, preg.version, reason, scope.actor)
+        uow.emit(publish.pregnancy_recorded(preg))
     return preg
 
 
+async def pregnancy_view(db: Database, scope: Scope, pregnancy_id: str) -> dict[str, Any]:
+    """A pregnancy with its encounters and facts for the county of residence; for a county that recorded care on
+    it, its own encounters only. Every read is audited (PII: a clinical record)."""
+    async with UnitOfWork(db, scope) as uow:
+        found = await sql.get_pregnancy(uow.conn, pregnancy_id)
+        preg = found[0] if found else None
+        encs = await sql.encounters_of_pregnancy(uow.conn, pregnancy_id) if preg else []
+        booking = await sql.institution_region(uow.conn, preg.institution_code) if preg else None
+        view = access.view_of(scope, preg.residence_code if preg else None,
+                              [booking, *access.encounter_regions(encs)] if preg else [], "pregnancy", pregnancy_id)
+        assert preg is not None
+        await audit_read(uow, "pregnancy", pregnancy_id, [], unmasked=scope.principal.has("pii:read"))
+    if view == "care":
+        return {"pregnancy_id": pregnancy_id, "visibility": "care",
+                "encounters": [view_encounter(e) for e in access.own_encounters(scope, encs)]}
+    views = [view_encounter(e) for e in encs]
+    return {**_pregnancy_view(preg), "visibility": "full", "facts": pregnancy_facts(preg, views),
+            "encounters": views}
+
+
+async def audit_read(uow: UnitOfWork, kind: str, subject: str, fields: list[str], unmasked: bool) -> None:
+    """Every read of a person or a clinical record is audited, masked or not, under the account that read it."""
+    await sql.audit_pii(uow.conn, uow.scope.actor, uow.scope.request_id, kind, subject, fields, unmasked)
+
+
 # ---------------------------------------------------------------- encounters (set-based: one item or a batch)
-
-
 def _clinical_date(v: Any) -> date:
     """The clinical date of a timestamp: its date in China (UTC+8) when it carries an offset."""
     if isinstance(v, datetime):
@@ -298,10 +389,6 @@ async def load_state(conn: AsyncConnection, items: list[Parsed], extra_keys: lis
     return st
 
 
-#: one answer per item: (status, the stored encounter's view or {"errors": [...]})
-ItemAnswer = tuple[int, dict[str, Any]]
-
-
 def _anywhere(_: str) -> bool:
     return True
 
@@ -344,6 +431,10 @@ async def _post_encounters(conn: AsyncConnection, bodies: list[Any], today: date
         try:
             decision = decide_version(stored["version"] if stored else None,
                                       stored["content_hash"] if stored else None, p.hash, p.version)
+            allowed = may_post_for if callable(may_post_for) else may_post_for[p.index]
+            if stored is not None and not _recorded_in(state, stored, allowed):
+                raise fail("encounter_id", "the encounter id is in use by another record; post a new encounter id",
+                           409)
             if decision.action == "unchanged":
                 assert stored is not None
                 answers[p.index] = (200, view_encounter(stored))
@@ -351,10 +442,9 @@ async def _post_encounters(conn: AsyncConnection, bodies: list[Any], today: date
             if stored and stored["voided"]:
                 raise fail("encounter_id", "the encounter was voided; post a new encounter id", 409)
             inst = state.institutions.get(p.req["institution_code"])
-            allowed = may_post_for if callable(may_post_for) else may_post_for[p.index]
-            if inst is not None and not allowed(inst.region_code):
-                raise fail("institution_code", "the institution is outside this client's region", 403)
-            errs, out = encounters.decide(state, p.req, p.fields, p.on, stored, decision.version, p.hash, today)
+            # an institution outside the caller's region is answered exactly like an unknown one
+            view = state if inst is None or allowed(inst.region_code) else _without(state, inst.code)
+            errs, out = encounters.decide(view, p.req, p.fields, p.on, stored, decision.version, p.hash, today)
             if errs or out is None:
                 raise DomainError(errs)
         except DomainError as e:
@@ -368,6 +458,97 @@ async def _post_encounters(conn: AsyncConnection, bodies: list[Any], today: date
     return [answers[i] for i in range(len(bodies))]
 
 
+class EncounterPosts:
+    """Single encounter posts, group-committed (kit.coalesce; decision 45): concurrent posts share one unit of
+    work, each answered exactly as if posted alone, each with its own caller's scope (its region rule). A lone
+    post takes two round trips outside a transaction (decision 43)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.coalescer: Coalescer[_Post, ItemAnswer] = Coalescer(self._together, max_items=100, max_running=2)
+
+    async def post(self, scope: Scope, body: Any) -> ItemAnswer:
+        return await self.coalescer.submit((body, scope))
+
+    async def _alone(self, post: _Post) -> ItemAnswer:
+        """Read; check what was read and write, one statement; or, when what was read changed meanwhile (or the
+        pooled connection was stale), a locked transaction."""
+        body, scope = post
+
+        async def once() -> ItemAnswer:
+            try:
+                async with self.db.autocommit() as conn:
+                    done = await post_encounters_unlocked(conn, [body], scope.today(), scope.sees)
+                if done is not None:
+                    return done[0]
+            except Exception as e:
+                if not is_unavailable(e):
+                    raise
+            async with self.db.begin() as conn:
+                return (await post_encounters(conn, [body], scope.today(), scope.sees))[0]
+
+        return await _retrying_a_race(once)
+
+    async def _together(self, posts: list[_Post]) -> list[ItemAnswer | BaseException]:
+        """Posts of concurrent requests as one locked unit of work (a refused one changes nothing and does not
+        affect the others). If the unit fails as a whole, each post is done on its own, so one bad post cannot
+        fail its neighbours."""
+        if len(posts) == 1:
+            return [await self._alone(posts[0])]
+
+        async def once() -> list[ItemAnswer]:
+            async with self.db.begin() as conn:
+                return await post_encounters(conn, [b for b, _ in posts], posts[0][1].today(),
+                                             [s.sees for _, s in posts])
+
+        try:
+            return list(await _retrying_a_race(once))
+        except Exception as e:
+            if is_unavailable(e):
+                raise
+        answers: list[ItemAnswer | BaseException] = []
+        for post in posts:
+            try:
+                answers.append(await self._alone(post))
+            except Exception as e:
+                answers.append(e)
+        return answers
+
+
+async def post_encounter_batch(db: Database, scope: Scope, bodies: list[Any]) -> list[ItemAnswer]:
+    """Up to 1000 encounters in one locked unit of work, answered per item."""
+    async def once() -> list[ItemAnswer]:
+        async with db.begin() as conn:
+            return await post_encounters(conn, bodies, scope.today(), scope.sees)
+
+    return await _retrying_a_race(once)
+
+
+#: a single encounter post and its caller's scope
+_Post = tuple[Any, Scope]
+T = TypeVar("T")
+
+
+async def _retrying_a_race(unit: Callable[[], Awaitable[T]]) -> T:
+    """Two posts of the same new encounter racing: the loser's insert meets the winner's row; done again, it sees
+    it (a retry, a correction or a conflict, as the contract says)."""
+    try:
+        return await unit()
+    except UniqueViolationError:
+        return await unit()
+
+
+def _recorded_in(state: encounters.State, stored: dict[str, Any], allowed: Callable[[str], bool]) -> bool:
+    """Whether a stored encounter was recorded by an institution of the caller's region (who may change it)."""
+    inst = state.institutions.get(stored["institution_code"])
+    return inst is not None and allowed(inst.region_code)
+
+
+def _without(state: encounters.State, code: str) -> encounters.State:
+    """The state as a caller sees it who may not record care at institution `code`."""
+    return replace(state, institutions={k: v for k, v in state.institutions.items() if k != code})
+
+
 async def post_encounters_unlocked(conn: AsyncConnection, bodies: list[Any], today: date,
                                    may_post_for: MayPostFor = _anywhere) -> list[ItemAnswer] | None:
     """`post_encounters` outside a transaction in two round trips (read without locks; one statement checking
@@ -375,20 +556,24 @@ async def post_encounters_unlocked(conn: AsyncConnection, bodies: list[Any], tod
     return await _post_encounters(conn, bodies, today, may_post_for, lock=False)
 
 
-async def void_encounter(conn: AsyncConnection, source: str, encounter_id: str, reason: str) -> dict[str, Any]:
-    """A void is a newer version with `voided` set; the history keeps every version."""
-    state = await load_state(conn, [], [(source, encounter_id)])
-    stored = state.encounters.get((source, encounter_id))
-    if stored is None:
-        raise fail("encounter_id", f"no encounter {source}/{encounter_id}", 404)
-    if stored["voided"]:
-        return view_encounter(stored)
-    row = {**stored, "version": stored["version"] + 1, "voided": True, "void_reason": reason}
-    out = encounters.void_effects(row)
-    encounters.apply(state, out)
-    changes = Changes()
-    changes.add(state, out, reason)
-    await changes.write(conn)
+async def void_encounter(db: Database, scope: Scope, source: str, encounter_id: str, reason: str) -> dict[str, Any]:
+    """A void is a newer version with `voided` set; the history keeps every version. Only the county of the
+    institution that recorded it may void it."""
+    async with UnitOfWork(db, scope) as uow:
+        state = await load_state(uow.conn, [], [(source, encounter_id)])
+        stored = state.encounters.get((source, encounter_id))
+        inst = state.institutions.get(stored["institution_code"]) if stored else None
+        stored = access.require_encounter_writer(scope, stored, inst.region_code if inst else None,
+                                                 f"{source}/{encounter_id}")
+        if stored["voided"]:
+            return view_encounter(stored)
+        row = {**stored, "version": stored["version"] + 1, "voided": True, "void_reason": reason}
+        out = encounters.void_effects(row)
+        encounters.apply(state, out)
+        changes = Changes()
+        changes.add(state, out, reason)
+        await changes.write(uow.conn)
+        await sql.set_voided_by(uow.conn, "encounter", source, encounter_id, scope.actor)
     return view_encounter(row)
 
 
@@ -406,34 +591,65 @@ def view_encounter(row: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- persons
-async def add_residence(conn: AsyncConnection, person_id: str, since: date, region_code: str) -> tuple[int, int]:
-    """A move (现住址变更): a new span in the residence history, never an overwrite. Returns (status, version)."""
-    row = await sql.get_person(conn, person_id)
-    if row is None:
-        raise fail("person_id", f"unknown person {person_id}", 404)
-    await check_region(conn, "region_code", region_code)
-    if since < row["birth_date"]:
-        raise fail("since", f"a residence cannot start before the birth on {row['birth_date']}")
-    if not await sql.add_residence(conn, person_id, since, region_code):
-        return 200, row["version"]
-    version = await sql.bump_person_version(conn, person_id)
-    hist = await sql.residence_history(conn, person_id)
-    await outbox.append(conn, [publish.person_upserted(
-        person_id, row["sex"], row["birth_date"], hist, version,
-        str(row["mother_id"]) if row["mother_id"] else None, row["born_in_pregnancy_id"],
-        registered_on=row["created_at"].astimezone(CHINA).date())])
+async def add_residence(db: Database, scope: Scope, person_id: str, since: date,
+                        region_code: str) -> tuple[int, int]:
+    """A move (现住址变更): a new span in the residence history, never an overwrite. Returns (status, version).
+    A move checks both ends: her current county (else she is answered as unknown) and the new one."""
+    async with UnitOfWork(db, scope) as uow:
+        conn = uow.conn
+        row = await sql.get_person(conn, person_id)
+        hist = await sql.residence_history(conn, person_id) if row else []
+        scope.require_object([hist[-1][1] if hist else None], "person", person_id)
+        scope.principal.require_region(region_code, "region_code")
+        await check_region(conn, "region_code", region_code)
+        if since < row["birth_date"]:
+            raise fail("since", f"a residence cannot start before the birth on {row['birth_date']}")
+        if since > uow.today():
+            raise fail("since", "a residence cannot start in the future")
+        if not await sql.add_residence(conn, person_id, since, region_code):
+            return 200, row["version"]
+        version = await sql.bump_person_version(conn, person_id)
+        hist = await sql.residence_history(conn, person_id)
+        uow.emit(publish.person_upserted(
+            person_id, row["sex"], row["birth_date"], hist, version,
+            str(row["mother_id"]) if row["mother_id"] else None, row["born_in_pregnancy_id"],
+            registered_on=row["created_at"].astimezone(CHINA).date()))
     return 201, version
 
 
-async def person_view(conn: AsyncConnection, person_id: str) -> dict[str, Any] | None:
+PII_FIELDS = ("id_number", "name", "phone")
+
+
+async def read_person(db: Database, scope: Scope, person_id: str) -> dict[str, Any]:
+    """GET /v1/persons/{id}: in full (personal fields masked unless pii:read) for her county of residence; a county
+    that cared for her sees its own encounters only. Every read is audited, masked or not."""
+    unmasked = scope.principal.has("pii:read")
+    async with UnitOfWork(db, scope) as uow:
+        row = await sql.get_person(uow.conn, person_id)
+        hist = await sql.residence_history(uow.conn, person_id) if row else []
+        encs = await sql.encounters_of_person(uow.conn, person_id) if row else []
+        view = access.view_of(scope, hist[-1][1] if hist else None, access.encounter_regions(encs), "person",
+                              person_id)
+        if view == "care":
+            await audit_read(uow, "person", person_id, [], unmasked=False)
+            return {"person_id": person_id, "visibility": "care",
+                    "encounters": [view_encounter(e) for e in access.own_encounters(scope, encs)]}
+        out = await _person_view(uow.conn, person_id, row, hist, encs)
+        await audit_read(uow, "person", person_id, [f for f in PII_FIELDS if out.get(f)], unmasked)
+    if not unmasked:
+        out["id_number"] = mask(out["id_number"], 1, 0)
+        out["name"] = mask(out["name"], 1, 0)
+        out["phone"] = mask(out["phone"], 0, 0)
+    return out
+
+
+async def _person_view(conn: AsyncConnection, person_id: str, row: Any, hist: list[tuple[date | None, str]],
+                       rows: list[dict[str, Any]]) -> dict[str, Any]:
     """A person with residence history, links, death and encounters (a child's checks with z-scores)."""
-    row = await sql.get_person(conn, person_id)
-    if row is None:
-        return None
-    hist = await sql.residence_history(conn, person_id)
-    encs = [view_encounter(e) for e in await sql.encounters_of_person(conn, person_id)]
+    encs = [view_encounter(e) for e in rows]
     return {
-        "person_id": person_id, "id_number": row["id_number"], "name": row["name"], "phone": row["phone"],
+        "visibility": "full", "person_id": person_id, "id_number": row["id_number"], "name": row["name"],
+        "phone": row["phone"],
         "sex": row["sex"], "birth_date": str(row["birth_date"]), "version": row["version"],
         "residence_code": hist[-1][1] if hist else None,
         "residence": [{"since": str(s) if s else None, "region_code": r} for s, r in hist],
@@ -474,18 +690,34 @@ def pregnancy_facts(preg: Pregnancy, encs: list[dict[str, Any]]) -> dict[str, An
 
 
 # ---------------------------------------------------------------- marriage registrations (结婚登记)
-async def register_marriage(conn: AsyncConnection, body: Any, today: date) -> tuple[int, dict[str, Any]]:
+async def register_marriage(db: Database, scope: Scope, body: Any) -> ItemAnswer:
+    async with UnitOfWork(db, scope) as uow:
+        return await _register_marriage(uow, body)
+
+
+async def register_marriages(db: Database, scope: Scope, items: list[Any]) -> list[ItemAnswer]:
+    return await per_item(db, scope, items, _register_marriage)
+
+
+async def _register_marriage(uow: UnitOfWork, body: Any) -> ItemAnswer:
+    """结婚登记 by a civil-affairs office of the caller's region; the persons may live anywhere (linked)."""
     from registry.api.schemas import MarriageIn
 
+    conn, scope = uow.conn, uow.scope
+    if not isinstance(body, dict):
+        raise fail("body", "a marriage registration is a JSON object")
     try:
         req = MarriageIn.model_validate(body)
     except ValidationError as e:
         raise pydantic_errors(e) from e
     await check_region(conn, "region_code", req.region_code)
-    if req.registered_on > today:
+    scope.principal.require_region(req.region_code, "region_code")
+    if req.registered_on > uow.today():
         raise fail("registered_on", "the registration date is in the future")
     h = content_hash(body)
     stored = await sql.get_marriage(conn, req.source, req.registration_id)
+    if stored is not None and not scope.sees(stored["region_code"]):
+        raise fail("registration_id", "the registration id is in use by another record; post a new one", 409)
     decision = decide_version(stored["version"] if stored else None, stored["content_hash"] if stored else None, h,
                               req.version)
     if decision.action == "unchanged":
@@ -506,20 +738,22 @@ async def register_marriage(conn: AsyncConnection, body: Any, today: date) -> tu
          "voided": False}
     await sql.save_marriage(conn, m, "correction" if stored else None)
     events.append(publish.marriage_recorded(m))
-    await outbox.append(conn, events)
+    uow.emit(*events)
     return (201 if decision.action == "create" else 200), _marriage_view(m)
 
 
-async def void_marriage(conn: AsyncConnection, source: str, registration_id: str, reason: str) -> dict[str, Any]:
-    stored = await sql.get_marriage(conn, source, registration_id)
-    if stored is None:
-        raise fail("registration_id", f"no marriage registration {source}/{registration_id}", 404)
-    m = dict(stored)
-    if not m["voided"]:
-        m.update(version=m["version"] + 1, voided=True, void_reason=reason)
-        m["person_ids"] = [str(p) for p in m["person_ids"]]
-        await sql.save_marriage(conn, m, reason)
-        await outbox.append(conn, [publish.marriage_recorded(m)])
+async def void_marriage(db: Database, scope: Scope, source: str, registration_id: str,
+                        reason: str) -> dict[str, Any]:
+    async with UnitOfWork(db, scope) as uow:
+        stored = access.require_marriage(scope, await sql.get_marriage(uow.conn, source, registration_id),
+                                         f"{source}/{registration_id}")
+        m = dict(stored)
+        if not m["voided"]:
+            m.update(version=m["version"] + 1, voided=True, void_reason=reason)
+            m["person_ids"] = [str(p) for p in m["person_ids"]]
+            await sql.save_marriage(uow.conn, m, reason)
+            await sql.set_voided_by(uow.conn, "marriage", source, registration_id, scope.actor)
+            uow.emit(publish.marriage_recorded(m))
     return _marriage_view(m)
 
 

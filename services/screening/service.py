@@ -1,15 +1,24 @@
-"""Screening use cases: each is one unit of work (a transaction holding the state change and its events)."""
+"""Screening use cases: each owns one unit of work (kit.scope.UnitOfWork: the transaction, the events published with
+it, the caller's scope and the China-time clock).
+
+Who sees what (decision TBD-h2-1, the same rule as the registry's): a result is seen by the county of the subject's
+residence and by the county of the institution that performed it (the care-giver); only the latter corrects or
+voids it. A follow-up case is seen and worked by the county of residence and the county of the institution that
+opened it. Anything else is answered exactly like a record that does not exist (404, no region code)."""
 from __future__ import annotations
 
 import dataclasses
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 from typing import Any
 
 from kit import outbox
+from kit.clock import today_cn
+from kit.db import Database
 from kit.events import NewEvent
+from kit.scope import ItemAnswer, Scope, UnitOfWork, per_item
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from screening.domain import followup, model, rules
@@ -19,19 +28,27 @@ from screening.events import publish
 from screening.store import sql
 
 SERVICE = "screening"
-CHINA = timezone(timedelta(hours=8))
 RULES = rules.load()
+__all__ = ["today_cn"]
 
 
-def today_cn() -> date:
-    """The clinical 'today' (China time), for future-date checks and overdue lists."""
-    return datetime.now(CHINA).date()
+def _require_result(scope: Scope, stored: dict[str, Any] | None, key: str, write: bool = False) -> dict[str, Any]:
+    """The one check of a stored result: seen by its county of residence and its institution's county; changed
+    only by the latter."""
+    regions = [stored["institution_region"]] if stored else []
+    if stored and not write:
+        regions.append(stored["residence_code"])
+    scope.require_object(regions, "screening", key)
+    assert stored is not None
+    return stored
 
 
-def _forbid_region(code: str, region_prefix: str, what: str) -> None:
-    if not code.startswith(region_prefix):
-        raise DomainError([{"field": what, "reason": f"{code} is outside this client's region {region_prefix}"}],
-                          403)
+async def _require_case(conn: AsyncConnection, scope: Scope, case: Case | None, case_id: str) -> Case:
+    """The one check of a follow-up case: its county of residence or the county of the institution that opened it."""
+    regions = [case.region_code, await sql.institution_region(conn, case.institution_code)] if case else []
+    scope.require_object(regions, "follow-up case", case_id)
+    assert case is not None
+    return case
 
 
 # ---------------------------------------------------------------- subjects
@@ -90,21 +107,35 @@ async def check_partner(conn: AsyncConnection, req: model.ScreeningIn) -> None:
 
 
 # ---------------------------------------------------------------- results
-async def record_screening(conn: AsyncConnection, body: dict[str, Any], region_prefix: str = "",
-                           today: date | None = None) -> tuple[int, dict[str, Any]]:
+async def record_screening(db: Database, scope: Scope, body: Any) -> ItemAnswer:
     """POST /v1/screenings: validate, classify by the rules in force, open / update / close its case."""
-    today = today or today_cn()
+    async with UnitOfWork(db, scope, SERVICE) as uow:
+        return await _record_screening(uow, body)
+
+
+async def record_screenings(db: Database, scope: Scope, items: list[Any]) -> list[ItemAnswer]:
+    return await per_item(db, scope, items, _record_screening, SERVICE)
+
+
+async def _record_screening(uow: UnitOfWork, body: Any) -> ItemAnswer:
+    """A result at an institution of the caller's region, of a subject living anywhere (continuity of care); the
+    answer names her region only to her county of residence."""
+    conn, scope, today = uow.conn, uow.scope, uow.today()
+    if not isinstance(body, dict):
+        raise fail("body", "each item is an object")
     req, result, spec = model.parse(body)
     model.check_dates(req.performed_on, today)
     h = model.content_hash(body)
     await sql.lock_record(conn, f"screening:{req.source}/{req.screening_id}")
     stored = await sql.get_screening(conn, req.source, req.screening_id, for_update=True)
+    if stored is not None and not scope.sees(stored["institution_region"]):
+        raise fail("screening_id", "the screening id is in use by another record; post a new screening id", 409)
     decision = model.decide_version(stored["version"] if stored else None, stored["content_hash"] if stored else None,
                                     h, req.version)
     if decision.action == "unchanged":
         assert stored is not None
-        _forbid_region(stored["residence_code"], region_prefix, "subject_id")
-        return 200, view_screening(stored, await sql.case_of_screening(conn, req.source, req.screening_id))
+        known = await sql.case_of_screening(conn, req.source, req.screening_id)
+        return 200, _answer(scope, view_screening(stored, known), stored["residence_code"])
     if stored and stored["voided"]:
         raise fail("screening_id", "the result was voided; post a new screening id", 409)
     for fixed in ("type", "subject_id"):
@@ -112,14 +143,13 @@ async def record_screening(conn: AsyncConnection, body: dict[str, Any], region_p
             raise fail(fixed, f"a correction cannot change {fixed} ({stored[fixed]}); void the result and post a "
                        "new one", 409)
     inst_region = await sql.institution_region(conn, req.institution_code)
-    if inst_region is None:
+    if inst_region is None or not scope.sees(inst_region):  # one outside the caller's region: as if unknown
         raise fail("institution_code", f"unknown institution {req.institution_code}: not known to screening (yet); "
                    "the registry's events reach screening within seconds of its answer, so retry shortly, or "
                    f"register it in the registry first (PUT /v1/institutions/{req.institution_code})")
     subject = await resolve_subject(conn, req.type, spec, req, result)
     if not subject.residence_code:  # a person without a known residence is attributed to the institution's
         subject = dataclasses.replace(subject, residence_code=inst_region)
-    _forbid_region(subject.residence_code, region_prefix, "subject_id")
     await check_partner(conn, req)
     outcome = RULES.for_date(req.performed_on).classify(req.type, result.facts())
     stored_doc = result.model_dump(mode="json")
@@ -149,67 +179,89 @@ async def record_screening(conn: AsyncConnection, body: dict[str, Any], region_p
     await sql.save_screening(conn, row, "correction" if stored else None)
     events: list[NewEvent] = [publish.screening_recorded(row)]
     if case is not None and case != existing:
-        await sql.save_case(conn, case)
+        await sql.save_case(conn, case, scope.actor)
         events.append(publish.followup_changed(case))
-    await outbox.append(conn, events, SERVICE)
-    return (201 if decision.action == "create" else 200), view_screening(row, case)
+    uow.emit(*events)
+    return (201 if decision.action == "create" else 200), _answer(scope, view_screening(row, case),
+                                                                  subject.residence_code)
 
 
-async def void_screening(conn: AsyncConnection, source: str, screening_id: str, reason: str,
-                         region_prefix: str = "", today: date | None = None) -> dict[str, Any]:
+def _answer(scope: Scope, view: dict[str, Any], residence: str) -> dict[str, Any]:
+    """A care-giver of another county learns nothing of where the subject lives."""
+    if view.get("followup") and not scope.sees(residence):
+        view["followup"] = {k: v for k, v in view["followup"].items() if k != "region_code"}
+    return view
+
+
+async def void_screening(db: Database, scope: Scope, source: str, screening_id: str,
+                         reason: str) -> dict[str, Any]:
     """A void is a newer version with `voided` set; its open case is closed (kept) with the reason."""
-    stored = await sql.get_screening(conn, source, screening_id, for_update=True)
-    if stored is None:
-        raise fail("screening_id", f"no screening {source}/{screening_id}", 404)
-    _forbid_region(stored["residence_code"], region_prefix, "screening_id")
-    found = await sql.case_of_screening(conn, source, screening_id)
-    if stored["voided"]:
-        return view_screening(stored, found)
-    stored.update(version=stored["version"] + 1, voided=True, void_reason=reason)
-    await sql.save_screening(conn, stored, reason)
-    events = [publish.screening_recorded(stored)]
-    if found is not None and found.status == "open":
-        found = followup.close_for(found, today or today_cn(), f"result voided: {reason}")
-        await sql.save_case(conn, found)
-        events.append(publish.followup_changed(found))
-    await outbox.append(conn, events, SERVICE)
-    return view_screening(stored, found)
+    async with UnitOfWork(db, scope, SERVICE) as uow:
+        conn = uow.conn
+        stored = _require_result(scope, await sql.get_screening(conn, source, screening_id, for_update=True),
+                                 f"{source}/{screening_id}", write=True)
+        found = await sql.case_of_screening(conn, source, screening_id)
+        if stored["voided"]:
+            return _answer(scope, view_screening(stored, found), stored["residence_code"])
+        stored.update(version=stored["version"] + 1, voided=True, void_reason=reason)
+        await sql.save_screening(conn, stored, reason)
+        await sql.set_voided_by(conn, source, screening_id, scope.actor)
+        uow.emit(publish.screening_recorded(stored))
+        if found is not None and found.status == "open":
+            found = followup.close_for(found, uow.today(), f"result voided: {reason}")
+            await sql.save_case(conn, found, scope.actor)
+            uow.emit(publish.followup_changed(found))
+    return _answer(scope, view_screening(stored, found), stored["residence_code"])
 
 
-async def get_screening(conn: AsyncConnection, source: str, screening_id: str, region_prefix: str = "",
-                        unmask: bool = False) -> dict[str, Any]:
-    stored = await sql.get_screening(conn, source, screening_id)
-    if stored is None:
-        raise fail("screening_id", f"no screening {source}/{screening_id}", 404)
-    _forbid_region(stored["residence_code"], region_prefix, "screening_id")
-    case = await sql.case_of_screening(conn, source, screening_id)
-    out = view_screening(stored, case, unmask)
-    history = await sql.screening_history(conn, source, screening_id)
-    out["history"] = [{**h, "result": _masked(h["result"], unmask)} for h in history]
+async def audit_read(uow: UnitOfWork, kind: str, subject: str, fields: list[str], unmasked: bool) -> None:
+    """Every read of a clinical record (a result, a case) is audited, masked or not, under the account."""
+    await sql.audit_pii(uow.conn, uow.scope.actor, uow.scope.request_id, kind, subject, fields, unmasked)
+
+
+async def get_screening(db: Database, scope: Scope, source: str, screening_id: str) -> dict[str, Any]:
+    unmask = scope.principal.has("pii:read")
+    async with UnitOfWork(db, scope, SERVICE) as uow:
+        conn = uow.conn
+        stored = _require_result(scope, await sql.get_screening(conn, source, screening_id),
+                                 f"{source}/{screening_id}")
+        case = await sql.case_of_screening(conn, source, screening_id)
+        out = _answer(scope, view_screening(stored, case, unmask), stored["residence_code"])
+        history = await sql.screening_history(conn, source, screening_id)
+        out["history"] = [{**h, "result": _masked(h["result"], unmask)} for h in history]
+        await audit_read(uow, "screening", f"{source}/{screening_id}", ["note"], unmask)
     return out
 
 
 # ---------------------------------------------------------------- follow-up
-async def add_action(conn: AsyncConnection, case_id: str, action: str, on: date, note: str | None,
-                     outcome: str | None, region_prefix: str = "", recorded_by: str = "",
-                     today: date | None = None) -> tuple[int, Case]:
-    case = await sql.get_case(conn, case_id, for_update=True)
-    if case is None:
-        raise fail("case_id", f"no follow-up case {case_id}", 404)
-    _forbid_region(case.region_code, region_prefix, "case_id")
-    new, changed = followup.add_action(case, action, on, today or today_cn(), note, outcome)
-    if changed:
-        await sql.save_case(conn, new, recorded_by)
-        await outbox.append(conn, [publish.followup_changed(new)], SERVICE)
+async def add_action(db: Database, scope: Scope, case_id: str, action: str, on: date, note: str | None,
+                     outcome: str | None) -> tuple[int, Case]:
+    """A follow-up action, recorded under the account of the token (never a name from the body)."""
+    async with UnitOfWork(db, scope, SERVICE) as uow:
+        case = await _require_case(uow.conn, scope, await sql.get_case(uow.conn, case_id, for_update=True), case_id)
+        new, changed = followup.add_action(case, action, on, uow.today(), note, outcome)
+        if changed:
+            await sql.save_case(uow.conn, new, scope.actor)
+            uow.emit(publish.followup_changed(new))
     return (201 if changed else 200), new
 
 
-async def get_case(conn: AsyncConnection, case_id: str, region_prefix: str = "") -> Case:
-    case = await sql.get_case(conn, case_id)
-    if case is None:
-        raise fail("case_id", f"no follow-up case {case_id}", 404)
-    _forbid_region(case.region_code, region_prefix, "case_id")
+async def get_case(db: Database, scope: Scope, case_id: str) -> Case:
+    unmask = scope.principal.has("pii:read")
+    async with UnitOfWork(db, scope, SERVICE) as uow:
+        case = await _require_case(uow.conn, scope, await sql.get_case(uow.conn, case_id), case_id)
+        await audit_read(uow, "followup", case_id, ["note"], unmask)
     return case
+
+
+async def list_cases(db: Database, scope: Scope, region: str, status: str | None, overdue: bool | None,
+                     case_type: str | None, limit: int, after: tuple[date, str] | None) -> list[Case]:
+    """A region's cases (the caller's region, or a part of it: checked by the router as the caller's own input)."""
+    unmask = scope.principal.has("pii:read")
+    async with UnitOfWork(db, scope, SERVICE) as uow:
+        cases = await sql.list_cases(uow.conn, region, status, overdue, uow.today(), case_type, limit, after)
+        await audit_read(uow, "followup_list", region or "(all)", ["note"], unmask)
+    return cases
 
 
 # ---------------------------------------------------------------- registry events (screening's view of persons)

@@ -1,42 +1,24 @@
-"""Registry endpoints."""
+"""Registry endpoints: parse, authorise (scopes from the token), call one use case with the caller's scope.
+
+Errors are raised, not caught: kit.errors turns DomainError and Problem into problem+json once for all routes."""
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
-from asyncpg.exceptions import UniqueViolationError
 from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import ORJSONResponse
-from kit import outbox
-from kit.auth import Principal, mask, require
-from kit.coalesce import Coalescer
-from kit.db import Database, is_unavailable, savepoint
-from kit.errors import Problem, invalid_many, not_found
-from kit.logs import request_id
+from kit.auth import Principal, require
+from kit.db import Database
+from kit.errors import invalid_many
+from kit.records import DomainError
+from kit.scope import Scope
 
 from registry import service
 from registry.api.schemas import InstitutionIn, PersonIn, ResidenceIn, VoidIn
-from registry.domain.model import DomainError, Institution, Pregnancy
-from registry.store import sql
+from registry.domain.model import Institution
 
 router = APIRouter(prefix="/v1", tags=["registry"])
 BATCH_MAX = 1000
-
-
-TITLES = {409: ("Conflict", "conflict"), 404: ("Not found", "not-found"), 403: ("Forbidden", "forbidden-region")}
-
-
-def _problem(e: DomainError) -> Problem:
-    if e.status == 422:
-        return invalid_many(e.errors, e.status)
-    title, kind = TITLES.get(e.status, ("Invalid request", "validation"))
-    return Problem(e.status, title, str(e), kind=kind, errors=e.errors)
-
-
-def _today() -> Any:
-    return datetime.now(UTC).date()
-
 
 
 def _void_reason(body: VoidIn | None, reason: str | None) -> str:
@@ -46,16 +28,16 @@ def _void_reason(body: VoidIn | None, reason: str | None) -> str:
         raise invalid_many([{"field": "reason", "reason": "a void needs a reason"}])
     return why
 
+
+def _db(request: Request) -> Database:
+    return request.app.state.db  # type: ignore[no-any-return]
+
+
 @router.put("/institutions/{institution_code}", summary="Register or update an institution (facility register)")
 async def put_institution(institution_code: str, body: InstitutionIn, request: Request,
                           p: Principal = Depends(require("registry:write"))) -> ORJSONResponse:
-    p.require_region(body.region_code, "region_code")
     inst = Institution(institution_code, body.name, body.region_code, body.kind, body.midwifery_licensed)
-    try:
-        async with request.app.state.db.begin() as conn:
-            version, changed = await service.put_institution(conn, inst)
-    except DomainError as e:
-        raise _problem(e) from e
+    version, changed = await service.put_institution(_db(request), Scope(p), inst)
     return ORJSONResponse({"institution_code": institution_code, **body.model_dump(), "version": version},
                           status_code=201 if changed and version == 1 else 200)
 
@@ -63,106 +45,50 @@ async def put_institution(institution_code: str, body: InstitutionIn, request: R
 @router.get("/institutions/{institution_code}", summary="An institution")
 async def get_institution(institution_code: str, request: Request,
                           p: Principal = Depends(require("registry:read"))) -> dict[str, Any]:
-    async with request.app.state.db.connect() as conn:
-        inst = await sql.get_institution(conn, institution_code)
-    if inst is None:
-        raise not_found("institution", institution_code)
-    return inst.__dict__
+    return (await service.get_institution(_db(request), Scope(p), institution_code)).__dict__
 
 
 @router.post("/pregnancies", summary="Register a pregnancy (建册)", status_code=201)
 async def post_pregnancy(request: Request, body: dict[str, Any] = Body(...),
                          p: Principal = Depends(require("registry:write"))) -> ORJSONResponse:
-    try:
-        async with request.app.state.db.begin() as conn:
-            status, preg = await service.register_pregnancy(conn, body, _today())
-            p.require_region(preg.residence_code, "residence_code")
-    except DomainError as e:
-        raise _problem(e) from e
-    return ORJSONResponse(_pregnancy_view(preg), status_code=status)
-
-
-def _pregnancy_view(preg: Pregnancy) -> dict[str, Any]:
-    return {**preg.__dict__, "lmp_date": str(preg.lmp_date), "registered_on": str(preg.registered_on),
-            "delivered_on": str(preg.delivered_on) if preg.delivered_on else None}
+    status, out = await service.register_pregnancy(_db(request), Scope(p), body)
+    return ORJSONResponse(out, status_code=status)
 
 
 @router.post("/pregnancies:batch", summary="Register up to 1000 pregnancies (建册); answered per item")
 async def post_pregnancies_batch(request: Request, body: list[Any] = Body(...),
                                  p: Principal = Depends(require("registry:write"))) -> ORJSONResponse:
-    async def one(conn: Any, item: Any) -> service.ItemAnswer:
-        status, preg = await service.register_pregnancy(conn, item, _today())
-        p.require_region(preg.residence_code, "residence_code")
-        return status, _pregnancy_view(preg)
-
-    return _batch_answer(await _savepoint_batch(request, body, one), "pregnancy_id")
+    _check_batch(body)
+    return _batch_answer(await service.register_pregnancies(_db(request), Scope(p), body), "pregnancy_id")
 
 
-@router.get("/pregnancies/{pregnancy_id}", summary="A pregnancy episode with its encounters")
+@router.get("/pregnancies/{pregnancy_id}", summary="A pregnancy episode with its encounters (a county that cared for "
+            "her but is not her county of residence sees its own encounters only)")
 async def get_pregnancy(pregnancy_id: str, request: Request,
                         p: Principal = Depends(require("registry:read"))) -> dict[str, Any]:
-    async with request.app.state.db.connect() as conn:
-        found = await sql.get_pregnancy(conn, pregnancy_id)
-        if found is None:
-            raise not_found("pregnancy", pregnancy_id)
-        preg = found[0]
-        p.require_region(preg.residence_code, "pregnancy")
-        encs = await sql.encounters_of_pregnancy(conn, pregnancy_id)
-    views = [service.view_encounter(e) for e in encs]
-    return {**preg.__dict__, "lmp_date": str(preg.lmp_date), "registered_on": str(preg.registered_on),
-            "delivered_on": str(preg.delivered_on) if preg.delivered_on else None,
-            "facts": service.pregnancy_facts(preg, views), "encounters": views}
-
-
-def _region_of(out: dict[str, Any]) -> str:
-    return str(out.get("residence_code") or "")
+    return await service.pregnancy_view(_db(request), Scope(p), pregnancy_id)
 
 
 @router.post("/persons", summary="Register a person (dedup on the ID number 身份证号)", status_code=201)
 async def post_person(body: PersonIn, request: Request,
                       p: Principal = Depends(require("registry:write"))) -> ORJSONResponse:
     p.require_region(body.residence_code, "residence_code")
-    try:
-        async with request.app.state.db.begin() as conn:
-            pid, events = await service.create_person(conn, body)
-            await outbox.append(conn, events)
-    except DomainError as e:
-        raise _problem(e) from e
-    return ORJSONResponse({"person_id": pid, "created": bool(events)}, status_code=201 if events else 200)
-
-
-PII_FIELDS = ("id_number", "name", "phone")
+    pid, created = await service.register_person(_db(request), Scope(p), body)
+    return ORJSONResponse({"person_id": pid, "created": created}, status_code=201 if created else 200)
 
 
 @router.get("/persons/{person_id}", summary="A person: residence history, links, checks (personal fields masked "
-            "unless pii:read)")
+            "unless pii:read; a county that cared for her but is not her county of residence sees its own "
+            "encounters only)")
 async def get_person(person_id: str, request: Request,
                      p: Principal = Depends(require("registry:read"))) -> dict[str, Any]:
-    unmasked = p.has("pii:read")
-    async with request.app.state.db.begin() as conn:
-        view = await service.person_view(conn, person_id)
-        if view is None:
-            raise not_found("person", person_id)
-        p.require_region(_region_of(view), "person")
-        shown = [f for f in PII_FIELDS if view.get(f)]
-        if unmasked and shown:
-            await sql.audit_pii(conn, p.client_id, request_id.get(), "person", person_id, shown, True)
-    if not unmasked:
-        view["id_number"] = mask(view["id_number"], 1, 0)
-        view["name"] = mask(view["name"], 1, 0)
-        view["phone"] = mask(view["phone"], 0, 0)
-    return view
+    return await service.read_person(_db(request), Scope(p), person_id)
 
 
 @router.post("/persons/{person_id}/residence", summary="A change of residence (kept as history)", status_code=201)
 async def post_residence(person_id: str, body: ResidenceIn, request: Request,
                          p: Principal = Depends(require("registry:write"))) -> ORJSONResponse:
-    p.require_region(body.region_code, "region_code")
-    try:
-        async with request.app.state.db.begin() as conn:
-            status, version = await service.add_residence(conn, person_id, body.since, body.region_code)
-    except DomainError as e:
-        raise _problem(e) from e
+    status, version = await service.add_residence(_db(request), Scope(p), person_id, body.since, body.region_code)
     return ORJSONResponse({"person_id": person_id, "version": version}, status_code=status)
 
 
@@ -170,92 +96,25 @@ async def post_residence(person_id: str, body: ResidenceIn, request: Request,
 async def void_pregnancy(pregnancy_id: str, request: Request, body: VoidIn | None = None, reason: str | None = None,
                          p: Principal = Depends(require("registry:write"))) -> dict[str, Any]:
     why = _void_reason(body, reason)
-    try:
-        async with request.app.state.db.begin() as conn:
-            preg = await service.void_pregnancy(conn, pregnancy_id, why)
-            p.require_region(preg.residence_code, "pregnancy")
-    except DomainError as e:
-        raise _problem(e) from e
+    preg = await service.void_pregnancy(_db(request), Scope(p), pregnancy_id, why)
     return {"pregnancy_id": pregnancy_id, "version": preg.version, "status": "voided"}
 
 
 @router.post("/encounters", summary="Post an encounter (idempotent on source + encounter_id)", status_code=201)
 async def post_encounter(request: Request, body: dict[str, Any] = Body(...),
                          p: Principal = Depends(require("registry:write"))) -> ORJSONResponse:
-    status, out = await _encounter_posts(request).submit((body, p.sees_region))
+    status, out = await _encounter_posts(request).post(Scope(p), body)
     if status >= 300:
-        raise _problem(DomainError(out["errors"], status))
+        raise DomainError(out["errors"], status)
     return ORJSONResponse(out, status_code=status)
 
 
-#: a single encounter post and the caller's region rule
-_Post = tuple[dict[str, Any], Callable[[str], bool]]
-
-
-def _encounter_posts(request: Request) -> Coalescer[_Post, service.ItemAnswer]:
-    """The app's group commit of single encounter posts: concurrent posts share one unit of work (kit.coalesce)."""
+def _encounter_posts(request: Request) -> service.EncounterPosts:
+    """The app's group commit of single encounter posts (one per process: concurrent posts share units of work)."""
     state = request.app.state
     if getattr(state, "encounter_posts", None) is None:
-        db: Database = state.db
-        state.encounter_posts = Coalescer(lambda posts: _post_together(db, posts), max_items=100, max_running=2)
+        state.encounter_posts = service.EncounterPosts(state.db)
     return state.encounter_posts  # type: ignore[no-any-return]
-
-
-async def _post_alone(db: Database, post: _Post) -> service.ItemAnswer:
-    """Two round trips outside a transaction (read; check what was read and write, one statement), or, when
-    what was read changed meanwhile (or the pooled connection was stale), a locked transaction."""
-    body, sees = post
-
-    async def once() -> service.ItemAnswer:
-        try:
-            async with db.autocommit() as conn:
-                done = await service.post_encounters_unlocked(conn, [body], _today(), sees)
-            if done is not None:
-                return done[0]
-        except Exception as e:
-            if not is_unavailable(e):
-                raise
-        async with db.begin() as conn:
-            return (await service.post_encounters(conn, [body], _today(), sees))[0]
-
-    return await _retrying_a_race(once)
-
-
-async def _post_together(db: Database, posts: list[_Post]) -> list[service.ItemAnswer | BaseException]:
-    """Posts of concurrent requests as one locked unit of work, each answered as if posted alone (a refused one
-    changes nothing and does not affect the others). If the unit fails as a whole, each post is done on its own,
-    so one bad post cannot fail its neighbours."""
-    if len(posts) == 1:
-        return [await _post_alone(db, posts[0])]
-
-    async def once() -> list[service.ItemAnswer]:
-        async with db.begin() as conn:
-            return await service.post_encounters(conn, [b for b, _ in posts], _today(), [s for _, s in posts])
-
-    try:
-        return list(await _retrying_a_race(once))
-    except Exception as e:
-        if is_unavailable(e):
-            raise
-    answers: list[service.ItemAnswer | BaseException] = []
-    for post in posts:
-        try:
-            answers.append(await _post_alone(db, post))
-        except Exception as e:
-            answers.append(e)
-    return answers
-
-
-T = TypeVar("T")
-
-
-async def _retrying_a_race(unit: Callable[[], Awaitable[T]]) -> T:
-    """Two posts of the same new encounter racing: the loser's insert meets the winner's row; done again, it sees
-    it (a retry, a correction or a conflict, as the contract says)."""
-    try:
-        return await unit()
-    except UniqueViolationError:
-        return await unit()
 
 
 def _batch_answer(answers: list[service.ItemAnswer], id_field: str) -> ORJSONResponse:
@@ -281,12 +140,7 @@ def _check_batch(body: list[Any]) -> None:
 async def post_encounters_batch(request: Request, body: list[Any] = Body(...),
                                 p: Principal = Depends(require("registry:write"))) -> ORJSONResponse:
     _check_batch(body)
-
-    async def once() -> list[service.ItemAnswer]:
-        async with request.app.state.db.begin() as conn:
-            return await service.post_encounters(conn, body, _today(), p.sees_region)
-
-    return _batch_answer(await _retrying_a_race(once), "encounter_id")
+    return _batch_answer(await service.post_encounter_batch(_db(request), Scope(p), body), "encounter_id")
 
 
 @router.delete("/encounters/{source}/{encounter_id}", summary="Void an encounter (history kept)")
@@ -294,52 +148,22 @@ async def void_encounter(source: str, encounter_id: str, request: Request, body:
                          reason: str | None = None,
                          p: Principal = Depends(require("registry:write"))) -> dict[str, Any]:
     why = _void_reason(body, reason)
-    try:
-        async with request.app.state.db.begin() as conn:
-            return await service.void_encounter(conn, source, encounter_id, why)
-    except DomainError as e:
-        raise _problem(e) from e
+    return await service.void_encounter(_db(request), Scope(p), source, encounter_id, why)
 
 
 @router.post("/marriage-registrations", summary="Post a marriage registration (结婚登记, civil affairs)",
              status_code=201)
 async def post_marriage(request: Request, body: dict[str, Any] = Body(...),
                         p: Principal = Depends(require("registry:write"))) -> ORJSONResponse:
-    try:
-        async with request.app.state.db.begin() as conn:
-            status, out = await service.register_marriage(conn, body, _today())
-            p.require_region(out["region_code"], "region_code")
-    except DomainError as e:
-        raise _problem(e) from e
+    status, out = await service.register_marriage(_db(request), Scope(p), body)
     return ORJSONResponse(out, status_code=status)
-
-
-async def _savepoint_batch(request: Request, body: list[Any],
-                           unit: Callable[[Any, Any], Awaitable[service.ItemAnswer]]) -> list[service.ItemAnswer]:
-    """Low-volume batches (registrations): one transaction, a savepoint per item, answered per item."""
-    _check_batch(body)
-    answers: list[service.ItemAnswer] = []
-    async with request.app.state.db.begin() as conn:
-        for item in body:
-            try:
-                async with savepoint(conn):
-                    answers.append(await unit(conn, item))
-            except DomainError as e:
-                answers.append((e.status, {"errors": e.errors}))
-            except Problem as e:  # outside the client's region
-                answers.append((e.status, {"errors": e.errors or [{"field": "region_code", "reason": e.detail}]}))
-    return answers
 
 
 @router.post("/marriage-registrations:batch", summary="Post up to 1000 marriage registrations; answered per item")
 async def post_marriages_batch(request: Request, body: list[Any] = Body(...),
                                p: Principal = Depends(require("registry:write"))) -> ORJSONResponse:
-    async def one(conn: Any, item: Any) -> service.ItemAnswer:
-        status, out = await service.register_marriage(conn, item, _today())
-        p.require_region(out["region_code"], "region_code")
-        return status, out
-
-    return _batch_answer(await _savepoint_batch(request, body, one), "registration_id")
+    _check_batch(body)
+    return _batch_answer(await service.register_marriages(_db(request), Scope(p), body), "registration_id")
 
 
 @router.delete("/marriage-registrations/{source}/{registration_id}", summary="Void a marriage registration")
@@ -347,8 +171,4 @@ async def void_marriage(source: str, registration_id: str, request: Request, bod
                         reason: str | None = None,
                         p: Principal = Depends(require("registry:write"))) -> dict[str, Any]:
     why = _void_reason(body, reason)
-    try:
-        async with request.app.state.db.begin() as conn:
-            return await service.void_marriage(conn, source, registration_id, why)
-    except DomainError as e:
-        raise _problem(e) from e
+    return await service.void_marriage(_db(request), Scope(p), source, registration_id, why)

@@ -112,8 +112,9 @@ def _encounter(r: Any) -> dict[str, Any]:
 
 async def encounters_of_pregnancy(conn: AsyncConnection, pregnancy_id: str) -> list[dict[str, Any]]:
     c = await raw(conn)
-    rows = await c.fetch("select * from encounter where pregnancy_id = $1 order by occurred_on, source, encounter_id",
-                         pregnancy_id)
+    rows = await c.fetch("select e.*, i.region_code as institution_region from encounter e left join institution i "
+                         "on i.code = e.institution_code where e.pregnancy_id = $1 "
+                         "order by e.occurred_on, e.source, e.encounter_id", pregnancy_id)
     return [_encounter(r) for r in rows]
 
 
@@ -390,8 +391,9 @@ async def set_deaths(conn: AsyncConnection, changes: dict[str, tuple[date | None
 
 async def encounters_of_person(conn: AsyncConnection, person_id: str) -> list[dict[str, Any]]:
     c = await raw(conn)
-    rows = await c.fetch("select * from encounter where person_id = $1 order by occurred_on, source, encounter_id",
-                         uuid.UUID(person_id))
+    rows = await c.fetch("select e.*, i.region_code as institution_region from encounter e left join institution i "
+                         "on i.code = e.institution_code where e.person_id = $1 "
+                         "order by e.occurred_on, e.source, e.encounter_id", uuid.UUID(person_id))
     return [_encounter(r) for r in rows]
 
 
@@ -435,6 +437,11 @@ async def audit_pii(conn: AsyncConnection, client_id: str, request_id: str, kind
                     "values ($1, $2, $3, $4, $5, $6)", client_id, request_id, kind, subject, fields, unmasked)
 
 
+async def institution_region(conn: AsyncConnection, code: str) -> str | None:
+    c = await raw(conn)
+    return await c.fetchval("select region_code from institution where code = $1", code)  # type: ignore[no-any-return]
+
+
 async def get_marriage(conn: AsyncConnection, source: str, registration_id: str) -> Any:
     c = await raw(conn)
     return await c.fetchrow("select * from marriage where source = $1 and registration_id = $2 for update",
@@ -458,12 +465,24 @@ async def save_marriage(conn: AsyncConnection, m: dict[str, Any], reason: str | 
         m["registered_on"], m["region_code"], pids, m["voided"], reason)
 
 
-async def void_pregnancy(conn: AsyncConnection, pregnancy_id: str, version: int, reason: str) -> None:
+async def void_pregnancy(conn: AsyncConnection, pregnancy_id: str, version: int, reason: str, actor: str) -> None:
     c = await raw(conn)
-    await c.execute("update pregnancy set voided = true, void_reason = $3, version = $2 where pregnancy_id = $1",
-                    pregnancy_id, version, reason)
+    await c.execute("update pregnancy set voided = true, void_reason = $3, version = $2, voided_by = $4 "
+                    "where pregnancy_id = $1", pregnancy_id, version, reason, actor)
 
 
 async def active_encounter_count(conn: AsyncConnection, pregnancy_id: str) -> int:
     c = await raw(conn)
     return int(await c.fetchval("select count(*) from encounter where pregnancy_id = $1 and not voided", pregnancy_id))
+
+
+_VOIDED_BY = {
+    "encounter": "update encounter set voided_by = $3 where source = $1 and encounter_id = $2",
+    "marriage": "update marriage set voided_by = $3 where source = $1 and registration_id = $2",
+}
+
+
+async def set_voided_by(conn: AsyncConnection, kind: str, source: str, key: str, actor: str) -> None:
+    """Who voided a record (the token's account), kept beside it: a void is rare, so a statement of its own."""
+    c = await raw(conn)
+    await c.execute(_VOIDED_BY[kind], source, key, actor)

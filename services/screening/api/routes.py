@@ -1,4 +1,5 @@
-"""Screening endpoints: results (+ batch, void), follow-up cases and their actions."""
+"""Screening endpoints: results (+ batch, void), follow-up cases and their actions. Routers parse, authorise and
+call one use case with the caller's scope; errors are raised and turned into problem+json once, in kit.errors."""
 from __future__ import annotations
 
 import uuid
@@ -9,27 +10,23 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.openapi.models import Example
 from fastapi.responses import ORJSONResponse
 from kit.auth import Principal, require
-from kit.db import savepoint
-from kit.errors import Problem, invalid, invalid_many
-from kit.logs import request_id
+from kit.clock import today_cn
+from kit.db import Database
+from kit.errors import invalid, invalid_many
+from kit.scope import Scope
 from pydantic import BaseModel, ConfigDict, Field
 
 from screening import metrics, service
 from screening.domain.followup import ACTIONS
-from screening.domain.model import TYPES, DomainError
-from screening.store import sql
+from screening.domain.model import TYPES
 
 router = APIRouter(prefix="/v1", tags=["screening"])
 BATCH_MAX = 1000
 CASE_TYPES = (*TYPES, "pregnancy_high_risk")
 
 
-def _problem(e: DomainError) -> Problem:
-    if e.status == 422:
-        return invalid_many(e.errors, 422)
-    title, kind = {409: ("Conflict", "conflict"), 404: ("Not found", "not-found"),
-                   403: ("Forbidden", "forbidden-region")}.get(e.status, ("Invalid request", "validation"))
-    return Problem(e.status, title, str(e), kind=kind, errors=e.errors)
+def _db(request: Request) -> Database:
+    return request.app.state.db  # type: ignore[no-any-return]
 
 
 class VoidIn(BaseModel):
@@ -43,12 +40,6 @@ class ActionIn(BaseModel):
     on: date
     note: str | None = Field(None, max_length=2000)
     outcome: str | None = Field(None, min_length=1, max_length=200)
-
-
-async def _audit(request: Request, p: Principal, kind: str, subject: str, unmasked: bool) -> None:
-    """Notes are free text a clinician typed (they may name people): reading them is audited."""
-    async with request.app.state.db.begin() as conn:
-        await sql.audit_pii(conn, p.client_id, request_id.get(), kind, subject, ["note"], unmasked)
 
 
 EXAMPLES: dict[str, Example] = {
@@ -85,11 +76,7 @@ async def get_rules(p: Principal = Depends(require("screening:read"))) -> dict[s
              "Answers with the `classification`, the `rule_version` used and the `followup` case, if any.")
 async def post_screening(request: Request, body: dict[str, Any] = Body(..., openapi_examples=EXAMPLES),
                          p: Principal = Depends(require("screening:write"))) -> ORJSONResponse:
-    try:
-        async with request.app.state.db.begin() as conn:
-            status, out = await service.record_screening(conn, body, p.region_prefix)
-    except DomainError as e:
-        raise _problem(e) from e
+    status, out = await service.record_screening(_db(request), Scope(p), body)
     if status == 201:
         metrics.RESULTS.labels(out["type"], out["classification"]).inc()
     return ORJSONResponse(out, status_code=status)
@@ -101,32 +88,20 @@ async def post_screenings_batch(request: Request, body: list[dict[str, Any]] = B
     if len(body) > BATCH_MAX:
         raise invalid_many([{"field": "body", "reason": f"at most {BATCH_MAX} items per batch"}], 413)
     results: list[dict[str, Any]] = []
-    async with request.app.state.db.begin() as conn:
-        for i, item in enumerate(body):
-            try:
-                if not isinstance(item, dict):
-                    raise DomainError([{"field": "body", "reason": "each item is an object"}])
-                async with savepoint(conn):
-                    status, out = await service.record_screening(conn, item, p.region_prefix)
-                results.append({"index": i, "status": status, "id": out["screening_id"],
-                                "classification": out["classification"],
-                                "case_id": out["followup"]["case_id"] if out["followup"] else None})
-            except DomainError as e:
-                results.append({"index": i, "status": e.status, "errors": e.errors})
+    for i, (status, out) in enumerate(await service.record_screenings(_db(request), Scope(p), body)):
+        if status < 300:
+            results.append({"index": i, "status": status, "id": out["screening_id"],
+                            "classification": out["classification"],
+                            "case_id": out["followup"]["case_id"] if out["followup"] else None})
+        else:
+            results.append({"index": i, "status": status, "errors": out["errors"]})
     return {"items": results, "accepted": sum(1 for r in results if r["status"] < 300)}
 
 
 @router.get("/screenings/{source}/{screening_id}", summary="A screening result with its history and case")
 async def get_screening(source: str, screening_id: str, request: Request,
                         p: Principal = Depends(require("screening:read"))) -> dict[str, Any]:
-    unmask = p.has("pii:read")
-    try:
-        async with request.app.state.db.connect() as conn:
-            out = await service.get_screening(conn, source, screening_id, p.region_prefix, unmask)
-    except DomainError as e:
-        raise _problem(e) from e
-    await _audit(request, p, "screening", f"{source}/{screening_id}", unmask)
-    return out
+    return await service.get_screening(_db(request), Scope(p), source, screening_id)
 
 
 @router.delete("/screenings/{source}/{screening_id}", summary="Void a screening result (history kept)")
@@ -136,11 +111,7 @@ async def void_screening(source: str, screening_id: str, request: Request, body:
     why = (body.reason if body else None) or reason
     if not why:
         raise invalid("reason", "a void needs a reason")
-    try:
-        async with request.app.state.db.begin() as conn:
-            return await service.void_screening(conn, source, screening_id, why, p.region_prefix)
-    except DomainError as e:
-        raise _problem(e) from e
+    return await service.void_screening(_db(request), Scope(p), source, screening_id, why)
 
 
 @router.get("/followups", summary="Follow-up cases of a region (oldest due first; keyset-paged)")
@@ -167,13 +138,11 @@ async def list_followups(
             cursor = (date.fromisoformat(d), str(uuid.UUID(cid)))
         except ValueError as e:
             raise invalid("after", "not a cursor this endpoint gave") from e
-    today = service.today_cn()
-    async with request.app.state.db.connect() as conn:
-        cases = await sql.list_cases(conn, reg, status, overdue, today, type, limit + 1, cursor)
+    scope = Scope(p)
+    today = scope.today()
+    cases = await service.list_cases(_db(request), scope, reg, status, overdue, type, limit + 1, cursor)
     page = cases[:limit]
     unmask = p.has("pii:read")
-    if any(a.note for c in page for a in c.actions):
-        await _audit(request, p, "followup_list", reg or "(all)", unmask)
     nxt = f"{page[-1].due_on.isoformat()}_{page[-1].case_id}" if len(cases) > limit else None
     return {"region": reg, "today": today.isoformat(), "items": [service.view_case(c, today, unmask) for c in page],
             "next": nxt}
@@ -182,27 +151,16 @@ async def list_followups(
 @router.get("/followups/{case_id}", summary="A follow-up case with its actions")
 async def get_followup(case_id: str, request: Request,
                        p: Principal = Depends(require("screening:read"))) -> dict[str, Any]:
-    try:
-        async with request.app.state.db.connect() as conn:
-            case = await service.get_case(conn, case_id, p.region_prefix)
-    except DomainError as e:
-        raise _problem(e) from e
-    unmask = p.has("pii:read")
-    if any(a.note for a in case.actions):
-        await _audit(request, p, "followup", case_id, unmask)
-    return service.view_case(case, service.today_cn(), unmask)
+    case = await service.get_case(_db(request), Scope(p), case_id)
+    return service.view_case(case, today_cn(), p.has("pii:read"))
 
 
 @router.post("/followups/{case_id}/actions", summary="Record a follow-up action (contacted … closed / lost)",
              status_code=201)
 async def post_action(case_id: str, body: ActionIn, request: Request,
                       p: Principal = Depends(require("screening:write"))) -> ORJSONResponse:
-    try:
-        async with request.app.state.db.begin() as conn:
-            status, case = await service.add_action(conn, case_id, body.action, body.on, body.note, body.outcome,
-                                                    p.region_prefix, p.client_id)
-    except DomainError as e:
-        raise _problem(e) from e
+    status, case = await service.add_action(_db(request), Scope(p), case_id, body.action, body.on, body.note,
+                                            body.outcome)
     if status == 201:
         metrics.ACTIONS.labels(body.action).inc()
-    return ORJSONResponse(service.view_case(case, service.today_cn()), status_code=status)
+    return ORJSONResponse(service.view_case(case, today_cn()), status_code=status)

@@ -256,3 +256,10 @@ async def audit_pii(conn: AsyncConnection, client_id: str, request_id: str, subj
     await c.execute("insert into pii_audit (client_id, request_id, subject_kind, subject_id, fields, unmasked) "
                     "values ($1, $2, $3, $4, $5, $6)", client_id, request_id, subject_kind, subject_id, fields,
                     unmasked)
+
+
+async def set_voided_by(conn: AsyncConnection, source: str, screening_id: str, actor: str) -> None:
+    """Who voided the result (the token's account), kept beside it."""
+    c = await raw(conn)
+    await c.execute("update screening set voided_by = $3 where source = $1 and screening_id = $2",
+                    source, screening_id, actor)
