@@ -305,7 +305,9 @@ def port_busy(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def wait_ready(s: Stack, timeout: float = 60) -> None:
+def wait_ready(s: Stack, timeout: float | None = None) -> None:
+    """Every API answers /readyz (MCH_READY_TIMEOUT_S, default 120 s: a loaded 2-core box starts slowly)."""
+    timeout = timeout if timeout is not None else float(os.environ.get("MCH_READY_TIMEOUT_S", "120"))
     deadline = time.time() + timeout
     pending = set(SERVICES)
     while pending and time.time() < deadline:
