@@ -249,7 +249,8 @@ def port_busy(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def wait_ready(s: Stack, timeout: float = 60) -> None:
+def wait_ready(s: Stack, timeout: float = float(os.environ.get("MCH_READY_TIMEOUT", "60"))) -> None:
+    """Until every API answers /readyz (MCH_READY_TIMEOUT seconds at most: more on a crowded machine)."""
     deadline = time.time() + timeout
     pending = set(SERVICES)
     while pending and time.time() < deadline:
