@@ -25,9 +25,11 @@ async def held(name: str) -> int:
 
 async def until(name: str, at_most: int, timeout: float) -> int:
     deadline = time.monotonic() + timeout
-    while (n := await held(name)) > at_most and time.monotonic() < deadline:
+    while True:
+        n = await held(name)
+        if n <= at_most or time.monotonic() > deadline:
+            return n
         await asyncio.sleep(0.1)
-    return n
 
 
 async def test_a_burst_grows_the_pool_and_idleness_shrinks_it_to_its_minimum() -> None:
