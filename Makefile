@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 PIP := .venv/bin/pip
 
-.PHONY: setup run stop status test lint proto bench clean-run demo demo-stream dashboards
+.PHONY: setup run stop status test lint proto bench clean-run demo demo-stream dashboards backup-check
 
 setup: .venv/.installed  ## install everything: venv, pinned deps, databases, roles, migrations
 	$(PY) scripts/devstack.py prepare dev
@@ -48,3 +48,6 @@ proto: .venv/.installed  ## regenerate proto/python from proto/*.proto
 
 bench: .venv/.installed
 	$(PY) -m bench $(BENCH_ARGS)
+
+backup-check: .venv/.installed  ## base backup + WAL of the local cluster restored into a scratch cluster; reconcile there (BACKUP_STACK=dev|test)
+	$(PY) scripts/backup_restore.py $(or $(BACKUP_STACK),dev)

@@ -54,16 +54,21 @@ class Stack:
 SLOT = int(os.environ.get("MCH_STACK_SLOT", "0"))
 
 
-def _stack(name: str, run_dir: str, prefix: str, broker: int, api: int, metrics: int) -> Stack:
+def _stack(name: str, run_dir: str, prefix: str, broker: int, api: int, metrics: int,
+           env: dict[str, str] | None = None) -> Stack:
     sfx = str(SLOT) if SLOT else ""
     off = SLOT * 1000
     ports = {svc: api + off + i for i, svc in enumerate(SERVICES)}
     return Stack(name, ROOT / f"{run_dir}{sfx}", prefix.replace("_", f"{sfx}_", 1) if SLOT else prefix,
-                 broker + off, ports, metrics + off)
+                 broker + off, ports, metrics + off, env or {})
 
 
+#: the connection budget (decision TBD-h5-1): pools shrink to MCH_POOL_MIN after MCH_POOL_IDLE_S idle, so a
+#: stack at rest holds ≤ 20 connections; the dev stack's pools are also smaller (a demo, not a benchmark), so
+#: `make run` loading and `make test` at full tilt still fit in Postgres's default max_connections = 100
+#: with room; the test stack keeps the default sizes `make bench` measures with
 STACKS = {
-    "dev": _stack("dev", ".run", "mch_", 9092, 8101, 9301),
+    "dev": _stack("dev", ".run", "mch_", 9092, 8101, 9301, {"MCH_POOL_SIZE": "5"}),
     "test": _stack("test", ".run-test", "mch_test_", 19092, 18101, 19301),
 }
 
@@ -163,7 +168,8 @@ def write_conf(s: Stack) -> None:
         "", "[supervisorctl]", f"serverurl=unix://{s.run_dir / 'supervisor.sock'}", "",
     ]
     for name, (cmd, extra) in programs(s).items():
-        e = {**env, **extra, "PYTHONUNBUFFERED": "1"}
+        # MCH_PROCESS_NAME: the program's connections say who they are in pg_stat_activity (application_name)
+        e = {**env, **extra, "MCH_PROCESS_NAME": name, "PYTHONUNBUFFERED": "1"}
         lines += [
             f"[program:{name}]", f"command={cmd}", f"directory={ROOT}",
             "environment=" + ",".join(f'{k}="{v}"' for k, v in e.items()),

@@ -41,7 +41,8 @@ class Relay:
         self.settings = settings
         self.service = settings.service
         self.topic = settings.topic()
-        self.db = db or Database.for_service(settings, pool_size=2)
+        # one connection: the loop's statements run one after another (the listener is a second, its own)
+        self.db = db or Database.for_service(settings, pool_size=1)
         self.admin = TopicAdmin(settings.kafka_bootstrap, f"{self.service}-relay")
         self._producer: KafkaProducer | None = None
         self._topic_checked_at = 0.0
@@ -55,7 +56,9 @@ class Relay:
         if self._listener is not None and not self._listener.is_closed():
             return
         url = self.db.engine.url.set(drivername="postgresql")
-        self._listener = await asyncpg.connect(url.render_as_string(hide_password=False), timeout=3)
+        self._listener = await asyncpg.connect(
+            url.render_as_string(hide_password=False), timeout=3,
+            server_settings={"application_name": f"{self.settings.process_name}-listen"[:63]})
         await self._listener.add_listener("outbox", lambda *_: self._wake.set())
         self._wake.set()
 

@@ -21,7 +21,14 @@ class Settings(BaseSettings):
     #: topic names are "<topic_prefix><service>.v1"
     topic_prefix: str = "mch."
     partitions: int = 4
+    #: the most connections one pool opens (a burst); a checkout beyond waits for one (decision TBD-h5-1)
     pool_size: int = 10
+    #: connections a pool keeps open however long idle, and how long (s) any other may stay idle before it is
+    #: closed: pools grow under load and shrink back, so a stack at rest holds few connections
+    pool_min: int = 1
+    pool_idle_s: float = 5.0
+    #: names this process's database connections (application_name in pg_stat_activity), e.g. "registry-api"
+    process_name: str = "mch"
     log_level: str = "INFO"
     #: where relays and consumers serve /metrics (MCH_METRICS_PORT); 0.0.0.0 in containers so Prometheus reaches it
     metrics_addr: str = "127.0.0.1"
