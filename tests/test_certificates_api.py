@@ -202,7 +202,7 @@ async def test_every_refusal_names_its_field_and_changes_nothing(http: httpx.Asy
     await issue(http, certs, o, kids[1])
     r = await void(http, certs, o, st, "印刷错误", blank=True)
     assert r.status_code == 200 and (r.json()["state"], r.json()["voided_by"]) == ("voided", o.head), r.text
-    kid3 = (await births(http, reg, o.code, village(o.region), 1, today() - timedelta(days=1)))[0]
+    kid3 = (await births(http, reg, o.code, village(o.region[:6]), 1, today() - timedelta(days=1)))[0]
     await wait_known(dsn(stack), [kid3])
     r = await prepare(http, certs, o, kid3)
     assert (r.status_code, field_of(r)) == (409, "institution_code"), r.text
@@ -286,7 +286,7 @@ async def test_custodian_changes_are_history(http: httpx.AsyncClient, stack: Sta
     o, kids, _, _ = await setup(http, stack, children=1)
     same = await assign(http, certs, o, o.keeper, "certificate")
     assert same.status_code == 200, same.text  # idempotent
-    new, token = await make_person(stack, ["certificate_custodian", "seal_custodian"], o.region, o.code, "赵新")
+    new, token = await make_person(stack, ["certificate_custodian", "seal_custodian"], o.region[:6], o.code, "赵新")
     o.tokens[new] = token
     r = await assign(http, certs, o, new, "certificate")
     assert r.status_code == 201 and r.json()["name"] == "赵新", r.text
@@ -298,14 +298,14 @@ async def test_custodian_changes_are_history(http: httpx.AsyncClient, stack: Sta
     r = await prepare(http, certs, o, kids[0], as_=new)
     assert r.status_code == 201 and r.json()["prepared_by"] == new, r.text
     # the former keeper, given the seal role, may now keep the seal: never both at once
-    await create_person(stack.settings, "王证管", ["seal_custodian"], o.region, institution_code=o.code,
+    await create_person(stack.settings, "王证管", ["seal_custodian"], o.region[:6], institution_code=o.code,
                         staff_id=f"K-{o.code}", account_id=o.keeper)
     r = await assign(http, certs, o, o.keeper, "seal")
     assert r.status_code == 201, r.text
     r = await assign(http, certs, o, new, "seal")
     assert (r.status_code, field_of(r)) == (422, "account_id") and "证章分离" in r.text, r.text
     # a person of another institution is never assigned
-    stranger, _ = await make_person(stack, ["seal_custodian"], o.region, "ELSEWHERE")
+    stranger, _ = await make_person(stack, ["seal_custodian"], o.region[:6], "ELSEWHERE")
     r = await assign(http, certs, o, stranger, "seal")
     assert (r.status_code, field_of(r)) == (422, "account_id"), r.text
 
@@ -429,7 +429,7 @@ async def test_region_and_scope_are_enforced(http: httpx.AsyncClient, stack: Sta
     read_only = await make_token(stack, ["certificates:read"])
     r = await http.post(f"{certs}/v1/certificates", headers={"Authorization": f"Bearer {read_only}"}, json=body)
     assert r.status_code == 403, r.text
-    _, sealer_only = await make_person(stack, ["seal_custodian"], o.region, o.code)
+    _, sealer_only = await make_person(stack, ["seal_custodian"], o.region[:6], o.code)
     r = await http.post(f"{certs}/v1/certificates", headers={"Authorization": f"Bearer {sealer_only}"}, json=body)
     assert r.status_code == 403, r.text
     elsewhere = await make_token(stack, ["certificates:read"], fresh_county())

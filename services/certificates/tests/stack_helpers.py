@@ -59,15 +59,16 @@ async def _ok(r: httpx.Response) -> Any:
     return r.json()
 
 
-async def people(settings: Settings, code: str, county: str) -> Office:
-    """The person accounts of an issuing institution: its two custodians (working there) and the county's office
-    head (at the bureau), each acting for the county."""
+async def people(settings: Settings, code: str, region: str) -> Office:
+    """The person accounts of an issuing institution (in `region`): its two custodians (working there) and the
+    county's office head (at the bureau), each acting for the county."""
+    county = region[:6]
     keeper, kt = await create_person(settings, "王证管", ["certificate_custodian"], county, institution_code=code,
                                      staff_id=f"K-{code}")
     sealer, st = await create_person(settings, "李印管", ["seal_custodian"], county, institution_code=code,
                                      staff_id=f"S-{code}")
     head, ht = await create_person(settings, "赵主任", ["office_head"], county, staff_id=f"H-{code}")
-    return Office(code, county, keeper, sealer, head, {keeper: kt, sealer: st, head: ht})
+    return Office(code, region, keeper, sealer, head, {keeper: kt, sealer: st, head: ht})
 
 
 async def assign(http: httpx.AsyncClient, certs: str, o: Office, account: str, role: str,
@@ -90,7 +91,7 @@ async def office(http: httpx.AsyncClient, registry: str, certs: str, region: str
     code = code or f"H{uuid.uuid4().hex[:8].upper()}"
     await _ok(await call(http, "PUT", f"{registry}/v1/institutions/{code}", True, json={
         "name": f"测试医院{code}", "region_code": region, "kind": "hospital", "midwifery_licensed": True}))
-    o = await people(settings, code, region[:6])
+    o = await people(settings, code, region)
     await _ok(await assign(http, certs, o, o.keeper, "certificate"))
     await _ok(await assign(http, certs, o, o.sealer, "seal"))
     return o
