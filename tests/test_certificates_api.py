@@ -230,6 +230,8 @@ async def test_reissue_and_replacement_supersede_the_one_valid_certificate(http:
     assert (r.status_code, field_of(r)) == (409, "previous_serial"), r.text
     # 换发 after a correction: the name changes, the old one is collected
     rep = await issue(http, certs, o, kids[0], "replacement", previous_serial=re_["serial"], child_name="张晓明")
+    assert rep["child_name"] == "张**"  # the seal custodian holds no pii:read: the name is masked to her
+    rep = (await http.get(f"{certs}/v1/certificates/{rep['serial']}")).json()
     assert (rep["kind"], rep["child_name"], rep["previous_serial"]) == ("replacement", "张晓明", re_["serial"])
     states = {c["serial"]: c["state"] for c in (await http.get(f"{certs}/v1/children/{kids[0]}")).json()[
         "certificates"]}
