@@ -34,6 +34,7 @@ from kit.events import parse, payload
 from mch.events.v1 import certificates_pb2 as pb
 
 from tests.conftest import Stack, fresh_county, make_person, make_token, village
+from tests.demo_county import small_county
 
 pytestmark = pytest.mark.stack
 
@@ -482,3 +483,26 @@ async def test_verification_is_rate_limited_per_client(stack: Stack) -> None:
     async with httpx.AsyncClient(timeout=30, headers={"Authorization": f"Bearer {other}"}) as c:
         r = await c.get(f"{certs}/v1/certificates/verify", params=params)
     assert r.status_code == 200 and r.json() == {"valid": False, "status": "not_found"}
+
+
+async def test_demo_offices_issue_as_their_people(stack: Stack) -> None:
+    """The demo loader posts certificates as each hospital's people: prepared by `demo-<code>-cert`, sealed by
+    `demo-<code>-seal`, stock and custodians by `demo-<code>-head`; every certificate step is accepted."""
+    county = await small_county(stack)
+    by = {r.name: r for r in county.results}
+    for step in ("cert_stock", "cert_custodians", "cert_spoiled", "certificates", "cert_seals"):
+        assert by[step].planned and by[step].accepted == by[step].planned, by[step].line()
+    codes = {o.body["institution_code"] for o in county.plan["certificates"].ops}
+    conn = await asyncpg.connect(dsn(stack))
+    try:
+        rows = await conn.fetch("select institution_code, prepared_by, sealed_by from serial "
+                                "where institution_code = any($1::text[]) and state in ('issued', 'superseded')",
+                                list(codes))
+        heads = await conn.fetch("select distinct actor from audit_log where action = 'stock.allocate' "
+                                 "and details like any($1::text[])", [f'%"{c}"%' for c in codes])
+    finally:
+        await conn.close()
+    assert len(rows) == by["certificates"].accepted + by["cert_after"].accepted
+    assert all((r["prepared_by"], r["sealed_by"]) == (f"demo-{r['institution_code']}-cert",
+                                                      f"demo-{r['institution_code']}-seal") for r in rows)
+    assert {h["actor"] for h in heads} == {f"demo-{c}-head" for c in codes}
