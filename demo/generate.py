@@ -419,6 +419,13 @@ class Generator:
             ids.append(aid)
         return ids[0], ids[1], ids[2]
 
+    def custodians(self, h: Institution) -> None:
+        """The office head assigns the hospital's custodians (专人管理); the same again is a no-op (200)."""
+        keeper, sealer, head = self.office_people(h)
+        for role, account in (("certificate", keeper), ("seal", sealer)):
+            self.plan["cert_custodians"].add("/v1/custodians", {
+                "institution_code": h.code, "account_id": account, "role": role}, actor=head)
+
     def certificate_stock(self, births: int) -> None:
         per_hospital = max(50, int(births * 0.6))
         received = date(self.year, 1, 3)
@@ -430,15 +437,13 @@ class Generator:
             "serial_to": self.serial(serial + per_hospital * len(self.county.hospitals) - 1),
             "received_on": received.isoformat()}, group="stock", actor=receiver)
         for h in self.county.hospitals:
-            keeper, sealer, head = self.office_people(h)
+            head = self.office_people(h)[2]
             self.plan["cert_stock"].add("/v1/stock/allocations", {
                 "institution_code": h.code, "serial_from": self.serial(serial),
                 "serial_to": self.serial(serial + per_hospital - 1), "allocated_on": received.isoformat()},
                 group="stock", actor=head)
             serial += per_hospital
-            for role, account in (("certificate", keeper), ("seal", sealer)):
-                self.plan["cert_custodians"].add("/v1/custodians", {
-                    "institution_code": h.code, "account_id": account, "role": role}, actor=head)
+            self.custodians(h)
             # a blank spoiled in the printer (废证): the last of the hospital's range, never drawn before it
             self.plan["cert_spoiled"].add(f"/v1/stock/serials/{self.serial(serial - 1)}/void", {
                 "reason": "打印错位"}, actor=head)

@@ -33,6 +33,10 @@ STATEMENTS = [
     end $$""",
     "create index custodian_account on custodian (account_id) where ended_at is null",
     "alter table stock_batch add column region_code text not null default ''",
+    # batches received before: the county of the institutions they were allocated to (received by its office);
+    # a batch never allocated stays national ('') until an operator's account allocates it
+    """update stock_batch b set region_code = coalesce((select left(a.institution_region, 6) from serial s
+        join allocation a using (allocation_id) where s.batch_no = b.batch_no limit 1), '')""",
 ]
 
 
