@@ -131,7 +131,9 @@ async def void_certificate(serial: str, body: VoidIn, request: Request,
 
 
 @router.get("/certificates/verify", summary="For public security: is this a valid certificate of this child?")
-async def verify(request: Request, response: Response, serial: str, child_name: str, birth_date: date,
+async def verify(request: Request, response: Response, birth_date: date,
+                 serial: str = Query(max_length=32, pattern=r"^[^\x00]*$"),
+                 child_name: str = Query(max_length=100, pattern=r"^[^\x00]*$"),
                  p: Principal = Depends(require("certificates:verify"))) -> dict[str, Any]:
     request.app.state.verify_limit.check(p.client_id, "verifications")
     response.headers["Cache-Control"] = "no-store"
