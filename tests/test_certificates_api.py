@@ -506,3 +506,45 @@ async def test_demo_offices_issue_as_their_people(stack: Stack) -> None:
     assert all((r["prepared_by"], r["sealed_by"]) == (f"demo-{r['institution_code']}-cert",
                                                       f"demo-{r['institution_code']}-seal") for r in rows)
     assert {h["actor"] for h in heads} == {f"demo-{c}-head" for c in codes}
+
+
+async def test_bad_input_is_a_4xx_problem_never_a_5xx(http: httpx.AsyncClient, stack: Stack) -> None:
+    """NUL bytes, odd codes and oversized values anywhere in a path, a query or a body: a 4xx problem+json that
+    names the field where there is one, and the connection stays usable."""
+    _reg, certs = urls(stack)
+    o, kids, sf, _ = await setup(http, stack, children=1, blanks=2)
+    nul = "A\x00B"
+    period = {"from": str(today()), "to": str(today())}
+    asks: list[tuple[str | None, str, str, dict[str, Any] | None, dict[str, Any] | None]] = [
+        (None, "GET", f"/v1/stock/serials/{nul}", None, None),
+        (None, "GET", f"/v1/certificates/{nul}", None, None),
+        (None, "GET", f"/v1/children/{nul}", None, None),
+        (None, "GET", "/v1/custodians", {"institution_code": nul}, None),
+        (None, "GET", "/v1/certificates/register", {"institution_code": "妇幼保健院", **period}, None),
+        (None, "GET", "/v1/certificates/register", {"institution_code": o.code, "from": "99999-01-01",
+                                                    "to": str(today())}, None),
+        (None, "GET", "/v1/stock/report", {"institution_code": nul, **period}, None),
+        (None, "GET", "/v1/stock/report", {"region": nul, **period}, None),
+        (None, "GET", "/v1/certificates/verify", {"serial": nul, "child_name": nul, "birth_date": str(today())},
+         None),
+        (o.keeper, "POST", "/v1/certificates", None, {"kind": "first", "child_id": kids[0], "child_name": nul}),
+        (o.keeper, "POST", "/v1/certificates", None, {"kind": "first", "child_id": nul, "child_name": "甲"}),
+        (o.keeper, "POST", "/v1/certificates", None, {"kind": "first", "child_id": kids[0], "child_name": "甲",
+                                                      "evidence_ref": nul}),
+        (o.keeper, "POST", "/v1/certificates", None, {"kind": "first", "child_id": 12, "child_name": ["甲"]}),
+        (o.sealer, "POST", f"/v1/certificates/{nul}/seal", None, None),
+        (o.head, "POST", f"/v1/certificates/{sf}/void", None, {"reason": nul}),
+        (o.head, "POST", f"/v1/stock/serials/{nul}/void", None, {"reason": "破损"}),
+        (o.head, "POST", "/v1/stock/batches", None, {"batch_no": nul, "serial_from": sf, "serial_to": sf,
+                                                     "received_on": "10000-01-01"}),
+        (o.head, "POST", "/v1/custodians", None, {"institution_code": o.code, "account_id": nul, "role": "seal"}),
+    ]
+    async with httpx.AsyncClient(timeout=30, headers=http.headers) as one:  # one keep-alive connection
+        for who, method, path, params, body in asks:
+            r = await one.request(method, certs + path.replace("\x00", "%00"), params=params, json=body,
+                                  headers=o.by(who) if who else None)
+            assert 400 <= r.status_code < 500, (path, params, body, r.status_code, r.text)
+            assert r.headers["content-type"].startswith("application/problem+json"), r.text
+            if r.status_code == 422:
+                assert r.json()["errors"][0]["field"], r.text
+        assert (await one.get(f"{certs}/v1/stock/serials/{sf}")).json()["state"] == "in_stock"
