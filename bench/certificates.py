@@ -1,5 +1,7 @@
 """Certificates benchmark: issues per second (prepare + seal, the two steps of 签发) with 50 concurrent clients
-against one institution's stock, their latencies, and a check that no serial was drawn twice or skipped.
+against one institution's stock, their latencies, and a check that no serial was drawn twice or skipped. Each
+clerk prepares as the institution's certificate custodian and seals as its seal custodian (two person accounts,
+证章分离), as in production.
 
 Scale with BENCH_CERTS (default 5,000 issues) and BENCH_CERT_CLIENTS (default 50).
 """
@@ -17,6 +19,7 @@ import asyncpg
 import httpx
 from certificates.service import today
 from certificates.tests.stack_helpers import births, new_prefix, office, stock, wait_known
+from kit.settings import Settings
 
 from bench._context import BenchContext, settle
 from bench._http import LeanClient
@@ -33,7 +36,8 @@ async def run(ctx: BenchContext) -> dict[str, Any]:
     region = "320581001001"
     async with httpx.AsyncClient(timeout=120, headers=ctx.headers,
                                  limits=httpx.Limits(max_connections=64)) as http:
-        o = await office(http, reg, certs, region)
+        settings = Settings(db_prefix=ctx.spec.db_prefix, kafka_bootstrap=ctx.spec.bootstrap)
+        o = await office(http, reg, certs, region, settings)
         t0 = time.perf_counter()
         children = await births(http, reg, o.code, region, n, today() - timedelta(days=2))
         await wait_known(ctx.dsn("certificates", admin=True), children, timeout=600)
@@ -48,23 +52,25 @@ async def run(ctx: BenchContext) -> dict[str, Any]:
     serials: list[str] = []
 
     async def clerk() -> None:
-        h = LeanClient(certs, ctx.headers)
+        h = LeanClient(certs, o.by(o.keeper))       # the certificate custodian's connection
+        sealer = LeanClient(certs, o.by(o.sealer))  # the seal custodian's
         try:
             while not queue.empty():
                 child = queue.get_nowait()
                 t = time.perf_counter()
                 status, out = await h.post("/v1/certificates", {
-                    "kind": "first", "child_id": child, "child_name": "基准", "prepared_by": o.keeper})
+                    "kind": "first", "child_id": child, "child_name": "基准"})
                 prep.append(time.perf_counter() - t)
                 assert status == 201, out
                 serial = out["serial"]
                 t = time.perf_counter()
-                status, out = await h.post(f"/v1/certificates/{serial}/seal", {"sealed_by": o.sealer})
+                status, out = await sealer.post(f"/v1/certificates/{serial}/seal", {})
                 seal.append(time.perf_counter() - t)
                 assert status == 200, out
                 serials.append(serial)
         finally:
             await h.close()
+            await sealer.close()
 
     t0 = time.perf_counter()
     await asyncio.gather(*(clerk() for _ in range(clients)))

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from kit.settings import Settings
 from tqdm import tqdm
 
 from demo import county as county_mod
@@ -51,7 +52,19 @@ def poster(args: argparse.Namespace) -> Poster:
     rd = Path(args.run_dir) if args.run_dir else run_dir()
     urls = read_urls(Path(args.urls_env) if args.urls_env else rd / "urls.env")
     token = args.token or (rd / "dev-token").read_text().strip()
-    return Poster(urls, token, progress=bar, echo=True)
+    return Poster(urls, token, progress=bar, echo=True, settings=stack_settings(rd))
+
+
+def stack_settings(rd: Path) -> Settings | None:
+    """The stack's settings (its database prefix: where the certificate offices' person accounts live), from the
+    run dir's stack.env; None (the environment's) when there is none."""
+    env = rd / "stack.env"
+    if not env.exists():
+        return None
+    values = dict(line.split("=", 1) for line in env.read_text().splitlines() if "=" in line)
+    if "DB_PREFIX" not in values:
+        return None
+    return Settings(db_prefix=values["DB_PREFIX"].strip())
 
 
 async def load(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ from typing import Any
 from stdnum.cn import ric
 
 from demo.county import County, Institution
-from demo.plan import Plan
+from demo.plan import Person, Plan
 
 SOURCE = "demo-his"
 #: birthplace digits of ID numbers: city codes valid on every birth date (the demo county's code is fictional)
@@ -407,27 +407,46 @@ class Generator:
                                birads=rng.choice((4, 5)) if ab else rng.choice((1, 1, 2, 3)))
 
     # ------------------------------------------------------------------ birth certificates (出生医学证明)
+    def office_people(self, h: Institution) -> tuple[str, str, str]:
+        """The hospital's certificate office: its certificate custodian, seal custodian (证章分离) and office head,
+        person accounts `demo-<code>-cert|seal|head` acting for the county; returns their account ids."""
+        ids = []
+        for role, post, zh in (("certificate_custodian", "cert", "证件管理员"),
+                               ("seal_custodian", "seal", "印章管理员"), ("office_head", "head", "办公室负责人")):
+            aid = f"demo-{h.code}-{post}"
+            self.plan.people[aid] = Person(f"{h.name}{zh}", (role,), self.county.code, h.code,
+                                           f"{h.code}-{post.upper()}")
+            ids.append(aid)
+        return ids[0], ids[1], ids[2]
+
+    def custodians(self, h: Institution) -> None:
+        """The office head assigns the hospital's custodians (专人管理); the same again is a no-op (200)."""
+        keeper, sealer, head = self.office_people(h)
+        for role, account in (("certificate", keeper), ("seal", sealer)):
+            self.plan["cert_custodians"].add("/v1/custodians", {
+                "institution_code": h.code, "account_id": account, "role": role}, actor=head)
+
     def certificate_stock(self, births: int) -> None:
         per_hospital = max(50, int(births * 0.6))
         received = date(self.year, 1, 3)
         serial = 1
+        # the county's batch is received by the first office head; each head allocates its hospital's range
+        receiver = self.office_people(self.county.hospitals[0])[2]
         self.plan["cert_stock"].add("/v1/stock/batches", {
             "batch_no": f"{self.prefix}-B1", "serial_from": self.serial(serial),
             "serial_to": self.serial(serial + per_hospital * len(self.county.hospitals) - 1),
-            "received_on": received.isoformat()}, group="stock")
+            "received_on": received.isoformat()}, group="stock", actor=receiver)
         for h in self.county.hospitals:
+            head = self.office_people(h)[2]
             self.plan["cert_stock"].add("/v1/stock/allocations", {
                 "institution_code": h.code, "serial_from": self.serial(serial),
                 "serial_to": self.serial(serial + per_hospital - 1), "allocated_on": received.isoformat()},
-                group="stock")
+                group="stock", actor=head)
             serial += per_hospital
-            for role in ("certificate", "seal"):
-                self.plan["cert_custodians"].add("/v1/custodians", {
-                    "institution_code": h.code, "staff_id": f"{h.code}-{role[:4].upper()}",
-                    "name": self.name(True), "role": role})
+            self.custodians(h)
             # a blank spoiled in the printer (废证): the last of the hospital's range, never drawn before it
             self.plan["cert_spoiled"].add(f"/v1/stock/serials/{self.serial(serial - 1)}/void", {
-                "reason": "打印错位", "by": f"{h.code}-CERT"})
+                "reason": "打印错位"}, actor=head)
 
     def serial(self, n: int) -> str:
         """Blank serials: a letter and 9 digits, unique to this plan (出生医学证明 编号)."""
@@ -439,14 +458,14 @@ class Generator:
         if issued > self.today:
             return
         key = f"@cert:{cref[1:]}"
-        prep, seal = f"{hospital.code}-CERT", f"{hospital.code}-SEAL"
-        # the certificate service dates an issue when it is posted (no back-dating of 出生医学证明)
-        body: dict[str, Any] = {"kind": kind, "child_id": cref, "child_name": name, "prepared_by": prep,
-                                "institution_code": hospital.code}
+        prep, seal, _ = self.office_people(hospital)
+        # the certificate service dates an issue when it is posted (no back-dating of 出生医学证明); the certificate
+        # custodian prepares, the seal custodian seals, each logged in as themselves
+        body: dict[str, Any] = {"kind": kind, "child_id": cref, "child_name": name, "institution_code": hospital.code}
         if kind == "first_out_of_institution":
             body["evidence_ref"] = f"{self.prefix}-EV{self.seq}"
-        self.plan["certificates"].add("/v1/certificates", body, key, "serial")
-        self.plan["cert_seals"].add(f"/v1/certificates/{key}/seal", {"sealed_by": seal})
+        self.plan["certificates"].add("/v1/certificates", body, key, "serial", actor=prep)
+        self.plan["cert_seals"].add(f"/v1/certificates/{key}/seal", {}, actor=seal)
         later = issued + timedelta(days=rng.randint(30, 200))
         if later <= self.today:
             for after_kind in ("reissue", "replacement"):
@@ -454,9 +473,9 @@ class Generator:
                     after = f"@cert-{after_kind}:{cref[1:]}"
                     self.plan["cert_after"].add("/v1/certificates", {
                         "kind": after_kind, "child_id": cref, "child_name": name, "previous_serial": key,
-                        "prepared_by": prep, "institution_code": hospital.code}, after, "serial")
+                        "institution_code": hospital.code}, after, "serial", actor=prep)
                     # sealed by the seal custodian: only then is it issued and the old one superseded
-                    self.plan["cert_after_seals"].add(f"/v1/certificates/{after}/seal", {"sealed_by": seal})
+                    self.plan["cert_after_seals"].add(f"/v1/certificates/{after}/seal", {}, actor=seal)
                     break
 
     # ------------------------------------------------------------------ targets (任务数)

@@ -19,6 +19,18 @@ class Op:
     key: str | None = None  # the reference this op's answer defines
     capture: str | None = None  # one of CAPTURES
     group: str | None = None  # ops of one group are posted one after the other, in plan order
+    actor: str | None = None  # the person account posting it (a certificate office's staff); None: the system
+
+
+@dataclass(frozen=True)
+class Person:
+    """A member of staff the plan acts as (人员账号): the poster ensures the account and posts with its token."""
+
+    name: str
+    roles: tuple[str, ...]
+    region: str
+    institution_code: str
+    staff_id: str
 
 
 @dataclass
@@ -32,8 +44,8 @@ class Step:
     batch_path: str | None = None
 
     def add(self, path: str, body: dict[str, Any], key: str | None = None, capture: str | None = None,
-            group: str | None = None) -> None:
-        self.ops.append(Op(path, body, key, capture, group))
+            group: str | None = None, actor: str | None = None) -> None:
+        self.ops.append(Op(path, body, key, capture, group, actor))
 
 
 STEP_ORDER: tuple[tuple[str, str, str, str | None], ...] = (
@@ -67,6 +79,8 @@ class Plan:
     steps: dict[str, Step]
     #: what was planned, for tests and summaries: facts per pregnancy / child, in plain data
     cases: list[dict[str, Any]] = field(default_factory=list)
+    #: the people whose accounts post the ops naming them (account id → person)
+    people: dict[str, Person] = field(default_factory=dict)
 
     @classmethod
     def empty(cls) -> Plan:

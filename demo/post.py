@@ -1,5 +1,8 @@
 """Posting a plan through the platform's real HTTP APIs, the way HIS systems would: `:batch` where the contract has
-one, single posts (a few at a time) where an answer's ids are needed later. Tolerant of endpoints a deployment
+one, single posts (a few at a time) where an answer's ids are needed later. An op naming an actor (a certificate
+office's custodian or head) is posted with that person's own token: the poster ensures the plan's person accounts
+(kit.clients.create_person: an upsert, a fresh opaque token; passwords for logging in are set elsewhere).
+Tolerant of endpoints a deployment
 does not have yet: a step whose endpoint answers 404/405 is reported and skipped, and so is everything that
 depends on its answers; the rest goes on."""
 from __future__ import annotations
@@ -13,6 +16,8 @@ from datetime import date, timedelta
 from typing import Any
 
 import httpx
+from kit.clients import create_person
+from kit.settings import Settings, get_settings
 
 from demo.plan import Op, Plan, Step, refs_in, resolve
 
@@ -52,6 +57,22 @@ class Poster:
     done: set[str] = field(default_factory=set)  # keys of the ops that were accepted
     echo: bool = False  # print each step's line when it is done
     progress: Callable[[str, int], Any] | None = None  # (step, total) → an object with update(n) / close()
+    settings: Settings | None = None  # the stack's (credential database of the person accounts); None: from env
+    tokens: dict[str, str] = field(default_factory=dict)  # person account id → its token (kept across runs)
+
+    async def ensure_people(self, plan: Plan) -> None:
+        """The plan's person accounts exist with their roles, region and institution; each gets a token once per
+        poster (the trickle reuses them)."""
+        settings = self.settings or get_settings()
+        for aid, who in plan.people.items():
+            if aid not in self.tokens:
+                _, self.tokens[aid] = await create_person(settings, who.name, list(who.roles), who.region,
+                                                          institution_code=who.institution_code,
+                                                          staff_id=who.staff_id, account_id=aid)
+
+    def _headers(self, op: Op) -> dict[str, str] | None:
+        """The person's token for an op naming an actor; None: the client's (the system token)."""
+        return {"Authorization": f"Bearer {self.tokens[op.actor]}"} if op.actor else None
 
     def _capture(self, op: Op, answer: dict[str, Any]) -> None:
         if not op.key or not op.capture:
@@ -87,10 +108,11 @@ class Poster:
         return f"{r.status_code} {doc.get('detail') or doc.get('title') or ''}"
 
     @staticmethod
-    async def _send(client: httpx.AsyncClient, method: str, url: str, body: Any) -> httpx.Response:
+    async def _send(client: httpx.AsyncClient, method: str, url: str, body: Any,
+                    headers: dict[str, str] | None = None) -> httpx.Response:
         for attempt in range(RETRIES):
             try:
-                r = await client.request(method, url, json=body)
+                r = await client.request(method, url, json=body, headers=headers)
             except httpx.TransportError:
                 if attempt == RETRIES - 1:
                     raise
@@ -110,6 +132,8 @@ class Poster:
         results = []
         headers = {"Authorization": f"Bearer {self.token}"}
         limits = httpx.Limits(max_connections=CONCURRENCY * 2)
+        if plan.people:
+            await self.ensure_people(plan)
         async with httpx.AsyncClient(timeout=120, headers=headers, limits=limits) as client:
             for step in plan.ordered():
                 if only and step.name not in only:
@@ -193,7 +217,8 @@ class Poster:
                     res.skipped += 1
                 else:
                     try:
-                        r = await self._send(client, step.method, base + ready["path"], ready["body"])
+                        r = await self._send(client, step.method, base + ready["path"], ready["body"],
+                                             self._headers(op))
                     except httpx.TransportError as e:
                         res.rejected += 1
                         res.reasons[f"transport: {e!r}"] += 1

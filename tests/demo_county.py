@@ -58,7 +58,7 @@ async def small_county(stack: Stack) -> SmallCounty:
             c = county_mod.load(code, prior_child_cohorts=1)
             plan = year_plan(c, SEED, YEAR, BIRTHS, date.today())
             urls = {svc: stack.url(svc) for svc in ("registry", "screening", "certificates", "indicators")}
-            poster = Poster(urls, stack.token)
+            poster = Poster(urls, stack.token, settings=stack.settings)
             results = await poster.run(plan)
             _cache["county"] = SmallCounty(code, YEAR, plan, poster, results)
         return _cache["county"]

@@ -16,11 +16,25 @@ import asyncpg
 import httpx
 import pytest
 from certificates.service import today
-from certificates.tests.stack_helpers import Office, births, issue, new_prefix, office, prepare, stock, wait_known
+from certificates.tests.stack_helpers import (
+    Office,
+    assign,
+    births,
+    issue,
+    new_prefix,
+    office,
+    prepare,
+    seal,
+    stock,
+    void,
+    wait_known,
+)
+from kit.clients import create_person
 from kit.events import parse, payload
 from mch.events.v1 import certificates_pb2 as pb
 
-from tests.conftest import Stack, fresh_county, make_token, village
+from tests.conftest import Stack, fresh_county, make_person, make_token, village
+from tests.demo_county import small_county
 
 pytestmark = pytest.mark.stack
 
@@ -38,7 +52,7 @@ async def setup(http: httpx.AsyncClient, stack: Stack, children: int = 1, blanks
     """An institution with custodians, `children` live births there, `blanks` serials in its stock."""
     reg, certs = urls(stack)
     county = fresh_county()
-    o = await office(http, reg, certs, village(county))
+    o = await office(http, reg, certs, village(county), stack.settings)
     kids = await births(http, reg, o.code, village(county), children, today() - timedelta(days=3), place)
     await wait_known(dsn(stack), kids)
     prefix = new_prefix()
@@ -74,9 +88,10 @@ async def test_two_step_issue_draws_serials_in_order_and_verifies(http: httpx.As
     v = await http.get(f"{certs}/v1/certificates/verify",
                        params={"serial": sf, "child_name": "张小明", "birth_date": str(today() - timedelta(days=3))})
     assert v.json() == {"valid": False, "status": "prepared"}
-    sealed = await http.post(f"{certs}/v1/certificates/{sf}/seal", json={"sealed_by": o.sealer})
+    sealed = await seal(http, certs, o, sf)
     assert sealed.status_code == 200, sealed.text
-    assert (sealed.json()["state"], sealed.json()["sealed_by"]) == ("issued", o.sealer)
+    assert (sealed.json()["state"], sealed.json()["prepared_by"], sealed.json()["sealed_by"]) == (
+        "issued", o.keeper, o.sealer)
     second = await issue(http, certs, o, kids[1])
     assert second["serial"] == serial_after(sf, 1)  # the institution's next serial, in order
     born = str(today() - timedelta(days=3))
@@ -108,60 +123,69 @@ async def test_two_step_issue_draws_serials_in_order_and_verifies(http: httpx.As
 async def test_every_refusal_names_its_field_and_changes_nothing(http: httpx.AsyncClient, stack: Stack) -> None:
     reg, certs = urls(stack)
     o, kids, sf, st = await setup(http, stack, children=2, blanks=3)
-    other = await office(http, reg, certs, village(fresh_county()))
+    other = await office(http, reg, certs, village(fresh_county()), stack.settings)
     before = await report(http, certs, o)
-    cases: list[tuple[str, str, dict[str, Any], int, str]] = [
-        ("POST", "/v1/certificates", {"kind": "first", "child_id": str(uuid.uuid4()), "child_name": "甲",
-                                      "prepared_by": o.keeper}, 422, "child_id"),
-        ("POST", "/v1/certificates", {"kind": "first", "child_id": kids[0], "child_name": "甲",
-                                      "prepared_by": o.sealer, "institution_code": o.code}, 422, "prepared_by"),
-        ("POST", "/v1/certificates", {"kind": "first", "child_id": kids[0], "child_name": "甲",
-                                      "prepared_by": "nobody"}, 422, "prepared_by"),
-        ("POST", "/v1/certificates", {"kind": "first", "child_id": kids[0], "child_name": "甲",
-                                      "prepared_by": other.keeper}, 422, "child_id"),  # born elsewhere
-        ("POST", "/v1/certificates", {"kind": "first_out_of_institution", "child_id": kids[0], "child_name": "甲",
-                                      "prepared_by": o.keeper}, 422, "evidence_ref"),
-        ("POST", "/v1/certificates", {"kind": "reissue", "child_id": kids[0], "child_name": "甲",
-                                      "prepared_by": o.keeper}, 422, "previous_serial"),
-        ("POST", "/v1/certificates", {"kind": "twice", "child_id": kids[0], "child_name": "甲",
-                                      "prepared_by": o.keeper}, 422, "kind"),
-        ("POST", "/v1/certificates", {"kind": "first", "child_id": kids[0], "prepared_by": o.keeper}, 422,
+    keeper, head = o.keeper, o.head
+    cases: list[tuple[str, str, str, dict[str, Any], int, str]] = [
+        (keeper, "POST", "/v1/certificates", {"kind": "first", "child_id": str(uuid.uuid4()), "child_name": "甲"},
+         422, "child_id"),
+        (keeper, "POST", "/v1/certificates", {"kind": "first", "child_id": kids[0], "child_name": "甲",
+                                              "prepared_by": o.keeper}, 422, "prepared_by"),  # actor: the login
+        (other.keeper, "POST", "/v1/certificates", {"kind": "first", "child_id": kids[0], "child_name": "甲"},
+         422, "child_id"),  # born elsewhere (another county: as if unknown)
+        (keeper, "POST", "/v1/certificates", {"kind": "first", "child_id": kids[0], "child_name": "甲",
+                                              "institution_code": other.code}, 403, "actor"),  # not where she works
+        (keeper, "POST", "/v1/certificates", {"kind": "first_out_of_institution", "child_id": kids[0],
+                                              "child_name": "甲"}, 422, "evidence_ref"),
+        (keeper, "POST", "/v1/certificates", {"kind": "reissue", "child_id": kids[0], "child_name": "甲"}, 422,
+         "previous_serial"),
+        (keeper, "POST", "/v1/certificates", {"kind": "twice", "child_id": kids[0], "child_name": "甲"}, 422, "kind"),
+        (keeper, "POST", "/v1/certificates", {"kind": "first", "child_id": kids[0]}, 422, "child_name"),
+        (keeper, "POST", "/v1/certificates", {"kind": "first", "child_id": kids[0], "child_name": " "}, 422,
          "child_name"),
-        ("POST", "/v1/custodians", {"institution_code": o.code, "staff_id": o.keeper, "name": "王证管",
-                                    "role": "seal"}, 422, "staff_id"),  # 证章分离
-        ("POST", "/v1/custodians", {"institution_code": "NO-SUCH", "staff_id": "x", "name": "某",
-                                    "role": "seal"}, 422, "institution_code"),
-        ("POST", "/v1/stock/batches", {"batch_no": "X1", "serial_from": "Q000000009", "serial_to": "Q000000001",
-                                       "received_on": str(today())}, 422, "serial_to"),
-        ("POST", "/v1/stock/batches", {"batch_no": "X2", "serial_from": "Q000000001", "serial_to": "R000000009",
-                                       "received_on": str(today())}, 422, "serial_to"),
-        ("POST", "/v1/stock/batches", {"batch_no": "X3", "serial_from": "q00000001", "serial_to": "Q000000009",
-                                       "received_on": str(today())}, 422, "serial_from"),
-        ("POST", "/v1/stock/batches", {"batch_no": "X4", "serial_from": "Q000000001", "serial_to": "Q000000009",
-                                       "received_on": str(today() + timedelta(days=2))}, 422, "received_on"),
-        ("POST", "/v1/stock/batches", {"batch_no": f"X5-{uuid.uuid4().hex[:6]}", "serial_from": sf,
-                                       "serial_to": serial_after(st, 5), "received_on": str(today())}, 409,
+        (head, "POST", "/v1/custodians", {"institution_code": o.code, "account_id": o.keeper, "role": "seal"}, 422,
+         "account_id"),  # 证章分离: not a seal custodian
+        (head, "POST", "/v1/custodians", {"institution_code": "NO-SUCH", "account_id": o.sealer, "role": "seal"},
+         422, "institution_code"),
+        (head, "POST", "/v1/custodians", {"institution_code": other.code, "account_id": other.sealer,
+                                          "role": "seal"}, 422, "institution_code"),  # another county's: unknown
+        (head, "POST", "/v1/stock/batches", {"batch_no": "X1", "serial_from": "Q000000009",
+                                             "serial_to": "Q000000001", "received_on": str(today())}, 422,
+         "serial_to"),
+        (head, "POST", "/v1/stock/batches", {"batch_no": "X2", "serial_from": "Q000000001",
+                                             "serial_to": "R000000009", "received_on": str(today())}, 422,
+         "serial_to"),
+        (head, "POST", "/v1/stock/batches", {"batch_no": "X3", "serial_from": "q00000001",
+                                             "serial_to": "Q000000009", "received_on": str(today())}, 422,
+         "serial_from"),
+        (head, "POST", "/v1/stock/batches", {"batch_no": "X4", "serial_from": "Q000000001",
+                                             "serial_to": "Q000000009", "received_on": str(today() + timedelta(2))},
+         422, "received_on"),
+        (head, "POST", "/v1/stock/batches", {"batch_no": "X4b", "serial_from": "Q000000001",
+                                             "serial_to": "Q000000009", "received_on": str(today()),
+                                             "by": "someone"}, 422, "by"),
+        (head, "POST", "/v1/stock/batches", {"batch_no": f"X5-{uuid.uuid4().hex[:6]}", "serial_from": sf,
+                                             "serial_to": serial_after(st, 5), "received_on": str(today())}, 409,
          "serial_from"),  # overlaps a received batch: a serial exists once
-        ("POST", "/v1/stock/allocations", {"institution_code": other.code, "serial_from": sf, "serial_to": st,
-                                           "allocated_on": str(today())}, 409, "serial_from"),  # already allocated
-        ("POST", "/v1/stock/allocations", {"institution_code": "NO-SUCH", "serial_from": sf, "serial_to": st,
-                                           "allocated_on": str(today())}, 422, "institution_code"),
-        ("POST", f"/v1/stock/serials/{sf}/void", {"by": o.keeper}, 422, "reason"),
-        ("POST", f"/v1/stock/serials/{sf}/void", {"reason": "污损", "by": o.sealer}, 422, "by"),
-        ("POST", "/v1/stock/serials/Z000000001/void", {"reason": "污损", "by": o.keeper}, 404, "serial"),
+        (head, "POST", "/v1/stock/allocations", {"institution_code": o.code, "serial_from": sf, "serial_to": st,
+                                                 "allocated_on": str(today())}, 409, "serial_from"),  # allocated
+        (head, "POST", "/v1/stock/allocations", {"institution_code": "NO-SUCH", "serial_from": sf,
+                                                 "serial_to": st, "allocated_on": str(today())}, 422,
+         "institution_code"),
+        (head, "POST", f"/v1/stock/serials/{sf}/void", {}, 422, "reason"),
+        (head, "POST", f"/v1/stock/serials/{sf}/void", {"reason": "污损", "by": o.keeper}, 422, "by"),
     ]
-    for method, path, body, status, field in cases:
-        r = await http.request(method, certs + path, json=body)
+    for who, method, path, body, status, field in cases:
+        r = await http.request(method, certs + path, json=body, headers=o.by(who) if who in o.tokens else
+                               other.by(who))
         assert r.status_code == status, (path, body, r.text)
         assert field_of(r) == field, (path, body, r.text)
+    r = await void(http, certs, o, "Z000000001", "污损", blank=True)
+    assert r.status_code == 404 and "Z000000001" in r.json()["detail"], r.text
     assert await report(http, certs, o) == before  # nothing moved
     assert (await http.get(f"{certs}/v1/stock/serials/{sf}")).json()["state"] == "in_stock"
-    # seal by the preparer, and by someone who is not the seal custodian
-    cert = (await prepare(http, certs, o, kids[0])).json()
-    for who in (o.keeper, other.sealer):
-        r = await http.post(f"{certs}/v1/certificates/{cert['serial']}/seal", json={"sealed_by": who})
-        assert (r.status_code, field_of(r)) == (422, "sealed_by"), r.text
     # the same preparation sent again (a retry after a lost answer) is answered with it: no second blank drawn
+    cert = (await prepare(http, certs, o, kids[0])).json()
     moved = await report(http, certs, o)
     r = await prepare(http, certs, o, kids[0])
     assert r.status_code == 200 and r.json()["serial"] == cert["serial"], r.text
@@ -169,14 +193,17 @@ async def test_every_refusal_names_its_field_and_changes_nothing(http: httpx.Asy
     # another preparation for the same child while one is pending, then a second first issue
     r = await prepare(http, certs, o, kids[0], child_name="张小红")
     assert (r.status_code, field_of(r)) == (409, "child_id"), r.text
-    await http.post(f"{certs}/v1/certificates/{cert['serial']}/seal", json={"sealed_by": o.sealer})
+    r = await http.post(f"{certs}/v1/certificates/{cert['serial']}/seal", json={"sealed_by": o.sealer},
+                        headers=o.by(o.sealer))
+    assert (r.status_code, field_of(r)) == (422, "sealed_by"), r.text  # the actor is the login, not the body
+    assert (await seal(http, certs, o, cert["serial"])).status_code == 200
     r = await prepare(http, certs, o, kids[0])
     assert (r.status_code, field_of(r)) == (409, "child_id"), r.text
     # the stock runs out: 3 blanks, one used, one more issued, one voided, then nothing left
     await issue(http, certs, o, kids[1])
-    r = await http.post(f"{certs}/v1/stock/serials/{st}/void", json={"reason": "印刷错误", "by": o.keeper})
-    assert r.status_code == 200 and r.json()["state"] == "voided", r.text
-    kid3 = (await births(http, reg, o.code, village(fresh_county()), 1, today() - timedelta(days=1)))[0]
+    r = await void(http, certs, o, st, "印刷错误", blank=True)
+    assert r.status_code == 200 and (r.json()["state"], r.json()["voided_by"]) == ("voided", o.head), r.text
+    kid3 = (await births(http, reg, o.code, village(o.region[:6]), 1, today() - timedelta(days=1)))[0]
     await wait_known(dsn(stack), [kid3])
     r = await prepare(http, certs, o, kid3)
     assert (r.status_code, field_of(r)) == (409, "institution_code"), r.text
@@ -192,7 +219,7 @@ async def test_reissue_and_replacement_supersede_the_one_valid_certificate(http:
     re_ = (await prepare(http, certs, o, kids[0], "reissue", previous_serial=first["serial"])).json()
     assert (await http.get(f"{certs}/v1/certificates/verify", params={
         "serial": first["serial"], "child_name": "张小明", "birth_date": born})).json()["valid"] is True
-    sealed = await http.post(f"{certs}/v1/certificates/{re_['serial']}/seal", json={"sealed_by": o.sealer})
+    sealed = await seal(http, certs, o, re_["serial"])
     assert sealed.json()["state"] == "issued"
     old = (await http.get(f"{certs}/v1/certificates/{first['serial']}")).json()
     assert (old["state"], old["superseded_by"]) == ("superseded", re_["serial"])
@@ -204,6 +231,8 @@ async def test_reissue_and_replacement_supersede_the_one_valid_certificate(http:
     assert (r.status_code, field_of(r)) == (409, "previous_serial"), r.text
     # 换发 after a correction: the name changes, the old one is collected
     rep = await issue(http, certs, o, kids[0], "replacement", previous_serial=re_["serial"], child_name="张晓明")
+    assert rep["child_name"] == "张**"  # the seal custodian holds no pii:read: the name is masked to her
+    rep = (await http.get(f"{certs}/v1/certificates/{rep['serial']}")).json()
     assert (rep["kind"], rep["child_name"], rep["previous_serial"]) == ("replacement", "张晓明", re_["serial"])
     states = {c["serial"]: c["state"] for c in (await http.get(f"{certs}/v1/children/{kids[0]}")).json()[
         "certificates"]}
@@ -229,20 +258,20 @@ async def test_voided_serials_are_kept_reported_and_never_reused(http: httpx.Asy
     o, kids, sf, _ = await setup(http, stack, children=2, blanks=10)
     opening = await report(http, certs, o)
     spoiled = (await prepare(http, certs, o, kids[0])).json()["serial"]      # misprinted while prepared
-    r = await http.post(f"{certs}/v1/certificates/{spoiled}/void", json={"reason": "打印错位", "by": o.keeper})
+    r = await void(http, certs, o, spoiled, "打印错位")
     assert r.status_code == 200 and r.json()["state"] == "voided", r.text
     blank = serial_after(sf, 1)                                                # a blank torn in the drawer
-    r = await http.post(f"{certs}/v1/stock/serials/{blank}/void", json={"reason": "破损", "by": o.keeper})
+    r = await void(http, certs, o, blank, "破损", blank=True)
     assert r.status_code == 200, r.text
     a = await issue(http, certs, o, kids[0])
     assert a["serial"] == serial_after(sf, 2)  # neither voided serial is drawn again
     wrong = await issue(http, certs, o, kids[1])
-    r = await http.post(f"{certs}/v1/certificates/{wrong['serial']}/void", json={"reason": "错发", "by": o.sealer})
+    r = await void(http, certs, o, wrong["serial"], "错发")
     assert r.status_code == 200, r.text
     for s in (spoiled, blank, wrong["serial"]):
-        r = await http.post(f"{certs}/v1/certificates/{s}/void", json={"reason": "again", "by": o.keeper})
+        r = await void(http, certs, o, s, "again")
         assert r.status_code in (404, 409), r.text
-        r = await http.post(f"{certs}/v1/certificates/{s}/seal", json={"sealed_by": o.sealer})
+        r = await seal(http, certs, o, s)
         assert r.status_code in (404, 409), r.text
         info = (await http.get(f"{certs}/v1/stock/serials/{s}")).json()
         assert info["state"] == "voided" and info["history"][-1]["state"] == "voided"
@@ -254,29 +283,34 @@ async def test_voided_serials_are_kept_reported_and_never_reused(http: httpx.Asy
 
 
 async def test_custodian_changes_are_history(http: httpx.AsyncClient, stack: Stack) -> None:
+    """Custodians are person accounts of the institution, assigned by the office head; a change ends the previous
+    assignment (history), and one person never holds both roles at once (证章分离)."""
     _reg, certs = urls(stack)
     o, kids, _, _ = await setup(http, stack, children=1)
-    same = await http.post(f"{certs}/v1/custodians", json={"institution_code": o.code, "staff_id": o.keeper,
-                                                           "name": "王证管", "role": "certificate"})
-    assert same.status_code == 200  # idempotent
-    r = await http.post(f"{certs}/v1/custodians", json={"institution_code": o.code, "staff_id": "K-NEW",
-                                                        "name": "赵新", "role": "certificate"})
-    assert r.status_code == 201, r.text
+    same = await assign(http, certs, o, o.keeper, "certificate")
+    assert same.status_code == 200, same.text  # idempotent
+    new, token = await make_person(stack, ["certificate_custodian", "seal_custodian"], o.region[:6], o.code, "赵新")
+    o.tokens[new] = token
+    r = await assign(http, certs, o, new, "certificate")
+    assert r.status_code == 201 and r.json()["name"] == "赵新", r.text
     hist = (await http.get(f"{certs}/v1/custodians", params={"institution_code": o.code})).json()["custodians"]
-    keepers = [(c["staff_id"], c["ended_at"] is None) for c in hist if c["role"] == "certificate"]
-    assert keepers == [(o.keeper, False), ("K-NEW", True)]
+    keepers = [(c["account_id"], c["ended_at"] is None) for c in hist if c["role"] == "certificate"]
+    assert keepers == [(o.keeper, False), (new, True)]
     r = await prepare(http, certs, o, kids[0])  # the former keeper can no longer draw blanks
-    assert (r.status_code, field_of(r)) == (422, "prepared_by"), r.text
-    r = await http.post(f"{certs}/v1/certificates", json={"kind": "first", "child_id": kids[0],
-                                                         "child_name": "张小明", "prepared_by": "K-NEW"})
+    assert (r.status_code, field_of(r)) == (403, "actor"), r.text
+    r = await prepare(http, certs, o, kids[0], as_=new)
+    assert r.status_code == 201 and r.json()["prepared_by"] == new, r.text
+    # the former keeper, given the seal role, may now keep the seal: never both at once
+    await create_person(stack.settings, "王证管", ["seal_custodian"], o.region[:6], institution_code=o.code,
+                        staff_id=f"K-{o.code}", account_id=o.keeper)
+    r = await assign(http, certs, o, o.keeper, "seal")
     assert r.status_code == 201, r.text
-    # the former keeper may now hold the seal role: never both at once
-    r = await http.post(f"{certs}/v1/custodians", json={"institution_code": o.code, "staff_id": o.keeper,
-                                                        "name": "王证管", "role": "seal"})
-    assert r.status_code == 201, r.text
-    r = await http.post(f"{certs}/v1/custodians", json={"institution_code": o.code, "staff_id": "K-NEW",
-                                                        "name": "赵新", "role": "seal"})
-    assert (r.status_code, field_of(r)) == (422, "staff_id"), r.text
+    r = await assign(http, certs, o, new, "seal")
+    assert (r.status_code, field_of(r)) == (422, "account_id") and "证章分离" in r.text, r.text
+    # a person of another institution is never assigned
+    stranger, _ = await make_person(stack, ["seal_custodian"], o.region[:6], "ELSEWHERE")
+    r = await assign(http, certs, o, stranger, "seal")
+    assert (r.status_code, field_of(r)) == (422, "account_id"), r.text
 
 
 async def test_the_database_itself_refuses_double_issue_reuse_and_rewrites(http: httpx.AsyncClient,
@@ -285,7 +319,7 @@ async def test_the_database_itself_refuses_double_issue_reuse_and_rewrites(http:
     o, kids, sf, _ = await setup(http, stack, children=1, blanks=5)
     cert = await issue(http, certs, o, kids[0])
     spare = serial_after(sf, 1)
-    await http.post(f"{certs}/v1/stock/serials/{spare}/void", json={"reason": "破损", "by": o.keeper})
+    await void(http, certs, o, spare, "破损", blank=True)
     conn = await asyncpg.connect(dsn(stack).replace("postgres@", f"{stack.spec.db_prefix}certificates@"))
     try:
         attempts = [
@@ -307,7 +341,7 @@ async def test_the_database_itself_refuses_double_issue_reuse_and_rewrites(http:
             ("update audit_log set actor = 'someone else'", [], "append-only"),
             ("delete from audit_log", [], "append-only"),
             ("delete from stock_movement", [], "append-only"),
-            ("update custodian set role = 'seal' where staff_id = $1", [o.keeper], "append-only"),
+            ("update custodian set role = 'seal' where account_id = $1", [o.keeper], "append-only"),
         ]
         for stmt, args, msg in attempts:
             with pytest.raises(asyncpg.PostgresError) as e:
@@ -371,7 +405,8 @@ async def test_register_in_json_csv_xlsx_with_masked_names(http: httpx.AsyncClie
     rows = body["rows"]
     assert [(x["serial"], x["status"], x["kind"]) for x in rows] == [
         (sf, "已签发", "机构内首次签发"), (pending["serial"], "待盖章", "机构内首次签发")]
-    assert rows[0]["child_name"] == "张**" and rows[0]["sealed_by"] == f"李印管（{o.sealer}）"
+    assert rows[0]["child_name"] == "张**" and rows[0]["sealed_by"] == f"李印管（S-{o.code}）"
+    assert rows[0]["prepared_by"] == f"王证管（K-{o.code}）"
     full = await http.get(f"{certs}/v1/certificates/register", params=params)  # the test token has pii:read
     assert full.json()["rows"][0]["child_name"] == "张小明"
     csv_ = await http.get(f"{certs}/v1/certificates/register", params={**params, "format": "csv"})
@@ -393,20 +428,18 @@ async def test_register_in_json_csv_xlsx_with_masked_names(http: httpx.AsyncClie
 async def test_region_and_scope_are_enforced(http: httpx.AsyncClient, stack: Stack) -> None:
     _reg, certs = urls(stack)
     o, kids, _, _ = await setup(http, stack, children=1)
-    elsewhere = await make_token(stack, ["certificates:issue", "certificates:read"], fresh_county())
-    r = await http.post(f"{certs}/v1/certificates", headers={"Authorization": f"Bearer {elsewhere}"},
-                        json={"kind": "first", "child_id": kids[0], "child_name": "张小明",
-                              "prepared_by": o.keeper})
-    assert r.status_code == 403, r.text
+    body = {"kind": "first", "child_id": kids[0], "child_name": "张小明"}
     read_only = await make_token(stack, ["certificates:read"])
-    r = await http.post(f"{certs}/v1/certificates", headers={"Authorization": f"Bearer {read_only}"},
-                        json={"kind": "first", "child_id": kids[0], "child_name": "张小明",
-                              "prepared_by": o.keeper})
+    r = await http.post(f"{certs}/v1/certificates", headers={"Authorization": f"Bearer {read_only}"}, json=body)
     assert r.status_code == 403, r.text
+    _, sealer_only = await make_person(stack, ["seal_custodian"], o.region[:6], o.code)
+    r = await http.post(f"{certs}/v1/certificates", headers={"Authorization": f"Bearer {sealer_only}"}, json=body)
+    assert r.status_code == 403, r.text
+    elsewhere = await make_token(stack, ["certificates:read"], fresh_county())
     r = await http.get(f"{certs}/v1/stock/report", params={"region": o.region[:6], "from": str(today()),
                                                             "to": str(today())},
                        headers={"Authorization": f"Bearer {elsewhere}"})
-    assert r.status_code == 403
+    assert r.status_code == 403 and o.region not in r.text, r.text
 
 
 async def test_certificate_and_stock_events_are_in_the_outbox(http: httpx.AsyncClient, stack: Stack) -> None:
@@ -450,3 +483,68 @@ async def test_verification_is_rate_limited_per_client(stack: Stack) -> None:
     async with httpx.AsyncClient(timeout=30, headers={"Authorization": f"Bearer {other}"}) as c:
         r = await c.get(f"{certs}/v1/certificates/verify", params=params)
     assert r.status_code == 200 and r.json() == {"valid": False, "status": "not_found"}
+
+
+async def test_demo_offices_issue_as_their_people(stack: Stack) -> None:
+    """The demo loader posts certificates as each hospital's people: prepared by `demo-<code>-cert`, sealed by
+    `demo-<code>-seal`, stock and custodians by `demo-<code>-head`; every certificate step is accepted."""
+    county = await small_county(stack)
+    by = {r.name: r for r in county.results}
+    for step in ("cert_stock", "cert_custodians", "cert_spoiled", "certificates", "cert_seals"):
+        assert by[step].planned and by[step].accepted == by[step].planned, by[step].line()
+    codes = {o.body["institution_code"] for o in county.plan["certificates"].ops}
+    conn = await asyncpg.connect(dsn(stack))
+    try:
+        rows = await conn.fetch("select institution_code, prepared_by, sealed_by from serial "
+                                "where institution_code = any($1::text[]) and state in ('issued', 'superseded')",
+                                list(codes))
+        heads = await conn.fetch("select distinct actor from audit_log where action = 'stock.allocate' "
+                                 "and details like any($1::text[])", [f'%"{c}"%' for c in codes])
+    finally:
+        await conn.close()
+    assert len(rows) == by["certificates"].accepted + by["cert_after"].accepted
+    assert all((r["prepared_by"], r["sealed_by"]) == (f"demo-{r['institution_code']}-cert",
+                                                      f"demo-{r['institution_code']}-seal") for r in rows)
+    assert {h["actor"] for h in heads} == {f"demo-{c}-head" for c in codes}
+
+
+async def test_bad_input_is_a_4xx_problem_never_a_5xx(http: httpx.AsyncClient, stack: Stack) -> None:
+    """NUL bytes, odd codes and oversized values anywhere in a path, a query or a body: a 4xx problem+json that
+    names the field where there is one, and the connection stays usable."""
+    _reg, certs = urls(stack)
+    o, kids, sf, _ = await setup(http, stack, children=1, blanks=2)
+    nul = "A\x00B"
+    period = {"from": str(today()), "to": str(today())}
+    asks: list[tuple[str | None, str, str, dict[str, Any] | None, dict[str, Any] | None]] = [
+        (None, "GET", f"/v1/stock/serials/{nul}", None, None),
+        (None, "GET", f"/v1/certificates/{nul}", None, None),
+        (None, "GET", f"/v1/children/{nul}", None, None),
+        (None, "GET", "/v1/custodians", {"institution_code": nul}, None),
+        (None, "GET", "/v1/certificates/register", {"institution_code": "妇幼保健院", **period}, None),
+        (None, "GET", "/v1/certificates/register", {"institution_code": o.code, "from": "99999-01-01",
+                                                    "to": str(today())}, None),
+        (None, "GET", "/v1/stock/report", {"institution_code": nul, **period}, None),
+        (None, "GET", "/v1/stock/report", {"region": nul, **period}, None),
+        (None, "GET", "/v1/certificates/verify", {"serial": nul, "child_name": nul, "birth_date": str(today())},
+         None),
+        (o.keeper, "POST", "/v1/certificates", None, {"kind": "first", "child_id": kids[0], "child_name": nul}),
+        (o.keeper, "POST", "/v1/certificates", None, {"kind": "first", "child_id": nul, "child_name": "甲"}),
+        (o.keeper, "POST", "/v1/certificates", None, {"kind": "first", "child_id": kids[0], "child_name": "甲",
+                                                      "evidence_ref": nul}),
+        (o.keeper, "POST", "/v1/certificates", None, {"kind": "first", "child_id": 12, "child_name": ["甲"]}),
+        (o.sealer, "POST", f"/v1/certificates/{nul}/seal", None, None),
+        (o.head, "POST", f"/v1/certificates/{sf}/void", None, {"reason": nul}),
+        (o.head, "POST", f"/v1/stock/serials/{nul}/void", None, {"reason": "破损"}),
+        (o.head, "POST", "/v1/stock/batches", None, {"batch_no": nul, "serial_from": sf, "serial_to": sf,
+                                                     "received_on": "10000-01-01"}),
+        (o.head, "POST", "/v1/custodians", None, {"institution_code": o.code, "account_id": nul, "role": "seal"}),
+    ]
+    async with httpx.AsyncClient(timeout=30, headers=http.headers) as one:  # one keep-alive connection
+        for who, method, path, params, body in asks:
+            r = await one.request(method, certs + path.replace("\x00", "%00"), params=params, json=body,
+                                  headers=o.by(who) if who else None)
+            assert 400 <= r.status_code < 500, (path, params, body, r.status_code, r.text)
+            assert r.headers["content-type"].startswith("application/problem+json"), r.text
+            if r.status_code == 422:
+                assert r.json()["errors"][0]["field"], r.text
+        assert (await one.get(f"{certs}/v1/stock/serials/{sf}")).json()["state"] == "in_stock"

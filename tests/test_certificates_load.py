@@ -25,8 +25,9 @@ CLIENTS = 50
 
 async def issue_all(stack: Stack, o: Office, children: list[str], void_every: int = 0) -> tuple[list[str],
                                                                                             list[str]]:
-    """`CLIENTS` clients, each with its own connection, take children off a shared queue and prepare + seal
-    a first certificate for each; every `void_every`-th preparation is spoiled (废证) and prepared again.
+    """`CLIENTS` clients, each with its own connection, take children off a shared queue and prepare (as the
+    certificate custodian) + seal (as the seal custodian) a first certificate for each; every `void_every`-th
+    preparation is spoiled (废证, voided by the office head) and prepared again.
     Returns (issued serials, voided serials)."""
     _, certs = urls(stack)
     queue: asyncio.Queue[str] = asyncio.Queue()
@@ -38,24 +39,23 @@ async def issue_all(stack: Stack, o: Office, children: list[str], void_every: in
 
     async def clerk() -> None:
         nonlocal counter
-        async with httpx.AsyncClient(timeout=60, headers={"Authorization": f"Bearer {stack.token}"},
-                                     limits=httpx.Limits(max_connections=1)) as http:
+        async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=1)) as http:
             while not queue.empty():
                 child = queue.get_nowait()
                 while True:
-                    r = await call(http, "POST", f"{certs}/v1/certificates", json={
-                        "kind": "first", "child_id": child, "child_name": "李华", "prepared_by": o.keeper})
+                    r = await call(http, "POST", f"{certs}/v1/certificates", headers=o.by(o.keeper), json={
+                        "kind": "first", "child_id": child, "child_name": "李华"})
                     assert r.status_code == 201, r.text
                     serial = r.json()["serial"]
                     counter += 1
                     if void_every and counter % void_every == 0:
                         v = await call(http, "POST", f"{certs}/v1/certificates/{serial}/void",
-                                            json={"reason": "打印错位", "by": o.keeper})
+                                       headers=o.by(o.head), json={"reason": "打印错位"})
                         assert v.status_code == 200, v.text
                         voided.append(serial)
                         continue
                     s = await call(http, "POST", f"{certs}/v1/certificates/{serial}/seal",
-                                   json={"sealed_by": o.sealer})
+                                   headers=o.by(o.sealer))
                     assert s.status_code == 200, s.text
                     issued.append(serial)
                     break
@@ -79,7 +79,7 @@ async def test_50_clients_issue_5000_without_duplicate_or_silent_gap(http: httpx
                                                                      stack: Stack) -> None:
     reg, certs = urls(stack)
     county = fresh_county()
-    o = await office(http, reg, certs, village(county))
+    o = await office(http, reg, certs, village(county), stack.settings)
     n, void_every, spare = 5000, 97, 200
     children = await births(http, reg, o.code, village(county), n, today() - timedelta(days=2))
     await wait_known(dsn(stack), children)
@@ -133,7 +133,7 @@ async def test_seed_001_stock_figures(http: httpx.AsyncClient, stack: Stack) -> 
     assert opening + received - issued == closing  # the seed is consistent with itself
     reg, certs = urls(stack)
     county = fresh_county()
-    o = await office(http, reg, certs, village(county))
+    o = await office(http, reg, certs, village(county), stack.settings)
     children = await births(http, reg, o.code, village(county), issued, today() - timedelta(days=2))
     await wait_known(dsn(stack), children)
     prefix = new_prefix()

@@ -71,13 +71,13 @@ class Poster:
         self.inst = ""   # the institution posting screening results
 
     async def call(self, method: str, url: str, body: dict[str, Any] | None = None, ok: tuple[int, ...] = (200, 201),
-                   retry_422: str = "", timeout: float = 30) -> Any:
+                   retry_422: str = "", timeout: float = 30, headers: dict[str, str] | None = None) -> Any:
         """503 (nothing changed) and a dropped connection are retried; so is a 422 containing `retry_422` (a
         record another service has not heard of yet, as its message says)."""
         deadline = time.monotonic() + timeout
         while True:
             try:
-                r = await self.http.request(method, url, json=body)
+                r = await self.http.request(method, url, json=body, headers=headers)
             except httpx.TransportError:
                 await asyncio.sleep(0.3)
                 continue
@@ -378,19 +378,20 @@ async def certificate_story(p: Poster, rng: random.Random, w: ref.World, cid: st
 
     async def prepare(kind: str, **more: Any) -> str:
         r = await p.call("POST", f"{p.certs}/certificates", {"kind": kind, "child_id": cid, "child_name": "张小明",
-                                                            "prepared_by": o.keeper, **extra, **more},
-                         retry_422="not known to the certificates service", timeout=60)
+                                                            **extra, **more},
+                         retry_422="not known to the certificates service", timeout=60, headers=o.by(o.keeper))
         serial = str(r["serial"])
         w.certs[serial] = (cid, ref.Cert(o.region, kind))
         w.stock.append((o.region, TODAY, -1))   # the blank leaves the stock when drawn
         return serial
 
     async def seal(serial: str) -> None:
-        await p.call("POST", f"{p.certs}/certificates/{serial}/seal", {"sealed_by": o.sealer}, ok=(200,))
+        await p.call("POST", f"{p.certs}/certificates/{serial}/seal", ok=(200,), headers=o.by(o.sealer))
         w.certs[serial][1].issued_on = TODAY
 
     async def void(serial: str) -> None:
-        await p.call("POST", f"{p.certs}/certificates/{serial}/void", {"reason": "印错", "by": o.keeper}, ok=(200,))
+        await p.call("POST", f"{p.certs}/certificates/{serial}/void", {"reason": "印错"}, ok=(200,),
+                     headers=o.by(o.head))
         w.certs[serial][1].voided_on = TODAY
 
     if rng.random() < 0.15:       # spoiled while printing: voided before the seal
@@ -450,8 +451,8 @@ async def test_programme_counts_equal_the_reference(http: httpx.AsyncClient, sta
     seed = int(os.environ.get("MCH_PROP_SEED") or random.randrange(10**6))   # the failure message names it
     county = fresh_county()
     reg, certs_url = stack.url("registry"), stack.url("certificates")
-    offices = [await office(http, reg, certs_url, village(county, 1, 1)),
-               await office(http, reg, certs_url, village(county, 2, 1))]
+    offices = [await office(http, reg, certs_url, village(county, 1, 1), stack.settings),
+               await office(http, reg, certs_url, village(county, 2, 1), stack.settings)]
     w = ref.World()
     for o in offices:   # 60 blanks each, received by the bureau and allocated today; two spoiled blanks
         prefix = new_prefix()
@@ -460,7 +461,7 @@ async def test_programme_counts_equal_the_reference(http: httpx.AsyncClient, sta
         for k in range(2):
             serial = f"{last[0]}{int(last[1:]) - k:09d}"
             await Poster(http, stack, random.Random()).call(
-                "POST", f"{certs_url}/v1/stock/serials/{serial}/void", {"reason": "污损", "by": o.keeper})
+                "POST", f"{certs_url}/v1/stock/serials/{serial}/void", {"reason": "污损"}, headers=o.by(o.head))
             w.spoiled.append((o.region, TODAY))
             w.stock.append((o.region, TODAY, -1))
 

@@ -24,15 +24,17 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 def rows(records: list[Any], unmask: bool) -> list[dict[str, Any]]:
     out = []
     for i, r in enumerate(records, 1):
-        def person(staff: str | None, name: str | None) -> str:
-            return f"{name}（{staff}）" if staff and name else staff or ""
+        def person(account: str | None, named: list[str | None] | None) -> str:
+            """名字（工号） of the custodian's account, else the account id the row records."""
+            name, staff = (named or [None, None])
+            return f"{name}（{staff or account}）" if name else account or ""
 
         out.append({
             "no": i, "serial": r["serial"], "kind": KIND_ZH.get(r["kind"], r["kind"]), "kind_code": r["kind"],
             "child_name": r["child_name"] if unmask else mask(r["child_name"]),
             "birth_date": _d(r["birth_date"]), "institution_code": r["institution_code"],
-            "prepared_by": person(r["prepared_by"], r["preparer_name"]),
-            "sealed_by": person(r["sealed_by"], r["sealer_name"]), "prepared_on": _d(r["prepared_on"]),
+            "prepared_by": person(r["prepared_by"], r["preparer"]),
+            "sealed_by": person(r["sealed_by"], r["sealer"]), "prepared_on": _d(r["prepared_on"]),
             "issued_on": _d(r["issued_on"]), "status": STATUS_ZH.get(r["state"], r["state"]),
             "status_code": r["state"], "previous_serial": r["previous_serial"] or "",
             "superseded_by": r["superseded_by"] or "", "ended_on": _d(r["voided_on"] or r["superseded_on"]),

@@ -1,189 +1,163 @@
-"""Certificates endpoints: parse, authorise, call one use case."""
+"""Certificates endpoints: parse, authorise (scope, and for every write a person logged in), call one use case.
+
+Object-level checks (the region of the child, certificate, serial, institution) are the use cases' (`Unit.see`),
+in one place, before anything is written or returned."""
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import re
 from datetime import date
 from typing import Any, Literal
+from urllib.parse import quote
 
-import asyncpg
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import ORJSONResponse
 from kit.auth import Principal, require
-from kit.errors import invalid, not_found
+from kit.errors import Problem
 from kit.logs import request_id
+from kit.records import field_error
 
 from certificates import service
 from certificates.api import register as reg
 from certificates.api.schemas import AllocationIn, BatchIn, CertificateIn, CustodianIn, SealIn, VoidIn
-from certificates.domain.rules import Custodian
-from certificates.service import Actor
-from certificates.store import sql
-from certificates.store.sql import Conn
+from certificates.service import Unit
 
 router = APIRouter(prefix="/v1", tags=["certificates"])
+#: query parameters naming an institution or a region (a NUL byte or a header-breaking character is a 422)
+INSTITUTION = Query(pattern=r"^[A-Za-z0-9._:\-]{1,64}$")
+REGION = r"^([0-9]{2}|[0-9]{4}|[0-9]{6}|[0-9]{9}|[0-9]{12})$"
 
 
-class _Units:
-    """Units of work on the service's asyncpg pool (see main.startup): `begin()` is one transaction, `connect()`
-    reads without one. Clerks beyond the pool's size queue for a connection in arrival order."""
+def person(scope: str):  # type: ignore[no-untyped-def]
+    """FastAPI dependency: a token with `scope` that belongs to a person (人员) logged in. Preparing, sealing,
+    voiding, receiving and allocating stock and assigning custodians are done by someone (终身责任追究): a system
+    token never does them."""
+    scoped = require(scope)
 
-    def __init__(self, request: Request) -> None:
-        self.pool: asyncpg.Pool = request.app.state.pg
+    async def dependency(request: Request) -> Principal:
+        p: Principal = await scoped(request)
+        if not p.is_person:
+            reason = "this is done by a person logged in (a staff account), not by a system token"
+            raise Problem(403, "Forbidden", reason, kind="forbidden-system",
+                          errors=[field_error("authorization", reason)])
+        return p
 
-    @asynccontextmanager
-    async def begin(self) -> AsyncIterator[Conn]:
-        async with self.pool.acquire() as db, db.transaction():
-            yield db
-
-    @asynccontextmanager
-    async def connect(self) -> AsyncIterator[Conn]:
-        async with self.pool.acquire() as db:
-            yield db
+    dependency.__name__ = "person_" + scope.replace(":", "_")
+    return dependency
 
 
-def _db(request: Request) -> _Units:
-    return _Units(request)
+def unit(request: Request, p: Principal) -> Unit:
+    """The use case's unit of work: the service's pool, the caller's scope, the credential database."""
+    return Unit(request.app.state.pg, p, request.app.state.auth_db)
 
 
 # ------------------------------------------------------------------ stock (证件库存)
-@router.post("/stock/batches", summary="Receive a numbered batch of blanks into the bureau's stock (申领入库)",
+@router.post("/stock/batches", summary="Receive a numbered batch of blanks into the region's stock (申领入库)",
              status_code=201)
 async def post_batch(body: BatchIn, request: Request,
-                     p: Principal = Depends(require("certificates:stock"))) -> ORJSONResponse:
-    async with _db(request).begin() as conn:
-        status, out = await service.receive_batch(conn, Actor(p), body.batch_no, body.serial_from, body.serial_to,
-                                                  body.received_on, body.by)
+                     p: Principal = Depends(person("certificates:stock"))) -> ORJSONResponse:
+    status, out = await service.receive_batch(unit(request, p), body.batch_no, body.serial_from, body.serial_to,
+                                              body.received_on)
     return ORJSONResponse(out, status_code=status)
 
 
-@router.post("/stock/allocations", summary="Allocate a range of the bureau's blanks to an institution",
+@router.post("/stock/allocations", summary="Allocate a range of the region's blanks to an institution",
              status_code=201)
 async def post_allocation(body: AllocationIn, request: Request,
-                          p: Principal = Depends(require("certificates:stock"))) -> dict[str, Any]:
-    async with _db(request).begin() as conn:
-        return await service.allocate(conn, Actor(p), body.institution_code, body.serial_from, body.serial_to,
-                                      body.allocated_on, body.by)
+                          p: Principal = Depends(person("certificates:stock"))) -> dict[str, Any]:
+    return await service.allocate(unit(request, p), body.institution_code, body.serial_from, body.serial_to,
+                                  body.allocated_on)
 
 
 @router.post("/stock/serials/{serial}/void", summary="Void a spoiled blank (废证); it is kept, never reused")
 async def void_blank(serial: str, body: VoidIn, request: Request,
-                     p: Principal = Depends(require("certificates:stock"))) -> dict[str, Any]:
-    async with _db(request).begin() as conn:
-        return _masked(await service.void_blank(conn, Actor(p), serial, body.reason, body.by), p)
+                     p: Principal = Depends(person("certificates:void"))) -> dict[str, Any]:
+    return _masked(await service.void_blank(unit(request, p), serial, body.reason), p)
 
 
 @router.get("/stock/serials/{serial}", summary="One serial: its state and its whole history")
 async def get_serial(serial: str, request: Request,
                      p: Principal = Depends(require("certificates:read"))) -> dict[str, Any]:
-    async with _db(request).begin() as db:
-        row = await sql.serial_row(db, serial)
-        if row is None:
-            raise not_found("serial", serial)
-        if row["institution_region"]:
-            p.require_region(row["institution_region"], "serial")
-        history = await sql.serial_history(db, serial)
-        if row["child_id"] is not None:
-            await sql.pii_read(db, p.client_id, request_id.get(), "certificate", serial, ["child_name"],
-                               p.has("pii:read"))
-    out = _masked(service.view(row), p)
-    out["history"] = [dict(h) for h in history]
-    return out
+    row, history = await service.serial(unit(request, p), serial, request_id.get())
+    return {**_masked(row, p), "history": history}
 
 
 @router.get("/stock/report", summary="Stock per institution or region and period: opening + received − issued − "
             "voided = closing")
 async def stock_report(request: Request, start: date = Query(alias="from"), end: date = Query(alias="to"),
-                       institution_code: str | None = None, region: str | None = None,
+                       institution_code: str | None = Query(None, pattern=r"^[A-Za-z0-9._:\-]{1,64}$"),
+                       region: str | None = Query(None, pattern=REGION),
                        p: Principal = Depends(require("certificates:read"))) -> dict[str, Any]:
-    if (institution_code is None) == (region is None):
-        raise invalid("institution_code", "name either institution_code or region")
-    async with _db(request).connect() as conn:
-        if institution_code is not None:
-            p.require_region(await sql.stock_institution_region(conn, institution_code) or "",
-                             "institution_code")
-        else:
-            p.require_region(region or "", "region")
-        return await service.stock_report(conn, start, end, institution_code, region)
+    return await service.stock_report(unit(request, p), start, end, institution_code, region)
 
 
 # ------------------------------------------------------------------ custodians (专人管理)
-@router.post("/custodians", summary="Name an institution's certificate or seal custodian (history kept)",
-             status_code=201)
+@router.post("/custodians", summary="Assign a person account to keep an institution's blanks or seal (history "
+             "kept)", status_code=201)
 async def post_custodian(body: CustodianIn, request: Request,
-                         p: Principal = Depends(require("certificates:stock"))) -> ORJSONResponse:
-    async with _db(request).begin() as conn:
-        status, out = await service.assign_custodian(
-            conn, Actor(p), Custodian(body.institution_code, body.staff_id, body.name, body.role))
+                         p: Principal = Depends(person("certificates:stock"))) -> ORJSONResponse:
+    status, out = await service.assign_custodian(unit(request, p), body.institution_code, body.account_id,
+                                                 body.role)
     return ORJSONResponse(out, status_code=status)
 
 
 @router.get("/custodians", summary="An institution's custodians, current and past")
-async def get_custodians(institution_code: str, request: Request,
+async def get_custodians(request: Request, institution_code: str = INSTITUTION,
                          p: Principal = Depends(require("certificates:read"))) -> dict[str, Any]:
-    async with _db(request).connect() as db:
-        p.require_region(await sql.institution_region(db, institution_code) or "", "institution_code")
-        rows = await sql.custodian_history(db, institution_code)
-    return {"institution_code": institution_code, "custodians": [dict(r) for r in rows]}
+    return await service.custodians(unit(request, p), institution_code)
 
 
 # ------------------------------------------------------------------ certificates
-@router.post("/certificates", summary="Prepare a certificate: draws the institution's next serial (prepared)",
-             status_code=201)
+@router.post("/certificates", summary="Prepare a certificate (the certificate custodian logged in): draws the "
+             "institution's next serial (prepared)", status_code=201)
 async def post_certificate(body: CertificateIn, request: Request, response: Response,
-                           p: Principal = Depends(require("certificates:issue"))) -> dict[str, Any]:
-    async with _db(request).begin() as conn:
-        response.status_code, out = await service.prepare(conn, Actor(p), body.kind, body.child_id,
-                                                          body.child_name, body.prepared_by, body.institution_code,
-                                                          body.previous_serial, body.evidence_ref)
+                           p: Principal = Depends(person("certificates:prepare"))) -> dict[str, Any]:
+    response.status_code, out = await service.prepare(unit(request, p), body.kind, body.child_id, body.child_name,
+                                                      body.institution_code, body.previous_serial,
+                                                      body.evidence_ref)
     return _masked(out, p)
 
 
-@router.post("/certificates/{serial}/seal", summary="Seal a prepared certificate (签发) by the seal custodian")
-async def seal(serial: str, body: SealIn, request: Request,
-               p: Principal = Depends(require("certificates:issue"))) -> dict[str, Any]:
-    async with _db(request).begin() as conn:
-        return _masked(await service.seal(conn, Actor(p), serial, body.sealed_by), p)
+@router.post("/certificates/{serial}/seal", summary="Seal a prepared certificate (签发): the seal custodian "
+             "logged in, never its preparer")
+async def seal(serial: str, request: Request, body: SealIn | None = None,
+               p: Principal = Depends(person("certificates:seal"))) -> dict[str, Any]:
+    return _masked(await service.seal(unit(request, p), serial), p)
 
 
 @router.post("/certificates/{serial}/void", summary="Void a certificate (废证); kept and reported, never reused")
 async def void_certificate(serial: str, body: VoidIn, request: Request,
-                           p: Principal = Depends(require("certificates:issue"))) -> dict[str, Any]:
-    async with _db(request).begin() as conn:
-        return _masked(await service.void_certificate(conn, Actor(p), serial, body.reason, body.by), p)
+                           p: Principal = Depends(person("certificates:void"))) -> dict[str, Any]:
+    return _masked(await service.void_certificate(unit(request, p), serial, body.reason), p)
 
 
 @router.get("/certificates/verify", summary="For public security: is this a valid certificate of this child?")
-async def verify(request: Request, response: Response, serial: str, child_name: str, birth_date: date,
+async def verify(request: Request, response: Response, birth_date: date,
+                 serial: str = Query(max_length=32, pattern=r"^[^\x00]*$"),
+                 child_name: str = Query(max_length=100, pattern=r"^[^\x00]*$"),
                  p: Principal = Depends(require("certificates:verify"))) -> dict[str, Any]:
     request.app.state.verify_limit.check(p.client_id, "verifications")
     response.headers["Cache-Control"] = "no-store"
-    async with _db(request).begin() as conn:
-        return await service.verify(conn, Actor(p), serial, child_name, birth_date)
+    return await service.verify(unit(request, p), serial, child_name, birth_date)
 
 
 @router.get("/certificates/register", summary="The issuance register (出生医学证明发放登记表)")
-async def get_register(request: Request, institution_code: str, start: date = Query(alias="from"),
+async def get_register(request: Request, institution_code: str = INSTITUTION, start: date = Query(alias="from"),
                        end: date = Query(alias="to"), format: Literal["json", "csv", "xlsx"] = "json",
                        p: Principal = Depends(require("certificates:read"))) -> Response:
-    if end < start:
-        raise invalid("to", f"{end} is before from {start}")
-    unmask = p.has("pii:read")
-    async with _db(request).begin() as db:
-        p.require_region(await sql.stock_institution_region(db, institution_code) or "", "institution_code")
-        records = await sql.register(db, institution_code, start, end)
-        await sql.pii_read(db, p.client_id, request_id.get(), "register", f"{institution_code}:{start}:{end}",
-                           ["child_name"], unmask)
-    data = reg.rows(records, unmask)
+    records = await service.register(unit(request, p), institution_code, start, end, request_id.get())
+    data = reg.rows(records, p.has("pii:read"))
     name = f"register-{institution_code}-{start}-{end}"
+    # RFC 6266: an ASCII fallback and the UTF-8 name (institution codes are ASCII, but never trust a header)
+    disposition = (f"attachment; filename=\"{re.sub(r'[^A-Za-z0-9._-]', '_', name)}.{format}\"; "
+                   f"filename*=UTF-8''{quote(name)}.{format}")
     if format == "csv":
         return Response(reg.to_csv(data), media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+                        headers={"Content-Disposition": disposition})
     if format == "xlsx":
         title = f"出生医学证明发放登记表 {institution_code} {start}—{end}"
         return Response(reg.to_xlsx(data, title),
                         media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                        headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'})
+                        headers={"Content-Disposition": disposition})
     return ORJSONResponse({"institution_code": institution_code, "from": start.isoformat(), "to": end.isoformat(),
                            "columns": [{"key": k, "heading": h} for k, h in reg.COLUMNS], "rows": data})
 
@@ -191,27 +165,13 @@ async def get_register(request: Request, institution_code: str, start: date = Qu
 @router.get("/certificates/{serial}", summary="One certificate (the child's name masked unless pii:read)")
 async def get_certificate(serial: str, request: Request,
                           p: Principal = Depends(require("certificates:read"))) -> dict[str, Any]:
-    async with _db(request).begin() as db:
-        row = await sql.serial_row(db, serial)
-        if row is None or row["child_id"] is None:
-            raise not_found("certificate", serial)
-        p.require_region(row["institution_region"] or "", "serial")
-        await sql.pii_read(db, p.client_id, request_id.get(), "certificate", serial, ["child_name"],
-                           p.has("pii:read"))
-    return _masked(service.view(row), p)
+    return _masked(await service.certificate(unit(request, p), serial, request_id.get()), p)
 
 
 @router.get("/children/{child_id}", summary="What the service knows of a child: birth and certificates")
 async def get_child(child_id: str, request: Request,
                     p: Principal = Depends(require("certificates:read"))) -> dict[str, Any]:
-    async with _db(request).connect() as db:
-        child = await sql.child_facts(db, child_id)
-        if child.birth_date is None and child.born_at is None:
-            raise not_found("child", child_id)
-        certs = await sql.certificates_of_child(db, child_id)
-    return {"child_id": child_id, "birth_date": child.birth_date, "born_at": child.born_at,
-            "birth_place": child.birth_place, "known": child.birth_date is not None and child.born_at is not None,
-            "certificates": [{"serial": c.serial, "kind": c.kind, "state": c.state} for c in certs]}
+    return await service.child(unit(request, p), child_id, request_id.get())
 
 
 def _masked(out: dict[str, Any], p: Principal) -> dict[str, Any]:

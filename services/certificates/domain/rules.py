@@ -1,16 +1,18 @@
 """Rules of the blank stock (证件库存), custodians (专人管理, 证章分离) and issuance (签发 / 补发 / 换发 / 废证).
 
-Every rule raises a `kit.errors.Problem` naming the field and the reason; the database enforces the same
-invariants again (migration c0001), so a bug here can refuse too much but never let a serial be used twice.
+Every rule raises a `kit.records.DomainError` naming the field and the reason (the web layer turns it into
+problem+json once, in kit); the database enforces the same invariants again (migration c0001), so a bug here can
+refuse too much but never let a serial be used twice. Who acts is an account id from the login, never a body.
 """
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Literal
+from typing import Any, Literal
 
-from kit.errors import Problem, conflict, invalid
+from kit.records import DomainError, fail
 
 SERIAL_RE = re.compile(r"^[A-Z]\d{9}$")
 #: the largest range one batch or allocation may name (a year of a large city is ~100,000 births)
@@ -82,6 +84,20 @@ def parse_range(serial_from: str, serial_to: str) -> SerialRange:
     return SerialRange(serial_from[0], a, b)
 
 
+def invalid(field: str, reason: str) -> DomainError:
+    return fail(field, reason)
+
+
+def conflict(reason: str, field: str) -> DomainError:
+    """The state forbids it (409): another record already holds what was asked."""
+    return fail(field, reason, 409)
+
+
+def refused(reason: str) -> DomainError:
+    """The authenticated person may not do this (403): the actor comes from the login, so the field is `actor`."""
+    return fail("actor", reason, 403)
+
+
 def check_not_future(on: date, today: date, field: str) -> None:
     if on > today:
         raise invalid(field, f"{on} is in the future")
@@ -90,10 +106,17 @@ def check_not_future(on: date, today: date, field: str) -> None:
 # ------------------------------------------------------------------ custodians
 @dataclass(frozen=True)
 class Custodian:
+    """A person account assigned to keep an institution's blanks (certificate) or its seal (seal)."""
+
     institution_code: str
-    staff_id: str
+    account_id: str
+    staff_id: str   # 工号, shown beside the name in the register
     name: str
     role: str
+
+
+#: the account role (kit.roles) a custodian assignment needs
+ACCOUNT_ROLE = {"certificate": "certificate_custodian", "seal": "seal_custodian"}
 
 
 def check_assignment(new: Custodian, current: list[Custodian]) -> Literal["unchanged", "assign"]:
@@ -103,18 +126,26 @@ def check_assignment(new: Custodian, current: list[Custodian]) -> Literal["uncha
     (证章分离: the certificate custodian and the seal custodian are different people).
     """
     for c in current:
-        if c.staff_id == new.staff_id:
+        if c.account_id == new.account_id:
             if c.role == new.role:
-                if c.name != new.name:
-                    raise conflict(f"staff {new.staff_id} is recorded as {c.name!r}, not {new.name!r}", "name")
                 return "unchanged"
-            raise Problem(422, "Invalid request",
-                          f"staff_id: {new.staff_id} is already the {c.role} custodian at {new.institution_code}; "
-                          "the certificate custodian and the seal custodian must be different people (证章分离)",
-                          kind="validation", errors=[{"field": "staff_id", "reason":
-                          f"already the {c.role} custodian at {new.institution_code}: one person cannot hold "
-                          "both roles (证章分离)"}])
+            raise invalid("account_id", f"already the {c.role} custodian at {new.institution_code}: one person "
+                                        "cannot hold both roles (证章分离)")
     return "assign"
+
+
+def check_assignable(role: str, account: Mapping[str, Any] | None, institution_code: str) -> None:
+    """The account to assign is a person of this institution holding the matching role (kit.roles); an unknown
+    account and one outside the caller's region are the same refusal (the caller loads it scoped)."""
+    if account is None:
+        raise invalid("account_id", "no such person account")
+    if account["kind"] != "person":
+        raise invalid("account_id", "custodians are people (person accounts), not systems")
+    if account["institution_code"] != institution_code:
+        raise invalid("account_id", f"the person works at {account['institution_code'] or 'a bureau'}, not at "
+                                    f"{institution_code}")
+    if ACCOUNT_ROLE[role] not in account["roles"]:
+        raise invalid("account_id", f"the person lacks the role {ACCOUNT_ROLE[role]}")
 
 
 # ------------------------------------------------------------------ issuance
@@ -126,6 +157,8 @@ class ChildFacts:
     birth_date: date | None          # None: the person event has not arrived (yet)
     born_at: str | None              # institution of the delivery; None: no (live, not voided) delivery known
     birth_place: str | None          # hospital | home | en_route | other
+    #: the region of the institution of birth: the child's region in this service (decision TBD-h3-2)
+    region: str | None = None
 
 
 @dataclass(frozen=True)
@@ -204,15 +237,24 @@ def check_prepare(kind: str, child: ChildFacts, institution_code: str, evidence_
                        "previous_serial")
 
 
-def check_seal(cert: CertificateFacts, sealed_by: str, seal_custodian: str | None) -> None:
+def check_preparer(actor: str, institution_code: str, person_institution: str, keeper: str | None) -> None:
+    """Only the institution's current certificate custodian, working there, draws its blanks (专人管理)."""
+    if person_institution != institution_code:
+        raise refused(f"you work at {person_institution or 'a bureau'}: certificates of {institution_code} are "
+                      "prepared by its own certificate custodian")
+    if keeper != actor:
+        raise refused(f"you are not the current certificate custodian of {institution_code}")
+
+
+def check_seal(cert: CertificateFacts, sealer: str, person_institution: str, seal_custodian: str | None) -> None:
+    """The seal custodian of the certificate's institution seals, and never what they prepared (证章分离)."""
     if cert.state != "prepared":
         raise conflict(f"certificate {cert.serial} is {cert.state}; only a prepared certificate is sealed", "serial")
-    if sealed_by == cert.prepared_by:
-        raise invalid("sealed_by", f"{sealed_by} prepared certificate {cert.serial}; the seal must be applied by "
-                                   "another person, the seal custodian (证章分离)")
-    if seal_custodian != sealed_by:
-        raise invalid("sealed_by", f"{sealed_by} is not the seal custodian of {cert.institution_code}"
-                      + (f" (it is {seal_custodian})" if seal_custodian else " (none is assigned)"))
+    if sealer == cert.prepared_by:
+        raise refused(f"you prepared certificate {cert.serial}; the seal must be applied by another person, the "
+                      "seal custodian (证章分离)")
+    if person_institution != cert.institution_code or seal_custodian != sealer:
+        raise refused(f"you are not the current seal custodian of {cert.institution_code}")
 
 
 def check_void_certificate(cert: CertificateFacts) -> None:
@@ -222,8 +264,7 @@ def check_void_certificate(cert: CertificateFacts) -> None:
 
 def check_void_blank(serial: str, state: str | None) -> None:
     if state is None:
-        raise Problem(404, "Not found", f"serial {serial} was never received", kind="not-found",
-                      errors=[{"field": "serial", "reason": "not in any received batch"}])
+        raise fail("serial", f"serial {serial} does not exist", 404)
     if state not in ("bureau", "in_stock"):
         raise conflict(f"serial {serial} is {state}, not a blank in stock"
                        + ("; void the certificate with POST /v1/certificates/{serial}/void"

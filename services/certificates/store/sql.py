@@ -7,9 +7,10 @@ from datetime import date
 from typing import Any
 
 import asyncpg
-from kit.db import from_json, raw
+from kit.db import Database, from_json, raw
 from kit.outbox import OutboxColumns, columns, insert_sql
 from kit.settings import Settings
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from certificates.domain.rules import CertificateFacts, ChildFacts, Custodian, SerialRange
@@ -56,12 +57,13 @@ async def institution_region(db: Conn, code: str) -> str | None:
 async def child_facts(db: Conn, child_id: str) -> ChildFacts:
     cid = _uuid(child_id)
     r = await db.fetchrow(
-        "select c.birth_date, b.institution_code, b.place from (select $1::uuid as id) q "
+        "select c.birth_date, b.institution_code, b.place, i.region_code from (select $1::uuid as id) q "
         "left join child c on c.child_id = q.id "
-        "left join child_birth b on b.child_id = q.id and not b.voided", cid) if cid else None
+        "left join child_birth b on b.child_id = q.id and not b.voided "
+        "left join institution i on i.code = b.institution_code", cid) if cid else None
     if r is None:
         return ChildFacts(child_id, None, None, None)
-    return ChildFacts(child_id, r["birth_date"], r["institution_code"], r["place"])
+    return ChildFacts(child_id, r["birth_date"], r["institution_code"], r["place"], r["region_code"])
 
 
 async def upsert_institution(db: Conn, code: str, region: str, kind: str, version: int) -> None:
@@ -102,11 +104,12 @@ async def get_batch(db: Conn, batch_no: str) -> Any:
     return await db.fetchrow("select * from stock_batch where batch_no = $1", batch_no)
 
 
-async def receive_batch(db: Conn, batch_no: str, r: SerialRange, received_on: date, by: str) -> int:
-    """Insert the batch and its serials; returns how many serials were new (fewer: some existed already)."""
-    await db.execute("insert into stock_batch (batch_no, serial_from, serial_to, quantity, received_on, recorded_by) "
-                     "values ($1, $2, $3, $4, $5, $6)", batch_no, r.serial_from, r.serial_to, r.quantity,
-                     received_on, by)
+async def receive_batch(db: Conn, batch_no: str, r: SerialRange, received_on: date, by: str, region: str) -> int:
+    """Insert the batch (held by the receiving office's `region`) and its serials; returns how many serials were
+    new (fewer: some existed already)."""
+    await db.execute("insert into stock_batch (batch_no, serial_from, serial_to, quantity, received_on, recorded_by, "
+                     "region_code) values ($1, $2, $3, $4, $5, $6, $7)", batch_no, r.serial_from, r.serial_to,
+                     r.quantity, received_on, by, region)
     status = await db.execute(
         "insert into serial (serial, batch_no, changed_by) select $1 || lpad(n::text, 9, '0'), $2, $5 "
         "from generate_series($3::bigint, $4::bigint) n on conflict (serial) do nothing",
@@ -115,12 +118,15 @@ async def receive_batch(db: Conn, batch_no: str, r: SerialRange, received_on: da
 
 
 async def first_existing(db: Conn, r: SerialRange) -> Any:
-    return await db.fetchrow("select serial, batch_no from serial where serial between $1 and $2 order by serial "
-                             "limit 1", r.serial_from, r.serial_to)
+    return await db.fetchrow("select s.serial, s.batch_no, b.region_code from serial s join stock_batch b "
+                             "using (batch_no) where s.serial between $1 and $2 order by s.serial limit 1",
+                             r.serial_from, r.serial_to)
 
 
 async def allocate(db: Conn, allocation_id: uuid.UUID, institution: str, region: str, r: SerialRange,
-                   on: date, by: str) -> int:
+                   on: date, by: str, caller_region: str) -> int:
+    """Move the range from the bureau's stock to the institution: only serials of batches the caller's region
+    holds, and whose region holds the institution (a bureau hands blanks to its own institutions)."""
     await db.execute(
         "insert into allocation (allocation_id, institution_code, institution_region, serial_from, serial_to, "
         "quantity, allocated_on, recorded_by) values ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -128,16 +134,20 @@ async def allocate(db: Conn, allocation_id: uuid.UUID, institution: str, region:
     status = await db.execute(
         "update serial s set state = 'in_stock', institution_code = $1, institution_region = $2, "
         "allocation_id = $3, changed_by = $6 from stock_batch b where b.batch_no = s.batch_no "
-        "and s.serial between $4 and $5 and s.state = 'bureau' and b.received_on <= $7",
-        institution, region, allocation_id, r.serial_from, r.serial_to, by, on)
+        "and s.serial between $4 and $5 and s.state = 'bureau' and b.received_on <= $7 "
+        "and starts_with(b.region_code, $8) and starts_with($2, b.region_code)",
+        institution, region, allocation_id, r.serial_from, r.serial_to, by, on, caller_region)
     return int(status.split()[-1])
 
 
-async def first_unavailable(db: Conn, r: SerialRange, on: date) -> tuple[str, str]:
-    """Why a range could not be allocated: its first serial that is missing, not in bureau stock, or later."""
-    rows = await db.fetch("select s.serial, s.state, s.institution_code, b.received_on from serial s "
-                          "join stock_batch b using (batch_no) where s.serial between $1 and $2 order by s.serial",
-                          r.serial_from, r.serial_to)
+async def first_unavailable(db: Conn, r: SerialRange, on: date, caller_region: str,
+                            institution_region: str) -> tuple[str, str]:
+    """Why a range could not be allocated: its first serial that is missing (or held by a batch outside the
+    caller's region: the same answer), not in bureau stock, later, or of a batch the institution is outside."""
+    rows = await db.fetch("select s.serial, s.state, s.institution_code, b.received_on, b.region_code from serial s "
+                          "join stock_batch b using (batch_no) where s.serial between $1 and $2 "
+                          "and starts_with(b.region_code, $3) order by s.serial",
+                          r.serial_from, r.serial_to, caller_region)
     expect = r.first
     for row in rows:
         if int(row["serial"][1:]) != expect:
@@ -147,13 +157,18 @@ async def first_unavailable(db: Conn, r: SerialRange, on: date) -> tuple[str, st
             return row["serial"], f"is {row['state']}{where}, not in the bureau's stock"
         if row["received_on"] > on:
             return row["serial"], f"was received on {row['received_on']}, after allocated_on {on}"
+        if not institution_region.startswith(row["region_code"]):
+            return row["serial"], f"is stock of region {row['region_code']}, which the institution is outside"
         expect += 1
     return f"{r.prefix}{expect:09d}", "was never received"
 
 
 async def serial_row(db: Conn, serial: str, for_update: bool = False) -> Any:
-    return await db.fetchrow("select * from serial where serial = $1" + (" for update" if for_update else ""),
-                             serial)
+    """The serial with `region`: its institution's region, or for the bureau's stock the receiving office's."""
+    return await db.fetchrow("select s.*, coalesce(s.institution_region, b.region_code) as region, "
+                             "b.region_code as batch_region from serial s "
+                             "join stock_batch b using (batch_no) where s.serial = $1"
+                             + (" for update of s" if for_update else ""), serial)
 
 
 async def void_serial(db: Conn, serial: str, on: date, reason: str, by: str) -> Any:
@@ -175,11 +190,14 @@ async def add_movements(db: Conn, rows: list[tuple[uuid.UUID, str | None, str, s
         "on_date, quantity, serial_from, serial_to) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)", rows)
 
 
-async def movements(db: Conn, institution: str | None, start: date, end: date) -> list[tuple[str, str | None,
-                                                                                             bool, int]]:
+async def movements(db: Conn, institution: str | None, start: date, end: date,
+                    region: str = "") -> list[tuple[str, str | None, bool, int]]:
+    """An institution's movements, or (institution None) those of the bureaus' stock held within `region`."""
     rows = await db.fetch(
         "select kind, certificate_kind, on_date < $2 as before, sum(quantity)::int as qty from stock_movement "
-        "where institution_code is not distinct from $1 and on_date <= $3 group by 1, 2, 3", institution, start, end)
+        "where institution_code is not distinct from $1 and on_date <= $3 "
+        "and ($1 is not null or starts_with(institution_region, $4)) group by 1, 2, 3", institution, start, end,
+        region)
     return [(r["kind"], r["certificate_kind"], r["before"], r["qty"]) for r in rows]
 
 
@@ -201,27 +219,27 @@ async def stock_institution_region(db: Conn, code: str) -> str | None:
 async def current_custodians(db: Conn, institution: str, lock: bool = False) -> list[Custodian]:
     if lock:  # serialises assignments at one institution (a role change is end + insert)
         await db.execute("select pg_advisory_xact_lock(hashtext('custodian:' || $1))", institution)
-    rows = await db.fetch("select institution_code, staff_id, name, role from custodian "
+    rows = await db.fetch("select institution_code, account_id, staff_id, name, role from custodian "
                           "where institution_code = $1 and ended_at is null", institution)
-    return [Custodian(r["institution_code"], r["staff_id"], r["name"], r["role"]) for r in rows]
+    return [Custodian(r["institution_code"], r["account_id"], r["staff_id"], r["name"], r["role"]) for r in rows]
 
 
 async def assign_custodian(db: Conn, cu: Custodian, by: str) -> Any:
     await db.execute("update custodian set ended_at = now(), ended_by = $3 where institution_code = $1 "
                      "and role = $2 and ended_at is null", cu.institution_code, cu.role, by)
-    return await db.fetchrow("insert into custodian (institution_code, staff_id, name, role, assigned_by) "
-                             "values ($1, $2, $3, $4, $5) returning *", cu.institution_code, cu.staff_id, cu.name,
-                             cu.role, by)
+    return await db.fetchrow("insert into custodian (institution_code, account_id, staff_id, name, role, "
+                             "assigned_by) values ($1, $2, $3, $4, $5, $6) returning *", cu.institution_code,
+                             cu.account_id, cu.staff_id, cu.name, cu.role, by)
 
 
 async def custodian_history(db: Conn, institution: str) -> list[Any]:
-    return list(await db.fetch("select staff_id, name, role, assigned_at, assigned_by, ended_at, ended_by "
+    return list(await db.fetch("select account_id, staff_id, name, role, assigned_at, assigned_by, ended_at, ended_by "
                                "from custodian where institution_code = $1 order by id", institution))
 
 
 async def custodian_of(db: Conn, institution: str, role: str) -> str | None:
-    r: str | None = await db.fetchval("select staff_id from custodian where institution_code = $1 and role = $2 "
-                                      "and ended_at is null", institution, role)
+    r: str | None = await db.fetchval("select account_id from custodian where institution_code = $1 "
+                                      "and role = $2 and ended_at is null", institution, role)
     return r
 
 
@@ -231,18 +249,21 @@ def facts(r: Any) -> CertificateFacts:
                             r["institution_code"] or "", r["prepared_by"] or "")
 
 
-async def certificates_of_child(db: Conn, child_id: str) -> list[CertificateFacts]:
+async def certificates_of_child(db: Conn, child_id: str, region: str) -> list[CertificateFacts]:
+    """The child's certificates issued by institutions within `region`."""
     cid = _uuid(child_id)
     if cid is None:
         return []
-    return [facts(r) for r in await db.fetch("select * from serial where child_id = $1 order by serial", cid)]
+    return [facts(r) for r in await db.fetch("select * from serial where child_id = $1 "
+                                             "and starts_with(institution_region, $2) order by serial", cid, region)]
 
 
 @dataclass(frozen=True)
 class PrepareFacts:
     """Everything a preparation is decided on, read in one round trip (the hot path of issuing)."""
 
-    keeps: list[tuple[str, str]]      # (institution, region) where prepared_by is the certificate custodian
+    keeper: str | None                # the institution's current certificate custodian (an account id)
+    region: str | None                # the institution's region (None: unknown institution)
     child: ChildFacts
     certificates: list[CertificateFacts]
     previous: CertificateFacts | None
@@ -252,23 +273,24 @@ def _cert(a: list[Any]) -> CertificateFacts:
     return CertificateFacts(a[0], a[1], a[2] or "", a[3] or "", a[4] or "", a[5] or "")
 
 
-async def prepare_facts(db: Conn, prepared_by: str, child_id: str, previous_serial: str | None) -> PrepareFacts:
+async def prepare_facts(db: Conn, institution: str, child_id: str, previous_serial: str | None) -> PrepareFacts:
     cid = _uuid(child_id)
     r = await db.fetchrow(
-        "select (select coalesce(json_agg(json_build_array(k.institution_code, i.region_code)), '[]') "
-        "        from custodian k left join institution i on i.code = k.institution_code "
-        "        where k.staff_id = $1 and k.role = 'certificate' and k.ended_at is null) as keeps, "
-        "  c.birth_date, b.institution_code as born_at, b.place, "
+        "select (select account_id from custodian k where k.institution_code = $1 and k.role = 'certificate' "
+        "        and k.ended_at is null) as keeper, "
+        "  (select region_code from institution where code = $1) as region, "
+        "  c.birth_date, b.institution_code as born_at, b.place, bi.region_code as child_region, "
         "  (select coalesce(json_agg(json_build_array(serial, state, kind, child_id, institution_code, "
         "          prepared_by) order by serial), '[]') from serial where child_id = $2) as certs, "
         "  (select json_build_array(serial, state, kind, child_id, institution_code, prepared_by) "
         "   from serial where serial = $3 and child_id is not null) as previous "
         "from (select 1) q left join child c on c.child_id = $2 "
-        "left join child_birth b on b.child_id = $2 and not b.voided", prepared_by, cid, previous_serial)
+        "left join child_birth b on b.child_id = $2 and not b.voided "
+        "left join institution bi on bi.code = b.institution_code", institution, cid, previous_serial)
     assert r is not None
     prev = from_json(r["previous"]) if r["previous"] else None
-    return PrepareFacts([(a, b or "") for a, b in from_json(r["keeps"])],
-                        ChildFacts(child_id, r["birth_date"], r["born_at"], r["place"]),
+    return PrepareFacts(r["keeper"], r["region"],
+                        ChildFacts(child_id, r["birth_date"], r["born_at"], r["place"], r["child_region"]),
                         [_cert(a) for a in from_json(r["certs"])], _cert(prev) if prev else None)
 
 
@@ -295,9 +317,9 @@ async def draw_and_prepare(db: Conn, institution: str, kind: str, child_id: str,
 
 
 async def certificate_for_seal(db: Conn, serial: str) -> Any:
-    """The certificate (locked) and its institution's current seal custodian."""
+    """The certificate (locked) and its institution's current seal custodian (an account id)."""
     return await db.fetchrow(
-        "select s.*, (select staff_id from custodian k where k.institution_code = s.institution_code "
+        "select s.*, (select account_id from custodian k where k.institution_code = s.institution_code "
         "and k.role = 'seal' and k.ended_at is null) as seal_keeper from serial s where s.serial = $1 "
         "for update of s", serial)
 
@@ -327,10 +349,10 @@ async def supersede(db: Conn, serial: str, by_serial: str, on: date, actor: str)
 async def register(db: Conn, institution: str, start: date, end: date) -> list[Any]:
     return list(await db.fetch(
         "select s.*, c.birth_date, "
-        "(select name from custodian k where k.institution_code = s.institution_code and k.staff_id = s.prepared_by "
-        " order by id desc limit 1) as preparer_name, "
-        "(select name from custodian k where k.institution_code = s.institution_code and k.staff_id = s.sealed_by "
-        " order by id desc limit 1) as sealer_name "
+        "(select array[name, staff_id] from custodian k where k.institution_code = s.institution_code "
+        " and k.account_id = s.prepared_by order by id desc limit 1) as preparer, "
+        "(select array[name, staff_id] from custodian k where k.institution_code = s.institution_code "
+        " and k.account_id = s.sealed_by order by id desc limit 1) as sealer "
         "from serial s left join child c on c.child_id = s.child_id "
         "where s.institution_code = $1 and s.prepared_on between $2 and $3 order by s.serial",
         institution, start, end))
@@ -362,3 +384,14 @@ async def pii_read(db: Conn, client_id: str, request_id: str, kind: str, subject
                    unmasked: bool) -> None:
     await db.execute("insert into pii_audit (client_id, request_id, subject_kind, subject_id, fields, unmasked) "
                      "values ($1, $2, $3, $4, $5, $6)", client_id, request_id, kind, subject, fields, unmasked)
+
+
+# ------------------------------------------------------------------ person accounts (the shared credential database)
+async def account(auth: Database, account_id: str) -> dict[str, Any] | None:
+    """A person or system account as the credential database holds it (every service reads it; decisions.md:
+    one identity store), or None when it does not exist or is disabled."""
+    async with auth.connect() as conn:
+        row = (await conn.execute(text(
+            "select client_id, name, kind, roles, institution_code, staff_id, region_prefix from api_client "
+            "where client_id = :id and disabled_at is null"), {"id": account_id})).mappings().first()
+    return dict(row) if row else None

@@ -1,5 +1,6 @@
 """Building certificate cases through the real APIs (registry and certificates), shared by the certificate
-tests and `bench/certificates.py`: institutions with custodians, live births, stock, two-step issues."""
+tests and `bench/certificates.py`: institutions with their people (the certificate custodian, the seal custodian,
+the office head: person accounts, each posting with their own token), live births, stock, two-step issues."""
 from __future__ import annotations
 
 import asyncio
@@ -11,18 +12,27 @@ from typing import Any
 
 import asyncpg
 import httpx
+from kit.clients import create_person
+from kit.settings import Settings
 
 BABIES_PER_DELIVERY = 8  # the registry's maximum: fewer pregnancies to post for thousands of children
 
 
 @dataclass
 class Office:
-    """An issuing institution with its two custodians (证章分离)."""
+    """An issuing institution with its two custodians (证章分离) and the county's office head, as person
+    accounts (ids) with their tokens."""
 
     code: str
     region: str
     keeper: str   # certificate custodian (证件管理员)
     sealer: str   # seal custodian (印章管理员)
+    head: str     # the county's certificate office head (办公室负责人): stock, custodians, voids
+    tokens: dict[str, str]
+
+    def by(self, account: str) -> dict[str, str]:
+        """Request headers of one of the office's people."""
+        return {"Authorization": f"Bearer {self.tokens[account]}"}
 
 
 async def call(http: httpx.AsyncClient, method: str, url: str, idempotent: bool = False,
@@ -49,23 +59,41 @@ async def _ok(r: httpx.Response) -> Any:
     return r.json()
 
 
-async def office(http: httpx.AsyncClient, registry: str, certs: str, region: str, code: str | None = None,
-                 timeout: float = 20) -> Office:
-    """PUT the institution in the registry, then name its custodians once its event reached certificates."""
+async def people(settings: Settings, code: str, region: str) -> Office:
+    """The person accounts of an issuing institution (in `region`): its two custodians (working there) and the
+    county's office head (at the bureau), each acting for the county."""
+    county = region[:6]
+    keeper, kt = await create_person(settings, "王证管", ["certificate_custodian"], county, institution_code=code,
+                                     staff_id=f"K-{code}")
+    sealer, st = await create_person(settings, "李印管", ["seal_custodian"], county, institution_code=code,
+                                     staff_id=f"S-{code}")
+    head, ht = await create_person(settings, "赵主任", ["office_head"], county, staff_id=f"H-{code}")
+    return Office(code, region, keeper, sealer, head, {keeper: kt, sealer: st, head: ht})
+
+
+async def assign(http: httpx.AsyncClient, certs: str, o: Office, account: str, role: str,
+                 timeout: float = 20) -> httpx.Response:
+    """The office head assigns `account` as the institution's `role` custodian, once the institution's event
+    reached certificates (until then it is unknown: 422 institution_code)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = await call(http, "POST", f"{certs}/v1/custodians", True, headers=o.by(o.head), json={
+            "institution_code": o.code, "account_id": account, "role": role})
+        if r.status_code < 300 or time.monotonic() > deadline or "unknown institution" not in r.text:
+            return r
+        await asyncio.sleep(0.1)
+
+
+async def office(http: httpx.AsyncClient, registry: str, certs: str, region: str, settings: Settings,
+                 code: str | None = None) -> Office:
+    """PUT the institution in the registry (as the caller's system token), create its people, and have the
+    office head assign the custodians once its event reached certificates."""
     code = code or f"H{uuid.uuid4().hex[:8].upper()}"
     await _ok(await call(http, "PUT", f"{registry}/v1/institutions/{code}", True, json={
         "name": f"测试医院{code}", "region_code": region, "kind": "hospital", "midwifery_licensed": True}))
-    o = Office(code, region, f"K-{code}", f"S-{code}")
-    deadline = time.monotonic() + timeout
-    while True:
-        r = await call(http, "POST", f"{certs}/v1/custodians", True, json={
-            "institution_code": code, "staff_id": o.keeper, "name": "王证管", "role": "certificate"})
-        if r.status_code < 300:
-            break
-        assert r.status_code == 422 and time.monotonic() < deadline, r.text
-        await asyncio.sleep(0.1)
-    await _ok(await call(http, "POST", f"{certs}/v1/custodians", True, json={
-        "institution_code": code, "staff_id": o.sealer, "name": "李印管", "role": "seal"}))
+    o = await people(settings, code, region)
+    await _ok(await assign(http, certs, o, o.keeper, "certificate"))
+    await _ok(await assign(http, certs, o, o.sealer, "seal"))
     return o
 
 
@@ -131,26 +159,39 @@ def new_prefix() -> str:
 
 async def stock(http: httpx.AsyncClient, certs: str, o: Office, prefix: str, first: int, n: int,
                 received_on: date, allocated_on: date | None = None) -> tuple[str, str]:
-    """Receive a batch of `n` blanks `prefix`+first.. and allocate all of it to `o`; returns (from, to)."""
+    """The office head receives a batch of `n` blanks `prefix`+first.. and allocates all of it to `o`; returns
+    (from, to)."""
     sf, st = f"{prefix}{first:05d}", f"{prefix}{first + n - 1:05d}"
-    await _ok(await call(http, "POST", f"{certs}/v1/stock/batches", json={
+    await _ok(await call(http, "POST", f"{certs}/v1/stock/batches", headers=o.by(o.head), json={
         "batch_no": f"B-{uuid.uuid4().hex[:10]}", "serial_from": sf, "serial_to": st,
         "received_on": received_on.isoformat()}))
-    await _ok(await call(http, "POST", f"{certs}/v1/stock/allocations", json={
+    await _ok(await call(http, "POST", f"{certs}/v1/stock/allocations", headers=o.by(o.head), json={
         "institution_code": o.code, "serial_from": sf, "serial_to": st,
         "allocated_on": (allocated_on or received_on).isoformat()}))
     return sf, st
 
 
 async def prepare(http: httpx.AsyncClient, certs: str, o: Office, child: str, kind: str = "first",
-                  **extra: Any) -> httpx.Response:
-    return await call(http, "POST", f"{certs}/v1/certificates", json={
-        "kind": kind, "child_id": child, "child_name": "张小明", "prepared_by": o.keeper, **extra})
+                  as_: str | None = None, **extra: Any) -> httpx.Response:
+    """The certificate custodian (or `as_`, an account of the office) prepares a certificate for `child`."""
+    return await call(http, "POST", f"{certs}/v1/certificates", headers=o.by(as_ or o.keeper), json={
+        "kind": kind, "child_id": child, "child_name": "张小明", **extra})
+
+
+async def seal(http: httpx.AsyncClient, certs: str, o: Office, serial: str, as_: str | None = None) -> httpx.Response:
+    """The seal custodian (or `as_`) seals a prepared certificate."""
+    return await call(http, "POST", f"{certs}/v1/certificates/{serial}/seal", headers=o.by(as_ or o.sealer))
+
+
+async def void(http: httpx.AsyncClient, certs: str, o: Office, serial: str, reason: str,
+               blank: bool = False) -> httpx.Response:
+    """The office head voids a certificate, or (`blank`) a spoiled blank (废证)."""
+    path = f"/v1/stock/serials/{serial}/void" if blank else f"/v1/certificates/{serial}/void"
+    return await call(http, "POST", certs + path, headers=o.by(o.head), json={"reason": reason})
 
 
 async def issue(http: httpx.AsyncClient, certs: str, o: Office, child: str, kind: str = "first",
                 **extra: Any) -> dict[str, Any]:
     """Prepare (certificate custodian) and seal (seal custodian): one certificate issued."""
     cert = await _ok(await prepare(http, certs, o, child, kind, **extra))
-    return dict(await _ok(await call(http, "POST", f"{certs}/v1/certificates/{cert['serial']}/seal",
-                                          json={"sealed_by": o.sealer})))
+    return dict(await _ok(await seal(http, certs, o, cert["serial"])))

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from kit.errors import Problem
+from kit.records import DomainError
 
 from certificates.domain import rules
 from certificates.domain.rules import CertificateFacts, ChildFacts, Custodian
@@ -14,9 +14,9 @@ CHILD = ChildFacts("c1", BORN, "H1", "hospital")
 
 
 def refused(fn, *args, **kw) -> tuple[int, str, str]:  # type: ignore[no-untyped-def]
-    with pytest.raises(Problem) as e:
+    with pytest.raises(DomainError) as e:
         fn(*args, **kw)
-    assert e.value.errors, e.value.detail
+    assert e.value.errors, str(e.value)
     return e.value.status, e.value.errors[0]["field"], e.value.errors[0]["reason"]
 
 
@@ -44,12 +44,28 @@ def test_transitions_end_in_void_or_superseded() -> None:
 
 
 def test_one_person_cannot_hold_both_roles() -> None:
-    keeper = Custodian("H1", "K1", "王", "certificate")
+    keeper = Custodian("H1", "p-k1", "K1", "王", "certificate")
     assert rules.check_assignment(keeper, [keeper]) == "unchanged"
-    assert rules.check_assignment(Custodian("H1", "K2", "赵", "certificate"), [keeper]) == "assign"
-    status, field, reason = refused(rules.check_assignment, Custodian("H1", "K1", "王", "seal"), [keeper])
-    assert (status, field) == (422, "staff_id") and "证章分离" in reason
-    assert refused(rules.check_assignment, Custodian("H1", "K1", "张", "certificate"), [keeper])[:2] == (409, "name")
+    assert rules.check_assignment(Custodian("H1", "p-k2", "K2", "赵", "certificate"), [keeper]) == "assign"
+    status, field, reason = refused(rules.check_assignment, Custodian("H1", "p-k1", "K1", "王", "seal"), [keeper])
+    assert (status, field) == (422, "account_id") and "证章分离" in reason
+
+
+def test_only_a_person_of_the_institution_with_the_role_is_assigned() -> None:
+    person = {"kind": "person", "institution_code": "H1", "roles": ["seal_custodian"]}
+    rules.check_assignable("seal", person, "H1")
+    for role, account, why in [("seal", None, "no such"), ("seal", {**person, "kind": "system"}, "people"),
+                               ("seal", {**person, "institution_code": "H2"}, "works at H2"),
+                               ("certificate", person, "certificate_custodian")]:
+        status, field, reason = refused(rules.check_assignable, role, account, "H1")
+        assert (status, field) == (422, "account_id") and why in reason, reason
+
+
+def test_only_the_custodian_working_there_prepares() -> None:
+    rules.check_preparer("p-k1", "H1", "H1", "p-k1")
+    assert refused(rules.check_preparer, "p-k1", "H1", "H2", "p-k1")[:2] == (403, "actor")  # works elsewhere
+    assert refused(rules.check_preparer, "p-k2", "H1", "H1", "p-k1")[:2] == (403, "actor")  # not the keeper
+    assert refused(rules.check_preparer, "p-k1", "H1", "H1", None)[:2] == (403, "actor")    # none assigned
 
 
 def test_first_issue_rules() -> None:
@@ -94,11 +110,13 @@ def test_reissue_and_replacement_rules() -> None:
 
 def test_seal_is_applied_by_another_person_the_seal_custodian() -> None:
     c = cert("A1", "prepared")
-    rules.check_seal(c, "S1", "S1")
-    assert refused(rules.check_seal, c, "K1", "K1")[:2] == (422, "sealed_by")   # the preparer
-    assert refused(rules.check_seal, c, "S2", "S1")[:2] == (422, "sealed_by")   # not the seal custodian
-    assert refused(rules.check_seal, c, "S1", None)[:2] == (422, "sealed_by")   # none assigned
-    assert refused(rules.check_seal, cert("A1", "issued"), "S1", "S1")[:2] == (409, "serial")
+    rules.check_seal(c, "S1", "H1", "S1")
+    status, field, reason = refused(rules.check_seal, c, "K1", "H1", "K1")   # the preparer
+    assert (status, field) == (403, "actor") and "证章分离" in reason
+    assert refused(rules.check_seal, c, "S2", "H1", "S1")[:2] == (403, "actor")   # not the seal custodian
+    assert refused(rules.check_seal, c, "S1", "H1", None)[:2] == (403, "actor")   # none assigned
+    assert refused(rules.check_seal, c, "S1", "H2", "S1")[:2] == (403, "actor")   # works at another institution
+    assert refused(rules.check_seal, cert("A1", "issued"), "S1", "H1", "S1")[:2] == (409, "serial")
 
 
 def test_voids() -> None:
