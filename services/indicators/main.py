@@ -8,6 +8,7 @@ from indicators.api.routes import router
 from indicators.domain import catalogue
 from indicators.engine import Engine
 from indicators.headline import keep_fresh
+from indicators.reports.routes import router as reports_router
 
 
 async def _startup(app: FastAPI) -> None:
@@ -15,6 +16,5 @@ async def _startup(app: FastAPI) -> None:
     app.state.headline = asyncio.create_task(keep_fresh(app.state.db, app.state.engine.catalogue))
 
 
-app = create_app("indicators", [router], title="MCH indicators", on_startup=_startup,
+app = create_app("indicators", [router, reports_router], title="MCH indicators", on_startup=_startup,
                  description="Every indicator of the MCH catalogue, incremental and exact, by region and period.")
-app.include_router(__import__("indicators.reports.routes", fromlist=["router"]).router)  # 年度统计表 (demo issue)

@@ -12,11 +12,12 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import ORJSONResponse
+from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kit import errors, login, logs
-from kit.auth import Authenticator
+from kit.auth import Authenticator, scopes_required
 from kit.db import Database
 from kit.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from kit.settings import Settings, get_settings
@@ -112,22 +113,36 @@ def create_app(
 
     app.add_middleware(RequestContext, service=service)
 
-    @app.get("/healthz", tags=["health"], summary="Liveness")
+    @app.get("/healthz", tags=["health"], summary="Liveness", openapi_extra=login.PUBLIC)
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "service": service}
 
-    @app.get("/readyz", tags=["health"], summary="Readiness: database and broker reachable")
+    @app.get("/readyz", tags=["health"], summary="Readiness: database and broker reachable", openapi_extra=login.PUBLIC)
     async def readyz(request: Request) -> Response:
         db_ok = await request.app.state.db.ping()
         broker_ok = await broker_reachable(settings.kafka_bootstrap)
         body = {"status": "ok" if db_ok and broker_ok else "unavailable", "database": db_ok, "broker": broker_ok}
         return ORJSONResponse(body, status_code=200 if db_ok and broker_ok else 503)
 
-    @app.get("/metrics", tags=["health"], summary="Prometheus metrics")
+    @app.get("/metrics", tags=["health"], summary="Prometheus metrics", openapi_extra=login.PUBLIC)
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(login.router)  # people log in at any service (kit.login)
     for r in routers:
+        document_authorisation(r)
         app.include_router(r)
     return app
+
+
+def document_authorisation(router: APIRouter) -> None:
+    """Write each operation's authorisation into the OpenAPI: `x-mch-scopes` (what its `require(...)` demands)
+    or `x-mch-auth` (`none` public, `any` any valid token, set by the route). The authorisation matrix test
+    reads them from every service: an operation with neither checks no token, and fails it."""
+    for route in router.routes:
+        if not isinstance(route, APIRoute) or "x-mch-auth" in (route.openapi_extra or {}):
+            continue
+        found = scopes_required(route.dependant)
+        if found is not None:
+            route.openapi_extra = {**(route.openapi_extra or {}), "x-mch-scopes": list(found[0]),
+                                   "x-mch-person": found[1]}

@@ -364,8 +364,10 @@ async def authenticate(request: Request) -> Principal:
     return p
 
 
-def require(*scopes: str):  # type: ignore[no-untyped-def]
-    """FastAPI dependency: a valid token holding every one of `scopes`."""
+def require(*scopes: str, person: bool = False):  # type: ignore[no-untyped-def]
+    """FastAPI dependency: a valid token holding every one of `scopes`; with `person`, the token of a person
+    logged in (人员), never a system's — what someone signs for (preparing, sealing, approving) is done by
+    someone. kit.app writes both into each operation's OpenAPI (`x-mch-scopes`, `x-mch-person`)."""
 
     async def dependency(request: Request) -> Principal:
         p = await authenticate(request)
@@ -373,10 +375,29 @@ def require(*scopes: str):  # type: ignore[no-untyped-def]
         if missing:
             raise Problem(403, "Forbidden", f"the token lacks the scope {', '.join(missing)}",
                           kind="forbidden-scope")
+        if person and not p.is_person:
+            reason = "this is done by a person logged in (a staff account), not by a system token"
+            raise Problem(403, "Forbidden", reason, kind="forbidden-system",
+                          errors=[{"field": "authorization", "reason": reason}])
         return p
 
-    dependency.__name__ = "require_" + "_".join(s.replace(":", "_") for s in scopes)
+    dependency.__name__ = ("person_" if person else "require_") + "_".join(s.replace(":", "_") for s in scopes)
+    dependency.mch_scopes = scopes  # type: ignore[attr-defined]
+    dependency.mch_person = person  # type: ignore[attr-defined]
     return dependency
+
+
+def scopes_required(dependant: Any) -> tuple[tuple[str, ...], bool] | None:
+    """(the scopes, person only) a route's `require(...)` dependency demands (searched through
+    sub-dependencies), or None when the route checks no token — kit.app writes them into the OpenAPI."""
+    for dep in dependant.dependencies:
+        found = getattr(dep.call, "mch_scopes", None)
+        if found is not None:
+            return tuple(found), bool(getattr(dep.call, "mch_person", False))
+        sub = scopes_required(dep)
+        if sub is not None:
+            return sub
+    return None
 
 
 def mask(value: str | None, keep_start: int = 1, keep_end: int = 0) -> str | None:

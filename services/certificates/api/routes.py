@@ -12,9 +12,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import ORJSONResponse
 from kit.auth import Principal, require
-from kit.errors import Problem
 from kit.logs import request_id
-from kit.records import field_error
 
 from certificates import service
 from certificates.api import register as reg
@@ -28,21 +26,9 @@ REGION = r"^([0-9]{2}|[0-9]{4}|[0-9]{6}|[0-9]{9}|[0-9]{12})$"
 
 
 def person(scope: str):  # type: ignore[no-untyped-def]
-    """FastAPI dependency: a token with `scope` that belongs to a person (人员) logged in. Preparing, sealing,
-    voiding, receiving and allocating stock and assigning custodians are done by someone (终身责任追究): a system
-    token never does them."""
-    scoped = require(scope)
-
-    async def dependency(request: Request) -> Principal:
-        p: Principal = await scoped(request)
-        if not p.is_person:
-            reason = "this is done by a person logged in (a staff account), not by a system token"
-            raise Problem(403, "Forbidden", reason, kind="forbidden-system",
-                          errors=[field_error("authorization", reason)])
-        return p
-
-    dependency.__name__ = "person_" + scope.replace(":", "_")
-    return dependency
+    """A token with `scope` that belongs to a person (人员) logged in. Preparing, sealing, voiding, receiving and
+    allocating stock and assigning custodians are done by someone (终身责任追究): a system token never does them."""
+    return require(scope, person=True)
 
 
 def unit(request: Request, p: Principal) -> Unit:
