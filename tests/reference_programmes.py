@@ -4,14 +4,16 @@ certificates — written straight from `shared/spec/indicators.md` and docs/deci
 25–26, 35–38) over the records a test posted, sharing no code with the indicators service.
 
 Deliberately plain: a loop over the stories for every question, no caching, no cleverness. The inputs are what
-the test posted plus the facts other services answered with (the z-scores the registry computed for a check,
-the due date and region a follow-up case was opened with): those are records, not indicator logic.
+the test posted: the weights and heights of a check (the WHO z-scores are computed here, tests/who_reference.py),
+the screening results and follow-up actions (the cases' due dates and regions are derived here from the
+programme rules, `FOLLOWUP_DUE_DAYS`), certificates and stock.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
 
+from tests import who_reference as who
 from tests.reference import add_years, where
 
 CODES = ("under5_underweight_rate", "under5_stunting_rate", "under5_wasting_rate", "under5_overweight_rate",
@@ -67,15 +69,14 @@ class Marriage:
 @dataclass
 class Check:
     on: date
-    weighed: bool
-    waz: float | None
-    haz: float | None
-    whz: float | None
+    weight_kg: float | None
+    height_cm: float | None
 
 
 @dataclass
 class Child:
     person_id: str
+    sex: str
     birth: date
     home: str                    # the mother's residence on the birth date
     viable: bool                 # live birth at ≥ 28 weeks (else in no child indicator, decision 39)
@@ -155,16 +156,18 @@ def values(w: World, region: str, start: date, end: date, today: date) -> dict[s
     for c in w.children:
         if not c.viable:
             continue
-        weighed = [k for k in c.checks if k.weighed and inside(k.on) and k.on < add_years(c.birth, 5)]
+        weighed = [k for k in c.checks if k.weight_kg and inside(k.on) and k.on < add_years(c.birth, 5)]
         if not weighed:
             continue
         latest = max(weighed, key=lambda k: k.on)
         if not where(c.home, c.moves, latest.on).startswith(region):
             continue
-        for code, z, low in (("under5_underweight_rate", latest.waz, True), ("under5_stunting_rate", latest.haz, True),
-                             ("under5_wasting_rate", latest.whz, True), ("under5_overweight_rate", latest.whz, False)):
-            if z is not None:
-                add(code, z < -2 if low else z > 2, 1)
+        z = who.zscores(c.sex, (latest.on - c.birth).days, latest.weight_kg, latest.height_cm)
+        waz, haz, whz = (who.rounded(x) for x in (z.weight_for_age, z.height_for_age, z.weight_for_height))
+        for code, zv, low in (("under5_underweight_rate", waz, True), ("under5_stunting_rate", haz, True),
+                              ("under5_wasting_rate", whz, True), ("under5_overweight_rate", whz, False)):
+            if zv is not None:
+                add(code, zv < -2 if low else zv > 2, 1)
 
     # --- high-risk women delivered, and those managed
     for dl in w.delivered:
@@ -224,8 +227,8 @@ def values(w: World, region: str, start: date, end: date, today: date) -> dict[s
                 on = max(first_each)
             else:
                 on = min(e.on for e in pe)
-            who = next(e.person for e in pe)   # couples in these stories live together
-            if inside(on) and who.lives_on(on).startswith(region):
+            person = next(e.person for e in pe)   # couples in these stories live together
+            if inside(on) and person.lives_on(on).startswith(region):
                 add(code, 1)
 
     # --- follow-up cases: due in the period, where they were opened; completed when closed with an outcome
