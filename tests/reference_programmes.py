@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 from tests import who_reference as who
 from tests.reference import add_years, where
@@ -97,14 +98,68 @@ class Delivered:
 
 @dataclass
 class Case:
-    """A follow-up case as the screening service keeps it (its due date and region are set when it opens)."""
+    """A follow-up case as decisions 20–22 describe it, kept by the test from what it posted: opened by a result
+    that needs follow-up (or a pregnancy's first orange+ grade), due by the programme rules, in the region the
+    subject lived in on the result's date, closed by actions or — not due then — by a correction or void."""
 
     due: date
     region: str
-    status: str
-    closed_on: date | None
-    outcome: str | None
-    closed_reason: str | None
+    status: str = "open"
+    closed_on: date | None = None
+    outcome: str | None = None
+    closed_reason: str | None = None
+    opened_on: date | None = None
+
+    def act(self, action: str, on: date, outcome: str | None = None) -> None:
+        if action in ("closed", "lost"):
+            self.status, self.closed_on, self.outcome = "closed", on, outcome if action == "closed" else "lost"
+
+    def no_longer_needed(self, on: date, reason: str) -> None:
+        """The result was corrected to a class without follow-up, or voided: an open case closes, not due."""
+        if self.status == "open":
+            self.status, self.closed_on, self.closed_reason = "closed", on, reason
+
+    def needed_again(self, due: date) -> None:
+        """Corrected back to a class that needs follow-up: a case closed by a correction opens again (one closed
+        by its own actions stays closed — the follow-up happened)."""
+        if self.status == "open":
+            self.due = due
+        elif self.closed_reason:
+            self.status, self.closed_on, self.closed_reason, self.outcome, self.due = "open", None, None, None, due
+
+
+#: 高危孕产妇专案管理: first specialist management due 14 days after the first orange / red / purple grade
+HIGH_RISK_GRADES = ("orange", "red", "purple")
+HIGH_RISK_DUE_DAYS = 14
+
+
+def followup_due_days(type_: str, r: dict[str, Any]) -> int | None:
+    """Days from the result's date to its follow-up's due date, or None when the result needs none — the
+    programme rules (shared/spec domain.md; the cut-offs and due days of the screening programmes' technical
+    specifications), written here from those documents, not read from the service's rule file."""
+    if type_ == "premarital_exam":
+        if "positive" in (r.get("hiv"), r.get("syphilis"), r.get("hbsag")):
+            return 14     # a positive infection: medical advice and referral within two weeks
+        return 30 if any(f["affects_marriage"] for f in r.get("findings", [])) else None
+    if type_ == "prepregnancy_exam":
+        return 30 if r.get("at_risk") else None
+    if type_ == "prenatal_serum":
+        def n(ratio: str) -> int:
+            return int(ratio.split("/")[1])
+        high = n(r["t21_risk"]) <= 270 or n(r["t18_risk"]) <= 350 or r.get("ntd_risk") == "high"
+        return 14 if high else None   # counselling and prenatal diagnosis within two weeks
+    if type_ == "cfdna":
+        return 14 if r["result"] in ("high_risk", "no_call") else None
+    if type_ in ("maternal_infection_test", "newborn_metabolic"):
+        positive = r.get("result") == "positive" or "positive" in (r.get("conditions") or {}).values()
+        return 7 if positive else None
+    if type_ == "cervical":
+        return 30 if r["result"] == "abnormal" else None
+    if type_ == "breast":
+        return 30 if r["birads"] in (0, 4, 5, 6) else None
+    if type_ == "thalassaemia":
+        return 30 if r["result"] == "carrier" else None
+    return None
 
 
 @dataclass
@@ -138,6 +193,10 @@ class World:
     #: blank-certificate stock of the institutions, by region: (date, quantity) — allocated +, drawn −, spoiled −
     stock: list[tuple[str, date, int]] = field(default_factory=list)
     spoiled: list[tuple[str, date]] = field(default_factory=list)     # blanks voided in stock (region, date)
+    #: follow-up cases as the test derived them, by screening key (source/id) or "pregnancy:<id>"
+    followups: dict[str, Case] = field(default_factory=dict)
+    case_keys: dict[str, str] = field(default_factory=dict)           # the service's case id → key
+    regions: dict[str, str] = field(default_factory=dict)             # screening key → subject's region then
 
 
 def values(w: World, region: str, start: date, end: date, today: date) -> dict[str, tuple[int, int | None]]:
