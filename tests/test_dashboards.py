@@ -112,7 +112,12 @@ async def test_every_postgres_panel_returns_data(stack: Stack, http: httpx.Async
             return CERT_CODES <= {r["code"] for r in await conn.fetch(
                 "select distinct code from counter where region = $1 and period = $2", county.code, this_year)}
 
-        await wait_for(certificates_counted, timeout=30, interval=0.5)
+        try:
+            await wait_for(certificates_counted, timeout=30, interval=0.5)
+        except AssertionError:
+            counted = {r["code"] for r in await conn.fetch(
+                "select distinct code from counter where region = $1 and period = $2", county.code, this_year)}
+            raise AssertionError(f"certificate codes never counted: {sorted(CERT_CODES - counted)}") from None
         having = {r["code"] for r in await conn.fetch(
             "select distinct code from counter where region = $1 and period = $2", county.code, str(county.year))}
         having_now = {r["code"] for r in await conn.fetch(

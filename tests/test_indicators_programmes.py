@@ -76,9 +76,9 @@ async def test_screening_and_followup_records_move_the_counts(http: httpx.AsyncC
 
     # void the serum screen: the high-risk screen leaves both parts; its case was closed by its own actions
     # before the void, so it stays due (and completed)
-    r = await http.request("DELETE", f"{stack.url('screening')}/v1/screenings/{serum['source']}/"
-                           f"{serum['screening_id']}", json={"reason": "entered in error"})
-    assert r.status_code == 200, r.text
+    voided = await http.request("DELETE", f"{stack.url('screening')}/v1/screenings/{serum['source']}/"
+                                f"{serum['screening_id']}", json={"reason": "entered in error"})
+    assert voided.status_code == 200, voided.text
     await wait_counts(http, stack, county, "2025", {"prenatal_high_risk_followup_rate": (0, 0),
                                                     "hiv_test_rate": (1, 1), "followup_completion_rate": (1, 2)})
     await _reconciled(stack, county)

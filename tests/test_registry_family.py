@@ -123,7 +123,7 @@ async def test_a_familys_story_in_shuffled_order(http: httpx.AsyncClient, stack:
             # the WHO standard computed from the published tables (tests/who_reference.py), not the registry's code
             z = who.zscores(sex, d, w, h)
             for key, zw in (("weight_for_age_z", z.weight_for_age), ("height_for_age_z", z.height_for_age),
-                              ("weight_for_height_z", z.weight_for_height)):
+                            ("weight_for_height_z", z.weight_for_height)):
                 assert zw is not None and abs(c[key] - zw) <= 0.0051, (child, d, key, c[key], zw)
     boy_view = (await http.get(f"{url}/persons/{boy}")).json()
     death = next(e for e in boy_view["encounters"] if e["type"] == "death")

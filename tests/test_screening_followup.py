@@ -203,7 +203,7 @@ def _read_topic(stack: Stack) -> list[tuple[int, str, Any]]:
         tps = [TopicPartition(topic, p) for p in parts]
         c.assign(tps)
         c.seek_to_beginning(*tps)
-        out = []
+        out: list[tuple[int, str, Any]] = []
         for _ in range(20):
             batch = c.poll(timeout_ms=200, max_records=5000)
             if not batch and out:
