@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -123,3 +124,22 @@ async def wait_values(http: httpx.AsyncClient, stack: Stack, region: str, period
     except AssertionError:
         got = await values(http, stack, region, period)
         raise AssertionError(f"indicators {got} != expected {want}") from None
+
+
+async def wait_counts(http: httpx.AsyncClient, stack: Stack, region: str, period: str,
+                      want: Mapping[str, tuple[int, int | None]], timeout: float = 30) -> None:
+    """Wait until the indicators serve exactly these (numerator, denominator) pairs. The API lists every
+    requested code, so a missing row is a failure, never read as 0 / 0 (a code the service dropped, or a
+    denominator it never counted, must not pass as "nothing happened")."""
+    async def ok() -> Any:
+        r = await http.get(f"{stack.url('indicators')}/v1/indicators/values",
+                           params={"region": region, "period": period, "codes": ",".join(want)})
+        assert r.status_code == 200, r.text
+        rows = {row["code"]: (row["numerator"], row["denominator"]) for row in r.json()["rows"]}
+        assert set(want) <= set(rows), f"codes missing from the answer: {sorted(set(want) - set(rows))}"
+        return rows if {k: rows[k] for k in want} == dict(want) else None
+
+    try:
+        await wait_for(ok, timeout)
+    except AssertionError as e:
+        raise AssertionError(f"{region} {period}: want {want}: {e}") from None

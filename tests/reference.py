@@ -112,9 +112,22 @@ def add_months(d: date, n: int) -> date:
 
 
 def rate(n: int, d: int, factor: int) -> float | None:
+    """indicators.md: numerator ÷ denominator × factor, rounded half-up to 2 decimals; null when d = 0."""
     if d == 0:
         return None
     return float((Decimal(n) * factor / Decimal(d)).quantize(Decimal("0.01"), ROUND_HALF_UP))
+
+
+#: the catalogue's factors (indicators.md units): ‰ for child mortality, 1/10万 for maternal mortality, else %
+PER_MILLE = ("neonatal_mortality_rate", "infant_mortality_rate", "under5_mortality_rate")
+PER_100K = ("maternal_mortality_ratio",)
+
+
+def expected_value(code: str, n: int, d: int | None) -> float | int | None:
+    """The value the API must serve for (n, d): the count itself, or the rate with the catalogue's factor."""
+    if d is None:
+        return n
+    return rate(n, d, 1000 if code in PER_MILLE else 100000 if code in PER_100K else 100)
 
 
 def values(families: list[Family], region: str, start: date, end: date,

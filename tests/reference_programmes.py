@@ -4,14 +4,17 @@ certificates — written straight from `shared/spec/indicators.md` and docs/deci
 25–26, 35–38) over the records a test posted, sharing no code with the indicators service.
 
 Deliberately plain: a loop over the stories for every question, no caching, no cleverness. The inputs are what
-the test posted plus the facts other services answered with (the z-scores the registry computed for a check,
-the due date and region a follow-up case was opened with): those are records, not indicator logic.
+the test posted: the weights and heights of a check (the WHO z-scores are computed here, tests/who_reference.py),
+the screening results and follow-up actions (the cases' due dates and regions are derived here from the
+programme rules, `FOLLOWUP_DUE_DAYS`), certificates and stock.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
+from tests import who_reference as who
 from tests.reference import add_years, where
 
 CODES = ("under5_underweight_rate", "under5_stunting_rate", "under5_wasting_rate", "under5_overweight_rate",
@@ -67,15 +70,14 @@ class Marriage:
 @dataclass
 class Check:
     on: date
-    weighed: bool
-    waz: float | None
-    haz: float | None
-    whz: float | None
+    weight_kg: float | None
+    height_cm: float | None
 
 
 @dataclass
 class Child:
     person_id: str
+    sex: str
     birth: date
     home: str                    # the mother's residence on the birth date
     viable: bool                 # live birth at ≥ 28 weeks (else in no child indicator, decision 39)
@@ -96,14 +98,68 @@ class Delivered:
 
 @dataclass
 class Case:
-    """A follow-up case as the screening service keeps it (its due date and region are set when it opens)."""
+    """A follow-up case as decisions 20–22 describe it, kept by the test from what it posted: opened by a result
+    that needs follow-up (or a pregnancy's first orange+ grade), due by the programme rules, in the region the
+    subject lived in on the result's date, closed by actions or — not due then — by a correction or void."""
 
     due: date
     region: str
-    status: str
-    closed_on: date | None
-    outcome: str | None
-    closed_reason: str | None
+    status: str = "open"
+    closed_on: date | None = None
+    outcome: str | None = None
+    closed_reason: str | None = None
+    opened_on: date | None = None
+
+    def act(self, action: str, on: date, outcome: str | None = None) -> None:
+        if action in ("closed", "lost"):
+            self.status, self.closed_on, self.outcome = "closed", on, outcome if action == "closed" else "lost"
+
+    def no_longer_needed(self, on: date, reason: str) -> None:
+        """The result was corrected to a class without follow-up, or voided: an open case closes, not due."""
+        if self.status == "open":
+            self.status, self.closed_on, self.closed_reason = "closed", on, reason
+
+    def needed_again(self, due: date) -> None:
+        """Corrected back to a class that needs follow-up: a case closed by a correction opens again (one closed
+        by its own actions stays closed — the follow-up happened)."""
+        if self.status == "open":
+            self.due = due
+        elif self.closed_reason:
+            self.status, self.closed_on, self.closed_reason, self.outcome, self.due = "open", None, None, None, due
+
+
+#: 高危孕产妇专案管理: first specialist management due 14 days after the first orange / red / purple grade
+HIGH_RISK_GRADES = ("orange", "red", "purple")
+HIGH_RISK_DUE_DAYS = 14
+
+
+def followup_due_days(type_: str, r: dict[str, Any]) -> int | None:
+    """Days from the result's date to its follow-up's due date, or None when the result needs none — the
+    programme rules (shared/spec domain.md; the cut-offs and due days of the screening programmes' technical
+    specifications), written here from those documents, not read from the service's rule file."""
+    if type_ == "premarital_exam":
+        if "positive" in (r.get("hiv"), r.get("syphilis"), r.get("hbsag")):
+            return 14     # a positive infection: medical advice and referral within two weeks
+        return 30 if any(f["affects_marriage"] for f in r.get("findings", [])) else None
+    if type_ == "prepregnancy_exam":
+        return 30 if r.get("at_risk") else None
+    if type_ == "prenatal_serum":
+        def n(ratio: str) -> int:
+            return int(ratio.split("/")[1])
+        high = n(r["t21_risk"]) <= 270 or n(r["t18_risk"]) <= 350 or r.get("ntd_risk") == "high"
+        return 14 if high else None   # counselling and prenatal diagnosis within two weeks
+    if type_ == "cfdna":
+        return 14 if r["result"] in ("high_risk", "no_call") else None
+    if type_ in ("maternal_infection_test", "newborn_metabolic"):
+        positive = r.get("result") == "positive" or "positive" in (r.get("conditions") or {}).values()
+        return 7 if positive else None
+    if type_ == "cervical":
+        return 30 if r["result"] == "abnormal" else None
+    if type_ == "breast":
+        return 30 if r["birads"] in (0, 4, 5, 6) else None
+    if type_ == "thalassaemia":
+        return 30 if r["result"] == "carrier" else None
+    return None
 
 
 @dataclass
@@ -137,6 +193,10 @@ class World:
     #: blank-certificate stock of the institutions, by region: (date, quantity) — allocated +, drawn −, spoiled −
     stock: list[tuple[str, date, int]] = field(default_factory=list)
     spoiled: list[tuple[str, date]] = field(default_factory=list)     # blanks voided in stock (region, date)
+    #: follow-up cases as the test derived them, by screening key (source/id) or "pregnancy:<id>"
+    followups: dict[str, Case] = field(default_factory=dict)
+    case_keys: dict[str, str] = field(default_factory=dict)           # the service's case id → key
+    regions: dict[str, str] = field(default_factory=dict)             # screening key → subject's region then
 
 
 def values(w: World, region: str, start: date, end: date, today: date) -> dict[str, tuple[int, int | None]]:
@@ -155,16 +215,18 @@ def values(w: World, region: str, start: date, end: date, today: date) -> dict[s
     for c in w.children:
         if not c.viable:
             continue
-        weighed = [k for k in c.checks if k.weighed and inside(k.on) and k.on < add_years(c.birth, 5)]
+        weighed = [k for k in c.checks if k.weight_kg and inside(k.on) and k.on < add_years(c.birth, 5)]
         if not weighed:
             continue
         latest = max(weighed, key=lambda k: k.on)
         if not where(c.home, c.moves, latest.on).startswith(region):
             continue
-        for code, z, low in (("under5_underweight_rate", latest.waz, True), ("under5_stunting_rate", latest.haz, True),
-                             ("under5_wasting_rate", latest.whz, True), ("under5_overweight_rate", latest.whz, False)):
-            if z is not None:
-                add(code, z < -2 if low else z > 2, 1)
+        z = who.zscores(c.sex, (latest.on - c.birth).days, latest.weight_kg, latest.height_cm)
+        waz, haz, whz = (who.rounded(x) for x in (z.weight_for_age, z.height_for_age, z.weight_for_height))
+        for code, zv, low in (("under5_underweight_rate", waz, True), ("under5_stunting_rate", haz, True),
+                              ("under5_wasting_rate", whz, True), ("under5_overweight_rate", whz, False)):
+            if zv is not None:
+                add(code, zv < -2 if low else zv > 2, 1)
 
     # --- high-risk women delivered, and those managed
     for dl in w.delivered:
@@ -224,8 +286,8 @@ def values(w: World, region: str, start: date, end: date, today: date) -> dict[s
                 on = max(first_each)
             else:
                 on = min(e.on for e in pe)
-            who = next(e.person for e in pe)   # couples in these stories live together
-            if inside(on) and who.lives_on(on).startswith(region):
+            person = next(e.person for e in pe)   # couples in these stories live together
+            if inside(on) and person.lives_on(on).startswith(region):
                 add(code, 1)
 
     # --- follow-up cases: due in the period, where they were opened; completed when closed with an outcome

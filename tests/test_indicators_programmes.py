@@ -1,52 +1,35 @@
-"""Screening, follow-up and certificate events through the real consumer into the live values.
-
-Until the screening and certificates services emit them, the test publishes the events those services will
-emit (proto/mch/events/v1/screening.proto, certificates.proto) on their topics itself, as their relays do
-(key = subject, value = envelope); pregnancies and deliveries go through the real registry API."""
+"""Screening, follow-up and certificate records posted through the real screening and certificates APIs, whose
+events those services emit themselves flow through the real consumer into the live values — so a drift between
+what a service emits and what the indicators read fails here (no event is made up by the test)."""
 from __future__ import annotations
 
-import asyncio
 import uuid
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
-from google.protobuf.message import Message
+from certificates.tests.stack_helpers import births, call, issue, new_prefix, office, prepare, stock, wait_known
 from indicators.domain import catalogue
 from indicators.engine import Engine
-from kafka import KafkaProducer
 from kit.db import Database
-from kit.events import NewEvent, envelope
-from mch.events.v1 import certificates_pb2 as cert
-from mch.events.v1 import screening_pb2 as scr
 
 from tests.conftest import Stack, fresh_county, village
-from tests.helpers import Baby, DeliveryCase, post_case, setup_institutions, values, wait_values
+from tests.helpers import Baby, DeliveryCase, post_case, setup_institutions, wait_counts
+from tests.test_screening_api import body, post
+
+CHINA = timezone(timedelta(hours=8))
 
 
-def publish(stack: Stack, service: str, events: list[tuple[str, Message, str]]) -> None:
-    """(type, payload, subject) → the service's topic, in order."""
-    producer = KafkaProducer(bootstrap_servers=stack.settings.kafka_bootstrap, acks="all")
-    try:
-        for type_, msg, subject in events:
-            env = envelope(NewEvent(type_, msg, subject), service)
-            producer.send(stack.settings.topic(service), key=subject.encode(), value=env.SerializeToString(),
-                          headers=[("event_type", type_.encode())])
-        producer.flush(timeout=10)
-    finally:
-        producer.close(timeout=2)
+async def _ok(r: httpx.Response) -> dict[str, Any]:
+    assert r.status_code < 300, f"{r.request.method} {r.request.url}: {r.status_code} {r.text}"
+    return dict(r.json())
 
 
-def screening(key: str, type_: str, on: date, region: str, inst: str, version: int = 1, voided: bool = False,
-              **fields: Any) -> tuple[str, Message, str]:
-    msg = scr.ScreeningRecorded(screening_key=key, source="lab", screening_id=key.split("/")[-1], version=version,
-                                voided=voided, type=type_, performed_on=on.isoformat(), institution_code=inst,
-                                institution_region=region, residence_code=region, **fields)
-    return "screening.result.recorded", msg, f"screening:{key}"
+async def _screen(http: httpx.AsyncClient, stack: Stack, b: dict[str, Any]) -> dict[str, Any]:
+    return await _ok(await post(http, stack, b))
 
 
-async def test_screening_followup_and_certificate_events_move_the_counts(http: httpx.AsyncClient,
-                                                                        stack: Stack) -> None:
+async def test_screening_and_followup_records_move_the_counts(http: httpx.AsyncClient, stack: Stack) -> None:
     county = fresh_county()
     home = village(county, 1, 1)
     insts = await setup_institutions(http, stack, county)
@@ -56,73 +39,83 @@ async def test_screening_followup_and_certificate_events_move_the_counts(http: h
                         lmp + timedelta(days=270), "hospital", "vaginal", [Baby("F", 3300, "live")])
     await post_case(http, stack, case)
     delivered = case.delivered
-    k = uuid.uuid4().hex[:8]
-    a, b = f"A{k}", f"B{k}"
-    events = [
-        # prenatal: an HIV test at labour, a high-risk serum screen, then the same screen voided → 0
-        screening(f"lab/hiv{k}", "maternal_infection_test", delivered, home, inst, pregnancy_id=case.pregnancy_id,
-                  maternal_infection_test=scr.MaternalInfectionTest(infection="hiv", timing="labour",
-                                                                    result="negative")),
-        screening(f"lab/s{k}", "prenatal_serum", lmp + timedelta(days=110), home, inst,
-                  pregnancy_id=case.pregnancy_id, classification="high_risk",
-                  prenatal_serum=scr.PrenatalSerum(t21_risk_n=120)),
-        # premarital couple: both named, B's exam corrected (version 2: finding added)
-        screening(f"lab/pa{k}", "premarital_exam", date(2025, 3, 1), home, inst, person_id=a, partner_id=b,
-                  premarital_exam=scr.PremaritalExam(hiv="negative")),
-        screening(f"lab/pb{k}", "premarital_exam", date(2025, 3, 4), home, inst, person_id=b, partner_id=a,
-                  premarital_exam=scr.PremaritalExam(hiv="not_done")),
-        screening(f"lab/pb{k}", "premarital_exam", date(2025, 3, 4), home, inst, version=2, person_id=b,
-                  partner_id=a, premarital_exam=scr.PremaritalExam(
-                      hiv="negative", findings=[scr.Finding(code="x", affects_marriage=True)])),
-    ]
-    followups = [
-        ("screening.followup.changed", scr.FollowupCaseChanged(
-            case_id=f"K{k}", screening_key=f"lab/s{k}", pregnancy_id=case.pregnancy_id, region_code=home,
-            institution_code=inst, opened_on="2025-05-01", due_on="2025-05-31", status=status, version=v,
-            closed_on=closed, outcome=outcome,
-            actions=[scr.FollowupAction(action=x, on="2025-05-02") for x in acts]), f"followup:K{k}")
-        for v, status, closed, outcome, acts in [(2, "closed", "2025-05-20", "treated", ["contacted", "treated"]),
-                                                 (1, "open", "", "", [])]   # out of order: v1 after v2
-    ]
-    certs = [
-        ("certificates.certificate.changed", cert.CertificateChanged(
-            serial=f"Z{k[:1]}{n:08d}", kind=kind, status=status, institution_code=inst, institution_region=home,
-            issued_on=on, voided_on=voided, version=1), f"cert:{n}")
-        for n, kind, status, on, voided in [(1, "first", "issued", "2025-10-05", ""),
-                                            (2, "reissue", "issued", "2025-10-06", ""),
-                                            (3, "first", "voided", "2025-10-06", "2025-10-07")]]
-    stock = [("certificates.stock.moved", cert.StockMoved(
-        movement_id=f"m{k}{i}", institution_code=inst, institution_region=home, kind=kind, on=on, quantity=q),
-        f"stock:{inst}")
-        # as the certificates service emits them: 3 drawn for certificates, certificate 3 voided (back out of
-        # "issued", into "voided"), one spoiled blank
-        for i, (kind, on, q) in enumerate([("allocated", "2025-02-01", 500), ("issued", "2025-10-05", -3),
-                                           ("issued", "2025-10-07", 1), ("voided", "2025-10-07", -1),
-                                           ("voided", "2025-10-08", -1)])]
-    await asyncio.to_thread(publish, stack, "screening", events + followups)
-    await asyncio.to_thread(publish, stack, "certificates", certs + stock)
-
-    await wait_values(http, stack, county, "2025", {
+    # prenatal: an HIV test at labour, a high-risk serum screen (T21 1/120) contacted and closed in time
+    await _screen(http, stack, body("maternal_infection_test", case.pregnancy_id, inst, delivered, infection="hiv",
+                                    timing="labour", result="negative"))
+    serum_on = lmp + timedelta(days=110)
+    serum = body("prenatal_serum", case.pregnancy_id, inst, serum_on, t21_risk="1/120", t18_risk="1/10000",
+                 ntd_risk="low")
+    followup = (await _screen(http, stack, serum))["followup"]
+    assert followup is not None
+    for action, on, extra in (("contacted", serum_on + timedelta(2), {}),
+                              ("closed", serum_on + timedelta(10), {"outcome": "diagnosed_normal"})):
+        await _ok(await http.post(f"{stack.url('screening')}/v1/followups/{followup['case_id']}/actions",
+                                  json={"action": action, "on": on.isoformat(), **extra}))
+    # a premarital couple: both named; B's exam corrected (version 2: a finding affecting marriage, HIV tested)
+    persons = []
+    for sex, born in (("F", "1996-04-04"), ("M", "1995-05-05")):
+        r = await _ok(await http.post(f"{stack.url('registry')}/v1/persons", json={
+            "name": "测试", "sex": sex, "birth_date": born, "residence_code": home}))
+        persons.append(r["person_id"])
+    a, b = persons
+    exam_a = body("premarital_exam", a, inst, date(2025, 3, 1), partner_id=b, findings=[], hiv="negative",
+                  syphilis="negative", hbsag="negative")
+    exam_b = body("premarital_exam", b, inst, date(2025, 3, 4), partner_id=a, findings=[], hiv="not_done",
+                  syphilis="negative", hbsag="negative")
+    await _screen(http, stack, exam_a)
+    await _screen(http, stack, exam_b)
+    await _screen(http, stack, {**exam_b, "version": 2, "hiv": "negative",
+                                "findings": [{"code": "x", "affects_marriage": True}]})
+    # follow-up cases due in 2025, from the rules: the serum case (14 days, closed with an outcome in time) and
+    # B's abnormal premarital exam (30 days, never acted on)
+    await wait_counts(http, stack, county, "2025", {
         "hiv_test_rate": (1, 1), "prenatal_high_risk_followup_rate": (1, 1),
         "premarital_exam_persons": (2, None), "premarital_exam_couples": (1, None),
         "premarital_disease_rate": (1, 2), "premarital_hiv_test_rate": (2, 2),
-        "followup_completion_rate": (1, 1),
-        "certs_issued": (2, None), "certs_voided": (2, None), "cert_void_rate": (2, 4),
-        # stock: 500 − 3 + 1 − 1 − 1
-        "cert_stock_closing": (496, None),
-    })
-    got = await values(http, stack, county, "2025Q3")
-    assert got["cert_stock_closing"] == (500, None) and got["certs_issued"] == (0, None)
+        "followup_completion_rate": (1, 2)})
 
-    # void the serum screen: the high-risk screen leaves both parts
-    await asyncio.to_thread(publish, stack, "screening", [
-        screening(f"lab/s{k}", "prenatal_serum", lmp + timedelta(days=110), home, inst, version=2, voided=True,
-                  pregnancy_id=case.pregnancy_id, classification="high_risk",
-                  prenatal_serum=scr.PrenatalSerum(t21_risk_n=120))])
-    await wait_values(http, stack, county, "2025", {"prenatal_high_risk_followup_rate": (0, 0),
-                                                    "hiv_test_rate": (1, 1)})
+    # void the serum screen: the high-risk screen leaves both parts; its case was closed by its own actions
+    # before the void, so it stays due (and completed)
+    voided = await http.request("DELETE", f"{stack.url('screening')}/v1/screenings/{serum['source']}/"
+                                f"{serum['screening_id']}", json={"reason": "entered in error"})
+    assert voided.status_code == 200, voided.text
+    await wait_counts(http, stack, county, "2025", {"prenatal_high_risk_followup_rate": (0, 0),
+                                                    "hiv_test_rate": (1, 1), "followup_completion_rate": (1, 2)})
+    await _reconciled(stack, county)
 
-    # reconciliation from stored facts agrees with the incremental counts
+
+async def test_certificate_records_move_the_counts(http: httpx.AsyncClient, stack: Stack) -> None:
+    """Certificates are dated when they are issued (no back-dating): their counts land in today's year."""
+    county = fresh_county()
+    reg, certs = stack.url("registry"), stack.url("certificates")
+    o = await office(http, reg, certs, village(county, 1, 1))
+    today = datetime.now(CHINA).date()
+    born = today - timedelta(days=2)
+    kids = await births(http, reg, o.code, village(county, 1, 1), 3, born)
+    s = stack.settings
+    await wait_known(f"postgresql://{s.pg_admin_user}@{s.pg_host}:{s.pg_port}/{s.database('certificates')}", kids)
+    first_serial, last_serial = await stock(http, certs, o, new_prefix(), 1, 10, today)
+    await issue(http, certs, o, kids[0])
+    old = await issue(http, certs, o, kids[1])
+    await issue(http, certs, o, kids[1], "reissue", previous_serial=old["serial"])   # 补发: the first superseded
+    spoiled = await _ok(await prepare(http, certs, o, kids[2]))                       # 废证 while printing
+    await _ok(await call(http, "POST", f"{certs}/v1/certificates/{spoiled['serial']}/void",
+                         json={"reason": "印错", "by": o.keeper}))
+    await _ok(await call(http, "POST", f"{certs}/v1/stock/serials/{last_serial}/void",
+                         json={"reason": "污损", "by": o.keeper}))                    # a spoiled blank
+    # 10 received; 4 drawn (3 issued, 1 voided after printing), 1 spoiled in stock
+    issued, voided = 3, 2
+    await wait_counts(http, stack, county, str(today.year), {
+        "certs_issued": (issued, None), "certs_first": (2, None), "certs_reissued": (1, None),
+        "certs_superseded": (1, None), "certs_voided": (voided, None), "cert_void_rate": (voided, issued + voided),
+        "cert_stock_closing": (10 - 4 - 1, None)})
+    await wait_counts(http, stack, county, str(born.year), {"cert_first_issue_rate": (2, 3)})
+    assert first_serial < last_serial
+    await _reconciled(stack, county)
+
+
+async def _reconciled(stack: Stack, county: str) -> None:
+    """Reconciliation from the stored facts agrees with the incremental counts."""
     db = Database.for_service(stack.settings, "indicators", pool_size=1)
     try:
         async with db.connect() as conn:

@@ -5,6 +5,7 @@ import asyncio
 import os
 import random
 import subprocess
+import time
 from datetime import date
 
 import httpx
@@ -23,27 +24,52 @@ from tests.helpers import (
 YEAR = (date(2025, 1, 1), date(2025, 12, 31))
 
 
-async def _post_all(http: httpx.AsyncClient, stack: Stack, cases: list[DeliveryCase]) -> None:
-    for c in cases:
-        await post_case(http, stack, c)
+class Posting:
+    """Posts the cases one by one and tells a chaos task when it is past given points, so that a kill or a
+    restart happens while requests are still being posted — and records the times to prove it."""
+
+    def __init__(self, cases: list[DeliveryCase], marks: tuple[int, ...]) -> None:
+        self.cases, self.marks = cases, marks
+        self.reached = [asyncio.Event() for _ in marks]
+        self.struck = [asyncio.Event() for _ in marks]
+        self.started = self.finished = 0.0
+
+    async def run(self, http: httpx.AsyncClient, stack: Stack) -> None:
+        self.started = time.monotonic()
+        for i, c in enumerate(self.cases):
+            for k, mark in enumerate(self.marks):
+                if i == mark:
+                    self.reached[k].set()
+                    await self.struck[k].wait()   # the chaos task acts now, with the rest still to post
+            await post_case(http, stack, c)
+        self.finished = time.monotonic()
+
+    def overlapped(self, times: list[float]) -> None:
+        assert len(times) == len(self.marks), times
+        assert all(self.started < t < self.finished for t in times), (
+            f"chaos at {[round(t - self.started, 2) for t in times]} s, posting took "
+            f"{round(self.finished - self.started, 2)} s: the disruption did not overlap the posting")
 
 
-async def _chaos(stack: Stack, program: str, times: int, every: float) -> int:
-    killed = 0
-    for _ in range(times):
-        await asyncio.sleep(every)
+async def _chaos(stack: Stack, program: str, posting: Posting) -> list[float]:
+    """kill -9 the program at each mark of the posting (supervisord restarts it); the kill times."""
+    times = []
+    for reached, struck in zip(posting.reached, posting.struck, strict=True):
+        await reached.wait()
         old = stack.kill9(program)
-        killed += 1
+        times.append(time.monotonic())
+        struck.set()
         await asyncio.to_thread(stack.wait_running, program, old)
-    return killed
+    return times
 
 
 async def test_kill9_registry_relay_mid_stream(http: httpx.AsyncClient, stack: Stack) -> None:
     county = fresh_county()
     insts = await setup_institutions(http, stack, county)
     cases = random_cases(random.Random(21), county, insts, 80)
-    _, killed = await asyncio.gather(_post_all(http, stack, cases), _chaos(stack, "registry-relay", 3, 0.4))
-    assert killed == 3
+    posting = Posting(cases, (10, 35, 60))
+    _, kills = await asyncio.gather(posting.run(http, stack), _chaos(stack, "registry-relay", posting))
+    posting.overlapped(kills)
     await wait_values(http, stack, county, "2025", expected(cases, insts, county, *YEAR), timeout=60)
 
 
@@ -51,8 +77,9 @@ async def test_kill9_indicators_consumer_mid_stream(http: httpx.AsyncClient, sta
     county = fresh_county()
     insts = await setup_institutions(http, stack, county)
     cases = random_cases(random.Random(22), county, insts, 80)
-    _, killed = await asyncio.gather(_post_all(http, stack, cases), _chaos(stack, "indicators-consumer", 3, 0.4))
-    assert killed == 3
+    posting = Posting(cases, (10, 35, 60))
+    _, kills = await asyncio.gather(posting.run(http, stack), _chaos(stack, "indicators-consumer", posting))
+    posting.overlapped(kills)
     await wait_values(http, stack, county, "2025", expected(cases, insts, county, *YEAR), timeout=60)
     r = await http.post(f"{stack.url('indicators')}/v1/admin/reconcile")
     assert r.json()["consistent"], r.json()
@@ -63,16 +90,40 @@ async def test_broker_restart_mid_stream_loses_nothing(http: httpx.AsyncClient, 
     county = fresh_county()
     insts = await setup_institutions(http, stack, county)
     cases = random_cases(random.Random(23), county, insts, 60)
-    await _post_all(http, stack, cases[:20])
+    posting = Posting(cases, (20,))
 
-    async def restart_broker() -> None:
-        await asyncio.sleep(0.3)
-        await asyncio.to_thread(stack.restart, "broker")
+    async def restart_broker() -> list[float]:
+        await posting.reached[0].wait()
+        began = time.monotonic()
+        restart = asyncio.create_task(asyncio.to_thread(stack.restart, "broker"))
+        await asyncio.sleep(0.05)   # supervisorctl has begun stopping it
+        posting.struck[0].set()
+        await restart
+        return [began]
 
-    await asyncio.gather(_post_all(http, stack, cases[20:]), restart_broker())
+    _, restarted = await asyncio.gather(posting.run(http, stack), restart_broker())
+    posting.overlapped(restarted)
     await wait_values(http, stack, county, "2025", expected(cases, insts, county, *YEAR), timeout=90)
     r = await http.post(f"{stack.url('indicators')}/v1/admin/reconcile")
     assert r.json()["consistent"], r.json()
+
+
+async def _retry(http: httpx.AsyncClient, stack: Stack, c: DeliveryCase) -> None:
+    """As the HIS does: repost a case refused while Postgres restarted. Only "nothing changed, try again" answers
+    (503, a dropped connection) are retried; anything else — or still refused after 10 s — fails the test."""
+    for _ in range(50):
+        try:
+            r = await post_pregnancy(http, stack, c)
+            if r.status_code in (200, 201):
+                r = await http.post(f"{stack.url('registry')}/v1/encounters", json=c.encounter_body())
+        except httpx.TransportError:
+            await asyncio.sleep(0.2)
+            continue
+        if r.status_code in (200, 201):
+            return
+        assert r.status_code == 503, r.text
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"case {c.pregnancy_id} still refused after Postgres came back")
 
 
 def _restart_postgres() -> None:
@@ -121,10 +172,5 @@ async def test_postgres_restart_answers_503_and_loses_nothing(http: httpx.AsyncC
     assert set(failures) == {503}, statuses
     # the HIS retries what was refused; what was accepted must already be durable and counted once
     for c in pending:
-        for _ in range(50):
-            try:
-                await post_case(http, stack, c)
-                break
-            except AssertionError:
-                await asyncio.sleep(0.2)
+        await _retry(http, stack, c)
     await wait_values(http, stack, county, "2025", expected(accepted + pending, insts, county, *YEAR), timeout=60)

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import Stack, fresh_county, make_token, village, wait_for
+from tests.helpers import wait_counts  # strict: a missing row is not 0 / 0
 
 CHINA = timezone(timedelta(hours=8))
 SOURCE = "his-scr"
@@ -218,20 +219,6 @@ async def indicator_codes(http: httpx.AsyncClient, stack: Stack) -> set[str]:
     rows = r.json()
     rows = rows.get("indicators", rows) if isinstance(rows, dict) else rows
     return {row["code"] for row in rows}
-
-
-async def wait_counts(http: httpx.AsyncClient, stack: Stack, region: str, period: str,
-                      want: dict[str, tuple[int, int]]) -> None:
-    """The indicators' numerator and denominator (an absent row counts as 0 / 0)."""
-    async def ok() -> dict[str, Any] | None:
-        r = await http.get(f"{stack.url('indicators')}/v1/indicators/values",
-                           params={"region": region, "period": period, "codes": ",".join(want)})
-        assert r.status_code == 200, r.text
-        got = {row["code"]: (row["numerator"] or 0, row["denominator"] or 0) for row in r.json()["rows"]}
-        got = {k: got.get(k, (0, 0)) for k in want}
-        return got if got == want else None
-
-    await wait_for(ok, 30)
 
 
 async def test_idempotency_correction_and_void(http: httpx.AsyncClient, stack: Stack) -> None:
