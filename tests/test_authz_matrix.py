@@ -234,11 +234,12 @@ def _cases() -> dict[Op, Case]:
 
     @case("registry", "POST", "/v1/pregnancies")
     async def _pp(w: World, s: Stack) -> Any:
-        booking = {"pregnancy_id": f"P-{uuid.uuid4().hex[:12]}", "source": "his-iso", "mother": mother(w.a.code),
-                   "lmp_date": str(today() - timedelta(days=90)), "registered_on": str(today() - timedelta(days=10)),
-                   "institution_code": w.a.inst}
-        return ("POST", _reg(s, "/pregnancies"), {"headers": w.b.headers, "json": booking}), (403, 404, 422), \
-            ("POST", _reg(s, "/pregnancies"), {"headers": w.a.headers, "json": booking})
+        theirs, mine = ({"pregnancy_id": f"P-{uuid.uuid4().hex[:12]}", "source": "his-iso",
+                         "mother": mother(w.a.code), "lmp_date": str(today() - timedelta(days=90)),
+                         "registered_on": str(today() - timedelta(days=10)), "institution_code": w.a.inst}
+                        for _ in range(2))
+        return ("POST", _reg(s, "/pregnancies"), {"headers": w.b.headers, "json": theirs}), (403, 404, 422), \
+            ("POST", _reg(s, "/pregnancies"), {"headers": w.a.headers, "json": mine})
 
     @case("registry", "POST", "/v1/pregnancies:batch")
     async def _ppb(w: World, s: Stack) -> Any:
@@ -255,7 +256,8 @@ def _cases() -> dict[Op, Case]:
 
     @case("registry", "POST", "/v1/persons")
     async def _pep(w: World, s: Stack) -> Any:
-        return ("POST", _reg(s, "/persons"), {"headers": w.b.headers, "json": mother(w.a.code)}), (403,), \
+        return ("POST", _reg(s, "/persons"), {"headers": w.b.headers, "json": mother(w.a.code, date(1990, 2, 2))}), \
+            (403,), \
             ("POST", _reg(s, "/persons"), {"headers": w.a.headers, "json": mother(w.a.code)})
 
     @case("registry", "POST", "/v1/persons/{person_id}/residence")
@@ -266,9 +268,9 @@ def _cases() -> dict[Op, Case]:
 
     @case("registry", "POST", "/v1/encounters")
     async def _e(w: World, s: Stack) -> Any:
-        visit = w.a.visit(w.pregnancy_id, today() - timedelta(days=20))
-        return ("POST", _reg(s, "/encounters"), {"headers": w.b.headers, "json": visit}), (404, 422), \
-            ("POST", _reg(s, "/encounters"), {"headers": w.a.headers, "json": visit})
+        theirs, mine = (w.a.visit(w.pregnancy_id, today() - timedelta(days=20)) for _ in range(2))
+        return ("POST", _reg(s, "/encounters"), {"headers": w.b.headers, "json": theirs}), (404, 422), \
+            ("POST", _reg(s, "/encounters"), {"headers": w.a.headers, "json": mine})
 
     @case("registry", "POST", "/v1/encounters:batch")
     async def _eb(w: World, s: Stack) -> Any:

@@ -18,7 +18,7 @@ import asyncpg
 import devstack
 import httpx
 import pytest
-from certificates.tests.stack_helpers import births, call, issue, new_prefix, office, prepare, stock, wait_known
+from certificates.tests.stack_helpers import births, issue, new_prefix, office, prepare, stock, void, wait_known
 
 from demo import county as county_mod
 from demo.generate import live_plan
@@ -74,7 +74,7 @@ async def certificate_office_day(http: httpx.AsyncClient, stack: Stack, county: 
     replacement), so a panel that shows nothing is a fault, not bad luck."""
     reg, certs = stack.url("registry"), stack.url("certificates")
     where = village(county, 1, 1)
-    o = await office(http, reg, certs, where)
+    o = await office(http, reg, certs, where, stack.settings)
     born = datetime.now(CHINA).date() - timedelta(days=3)
     kids = await births(http, reg, o.code, where, 4, born)
     home = await births(http, reg, o.code, where, 1, born, place="home")
@@ -88,8 +88,8 @@ async def certificate_office_day(http: httpx.AsyncClient, stack: Stack, county: 
     await issue(http, certs, o, kids[1], "reissue", previous_serial=lost["serial"])
     spoiled = await prepare(http, certs, o, kids[2])
     assert spoiled.status_code == 201, spoiled.text
-    for url in (f"{certs}/v1/certificates/{spoiled.json()['serial']}/void", f"{certs}/v1/stock/serials/{last}/void"):
-        r = await call(http, "POST", url, json={"reason": "印错", "by": o.keeper})
+    for serial, blank in ((spoiled.json()["serial"], False), (last, True)):
+        r = await void(http, certs, o, serial, "印错", blank=blank)  # the office head voids (废证)
         assert r.status_code == 200, r.text
     await issue(http, certs, o, home[0], "first_out_of_institution", evidence_ref="接生人员证明-1")
 

@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
-from certificates.tests.stack_helpers import births, call, issue, new_prefix, office, prepare, stock, wait_known
+from certificates.tests.stack_helpers import births, issue, new_prefix, office, prepare, stock, void, wait_known
 from indicators.domain import catalogue
 from indicators.engine import Engine
 from kit.db import Database
@@ -88,7 +88,7 @@ async def test_certificate_records_move_the_counts(http: httpx.AsyncClient, stac
     """Certificates are dated when they are issued (no back-dating): their counts land in today's year."""
     county = fresh_county()
     reg, certs = stack.url("registry"), stack.url("certificates")
-    o = await office(http, reg, certs, village(county, 1, 1))
+    o = await office(http, reg, certs, village(county, 1, 1), stack.settings)
     today = datetime.now(CHINA).date()
     born = today - timedelta(days=2)
     kids = await births(http, reg, o.code, village(county, 1, 1), 3, born)
@@ -99,10 +99,8 @@ async def test_certificate_records_move_the_counts(http: httpx.AsyncClient, stac
     old = await issue(http, certs, o, kids[1])
     await issue(http, certs, o, kids[1], "reissue", previous_serial=old["serial"])   # 补发: the first superseded
     spoiled = await _ok(await prepare(http, certs, o, kids[2]))                       # 废证 while printing
-    await _ok(await call(http, "POST", f"{certs}/v1/certificates/{spoiled['serial']}/void",
-                         json={"reason": "印错", "by": o.keeper}))
-    await _ok(await call(http, "POST", f"{certs}/v1/stock/serials/{last_serial}/void",
-                         json={"reason": "污损", "by": o.keeper}))                    # a spoiled blank
+    await _ok(await void(http, certs, o, spoiled["serial"], "印错"))
+    await _ok(await void(http, certs, o, last_serial, "污损", blank=True))           # a spoiled blank
     # 10 received; 4 drawn (3 issued, 1 voided after printing), 1 spoiled in stock
     issued, voided = 3, 2
     await wait_counts(http, stack, county, str(today.year), {
