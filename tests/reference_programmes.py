@@ -113,6 +113,17 @@ class Case:
     def act(self, action: str, on: date, outcome: str | None = None) -> None:
         if action in ("closed", "lost"):
             self.status, self.closed_on, self.outcome = "closed", on, outcome if action == "closed" else "lost"
+            self.closed_reason = None   # closed by its own action (also one posted late, before the pregnancy end)
+
+    def pregnancy_ended(self, on: date) -> None:
+        """高危专案 ends with the pregnancy (decision 50): an open case closes on the delivery date, not due."""
+        if self.status == "open":
+            assert self.opened_on is not None
+            self.status, self.closed_on, self.closed_reason = "closed", max(on, self.opened_on), "pregnancy ended"
+
+    @property
+    def ended_with_pregnancy(self) -> bool:
+        return self.closed_reason == "pregnancy ended"
 
     def no_longer_needed(self, on: date, reason: str) -> None:
         """The result was corrected to a class without follow-up, or voided: an open case closes, not due."""
@@ -195,6 +206,8 @@ class World:
     spoiled: list[tuple[str, date]] = field(default_factory=list)     # blanks voided in stock (region, date)
     #: follow-up cases as the test derived them, by screening key (source/id) or "pregnancy:<id>"
     followups: dict[str, Case] = field(default_factory=dict)
+    #: pregnancies that ended with a delivery (any gestation): pregnancy id → the delivery date
+    ended: dict[str, date] = field(default_factory=dict)
     case_keys: dict[str, str] = field(default_factory=dict)           # the service's case id → key
     regions: dict[str, str] = field(default_factory=dict)             # screening key → subject's region then
 

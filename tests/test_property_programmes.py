@@ -410,6 +410,7 @@ async def family_story(p: Poster, rng: random.Random, w: ref.World, county: str,
                              "babies": [{"sex": rng.choice("FM"), "birth_weight_g": 3000, "outcome": "live"}
                                         for _ in range(rng.choice([1] * 5 + [2]))]}
     res = await p.encounter(dbody)
+    w.ended[pid] = born
     kids = list(zip(res.get("children") or [], [b["sex"] for b in dbody["babies"]], strict=True))
     viable = gest >= 196
     final = [g for _, g in visits]
@@ -603,17 +604,24 @@ async def test_programme_counts_equal_the_reference(http: httpx.AsyncClient, sta
     for case in hr:
         w.case_keys[case["case_id"]] = f"pregnancy:{case['pregnancy_id']}"
         mine = w.followups[f"pregnancy:{case['pregnancy_id']}"]   # as derived, not as listed
-        if mine.status != "open" or arng.random() < 0.4:
+        end = w.ended.get(case["pregnancy_id"])
+        if end is not None:
+            mine.pregnancy_ended(end)   # decision 50; actions dated before the end may still be posted late
+        if (mine.status != "open" and not mine.ended_with_pregnancy) or arng.random() < 0.4:
             continue
         assert mine.opened_on is not None
         opened = mine.opened_on
-        await p.act(case, "contacted", min(opened + timedelta(days=2), TODAY))
+        last = min(end, TODAY) if end is not None else TODAY
+        first = opened + timedelta(days=2)
+        if first > last:
+            continue
+        await p.act(case, "contacted", first)
         for dl in w.delivered:
             if dl.pregnancy_id == case["pregnancy_id"]:
                 dl.managed = True
-        if arng.random() < 0.6:
-            await p.act(case, arng.choice(["closed", "closed", "lost"]),
-                        min(opened + timedelta(days=arng.choice([5, 14, 15, 40])), TODAY), "managed")
+        closing_on = opened + timedelta(days=arng.choice([5, 14, 15, 40]))
+        if arng.random() < 0.6 and closing_on <= last:
+            await p.act(case, arng.choice(["closed", "closed", "lost"]), closing_on, "managed")
 
     per = periods()
     regions = [county, *(county + f"{t:03d}" for t in (1, 2, 3)),

@@ -71,7 +71,10 @@ def add_action(case: Case, action: str, on: date, today: date, note: str | None 
         return case, False
     if action not in ACTIONS:
         raise fail("action", f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
-    if case.status == "closed":
+    # a 专案 that ended with its pregnancy still takes the actions of before that end, posted late (HIS data
+    # entry lags); a closing one among them closes it by its own action instead
+    ended = case.status == "closed" and ended_with_pregnancy(case)
+    if case.status == "closed" and not (ended and case.closed_on is not None and on <= case.closed_on):
         why = case.closed_reason or f"action {case.actions[-1].action if case.actions else 'closed'}"
         raise fail("case_id", f"the case was closed on {case.closed_on} ({why}); no action after closing", 409)
     errs = []
@@ -89,8 +92,12 @@ def add_action(case: Case, action: str, on: date, today: date, note: str | None 
         raise DomainError(errs)
     changes: dict[str, Any] = {"actions": (*case.actions, new), "version": case.version + 1}
     if action in CLOSING:
-        changes.update(status="closed", closed_on=on, outcome=new.outcome)
+        changes.update(status="closed", closed_on=on, outcome=new.outcome, closed_reason=None)
     return dataclasses.replace(case, **changes), True
+
+
+def ended_with_pregnancy(case: Case) -> bool:
+    return (case.closed_reason or "").startswith("pregnancy ended")
 
 
 def close_for(case: Case, on: date, reason: str) -> Case:
@@ -111,13 +118,12 @@ def at_pregnancy_end(case: Case, delivered_on: date | None) -> Case:
     (decision 50). A case already closed by this same end stays as it is; one closed for an end that is no
     longer recorded (the delivery voided or re-dated) opens again."""
     if delivered_on is None:
-        if case.status == "closed" and (case.closed_reason or "").startswith("pregnancy ended"):
+        if case.status == "closed" and ended_with_pregnancy(case):
             return dataclasses.replace(case, status="open", closed_on=None, closed_reason=None, outcome=None,
                                        version=case.version + 1)
         return case
     reason = pregnancy_end_reason(delivered_on)
-    if case.status == "closed" and case.closed_reason and case.closed_reason.startswith("pregnancy ended") \
-            and case.closed_reason != reason:
+    if case.status == "closed" and ended_with_pregnancy(case) and case.closed_reason != reason:
         return dataclasses.replace(case, closed_on=max(delivered_on, case.opened_on), closed_reason=reason,
                                    version=case.version + 1)
     return close_for(case, delivered_on, reason)
@@ -130,7 +136,7 @@ def reopen(case: Case, reason: str, due_on: date) -> Case:
         if (case.reason, case.due_on) == (reason, due_on):
             return case
         return dataclasses.replace(case, reason=reason, due_on=due_on, version=case.version + 1)
-    if case.closed_reason is None or case.closed_reason.startswith("pregnancy ended"):
+    if case.closed_reason is None or ended_with_pregnancy(case):
         return case  # closed by its own actions (the follow-up happened), or by the end of its pregnancy
     return dataclasses.replace(case, status="open", closed_on=None, closed_reason=None, outcome=None, reason=reason,
                                due_on=due_on, version=case.version + 1)
