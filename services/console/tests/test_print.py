@@ -7,6 +7,7 @@ from datetime import date
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+
 from console import checkcode, content, printing
 
 KEY = b"k" * 32
