@@ -90,9 +90,20 @@ def fill(driver: object, values: dict[str, str]) -> None:
 
 
 def click(driver: object, css: str) -> None:
+    """Click what submits a form or follows a link, and wait until the next page has replaced this one."""
     from selenium.webdriver.common.by import By
 
-    driver.find_element(By.CSS_SELECTOR, css).click()  # type: ignore[attr-defined]
+    follow(driver, driver.find_element(By.CSS_SELECTOR, css))  # type: ignore[attr-defined]
+
+
+def follow(driver: object, element: object) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    page = driver.find_element(By.TAG_NAME, "html")  # type: ignore[attr-defined]
+    element.click()  # type: ignore[attr-defined]
+    WebDriverWait(driver, 30).until(ec.staleness_of(page))
 
 
 def text(driver: object) -> str:
@@ -149,6 +160,7 @@ async def test_a_clerk_prepares_another_seals_prints_and_the_qr_verifies(stack: 
     missing = missing_operations(stack)
     if missing:
         pytest.skip("the services do not offer yet what the console calls: " + "; ".join(missing))
+    import pypdfium2
     from certificates.tests import stack_helpers as h
     from console.tests.test_print import decode_qr
     from kit import accounts
@@ -181,7 +193,7 @@ async def test_a_clerk_prepares_another_seals_prints_and_the_qr_verifies(stack: 
     click(chrome, "form[role=search] button")
     row = chrome.find_element(By.XPATH, f"//tr[td/code[text()='{child}']]")  # type: ignore[attr-defined]
     shot(chrome, "worklist")
-    row.find_element(By.LINK_TEXT, "制证").click()
+    follow(chrome, row.find_element(By.LINK_TEXT, "制证"))
     assert chrome.find_element(By.NAME, "birth_date").get_attribute("value") == born.isoformat()  # type: ignore[attr-defined]
     name = "测小" + "一二三四五六七八九"[uuid.uuid4().int % 9]
     fill(chrome, {"child_name": name, "birth_time": "08:00", "gestational_weeks": "39", "birth_length_cm": "50",
@@ -204,7 +216,7 @@ async def test_a_clerk_prepares_another_seals_prints_and_the_qr_verifies(stack: 
     login(o.sealer)
     chrome.get(f"{base}/seal")  # type: ignore[attr-defined]
     shot(chrome, "seal-queue")
-    chrome.find_element(By.XPATH, f"//tr[td/code[text()='{serial}']]//a").click()  # type: ignore[attr-defined]
+    follow(chrome, chrome.find_element(By.XPATH, f"//tr[td/code[text()='{serial}']]//a"))  # type: ignore[attr-defined]
     click(chrome, "#do-seal")
     assert "已签发" in text(chrome)
     shot(chrome, "certificate")
@@ -213,6 +225,7 @@ async def test_a_clerk_prepares_another_seals_prints_and_the_qr_verifies(stack: 
     page_text = PdfReader(io.BytesIO(pdf.content)).pages[0].extract_text()
     assert serial in page_text and name in page_text
     qr = decode_qr(pdf.content)
+    pypdfium2.PdfDocument(pdf.content)[0].render(scale=1.2).to_pil().save(IMG / "console-print.png")
     assert urlparse(qr).path == "/verify" and parse_qs(urlparse(qr).query)["serial"] == [serial]
     assert name not in qr
     # a second print without a reason is refused; with one it is counted
@@ -229,7 +242,7 @@ async def test_a_clerk_prepares_another_seals_prints_and_the_qr_verifies(stack: 
     # the office head voids it; the verification says so; stock page
     login(o.head)
     chrome.get(f"{base}/certificates/{serial}")  # type: ignore[attr-defined]
-    fill(chrome, {"reason": "信息登记错误"})
+    chrome.find_element(By.ID, "void-reason").send_keys("信息登记错误")  # type: ignore[attr-defined]
     click(chrome, "#do-void")
     assert "已作废" in text(chrome)
     chrome.get(f"{base}/stock")  # type: ignore[attr-defined]

@@ -115,10 +115,13 @@ class Api:
                                 params={"institution_code": institution_code, "from": start.isoformat(),
                                         "to": end.isoformat(), "format": fmt})
 
-    async def stock_report(self, token: str, institution_code: str, start: date, end: date) -> dict[str, Any]:
+    async def stock_report(self, token: str, start: date, end: date, institution_code: str = "",
+                           region: str = "") -> dict[str, Any]:
+        """One institution's stock, or (no institution: the office head at the bureau) every institution's of
+        the region and the bureau's own."""
+        where = {"institution_code": institution_code} if institution_code else {"region": region}
         return dict(await self._json("GET", self._cert("/v1/stock/report"), token,
-                                     params={"institution_code": institution_code, "from": start.isoformat(),
-                                             "to": end.isoformat()}))
+                                     params={**where, "from": start.isoformat(), "to": end.isoformat()}))
 
     async def receive_batch(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
         return dict(await self._json("POST", self._cert("/v1/stock/batches"), token, json=body))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
@@ -35,6 +36,14 @@ def today() -> date:
 def status_title(status: int) -> str:
     return {403: "无权操作", 404: "未找到", 409: "状态冲突", 422: "填写有误", 429: "操作过于频繁"}.get(
         status, "服务暂不可用" if status >= 500 else "请求未完成")
+
+
+def explain(e: ApiError) -> str:
+    """A service's refusal for the clerk: what kind of refusal in Chinese, then the service's own words."""
+    fallback = "服务暂不可用" if e.status >= 500 else "操作未完成"
+    lead = {403: "无权操作：您的岗位不能执行此操作", 404: "未找到", 409: "当前状态不允许此操作",
+            422: "填写有误", 429: "操作过于频繁，请稍后再试"}.get(e.status, fallback)
+    return f"{lead}（{e.detail}）"
 
 
 def _api(request: Request) -> Api:
@@ -85,7 +94,9 @@ async def worklist(request: Request, q: str = "", birth_date: str = "", me: Sess
         try:
             items = await _api(request).worklist(me.token, me.institution_code, q.strip(), born)
         except ApiError as e:
-            error = e.detail
+            if e.status == 401:
+                raise
+            error = explain(e)
     return render(request, "worklist.html", q=q, birth_date=birth_date, items=items, error=error)
 
 
@@ -157,7 +168,7 @@ async def prepare(request: Request, me: Session = Depends(session)) -> Response:
 def _field_errors(e: ApiError) -> dict[str, str]:
     """A service's refusal on the form: per field where it named one (content.x → x), else at the top."""
     out = {k.removeprefix("body.").removeprefix("content."): v for k, v in e.fields.items()}
-    out["_"] = e.detail
+    out["_"] = explain(e)
     return out
 
 
@@ -185,7 +196,7 @@ async def seal(request: Request, serial: str, me: Session = Depends(session)) ->
     except ApiError as e:
         if e.status == 401:
             raise
-        return _certificate_page(request, await api.certificate(me.token, serial), e.status, e.detail)
+        return _certificate_page(request, await api.certificate(me.token, serial), e.status, explain(e))
     return RedirectResponse(f"/certificates/{serial}", status_code=303)
 
 
@@ -201,7 +212,7 @@ async def void(request: Request, serial: str, me: Session = Depends(session)) ->
     except ApiError as e:
         if e.status == 401:
             raise
-        return _certificate_page(request, await api.certificate(me.token, serial), e.status, e.detail)
+        return _certificate_page(request, await api.certificate(me.token, serial), e.status, explain(e))
     return RedirectResponse(f"/certificates/{serial}", status_code=303)
 
 
@@ -216,7 +227,7 @@ async def print_pdf(request: Request, serial: str, me: Session = Depends(session
     except ApiError as e:
         if e.status == 401:
             raise
-        return _certificate_page(request, await api.certificate(me.token, serial), e.status, e.detail)
+        return _certificate_page(request, await api.certificate(me.token, serial), e.status, explain(e))
     cert = await api.certificate(me.token, serial)
     s = request.app.state.settings
     n = int(counted.get("print_no") or 1)
@@ -242,19 +253,23 @@ async def seal_queue(request: Request, me: Session = Depends(session)) -> Respon
 
 # ------------------------------------------------------------------ stock (证件库存)
 @router.get("/stock", response_class=HTMLResponse)
-async def stock(request: Request, start: str = "", end: str = "", me: Session = Depends(session)) -> Response:
+async def stock(request: Request, start: str = "", end: str = "", institution: str = "",
+                me: Session = Depends(session)) -> Response:
+    """My institution's stock, or a named one, or (at the bureau) every institution's of my region."""
     d_end = _date(end) or today()
     d_start = _date(start) or d_end.replace(day=1)
+    code = institution.strip() or me.institution_code
     report: dict[str, Any] = {}
     error = ""
     try:
-        report = await _api(request).stock_report(me.token, me.institution_code, d_start, d_end)
+        report = await _api(request).stock_report(me.token, d_start, d_end, code,
+                                                  str(me.account.get("region") or ""))
     except ApiError as e:
         if e.status == 401:
             raise
-        error = e.detail
+        error = explain(e)
     return render(request, "stock.html", report=report, start=d_start.isoformat(), end=d_end.isoformat(),
-                  error=error, message=request.query_params.get("ok", ""))
+                  institution=code, error=error, message=request.query_params.get("ok", ""))
 
 
 def _date(v: str) -> date | None:
@@ -282,20 +297,21 @@ async def stock_action(request: Request, action: str, me: Session = Depends(sess
     except ApiError as e:
         if e.status == 401:
             raise
-        return render(request, "stock.html", e.status, report={}, start="", end="", error=e.detail,
-                      fields=e.fields, form=form, message="")
+        return render(request, "stock.html", e.status, report={}, start="", end="", error=explain(e),
+                      fields=e.fields, form=form, message="", institution=me.institution_code)
     return RedirectResponse("/stock?ok=" + action, status_code=303)
 
 
 @router.get("/stock/register")
-async def register_download(request: Request, start: str, end: str, format: str = "xlsx",
+async def register_download(request: Request, start: str, end: str, format: str = "xlsx", institution: str = "",
                             me: Session = Depends(session)) -> Response:
     """The issuance register (发放登记表) as the service renders it, passed through for download."""
     d_start, d_end = _date(start), _date(end)
-    if d_start is None or d_end is None or format not in ("csv", "xlsx"):
-        return render(request, "error.html", 422, title="填写有误", message="请填写起止日期（年-月-日）")
-    r = await _api(request).register(me.token, me.institution_code, d_start, d_end, format)
-    name = f"register-{me.institution_code}-{d_start}-{d_end}.{format}"
+    code = institution.strip() or me.institution_code
+    if d_start is None or d_end is None or format not in ("csv", "xlsx") or not code:
+        return render(request, "error.html", 422, title="填写有误", message="请填写机构代码和起止日期（年-月-日）")
+    r = await _api(request).register(me.token, code, d_start, d_end, format)
+    name = f"register-{quote(code, safe='')}-{d_start}-{d_end}.{format}"
     return Response(r.content, media_type=r.headers.get("content-type", "application/octet-stream"),
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
