@@ -256,26 +256,51 @@ async def test_a_clerk_prepares_another_seals_prints_and_the_qr_verifies(stack: 
     chrome.get(f"{base}/certificates/{serial}")  # type: ignore[attr-defined]
     again = _print(chrome, base, serial, reason=None)
     assert again.status_code == 422 and again.headers["content-type"].startswith("text/html")
-    assert _print(chrome, base, serial, reason="打印卡纸").status_code == 200
-    logout()
-    # the QR opens the verification page: valid
-    chrome.get(qr)  # type: ignore[attr-defined]
-    fill(chrome, {"child_name": name, "birth_date": born.isoformat()})
-    click(chrome, "form[action='/verify'] button[type=submit]")
-    assert chrome.find_element(By.ID, "verdict").text == "有效"  # type: ignore[attr-defined]
-    # the office head voids it; the verification says so; stock page
-    login(o.head)
+    reprint = _print(chrome, base, serial, reason="打印卡纸")
+    assert reprint.status_code == 200 and "第2次打印" in PdfReader(io.BytesIO(reprint.content)).pages[0].extract_text()
     chrome.get(f"{base}/certificates/{serial}")  # type: ignore[attr-defined]
+    assert chrome.find_element(By.XPATH, "//tr[th='打印次数']/td").text == "2"  # type: ignore[attr-defined]
+    logout()
+
+    def verdict(url: str, child_name: str) -> str:
+        chrome.get(url)  # type: ignore[attr-defined]
+        fill(chrome, {"child_name": child_name, "birth_date": born.isoformat()})
+        click(chrome, "form[action='/verify'] button[type=submit]")
+        return str(chrome.find_element(By.ID, "verdict").text)  # type: ignore[attr-defined]
+
+    # the QR opens the verification page: valid
+    assert verdict(qr, name) == "有效"
+    # a correction of the name is a replacement (换发): A prepares it from the old content, B seals it, and the
+    # old certificate is collected (superseded), never edited
+    login(o.keeper)
+    chrome.get(f"{base}/certificates/{serial}")  # type: ignore[attr-defined]
+    follow(chrome, chrome.find_element(By.LINK_TEXT, "换发（更正内容）"))  # type: ignore[attr-defined]
+    assert chrome.find_element(By.NAME, "mother_name").get_attribute("value") == "王丽"  # type: ignore[attr-defined]
+    corrected = name + "乐"
+    fill(chrome, {"child_name": corrected})
+    click(chrome, "button[value=preview]")
+    click(chrome, "#do-prepare")
+    new_serial = chrome.current_url.rsplit("/", 1)[1]  # type: ignore[attr-defined]
+    assert new_serial != serial and "换发" in text(chrome)
+    logout()
+    login(o.sealer)
+    chrome.get(f"{base}/certificates/{new_serial}")  # type: ignore[attr-defined]
+    click(chrome, "#do-seal")
+    assert "已签发" in text(chrome)
+    logout()
+    assert verdict(qr, name) == "已收回（已换发或补发）"
+    new_qr = checkcode.verification_url(base, check_key(stack), new_serial)
+    assert verdict(new_qr, corrected) == "有效"
+    # the office head voids the new one; the verification says so
+    login(o.head)
+    chrome.get(f"{base}/certificates/{new_serial}")  # type: ignore[attr-defined]
     chrome.find_element(By.ID, "void-reason").send_keys("信息登记错误")  # type: ignore[attr-defined]
     click(chrome, "#do-void")
     assert "已作废" in text(chrome)
     chrome.get(f"{base}/stock")  # type: ignore[attr-defined]
     shot(chrome, "stock")
     logout()
-    chrome.get(qr)  # type: ignore[attr-defined]
-    fill(chrome, {"child_name": name, "birth_date": born.isoformat()})
-    click(chrome, "form[action='/verify'] button[type=submit]")
-    assert chrome.find_element(By.ID, "verdict").text == "已作废"  # type: ignore[attr-defined]
+    assert verdict(new_qr, corrected) == "已作废"
     assert assert_local(chrome) > 20
 
 
