@@ -12,6 +12,10 @@ setup: .venv/.installed  ## install everything: venv, pinned deps, databases, ro
 	@command -v pg_isready >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-client >/dev/null)
 	@command -v prometheus >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null) \
 		|| echo "note: Debian's prometheus package could not be installed; its dashboard test will be skipped"
+	@(command -v chromium >/dev/null && command -v chromedriver >/dev/null && test -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc \
+		&& test -d /usr/share/fonts/opentype/noto) || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		chromium chromium-driver fonts-noto-cjk fonts-wqy-microhei >/dev/null) \
+		|| echo "note: Debian's chromium/fonts could not be installed; the console's browser test will be skipped"
 	test -x $(PY) || python3 -m venv .venv
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -r requirements.txt -r requirements-dev.txt

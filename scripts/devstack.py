@@ -100,6 +100,7 @@ def programs(s: Stack) -> dict[str, tuple[str, dict[str, str]]]:
             progs[f"{svc}-consumer"] = (f"{py} -m {svc}.consumer",
                                         {"MCH_SERVICE": svc, "MCH_METRICS_PORT": str(port)})
             port += 1
+    progs["console"] = console_program(s)
     if s.name == "dev":  # the demo county's live trickle and a local Prometheus: the dev stack only
         progs[DEMO_TRICKLE] = (f"{py} -m demo stream --per-minute 4 --run-dir {s.run_dir}", {})
         prom = shutil.which("prometheus")
@@ -108,6 +109,57 @@ def programs(s: Stack) -> dict[str, tuple[str, dict[str, str]]]:
                                    f"--storage.tsdb.path={s.run_dir / 'prometheus'} --storage.tsdb.retention.time=2d "
                                    f"--web.listen-address=127.0.0.1:{prometheus_port(s)}", {})
     return progs
+
+
+def console_port(s: Stack) -> int:
+    """The certificate office console: the port after the four services' (8105 for the dev stack)."""
+    return max(s.api_ports.values()) + 1
+
+
+def console_program(s: Stack) -> tuple[str, dict[str, str]]:
+    """The console calls the services over HTTP with the person's token; its keys are files in the run dir."""
+    env = {f"MCH_CONSOLE_{svc.upper()}_URL": s.url(svc) for svc in SERVICES}
+    env.update(MCH_CONSOLE_PUBLIC_URL=f"http://127.0.0.1:{console_port(s)}",
+               MCH_CONSOLE_SECRET_FILE=str(s.run_dir / "console-secret"),
+               MCH_CONSOLE_CHECK_KEY_FILE=str(s.run_dir / "console-check-key"),
+               MCH_CONSOLE_VERIFY_TOKEN_FILE=str(s.run_dir / "console-verify-token"))
+    return (f"{VENV_BIN / 'uvicorn'} console.main:app --host 127.0.0.1 --port {console_port(s)} "
+            "--no-access-log --log-level warning", env)
+
+
+def console_keys(s: Stack) -> None:
+    """The console's session and QR keys (random, kept across restarts so sessions and printed QR codes stay
+    valid) and its verifier token (a system client with the verifier role's scope, one per database)."""
+    import secrets
+
+    for name in ("console-secret", "console-check-key"):
+        path = s.run_dir / name
+        if not path.exists():
+            path.write_text(secrets.token_urlsafe(48) + "\n")
+            path.chmod(0o600)
+    path = s.run_dir / "console-verify-token"
+    if path.exists() and _token_alive(s, path.read_text().strip()):
+        return
+    import asyncio
+
+    from kit.clients import create_client
+    from kit.settings import Settings
+
+    # national: verification answers {valid, status} only, whatever the certificate's region (public security
+    # checks a child born anywhere)
+    _, tok = asyncio.run(create_client(Settings(db_prefix=s.db_prefix), "console-verifier",
+                                       ["certificates:verify"], "", "console-verifier"))
+    path.write_text(tok + "\n")
+    path.chmod(0o600)
+
+
+def _token_alive(s: Stack, tok: str) -> bool:
+    check = subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", f"{s.db_prefix}auth", "-tAc",
+         "select 1 from api_token where token_sha256 = encode(sha256(convert_to($$" + tok + "$$, 'UTF8')), 'hex') "
+         "and revoked_at is null and (expires_at is null or expires_at > now() + interval '1 day')"],
+        capture_output=True, text=True)
+    return check.stdout.strip() == "1"
 
 
 DEMO_TRICKLE = "demo-trickle"
@@ -328,6 +380,8 @@ def wait_ready(s: Stack, timeout: float | None = None) -> None:
             time.sleep(0.3)
     if pending:
         raise RuntimeError(f"not ready after {timeout}s: {sorted(pending)}; see {s.run_dir / 'logs'}")
+    while not port_busy(console_port(s)) and time.time() < deadline:
+        time.sleep(0.2)
 
 
 def up(s: Stack, fresh: bool = False) -> str:
@@ -336,13 +390,14 @@ def up(s: Stack, fresh: bool = False) -> str:
         down(s)
     migrate(s, drop=fresh)
     token = dev_token(s)
+    console_keys(s)
     write_conf(s)
     write_prometheus_conf(s)
     if running(s):
         ctl(s, "update")
         ctl(s, "start", "all")
     else:
-        busy = [p for p in (s.broker_port, *s.api_ports.values()) if port_busy(p)]
+        busy = [p for p in (s.broker_port, *s.api_ports.values(), console_port(s)) if port_busy(p)]
         if busy:
             sys.exit(f"ports {busy} are in use by processes this stack did not start; stop them first")
         subprocess.run([str(VENV_BIN / "supervisord"), "-c", str(s.conf)], check=True, cwd=ROOT)
@@ -363,7 +418,8 @@ def down(s: Stack) -> None:
     if running(s):
         ctl(s, "shutdown", check=False)
         for _ in range(300):
-            if not running(s) and not any(port_busy(p) for p in (s.broker_port, *s.api_ports.values())):
+            if not running(s) and not any(port_busy(p) for p in (s.broker_port, *s.api_ports.values(),
+                                                                  console_port(s))):
                 break
             time.sleep(0.1)
 
@@ -376,6 +432,7 @@ def main() -> None:
         print("\nMCH platform is up.\n")
         for svc in SERVICES:
             print(f"  {svc:<13} {s.url(svc)}   docs {s.url(svc)}/docs")
+        print(f"  console       http://127.0.0.1:{console_port(s)}   出生医学证明办公室 (log in as the demo clerks)")
         print(f"  broker        {s.bootstrap} (Tansu, memory-only)")
         if "prometheus" in programs(s):
             print(f"  prometheus    http://127.0.0.1:{prometheus_port(s)}")

@@ -1,0 +1,156 @@
+"""The console's calls to the four services (httpx), with the logged-in person's token.
+
+Every contract the console depends on is here and nowhere else, so a change of a service's API is a change of
+this module. The console never decides what a person may do: the services do, from the token; the console
+shows what they answered (a refusal included)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from console.settings import ConsoleSettings
+
+
+@dataclass
+class ApiError(Exception):
+    """A service's RFC 9457 answer (or an unreachable service), kept for the page to show."""
+
+    status: int
+    detail: str
+    #: field → reason, from the problem's `errors`
+    fields: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return f"{self.status}: {self.detail}"
+
+
+class Api:
+    def __init__(self, settings: ConsoleSettings, http: httpx.AsyncClient) -> None:
+        self.s = settings
+        self.http = http
+
+    # -------------------------------------------------------------- plumbing
+    async def _call(self, method: str, url: str, token: str | None, **kw: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        try:
+            r = await self.http.request(method, url, headers=headers, **kw)
+        except httpx.HTTPError as e:
+            raise ApiError(503, f"服务暂时无法访问（{type(e).__name__}），请稍后重试") from e
+        if r.status_code >= 400:
+            raise _problem(r)
+        return r
+
+    async def _json(self, method: str, url: str, token: str | None, **kw: Any) -> Any:
+        return (await self._call(method, url, token, **kw)).json()
+
+    def _reg(self, path: str) -> str:
+        return self.s.registry_url + path
+
+    def _cert(self, path: str) -> str:
+        return self.s.certificates_url + path
+
+    # -------------------------------------------------------------- login (kit's /v1/auth at every service)
+    async def login(self, username: str, password: str) -> dict[str, Any]:
+        return dict(await self._json("POST", self._reg("/v1/auth/login"), None,
+                                     json={"username": username, "password": password}))
+
+    async def refresh(self, refresh_token: str) -> dict[str, Any]:
+        return dict(await self._json("POST", self._reg("/v1/auth/refresh"), None,
+                                     json={"refresh_token": refresh_token}))
+
+    async def me(self, token: str) -> dict[str, Any]:
+        return dict(await self._json("GET", self._reg("/v1/auth/me"), token))
+
+    # -------------------------------------------------------------- the registry (the delivery record)
+    async def person(self, token: str, person_id: str) -> dict[str, Any]:
+        return dict(await self._json("GET", self._reg(f"/v1/persons/{_seg(person_id)}"), token))
+
+    async def pregnancy(self, token: str, pregnancy_id: str) -> dict[str, Any]:
+        return dict(await self._json("GET", self._reg(f"/v1/pregnancies/{_seg(pregnancy_id)}"), token))
+
+    async def institution(self, token: str, code: str) -> dict[str, Any]:
+        return dict(await self._json("GET", self._reg(f"/v1/institutions/{_seg(code)}"), token))
+
+    # -------------------------------------------------------------- certificates
+    async def worklist(self, token: str, institution_code: str, q: str = "",
+                       birth_date: date | None = None) -> list[dict[str, Any]]:
+        """Live births of the institution without a valid certificate, oldest first (待签发)."""
+        params: dict[str, str] = {"institution_code": institution_code}
+        if q:
+            params["q"] = q
+        if birth_date:
+            params["birth_date"] = birth_date.isoformat()
+        out = await self._json("GET", self._cert("/v1/worklist"), token, params=params)
+        return list(out.get("items", []))
+
+    async def child(self, token: str, child_id: str) -> dict[str, Any]:
+        return dict(await self._json("GET", self._cert(f"/v1/children/{_seg(child_id)}"), token))
+
+    async def prepare(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(await self._json("POST", self._cert("/v1/certificates"), token, json=body))
+
+    async def certificate(self, token: str, serial: str) -> dict[str, Any]:
+        return dict(await self._json("GET", self._cert(f"/v1/certificates/{_seg(serial)}"), token))
+
+    async def seal(self, token: str, serial: str) -> dict[str, Any]:
+        return dict(await self._json("POST", self._cert(f"/v1/certificates/{_seg(serial)}/seal"), token, json={}))
+
+    async def void(self, token: str, serial: str, reason: str) -> dict[str, Any]:
+        return dict(await self._json("POST", self._cert(f"/v1/certificates/{_seg(serial)}/void"), token,
+                                     json={"reason": reason}))
+
+    async def record_print(self, token: str, serial: str, reason: str | None) -> dict[str, Any]:
+        """Count and audit one printed sheet; the service refuses a reprint without a reason."""
+        body = {"reason": reason} if reason else {}
+        return dict(await self._json("POST", self._cert(f"/v1/certificates/{_seg(serial)}/prints"), token,
+                                     json=body))
+
+    async def register(self, token: str, institution_code: str, start: date, end: date,
+                       fmt: str = "json") -> httpx.Response:
+        return await self._call("GET", self._cert("/v1/certificates/register"), token,
+                                params={"institution_code": institution_code, "from": start.isoformat(),
+                                        "to": end.isoformat(), "format": fmt})
+
+    async def stock_report(self, token: str, start: date, end: date, institution_code: str = "",
+                           region: str = "") -> dict[str, Any]:
+        """One institution's stock, or (no institution: the office head at the bureau) every institution's of
+        the region and the bureau's own."""
+        where = {"institution_code": institution_code} if institution_code else {"region": region}
+        return dict(await self._json("GET", self._cert("/v1/stock/report"), token,
+                                     params={**where, "from": start.isoformat(), "to": end.isoformat()}))
+
+    async def receive_batch(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(await self._json("POST", self._cert("/v1/stock/batches"), token, json=body))
+
+    async def allocate(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(await self._json("POST", self._cert("/v1/stock/allocations"), token, json=body))
+
+    async def void_blank(self, token: str, serial: str, reason: str) -> dict[str, Any]:
+        return dict(await self._json("POST", self._cert(f"/v1/stock/serials/{_seg(serial)}/void"), token,
+                                     json={"reason": reason}))
+
+    async def verify(self, serial: str, child_name: str, birth_date: date) -> dict[str, Any]:
+        """The public check, with the console's own system token (role verifier): {valid, status}."""
+        return dict(await self._json("GET", self._cert("/v1/certificates/verify"), self.s.verify_token(),
+                                     params={"serial": serial, "child_name": child_name,
+                                             "birth_date": birth_date.isoformat()}))
+
+
+def _seg(value: str) -> str:
+    """One path segment, percent-encoded (an id never changes the path it is put into)."""
+    return quote(value, safe="")
+
+
+def _problem(r: httpx.Response) -> ApiError:
+    try:
+        body = r.json()
+    except ValueError:
+        return ApiError(r.status_code, r.text[:200] or r.reason_phrase)
+    errors = body.get("errors") or [] if isinstance(body, dict) else []
+    fields = {str(e.get("field", "")): str(e.get("reason", "")) for e in errors if isinstance(e, dict)}
+    detail = body.get("detail") or body.get("title") or r.reason_phrase if isinstance(body, dict) else r.text
+    return ApiError(r.status_code, str(detail), fields)
