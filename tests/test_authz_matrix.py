@@ -367,6 +367,17 @@ def _cases() -> dict[Op, Case]:
             return ("GET", url, {"headers": w.readers[w.b.code], "params": q}), (404,), \
                 ("GET", url, {"headers": w.readers[w.a.code], "params": q})
 
+    @case("certificates", "GET", "/v1/worklist")
+    async def _wl(w: World, s: Stack) -> Any:
+        url, q = crt(s, "/worklist"), {"institution_code": w.office.code}
+        return ("GET", url, {"headers": w.readers[w.b.code], "params": q}), (404,), \
+            ("GET", url, {"headers": w.readers[w.a.code], "params": q})
+
+    @case("certificates", "POST", "/v1/certificates/{serial}/prints")
+    async def _cpr(w: World, s: Stack) -> Any:
+        return ("POST", crt(s, f"/certificates/{w.cert['serial']}/prints"),
+                {"headers": w.other.by(w.other.sealer), "json": {"reason": "补打"}}), (404,), None
+
     @case("certificates", "POST", "/v1/certificates/{serial}/seal")
     async def _cs(w: World, s: Stack) -> Any:
         return ("POST", crt(s, f"/certificates/{w.pending['serial']}/seal"), {"headers": w.other.by(w.other.sealer)}), \

@@ -214,7 +214,8 @@ async def custodians(u: Unit, institution: str) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ certificates
 async def prepare(u: Unit, kind: str, child_id: str, child_name: str, institution: str | None,
-                  previous_serial: str | None, evidence_ref: str | None) -> tuple[int, dict[str, Any]]:
+                  previous_serial: str | None, evidence_ref: str | None,
+                  content: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
     """Step one of an issue: the institution's certificate custodian (the person logged in) draws its next blank
     (state prepared). The same preparation sent again while it is still prepared is answered with it (200), not
     drawn twice."""
@@ -247,6 +248,9 @@ async def prepare(u: Unit, kind: str, child_id: str, child_name: str, institutio
             raise conflict(f"no blank certificates left in the stock of {institution}: ask the bureau for an "
                            "allocation", "institution_code")
         region = row["institution_region"] or ""
+        if content is not None:
+            await db.execute("insert into certificate_content (serial, version, content, recorded_by) "
+                             "values ($1, 1, $2::jsonb, $3)", row["serial"], orjson.dumps(content).decode(), u.actor)
         await sql.audit(db, u.actor, u.scope.client_id, "certificate.prepare", f"serial:{row['serial']}",
                         _details(kind=kind, child_id=child_id, previous_serial=previous_serial,
                                  evidence_ref=evidence_ref),
@@ -360,7 +364,44 @@ async def certificate(u: Unit, serial: str, request_id: str) -> dict[str, Any]:
         row = await sql.serial_row(db, serial)
         u.see(row["institution_region"] if row and row["child_id"] is not None else None, "certificate", serial)
         await sql.pii_read(db, u.actor, request_id, "certificate", serial, ["child_name"], u.scope.has("pii:read"))
-    return view(row)
+        content = await db.fetchval("select content::text from certificate_content where serial = $1 "
+                                    "order by version desc limit 1", serial)
+        prints = await db.fetchval("select count(*) from certificate_print where serial = $1", serial)
+    out = view(row)
+    out.update(content=orjson.loads(content) if content else None, print_count=prints)
+    return out
+
+
+async def record_print(u: Unit, serial: str, reason: str | None) -> dict[str, Any]:
+    """One printed sheet: counted and audited; the first is part of issuing, every further one needs a reason."""
+    rules.check_serial(serial)
+    async with u.begin() as db:
+        row = await sql.serial_row(db, serial, for_update=True)
+        u.see(row["institution_region"] if row and row["child_id"] is not None else None, "certificate", serial)
+        if row["state"] != "issued":
+            raise conflict(f"certificate {serial} is {row['state']}: only an issued certificate is printed", "serial")
+        n = await db.fetchval("select count(*) from certificate_print where serial = $1", serial)
+        if n and not reason:
+            raise invalid("reason", f"certificate {serial} was printed {n} time(s): a reprint needs a reason")
+        await db.execute("insert into certificate_print (serial, print_no, reason, printed_by) values ($1, $2, $3, "
+                         "$4)", serial, n + 1, reason, u.actor)
+        await sql.audit(db, u.actor, u.scope.client_id, "certificate.print", f"serial:{serial}",
+                        _details(print_no=n + 1, reason=reason))
+    return {"serial": serial, "print_no": n + 1}
+
+
+async def worklist(u: Unit, institution: str, born_on: date | None) -> dict[str, Any]:
+    """Live births at the institution without a prepared or issued certificate, oldest first."""
+    async with u.begin() as db:
+        region = await sql.institution_region(db, institution)
+        u.see(region, "institution", institution)
+        rows = await db.fetch(
+            "select b.child_id::text as child_id, b.born_on, c.sex from child_birth b join child c using (child_id) "
+            "where b.institution_code = $1 and not b.voided and ($2::date is null or b.born_on = $2) "
+            "and not exists (select 1 from serial s where s.child_id = b.child_id and s.state in "
+            "('prepared', 'issued')) order by b.born_on, b.child_id limit 200", institution, born_on)
+    return {"items": [{"child_id": r["child_id"], "birth_date": r["born_on"].isoformat(), "sex": r["sex"]}
+                      for r in rows]}
 
 
 async def child(u: Unit, child_id: str, request_id: str) -> dict[str, Any]:

@@ -8,12 +8,17 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
+import fastapi_offline
 from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import ORJSONResponse
 from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import HTMLResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kit import errors, login, logs
@@ -23,6 +28,30 @@ from kit.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from kit.settings import Settings, get_settings
 
 log = logging.getLogger("kit.app")
+#: Swagger UI's and ReDoc's scripts and styles, shipped by the fastapi-offline package: /docs and /redoc load
+#: nothing from a CDN (an isolated health network has none)
+DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
+
+
+def local_docs(app: FastAPI, title: str) -> None:
+    app.mount("/docs-assets", StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{title} · API",
+                                   swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-assets/swagger-ui.css",
+                                   swagger_favicon_url="/docs-assets/favicon.png")
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        page = get_redoc_html(openapi_url="/openapi.json", title=f"{title} · API",
+                              redoc_js_url="/docs-assets/redoc.standalone.js",
+                              redoc_favicon_url="/docs-assets/favicon.png", with_google_fonts=False)
+        # ReDoc's sidebar shows its maker's logo from the maker's CDN, unconditionally: the browser is told
+        # not to fetch images, fonts or data from anywhere but here
+        page.headers["Content-Security-Policy"] = "img-src 'self' data:; font-src 'self' data:; connect-src 'self'"
+        return page
 
 
 async def broker_reachable(bootstrap: str, timeout: float = 0.5) -> bool:
@@ -108,8 +137,9 @@ def create_app(
         await app.state.auth_db.dispose()
 
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan,
-                  default_response_class=ORJSONResponse)
+                  default_response_class=ORJSONResponse, docs_url=None, redoc_url=None)
     errors.install(app)
+    local_docs(app, title)
 
     app.add_middleware(RequestContext, service=service)
 

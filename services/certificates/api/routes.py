@@ -16,7 +16,7 @@ from kit.logs import request_id
 
 from certificates import service
 from certificates.api import register as reg
-from certificates.api.schemas import AllocationIn, BatchIn, CertificateIn, CustodianIn, SealIn, VoidIn
+from certificates.api.schemas import AllocationIn, BatchIn, CertificateIn, CustodianIn, PrintIn, SealIn, VoidIn
 from certificates.service import Unit
 
 router = APIRouter(prefix="/v1", tags=["certificates"])
@@ -99,7 +99,7 @@ async def post_certificate(body: CertificateIn, request: Request, response: Resp
                            p: Principal = Depends(person("certificates:prepare"))) -> dict[str, Any]:
     response.status_code, out = await service.prepare(unit(request, p), body.kind, body.child_id, body.child_name,
                                                       body.institution_code, body.previous_serial,
-                                                      body.evidence_ref)
+                                                      body.evidence_ref, body.content)
     return _masked(out, p)
 
 
@@ -164,3 +164,17 @@ def _masked(out: dict[str, Any], p: Principal) -> dict[str, Any]:
     if "child_name" in out and not p.has("pii:read"):
         out["child_name"] = reg.mask(out["child_name"])
     return out
+
+
+@router.post("/certificates/{serial}/prints", summary="Count one printed sheet (a reprint needs a reason)",
+             status_code=201)
+async def post_print(serial: str, request: Request, body: PrintIn | None = None,
+                     p: Principal = Depends(person("certificates:read"))) -> dict[str, Any]:
+    return await service.record_print(unit(request, p), serial, body.reason if body else None)
+
+
+@router.get("/worklist", summary="Live births of an institution without a certificate (待签发), oldest first")
+async def get_worklist(request: Request, institution_code: str = Query(pattern=r"^[A-Za-z0-9._:\-]{1,64}$"),
+                       birth_date: date | None = None, q: str | None = Query(None, max_length=100),
+                       p: Principal = Depends(require("certificates:read"))) -> dict[str, Any]:
+    return await service.worklist(unit(request, p), institution_code, birth_date)

@@ -70,6 +70,12 @@ class CertificateIn(_ActorFromLogin):
     previous_serial: str | None = Field(None, pattern=r"^[A-Z]\d{9}$")
     evidence_ref: str | None = Field(None, max_length=200, pattern=NO_NUL)
     prepared_by: SkipJsonSchema[Any] = Field(None, exclude=True)
+    content: dict[str, str | int | float | None] | None = Field(
+        None, max_length=60, description="the form's fields (出生医学证明), as the console's content_fields.json")
+
+
+class PrintIn(_ActorFromLogin):
+    reason: str | None = Field(None, min_length=1, max_length=200, pattern=TEXT)
 
 
 class SealIn(_ActorFromLogin):
