@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import time
+import uuid
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -92,6 +93,33 @@ async def certificate_office_day(http: httpx.AsyncClient, stack: Stack, county: 
         r = await void(http, certs, o, serial, "印错", blank=blank)  # the office head voids (废证)
         assert r.status_code == 200, r.text
     await issue(http, certs, o, home[0], "first_out_of_institution", evidence_ref="接生人员证明-1")
+    await prenatal_high_risk_screen(http, stack, o.code, where)
+
+
+async def prenatal_high_risk_screen(http: httpx.AsyncClient, stack: Stack, institution: str, where: str) -> None:
+    """A pregnancy of this year whose serum screen is high-risk, its case contacted (产前筛查高风险 followed up):
+    the small demo county, left to chance, may have none, and its panel would be empty."""
+    today = datetime.now(CHINA).date()
+    lmp = today - timedelta(days=130)
+    pid = f"P-{uuid.uuid4().hex[:12]}"
+    r = await http.post(f"{stack.url('registry')}/v1/pregnancies", json={
+        "pregnancy_id": pid, "source": "his-dash", "lmp_date": lmp.isoformat(),
+        "registered_on": (lmp + timedelta(days=60)).isoformat(), "institution_code": institution,
+        "mother": {"name": "测试孕妇", "sex": "F", "birth_date": "1993-03-03", "residence_code": where}})
+    assert r.status_code == 201, r.text
+    body = {"screening_id": f"S-{uuid.uuid4().hex[:12]}", "source": "his-dash", "type": "prenatal_serum",
+            "subject_id": pid, "performed_on": (lmp + timedelta(days=110)).isoformat(),
+            "institution_code": institution, "t21_risk": "1/100", "t18_risk": "1/10000", "ntd_risk": "low"}
+
+    async def posted() -> httpx.Response | None:
+        r = await http.post(f"{stack.url('screening')}/v1/screenings", json=body)
+        return None if r.status_code == 422 and "not known" in r.text else r
+
+    r = await wait_for(posted, 30)
+    assert r.status_code == 201 and r.json()["followup"], r.text
+    r = await http.post(f"{stack.url('screening')}/v1/followups/{r.json()['followup']['case_id']}/actions",
+                        json={"action": "contacted", "on": (lmp + timedelta(days=112)).isoformat()})
+    assert r.status_code == 201, r.text
 
 
 async def test_every_postgres_panel_returns_data(stack: Stack, http: httpx.AsyncClient) -> None:
@@ -109,7 +137,7 @@ async def test_every_postgres_panel_returns_data(stack: Stack, http: httpx.Async
         this_year = str(datetime.now(CHINA).year)
 
         async def certificates_counted() -> bool:
-            return CERT_CODES <= {r["code"] for r in await conn.fetch(
+            return CERT_CODES | {"prenatal_high_risk_followup_rate"} <= {r["code"] for r in await conn.fetch(
                 "select distinct code from counter where region = $1 and period = $2", county.code, this_year)}
 
         try:
