@@ -10,7 +10,7 @@ from kit.errors import invalid
 from pydantic import BaseModel, Field
 
 from indicators.clock import china_today
-from indicators.domain import periods, regions
+from indicators.domain import periods, provisional, regions
 from indicators.domain.values import completion_value, value
 from indicators.engine import Engine
 from indicators.store import sql
@@ -35,7 +35,8 @@ async def catalogue(request: Request, p: Principal = Depends(require("indicators
 @router.get("/indicators/values", summary="Indicator values for a region and period")
 async def values(
     request: Request,
-    period: str = Query(..., description="2021, 2021SY, 2021H1, 2021Q3 or 2021-09"),
+    period: str = Query(..., max_length=16, description="2021, 2021SY, 2021H1, 2021Q3, 2021-09, or cumulative "
+                        "2021-01..09 (1–9月) / 2021SY..03 (statistical year to the end of March)"),
     region: str | None = Query(None, description="region code prefix (2/4/6/9/12 digits); default: the client's"),
     codes: str | None = Query(None, description="comma list of indicator codes; default all"),
     breakdown: Literal["region", "institution", "month"] | None = None,
@@ -67,8 +68,9 @@ async def values(
         region_len = regions.child_level(region)
         if region_len is None:
             raise invalid("breakdown", "a 12-digit village has no lower level")
+    today = china_today()  # one clock for the read and the final/provisional status
     async with request.app.state.db.connect() as conn:
-        rows = await sql.read_counters(conn, plist, _engine(request).catalogue.parts(wanted), china_today(),
+        rows = await sql.read_counters(conn, plist, _engine(request).catalogue.parts(wanted), today,
                                        region=region,
                                        region_len=region_len, by_institution=breakdown == "institution")
     cells: dict[tuple[str, str, str, str], dict[str, int]] = {}
@@ -87,7 +89,8 @@ async def values(
         num = parts.get("n", 0)
         den = parts.get("d", 0) if ind.denominator is not None else None
         row: dict[str, Any] = {"code": code, "region": reg, "period": prd, "numerator": num, "denominator": den,
-                               "value": value(ind, num, den), "unit": ind.unit}
+                               "value": value(ind, num, den), "unit": ind.unit,
+                               **provisional.status(ind, prd, today)}
         if breakdown == "institution":
             row["institution"] = inst
         out.append(row)
@@ -100,7 +103,7 @@ async def values(
             got = achieved.get((code, reg), 0)
             out.append({"code": code + COMPLETION, "region": reg, "period": per.key, "numerator": got,
                         "denominator": target, "value": completion_value(got, target), "unit": "%",
-                        "target_year": target_year})
+                        "target_year": target_year, **provisional.status(cat[code], per.key, today)})
     if codes:  # only the rows asked for
         out = [r for r in out if r["code"] in asked]
     # straight to JSON: the rows are plain dicts, no response-model validation pass needed (a hot endpoint)

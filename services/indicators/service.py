@@ -1,0 +1,132 @@
+"""Use cases of the indicators service that change state: the filing steps (上报 / 审核 / 退回). Each is one unit
+of work — it opens the transaction, checks the caller's region on the object, applies the pure rules of
+`domain.approval`, writes the filing and its audit step, and commits. Who acts is the authenticated person.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from kit.auth import Principal
+from kit.db import Database
+from kit.errors import Problem
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from indicators.clock import china_today
+from indicators.domain import approval, provisional
+from indicators.domain.catalogue import Catalogue, by_measure
+from indicators.domain.values import value
+from indicators.store import filings, sql
+
+
+@dataclass(frozen=True)
+class Target:
+    report: str
+    period: str
+    unit: str
+
+
+def _person(p: Principal) -> None:
+    """Filing steps are done by a logged-in person (a statistician, an approver), never a system token."""
+    if not p.is_person:
+        raise Problem(403, "Forbidden", "a filing step is done by a person's account, not a system token",
+                      kind="forbidden-person")
+
+
+class Filings:
+    def __init__(self, db: Database, catalogue: Catalogue, levels: tuple[int, ...]) -> None:
+        self.db = db
+        self.catalogue = catalogue
+        self.levels = levels
+
+    def check(self, t: Target, p: Principal) -> None:
+        approval.check_target(t.report, t.period, t.unit, self.levels)
+        p.require_region(t.unit, "unit")
+
+    async def current_figures(self, conn: AsyncConnection, t: Target) -> approval.Figures:
+        codes = [i.code for i in self.catalogue.indicators]
+        rows = await sql.read_counters(conn, [t.period], self.catalogue.parts(codes), china_today(), region=t.unit)
+        return approval.figures(rows, codes, {i.code for i in self.catalogue.indicators if i.denominator})
+
+    async def submit(self, t: Target, p: Principal, request_id: str = "") -> dict[str, Any]:
+        """上报: file the unit's current figures as its snapshot (again, if it was returned or not yet approved)."""
+        self.check(t, p)
+        _person(p)
+        async with self.db.begin() as conn:
+            await filings.lock_report_period(conn, t.report, t.period)
+            approval.can_submit(await filings.get(conn, t.report, t.period, t.unit))
+            figs = await self.current_figures(conn, t)
+            await filings.submit(conn, t.report, t.period, t.unit, figs, self.catalogue.digest, p.actor, p.name)
+            await filings.step(conn, t.report, t.period, t.unit, "submit", p.actor, p.name, figures=figs,
+                               request_id=request_id)
+        return await self.view(t, p)
+
+    async def approve(self, t: Target, p: Principal, request_id: str = "") -> dict[str, Any]:
+        """审核通过: lock the filing, once every unit below is approved."""
+        self.check(t, p)
+        _person(p)
+        async with self.db.begin() as conn:
+            await filings.lock_report_period(conn, t.report, t.period)
+            current = await filings.get(conn, t.report, t.period, t.unit)
+            below = approval.level_below(t.unit, self.levels)
+            states = await filings.units_below(conn, t.report, t.period, t.unit, below) if below else {}
+            approval.can_approve(current, p.actor, sorted(u for u, s in states.items() if s != approval.APPROVED))
+            await filings.approve(conn, t.report, t.period, t.unit, p.actor, p.name)
+            await filings.step(conn, t.report, t.period, t.unit, "approve", p.actor, p.name, request_id=request_id)
+        return await self.view(t, p)
+
+    async def unapprove(self, t: Target, p: Principal, reason: str | None, request_id: str = "") -> dict[str, Any]:
+        """退回: unlock a filing (with a reason) so that its unit can refile."""
+        self.check(t, p)
+        _person(p)
+        async with self.db.begin() as conn:
+            await filings.lock_report_period(conn, t.report, t.period)
+            current = await filings.get(conn, t.report, t.period, t.unit)
+            above = approval.level_above(t.unit, self.levels)
+            parent = await filings.get(conn, t.report, t.period, above) if above else None
+            clean = approval.can_unapprove(current, parent, reason)
+            await filings.unapprove(conn, t.report, t.period, t.unit)
+            await filings.step(conn, t.report, t.period, t.unit, "unapprove", p.actor, p.name, reason=clean,
+                               request_id=request_id)
+        return await self.view(t, p)
+
+    async def view(self, t: Target, p: Principal) -> dict[str, Any]:
+        """The filing: its state, filed vs current figures per indicator, the adjustments (late corrections after
+        approval: which records, from where, when) and every step."""
+        self.check(t, p)
+        async with self.db.connect() as conn:
+            d = await filings.detail(conn, t.report, t.period, t.unit)
+            current = await self.current_figures(conn, t)
+            steps = await filings.steps(conn, t.report, t.period, t.unit)
+            adjustments = await filings.adjustments(conn, t.report, t.period, t.unit)
+        filed: approval.Figures = d["figures"] if d else {}
+        today = china_today()
+        rows = []
+        for ind in self.catalogue.indicators:
+            now = current.get(ind.code, [0, None])
+            was = filed.get(ind.code)
+            rows.append({"code": ind.code, "name_zh": ind.name_zh, "unit": ind.unit,
+                         "filed": None if was is None else {"numerator": was[0], "denominator": was[1],
+                                                            "value": value(ind, was[0] or 0, was[1])},
+                         "current": {"numerator": now[0], "denominator": now[1],
+                                     "value": value(ind, now[0] or 0, now[1])},
+                         "changed": was is not None and was != now,
+                         **provisional.status(ind, t.period, today)})
+        counted_by = by_measure(self.catalogue.parts())
+        for a in adjustments:
+            a["indicators"] = sorted({c for c, _ in counted_by.get(a["measure"], [])})
+        meta = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in (d or {}).items()
+                if k not in ("figures",)}
+        return {"report": t.report, "report_zh": approval.REPORTS[t.report], "period": t.period, "unit": t.unit,
+                "state": d["state"] if d else "", "state_zh": approval.STATE_ZH[d["state"] if d else ""],
+                "filing": meta or None, "changed": [r["code"] for r in rows if r["changed"]], "rows": rows,
+                "adjustments": adjustments, "steps": steps}
+
+    async def listing(self, report: str, period: str, region: str, p: Principal) -> dict[str, Any]:
+        """Every filing of a report and period under a region, with its state."""
+        approval.check_listing(report, period, region)
+        p.require_region(region)
+        async with self.db.connect() as conn:
+            rows = await filings.listing(conn, report, period, region)
+        return {"report": report, "period": period, "region": region, "filings": rows}
+
