@@ -11,6 +11,7 @@ import calendar
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import lru_cache
 
 PERIOD_RE = re.compile(r"^(\d{4})(?:(SY)|H([12])|Q([1-4])|-(0[1-9]|1[0-2]))?$")
 #: cumulative: `2021-01..09` (calendar year to the end of September), `2021SY..03` (statistical year to March)
@@ -96,9 +97,14 @@ def _cumulative_keys(d: date) -> list[str]:
 def keys_of(d: date) -> tuple[str, ...]:
     """Every period an event dated `d` counts in: month, quarter, half, year, statistical year, then the
     cumulative periods of the calendar and the statistical year that contain it (those not also ordinary)."""
-    y, m = d.year, d.month
+    return _keys_of_month(d.year, d.month)
+
+
+@lru_cache(maxsize=4096)
+def _keys_of_month(y: int, m: int) -> tuple[str, ...]:
+    """The keys depend on the month only: cached (the engine asks for every check and every month of a child)."""
     return (f"{y}-{m:02d}", f"{y}Q{(m - 1) // 3 + 1}", f"{y}H{1 if m <= 6 else 2}", f"{y}",
-            f"{y + 1 if m >= 10 else y}SY", *_cumulative_keys(d))
+            f"{y + 1 if m >= 10 else y}SY", *_cumulative_keys(date(y, m, 1)))
 
 
 def stored_key(when: str) -> str:
