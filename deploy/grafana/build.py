@@ -129,7 +129,7 @@ def stat(code: str, m: tuple[str, str, int], x: int, y: int) -> dict[str, Any]:
 def trend(code: str, m: tuple[str, str, int], x: int, y: int) -> dict[str, Any]:
     sql = (f"select to_timestamp(period || '-01', 'YYYY-MM-DD') as time, {value_sql(code, m)} as \"{m[0]}\" "
            f"from counter where code = '{code}' and region = '$region' and institution = '' "
-           f"and period like left('$period', 4) || '-%' group by period order by 1")
+           f"and period like left('$period', 4) || '-__' group by period order by 1")
     return {"type": "timeseries", "title": f"{m[0]}（按月）", "datasource": PG,
             "gridPos": {"x": x, "y": y, "w": 12, "h": 8},
             "fieldConfig": {"defaults": {"unit": unit(m)}, "overrides": []},
