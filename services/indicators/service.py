@@ -5,18 +5,21 @@ of work — it opens the transaction, checks the caller's region on the object, 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from kit.auth import Principal
 from kit.db import Database
 from kit.errors import Problem
+from kit.records import fail
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from indicators.clock import china_today
-from indicators.domain import approval, provisional
-from indicators.domain.catalogue import Catalogue, by_measure
+from indicators.domain import approval, provisional, regions
+from indicators.domain import targets as target_rules
+from indicators.domain.catalogue import Catalogue, Indicator, by_measure
 from indicators.domain.values import value
-from indicators.store import filings, sql
+from indicators.store import filings, names, sql
 
 
 @dataclass(frozen=True)
@@ -130,3 +133,104 @@ class Filings:
             rows = await filings.listing(conn, report, period, region)
         return {"report": report, "period": period, "region": region, "filings": rows}
 
+
+
+class Targets:
+    """Targets (任务数 / 目标值): set, list with their decomposition, delete, decompose to the level below."""
+
+    def __init__(self, db: Database, catalogue: Catalogue) -> None:
+        self.db = db
+        self.catalogue = catalogue
+
+    def _indicator(self, code: str) -> Indicator:
+        ind = self.catalogue.by_code().get(code)
+        if ind is None:
+            raise fail("code", "unknown indicator code")
+        return ind
+
+    @staticmethod
+    def _region(region: str, p: Principal, *, blank_ok: bool = False) -> None:
+        if not regions.is_prefix(region) or (not region and not blank_ok):
+            raise fail("region", "must be a region code prefix of 2, 4, 6, 9 or 12 digits")
+        p.require_region(region)
+
+    async def put(self, code: str, region: str, year: int, target: float, comparison: str | None,
+                  p: Principal) -> dict[str, Any]:
+        ind = self._indicator(code)
+        self._region(region, p)
+        value_, comp = target_rules.check(ind, target, comparison)
+        async with self.db.begin() as conn:
+            await sql.put_target(conn, code, region, year, value_, comp, p.actor)
+        return {"code": code, "region": region, "year": year, "target": _show(ind, value_), "comparison": comp,
+                "set_by": p.actor}
+
+    async def delete(self, code: str, region: str, year: int, p: Principal) -> dict[str, Any]:
+        self._indicator(code)
+        self._region(region, p)
+        async with self.db.begin() as conn:
+            if not await sql.delete_target(conn, code, region, year):
+                raise fail("code", f"no target of {code} for {region} in {year}", 404)
+        return {"code": code, "region": region, "year": year, "deleted": True}
+
+    async def listing(self, region: str, year: int, code: str | None, p: Principal) -> dict[str, Any]:
+        if code is not None:
+            self._indicator(code)
+        self._region(region, p, blank_ok=True)
+        by_code = self.catalogue.by_code()
+        async with self.db.connect() as conn:
+            rows = await sql.list_targets(conn, region, year, code)
+            labels = await names.region_names(conn, {r["region"] for r in rows})
+        out = [{**r, "target": _show(by_code[r["code"]], r["target"]), "region_name": labels.get(r["region"], "")}
+               for r in rows if r["code"] in by_code]
+        return {"region": region, "year": year, "targets": out, "decomposition": _decomposition(out, by_code)}
+
+    async def decompose(self, code: str, region: str, year: int, basis_year: int | None,
+                        p: Principal) -> dict[str, Any]:
+        """A count target split in proportion to the regions' achieved counts of the basis year (largest
+        remainders, so the parts sum to the whole); a rate target copied to every region below."""
+        ind = self._indicator(code)
+        self._region(region, p)
+        below = regions.child_level(region)
+        if below is None:
+            raise fail("region", "a 12-digit village has no level below")
+        basis = basis_year or year - 1
+        async with self.db.begin() as conn:
+            own = (await sql.read_targets(conn, [code], [region], year)).get((code, region))
+            if own is None:
+                raise fail("code", f"{region} has no target of {code} for {year} to decompose", 404)
+            rows = await sql.read_counters(conn, [str(basis)], self.catalogue.parts([code]), china_today(),
+                                           region=region, region_len=below)
+            achieved = {r["region"]: int(r["n"]) for r in rows if r["part"] == "n"}
+            units = set(achieved) | set(await names.named_children(conn, region, below))
+            if not units:
+                raise fail("region", f"no region below {region} is known (no figures in {basis}, no names)", 409)
+            if ind.denominator is None:
+                parts = {u: Decimal(v) for u, v in
+                         target_rules.decompose(int(own[0]), {u: achieved.get(u, 0) for u in units}).items()}
+            else:
+                parts = {u: own[0] for u in units}
+            for u, v in sorted(parts.items()):
+                if v > 0:
+                    await sql.put_target(conn, code, u, year, v, own[1], p.actor)
+        return {"code": code, "region": region, "year": year, "basis_year": basis, "target": _show(ind, own[0]),
+                "parts": {u: _show(ind, v) for u, v in sorted(parts.items())}}
+
+
+def _show(ind: Indicator, v: Decimal) -> int | float:
+    return int(v) if ind.denominator is None else float(v)
+
+
+def _decomposition(rows: list[dict[str, Any]], by_code: dict[str, Indicator]) -> list[dict[str, Any]]:
+    """For each count target, the sum of the targets one level below it and what is not decomposed (未分解)."""
+    out = []
+    for r in rows:
+        if by_code[r["code"]].denominator is not None:
+            continue
+        below = regions.child_level(r["region"])
+        parts = [x for x in rows if x["code"] == r["code"] and below and len(x["region"]) == below
+                 and x["region"].startswith(r["region"])]
+        if parts:
+            given = sum(int(x["target"]) for x in parts)
+            out.append({"code": r["code"], "region": r["region"], "target": r["target"], "decomposed": given,
+                        "not_decomposed": int(r["target"]) - given})
+    return out

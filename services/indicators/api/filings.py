@@ -35,8 +35,8 @@ def _request_id() -> str:
     return logs.request_id.get() or ""
 
 
-async def _run(step: Awaitable[dict[str, Any]]) -> dict[str, Any]:
-    """The domain's rule errors (field + reason) as problem+json, in one place for every filing endpoint."""
+async def run(step: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+    """The domain's rule errors (field + reason) as problem+json, in one place for the use cases' endpoints."""
     try:
         return await step
     except DomainError as e:
@@ -49,30 +49,30 @@ async def _run(step: Awaitable[dict[str, Any]]) -> dict[str, Any]:
 async def listing(request: Request, report: str = REPORT,
                   period: str = Query(..., max_length=16), region: str | None = Query(None, max_length=12),
                   p: Principal = Depends(require("indicators:read"))) -> dict[str, Any]:
-    return await _run(_filings(request).listing(report, period, p.region_prefix if region is None else region, p))
+    return await run(_filings(request).listing(report, period, p.region_prefix if region is None else region, p))
 
 
 @router.get("/{report}/filings/{period}/{unit}", summary="A filing: state, filed vs current figures, adjustments")
 async def view(request: Request, report: str = REPORT, period: str = PERIOD, unit: str = UNIT,
                p: Principal = Depends(require("indicators:read"))) -> dict[str, Any]:
-    return await _run(_filings(request).view(Target(report, period, unit), p))
+    return await run(_filings(request).view(Target(report, period, unit), p))
 
 
 @router.post("/{report}/filings/{period}/{unit}/submit", summary="上报: file the unit's figures (a snapshot)")
 async def submit(request: Request, report: str = REPORT, period: str = PERIOD, unit: str = UNIT,
                  p: Principal = Depends(require("reports:submit"))) -> dict[str, Any]:
-    return await _run(_filings(request).submit(Target(report, period, unit), p, _request_id()))
+    return await run(_filings(request).submit(Target(report, period, unit), p, _request_id()))
 
 
 @router.post("/{report}/filings/{period}/{unit}/approve",
              summary="审核通过: approve and lock a submitted filing (every unit below approved first)")
 async def approve(request: Request, report: str = REPORT, period: str = PERIOD, unit: str = UNIT,
                   p: Principal = Depends(require("reports:approve"))) -> dict[str, Any]:
-    return await _run(_filings(request).approve(Target(report, period, unit), p, _request_id()))
+    return await run(_filings(request).approve(Target(report, period, unit), p, _request_id()))
 
 
 @router.post("/{report}/filings/{period}/{unit}/unapprove", summary="退回: unlock a filing, with a reason")
 async def unapprove(request: Request, body: Unapprove, report: str = REPORT, period: str = PERIOD,
                     unit: str = UNIT, p: Principal = Depends(require("reports:approve"))) -> dict[str, Any]:
-    return await _run(_filings(request).unapprove(Target(report, period, unit), p, body.reason,
+    return await run(_filings(request).unapprove(Target(report, period, unit), p, body.reason,
                                                   _request_id()))

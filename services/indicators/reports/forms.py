@@ -17,10 +17,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from indicators.domain.catalogue import Catalogue
+from indicators.domain.targets import evaluate
 from indicators.domain.values import value
 
 FORMS_DIR = Path(__file__).resolve().parent / "forms"
@@ -113,6 +115,28 @@ def cells(form: Form, cat: Catalogue, counts: Counts, opening: Counts) -> list[i
     return out
 
 
+def target_code(c: dict[str, Any], cat: Catalogue) -> str | None:
+    """The indicator whose target applies to a column: a rate column's, or a count indicator's numerator."""
+    if c.get("rate"):
+        return str(c["rate"])
+    code, _, p = str(c.get("part") or "").partition(".")
+    ind = cat.by_code().get(code)
+    return code if ind is not None and ind.denominator is None and p == "n" else None
+
+
+def against(form: Form, cat: Catalogue, cells_: list[int | float | None],
+            targets: Mapping[str, tuple[Decimal, str]]) -> dict[str, dict[str, object]]:
+    """Column index → the target of that cell with its completion and red / amber / green status."""
+    out = {}
+    by_code = cat.by_code()
+    for i, c in enumerate(form.columns):
+        code = target_code(c, cat)
+        if code and code in targets:
+            v = cells_[i]
+            out[str(i)] = evaluate(by_code[code], v, int(v or 0), *targets[code])
+    return out
+
+
 def residual(total: Counts, rows: Sequence[Counts]) -> dict[tuple[str, str], int]:
     """What the total holds beyond the rows (e.g. a bureau's stock under no institution); empty if nothing."""
     out = {k: int(v) - sum(int(r.get(k, 0)) for r in rows) for k, v in total.items()}
@@ -121,20 +145,27 @@ def residual(total: Counts, rows: Sequence[Counts]) -> dict[tuple[str, str], int
 
 def build(form: Form, cat: Catalogue, *, region: str, region_name: str, period: str, period_zh: str,
           rows: Sequence[tuple[str, str, Counts, Counts]], total: Counts, total_opening: Counts,
-          footer: Mapping[str, str], final: bool, final_on: str) -> dict[str, Any]:
+          footer: Mapping[str, str], final: bool, final_on: str,
+          targets: Mapping[str, Mapping[str, tuple[Decimal, str]]] | None = None) -> dict[str, Any]:
     """rows: (unit code, unit name, counts, opening counts) in display order. The total row is the region's own
     counts (every case once, whichever row it is in), and rates in it are recomputed from its parts."""
-    body = [{"unit": code, "name": name, "cells": cells(form, cat, c, o)} for code, name, c, o in rows]
+    targets = targets or {}
+
+    def line(code: str, name: str, c: Counts, o: Counts) -> dict[str, Any]:
+        row = cells(form, cat, c, o)
+        return {"unit": code, "name": name, "cells": row, "targets": against(form, cat, row, targets.get(code, {}))}
+
+    body = [line(code, name, c, o) for code, name, c, o in rows]
     rest = residual(total, [c for _, _, c, _ in rows])
     rest_open = residual(total_opening, [o for _, _, _, o in rows])
     if rest or rest_open:
-        body.append({"unit": "", "name": RESIDUAL_ZH, "cells": cells(form, cat, rest, rest_open)})
+        body.append({"unit": "", "name": RESIDUAL_ZH, "cells": cells(form, cat, rest, rest_open), "targets": {}})
     return {
         "form": form.code, "title": form.title, "header": {**form.header, "填报单位": region_name or region},
         "region": region, "region_name": region_name, "period": period, "period_zh": period_zh,
         "final": final, "final_on": final_on, "row_kind": form.rows,
         "columns": [{"label": c["label"], "unit": c["unit"]} for c in form.columns],
         "rows": body,
-        "total": {"unit": region, "name": "合计", "cells": cells(form, cat, total, total_opening)},
+        "total": line(region, "合计", total, total_opening),
         "footer": {k: footer.get(k, "") for k in FOOTER},
     }

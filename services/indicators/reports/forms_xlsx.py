@@ -11,6 +11,8 @@ import xlsxwriter
 
 HEADER_KEYS = ("表号", "制定机关", "批准文号", "有效期至")
 BOM = "\ufeff"
+#: a cell against its target (任务/目标): met, within the margin, short
+STATUS_FILL = {"green": "#C6EFCE", "amber": "#FFEB9C", "red": "#FFC7CE"}
 
 
 def _sheet_name(title: str, used: set[str]) -> str:
@@ -41,6 +43,8 @@ def render(tables: list[dict[str, Any]]) -> bytes:
         "trate": wb.add_format({"border": 1, "bold": True, "num_format": "0.00", "font_size": 9,
                                 "bg_color": "#F2F2F2"}),
     }
+    for status, colour in STATUS_FILL.items():
+        f[status] = wb.add_format({"border": 1, "num_format": "0.00", "font_size": 9, "bg_color": colour})
     used: set[str] = set()
     for t in tables:
         _sheet(wb.add_worksheet(_sheet_name(t["title"], used)), t, f)
@@ -73,19 +77,25 @@ def _sheet(ws: Any, t: dict[str, Any], f: dict[str, Any]) -> None:
     ws.freeze_panes(4, 1)
     r = 4
     for row in t["rows"]:
-        _row(ws, r, row, cols, f["name"], f["count"], f["rate"])
+        _row(ws, r, row, cols, f, f["name"], f["count"], f["rate"])
         r += 1
-    _row(ws, r, t["total"], cols, f["total"], f["tcount"], f["trate"])
+    _row(ws, r, t["total"], cols, f, f["total"], f["tcount"], f["trate"])
     r += 2
     footer = t["footer"]
     ws.merge_range(r, 0, r, last, "    ".join(f"{k}：{footer.get(k, '') or '________'}" for k in footer), f["meta"])
     ws.print_area(0, 0, r, last)
 
 
-def _row(ws: Any, r: int, row: dict[str, Any], cols: list[dict[str, Any]], name: Any, count: Any, rate: Any) -> None:
+def _row(ws: Any, r: int, row: dict[str, Any], cols: list[dict[str, Any]], f: dict[str, Any], name: Any,
+         count: Any, rate: Any) -> None:
     ws.write_string(r, 0, row["name"], name)
     for i, (v, c) in enumerate(zip(row["cells"], cols, strict=True), 1):
         fmt = count if c["unit"] in ("人", "例", "对", "份") else rate
+        target = row.get("targets", {}).get(str(i - 1))
+        if target and target.get("status"):
+            fmt = f[target["status"]]
+            ws.write_comment(r, i, f"目标 {target['comparison']} {target['target']}"
+                             + (f"，完成 {target['completion']}%" if target.get("completion") is not None else ""))
         if v is None:
             ws.write_blank(r, i, None, fmt)
         else:

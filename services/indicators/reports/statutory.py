@@ -70,7 +70,13 @@ async def table(conn: AsyncConnection, cat: Catalogue, form: Form, region: str, 
     by_code = cat.by_code()
     final_on = max((provisional.final_on(by_code[c], period) for c, _ in form.parts() | form.opening_parts()),
                    default=periods.parse(period).end)
+    year = periods.target_year(period)
+    codes = [c for c in (forms_mod.target_code(col, cat) for col in form.columns) if c]
+    targets: dict[str, dict[str, Any]] = {}
+    if year and codes:
+        for (code, unit), t in (await sql.read_targets(conn, codes, [region, *units], year)).items():
+            targets.setdefault(unit, {})[code] = t
     return forms_mod.build(form, cat, region=region, region_name=region_name, period=period,
                            period_zh=periods.label_zh(period), rows=rows, total=total, total_opening=total_open,
                            footer=await _footer(conn, region, period), final=today >= final_on,
-                           final_on=final_on.isoformat())
+                           final_on=final_on.isoformat(), targets=targets)
