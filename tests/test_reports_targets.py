@@ -56,7 +56,9 @@ async def test_targets_decomposed_and_shown_against_values(stack: Stack, http: h
         assert r.json()["parts"] == {t1: 75, t2: 25} and r.json()["basis_year"] == 2024
         r = await c.post(f"{base}/decompose", json={"code": "caesarean_rate", "region": county, "year": 2025})
         assert r.json()["parts"] == {t1: 40.0, t2: 40.0}
-        listed = (await c.get(base, params={"region": county, "year": 2025})).json()
+        r = await c.get(base, params={"region": county, "year": 2025})
+        assert r.status_code == 200, r.text
+        listed = r.json()
         assert {(x["code"], x["region"]): x["target"] for x in listed["targets"]} == {
             ("live_births", county): 100, ("live_births", t1): 75, ("live_births", t2): 25,
             ("caesarean_rate", county): 40.0, ("caesarean_rate", t1): 40.0, ("caesarean_rate", t2): 40.0,

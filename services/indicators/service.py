@@ -201,7 +201,8 @@ class Targets:
             rows = await sql.read_counters(conn, [str(basis)], self.catalogue.parts([code]), china_today(),
                                            region=region, region_len=below)
             achieved = {r["region"]: int(r["n"]) for r in rows if r["part"] == "n"}
-            units = set(achieved) | set(await names.named_children(conn, region, below))
+            # the regions below with any figures that year (a rate's denominator too) or a name
+            units = {r["region"] for r in rows} | set(await names.named_children(conn, region, below))
             if not units:
                 raise fail("region", f"no region below {region} is known (no figures in {basis}, no names)", 409)
             if ind.denominator is None:

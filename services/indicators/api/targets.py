@@ -4,7 +4,8 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from kit.auth import Principal, require
+from kit.auth import Principal, authenticate, require
+from kit.errors import Problem
 from pydantic import BaseModel, Field
 
 from indicators.api.filings import run
@@ -32,6 +33,15 @@ class DecomposeIn(BaseModel):
                                                "(default: the year before); rates are copied")
 
 
+async def reader_or_operator(request: Request) -> Principal:
+    """Targets are read by whoever reads the figures (indicators:read) and by the operators who set them."""
+    p = await authenticate(request)
+    if not (p.has("indicators:read") or p.has("indicators:admin")):
+        raise Problem(403, "Forbidden", "the token lacks the scope indicators:read (or indicators:admin)",
+                      kind="forbidden-scope")
+    return p
+
+
 def _targets(request: Request) -> Targets:
     t: Targets = request.app.state.targets
     return t
@@ -45,7 +55,7 @@ async def put(request: Request, body: TargetIn, p: Principal = Depends(require("
 @router.get("", summary="The targets of a region and the regions below it (任务分解), with what is decomposed")
 async def listing(request: Request, year: int = Query(..., ge=2000, le=2100),
                   region: str | None = Query(None, max_length=12), code: str | None = Query(None, max_length=64),
-                  p: Principal = Depends(require("indicators:read"))) -> dict[str, Any]:
+                  p: Principal = Depends(reader_or_operator)) -> dict[str, Any]:
     return await run(_targets(request).listing(p.region_prefix if region is None else region, year, code, p))
 
 
