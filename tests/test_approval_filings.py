@@ -150,6 +150,16 @@ async def test_submit_approve_lock_and_a_late_correction(stack: Stack, http: htt
         assert r.status_code == 200
         assert {f["unit"]: f["state"] for f in r.json()["filings"]} == {
             county: "returned", t1: "submitted", t2: "approved"}
+
+        # completeness and timeliness of the townships: both filed, both after 1–9月's deadline (12 October)
+        r = await ap.c.get(f"{stack.url('indicators')}/v1/reports/annual/completeness",
+                           params={"period": PERIOD, "region": county})
+        assert r.status_code == 200, r.text
+        c = r.json()
+        assert (c["deadline"], c["expected"], c["submitted"], c["approved"]) == (f"{YEAR}-10-12", 2, 2, 1)
+        assert (c["completeness"], c["on_time"], c["timeliness"]) == (100.0, 0, 0.0)
+        assert [(u["unit"], u["state"], u["on_time"]) for u in c["units"]] == [
+            (t1, "submitted", False), (t2, "approved", False)]
     finally:
         for x in (s1, s2, cs, ap, out, sysc):
             await x.c.aclose()

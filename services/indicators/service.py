@@ -125,6 +125,25 @@ class Filings:
                 "filing": meta or None, "changed": [r["code"] for r in rows if r["changed"]], "rows": rows,
                 "adjustments": adjustments, "steps": steps}
 
+    async def completeness(self, report: str, period: str, region: str, p: Principal) -> dict[str, Any]:
+        """Completeness and timeliness (上报完整率 / 及时率) of the units one approval level below `region`:
+        expected are those with figures in the period, a filing or a name; on time against the deadline."""
+        approval.check_listing(report, period, region)
+        p.require_region(region)
+        below = approval.level_below(region, self.levels) if region else min(self.levels)
+        if below is None:
+            raise fail("region", "no approval level below this region")
+        async with self.db.connect() as conn:
+            states = await filings.units_below(conn, report, period, region, below)
+            named = await names.named_children(conn, region, below)
+            first = await filings.first_submitted(conn, report, period, region, below)
+            labels = await names.region_names(conn, set(states) | set(named))
+        units = {u: first.get(u, (states.get(u, ""), None)) for u in set(states) | set(named)}
+        out = approval.completeness(units, approval.deadline(period))
+        for r in out["units"]:
+            r["name"] = labels.get(r["unit"], "")
+        return {"report": report, "period": period, "region": region, "level": below, **out}
+
     async def listing(self, report: str, period: str, region: str, p: Principal) -> dict[str, Any]:
         """Every filing of a report and period under a region, with its state."""
         approval.check_listing(report, period, region)

@@ -52,6 +52,14 @@ async def listing(request: Request, report: str = REPORT,
     return await run(_filings(request).listing(report, period, p.region_prefix if region is None else region, p))
 
 
+@router.get("/{report}/completeness", summary="上报完整率 / 及时率: expected, submitted and on time, per unit")
+async def completeness(request: Request, report: str = REPORT, period: str = Query(..., max_length=16),
+                       region: str | None = Query(None, max_length=12),
+                       p: Principal = Depends(require("indicators:read"))) -> dict[str, Any]:
+    return await run(_filings(request).completeness(report, period, p.region_prefix if region is None else region,
+                                                    p))
+
+
 @router.get("/{report}/filings/{period}/{unit}", summary="A filing: state, filed vs current figures, adjustments")
 async def view(request: Request, report: str = REPORT, period: str = PERIOD, unit: str = UNIT,
                p: Principal = Depends(require("indicators:read"))) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from kit.records import fail
@@ -142,3 +143,36 @@ def differences(filed: Figures, current: Figures) -> list[str]:
     """The indicators whose current figures differ from the filed ones (a late correction)."""
     return [c for c in current if filed.get(c) != current[c]]
 
+
+
+def deadline(period: str) -> date:
+    """The last day to file a period (报送时限) in the statistical year's calendar: a quarter by the 10th of the
+    month after it (Q4 by 10 January), the third quarter — which closes the statistical year — by 12 October, as
+    does the statistical year itself (and 1–9月); a month or another cumulative period by the 10th of the next
+    month; a calendar year by 10 January, a half year with its quarter."""
+    p = periods.parse(period)
+    end = p.end
+    if end.month == 9 and (period.endswith("Q3") or period.endswith("SY") or period.endswith("..09")):
+        return date(end.year, 10, 12)
+    nxt = date(end.year + 1, 1, 10) if end.month == 12 else date(end.year, end.month + 1, 10)
+    return nxt
+
+
+def completeness(units: dict[str, tuple[str, date | None]], due: date) -> dict[str, Any]:
+    """units: unit → (state, day first submitted, China time). Expected = every unit listed; submitted = filed at
+    least once; on time = first filed by the deadline."""
+    rows = []
+    for unit, (state, first) in sorted(units.items()):
+        rows.append({"unit": unit, "state": state, "state_zh": STATE_ZH[state],
+                     "first_submitted_on": first.isoformat() if first else None,
+                     "on_time": first is not None and first <= due})
+    expected = len(rows)
+    submitted = sum(1 for r in rows if r["first_submitted_on"])
+    on_time = sum(1 for r in rows if r["on_time"])
+    approved = sum(1 for r in rows if r["state"] == APPROVED)
+
+    def pct(n: int) -> float | None:
+        return round(n * 100 / expected, 2) if expected else None
+
+    return {"deadline": due.isoformat(), "expected": expected, "submitted": submitted, "on_time": on_time,
+            "approved": approved, "completeness": pct(submitted), "timeliness": pct(on_time), "units": rows}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date, timedelta, timezone
 from typing import Any
 
 from kit.db import from_json, raw, to_json
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from indicators.domain import periods
 from indicators.domain.approval import Filing
 
+CHINA = timezone(timedelta(hours=8))
 FILING_LOCK = 0x1D1C_F11E  # pg advisory lock space of approval steps, one key per (report, period)
 
 
@@ -135,3 +137,15 @@ async def adjustments(conn: AsyncConnection, report: str, period: str, unit: str
                          "where report = $1 and period = $2 and unit = $3 order by id", report, period, unit)
     return [{**dict(r), "records": list(r["records"]), "request_ids": list(r["request_ids"]),
              "applied_at": r["applied_at"].isoformat()} for r in rows]
+
+
+async def first_submitted(conn: AsyncConnection, report: str, period: str, unit_prefix: str,
+                          length: int) -> dict[str, tuple[str, date | None]]:
+    """unit → (state, the day it was first submitted, China time) of the filings of units of one code length."""
+    c = await raw(conn)
+    rows = await c.fetch(
+        "select f.unit, f.state, (select min(s.at) from filing_step s where s.report = f.report "
+        "and s.period = f.period and s.unit = f.unit and s.action = 'submit') as first "
+        "from filing f where f.report = $1 and f.period = $2 and f.unit like $3 and length(f.unit) = $4",
+        report, period, unit_prefix + "%", length)
+    return {r["unit"]: (r["state"], r["first"].astimezone(CHINA).date() if r["first"] else None) for r in rows}

@@ -42,3 +42,17 @@ def test_decompose_by_largest_remainders_sums_to_the_whole() -> None:
     parts = t.decompose(1001, {"a": 7, "b": 13, "c": 29, "d": 0})
     assert sum(parts.values()) == 1001 and parts["d"] == 0
     assert t.decompose(5, {}) == {}
+
+
+def test_filing_deadlines_of_the_statistical_year() -> None:
+    from datetime import date
+
+    from indicators.domain import approval
+    assert [approval.deadline(k) for k in ("2025Q4", "2026Q1", "2026Q2", "2026Q3", "2026SY", "2026SY..09",
+                                           "2026-01..09", "2026", "2026-05", "2026-01..05")] == [
+        date(2026, 1, 10), date(2026, 4, 10), date(2026, 7, 10), date(2026, 10, 12), date(2026, 10, 12),
+        date(2026, 10, 12), date(2026, 10, 12), date(2027, 1, 10), date(2026, 6, 10), date(2026, 6, 10)]
+    c = approval.completeness({"a": ("approved", date(2026, 10, 12)), "b": ("submitted", date(2026, 10, 13)),
+                               "c": ("", None)}, date(2026, 10, 12))
+    assert (c["expected"], c["submitted"], c["on_time"], c["completeness"], c["timeliness"]) == (
+        3, 2, 1, 66.67, 33.33)
