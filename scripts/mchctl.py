@@ -309,7 +309,8 @@ def cmd_export(args: argparse.Namespace) -> int:
             return 0
         if not (args.start and args.end and MONTH_RE.match(args.start) and MONTH_RE.match(args.end)):
             sys.exit("export values needs --from YYYY-MM --to YYYY-MM")
-        out = open(args.output, "w", newline="", encoding="utf-8") if args.output else sys.stdout
+        # a BOM (utf-8-sig): Excel on Chinese Windows reads the file as UTF-8
+        out = open(args.output, "w", newline="", encoding="utf-8-sig") if args.output else sys.stdout
         try:
             w = csv.writer(out)
             w.writerow(["period", "region", "code", "numerator", "denominator", "value", "unit"])

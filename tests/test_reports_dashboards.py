@@ -89,3 +89,49 @@ async def test_dashboard_queries_targets_status_and_filings(stack: Stack, http: 
         assert [(r["单位代码"], r["状态"], r["上报人"]) for r in rows] == [(county, "已上报", "县统计员")]
     finally:
         await conn.close()
+
+
+async def test_a_region_viewer_sees_only_its_region(stack: Stack, http: httpx.AsyncClient) -> None:
+    from indicators.admin import create_viewer
+
+    a, b = fresh_county(), fresh_county()
+    for county in (a, b):
+        await setup_institutions(http, stack, county)
+        d = date(2025, 6, 1)
+        await post_case(http, stack, DeliveryCase(f"P-{uuid.uuid4().hex[:12]}", f"E-{uuid.uuid4().hex[:12]}",
+                                                  village(county, 1, 1), f"H{county}A", d - timedelta(days=275), d,
+                                                  "hospital", "vaginal", [Baby("M", 3100, "live")]))
+        assert (await http.put(f"{stack.url('indicators')}/v1/targets", json={
+            "code": "live_births", "region": county, "year": 2025, "target": 10})).status_code == 200
+
+    async def settled_both() -> Any:
+        got = [(await values(http, stack, c, "2025")).get("live_births") for c in (a, b)]
+        return got == [(1, None), (1, None)]
+    await wait_for(settled_both, 30)
+
+    role = f"viewer_{a}"
+    await create_viewer(stack.settings, role, a)
+    name = stack.settings.db_prefix + role
+    s = stack.settings
+    admin = await asyncpg.connect(host=s.pg_host, port=s.pg_port, user=s.pg_admin_user,
+                                  database=s.database("indicators"))
+    viewer = await asyncpg.connect(host=s.pg_host, port=s.pg_port, user=name, database=s.database("indicators"))
+    try:
+        q = ("select region, n from counter where code = 'live_births' and period = '2025' and institution = '' "
+             "and region = any($1::text[]) order by 1")
+        assert [tuple(r) for r in await admin.fetch(q, [a, b])] == sorted([(a, 1), (b, 1)])
+        assert [tuple(r) for r in await viewer.fetch(q, [a, b])] == [(a, 1)]
+        assert await viewer.fetchval("select count(*) from tally where region like $1", b + "%") == 0
+        assert await viewer.fetchval("select count(*) from target where region = $1", b) == 0
+        assert await viewer.fetchval("select count(*) from target where region = $1", a) == 1
+        assert await viewer.fetchval("select region_prefix from grafana_viewer") == a
+        try:
+            await viewer.fetch("select * from unit limit 1")
+            raise AssertionError("a viewer reads the engine's units")
+        except asyncpg.InsufficientPrivilegeError:
+            pass
+    finally:
+        await viewer.close()
+        await admin.execute(f'drop owned by "{name}"')
+        await admin.execute(f'drop role "{name}"')
+        await admin.close()
