@@ -129,15 +129,31 @@ def last_month(key: str) -> str:
 
 def started(key: str, today: date) -> bool:
     """A period that has not started has no standing population or stock yet (it is not projected)."""
-    return parse(key).start <= today
+    return _start(key) <= today
+
+
+@lru_cache(maxsize=4096)
+def _start(key: str) -> date:
+    return parse(key).start
 
 
 def counts_in(when: str, key: str, today: date) -> bool:
     """Whether a contribution stored at `when` counts in the reporting period `key` — the rule the store's
     read query implements in SQL."""
     if when.startswith("^"):
-        return started(key, today) and when[1:] <= last_month(key)
-    return stored_key(when) in stored_keys(key)
+        return started(key, today) and when[1:] <= _last_month(key)
+    return stored_key(when) in _stored_set(key)
+
+
+@lru_cache(maxsize=4096)
+def _stored_set(key: str) -> frozenset[str]:
+    """`stored_keys` as a set, cached: the engine asks for every changed contribution × approved filing."""
+    return frozenset(stored_keys(key))
+
+
+@lru_cache(maxsize=4096)
+def _last_month(key: str) -> str:
+    return last_month(key)
 
 
 def next_day(d: date) -> date:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from indicators.domain import provisional
 from indicators.domain.catalogue import Catalogue
 from indicators.domain.targets import evaluate
 from indicators.domain.values import value
@@ -51,7 +53,7 @@ def section_order(cat: Catalogue) -> list[tuple[str, str]]:
 
 
 def build(cat: Catalogue, region: str, period: ReportPeriod, counts: Mapping[tuple[str, str], int],
-          targets: Mapping[str, tuple[Decimal, str]]) -> dict[str, Any]:
+          targets: Mapping[str, tuple[Decimal, str]], today: date | None = None) -> dict[str, Any]:
     """counts: (code, part 'n'|'d') → n for the region and period; targets: code → the year's target and its
     comparison (a count's completion, a rate's red / amber / green)."""
     sections = []
@@ -64,7 +66,8 @@ def build(cat: Catalogue, region: str, period: ReportPeriod, counts: Mapping[tup
             den = counts.get((ind.code, "d"), 0) if ind.denominator is not None else None
             v = value(ind, num, den)
             row = {"code": ind.code, "name_zh": ind.name_zh, "numerator": num, "denominator": den,
-                   "value": v, "unit": ind.unit, "target": None, "completion": None}
+                   "value": v, "unit": ind.unit, "target": None, "completion": None,
+                   **(provisional.status(ind, period.key, today) if today else {})}
             if ind.code in targets:
                 row.update(evaluate(ind, v, num, *targets[ind.code]))
             rows.append(row)

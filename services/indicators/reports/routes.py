@@ -41,7 +41,7 @@ async def annual(
         rows = await sql.read_counters(conn, [period.key], cat.parts(codes), china_today(), region=region)
         targets = await sql.read_targets(conn, codes, [region], year)
     counts = {(r["code"], r["part"]): int(r["n"]) for r in rows}
-    report = build(cat, region, period, counts, {code: t for (code, _), t in targets.items()})
+    report = build(cat, region, period, counts, {code: t for (code, _), t in targets.items()}, china_today())
     if format == "xlsx":
         name = f"annual-{region or 'all'}-{period.key}.xlsx"
         return Response(xlsx.render(report), media_type=XLSX,
