@@ -97,8 +97,10 @@ def adjustments(unit: str, old: Iterable[Sequence[Any]], new: Iterable[Sequence[
     out = []
     for report, period, funit in locked:
         by_measure: Counter[str] = Counter()
-        for (measure, when, region, _inst), k in diff.items():
-            if k and region.startswith(funit) and periods.counts_in(when, period, today):
+        inst = funit[5:] if funit.startswith("inst:") else None  # an institution's filing: its own counts
+        for (measure, when, region, i), k in diff.items():
+            if k and (i == inst if inst is not None else region.startswith(funit)) \
+                    and periods.counts_in(when, period, today):
                 by_measure[measure] += k
         for measure, k in sorted(by_measure.items()):
             if k:

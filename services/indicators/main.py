@@ -17,7 +17,7 @@ async def _startup(app: FastAPI) -> None:
     app.state.engine = Engine(catalogue.load())
     app.state.forms = forms.load_all(app.state.engine.catalogue)
     app.state.targets = Targets(app.state.db, app.state.engine.catalogue)
-    app.state.filings = Filings(app.state.db, app.state.engine.catalogue, approval.configured_levels())
+    app.state.filings = Filings(app.state.db, app.state.engine.catalogue, approval.all_levels())
     app.state.headline = asyncio.create_task(keep_fresh(app.state.db, app.state.engine.catalogue))
 
 

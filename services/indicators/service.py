@@ -37,25 +37,46 @@ def _person(p: Principal) -> None:
 
 
 class Filings:
-    def __init__(self, db: Database, catalogue: Catalogue, levels: tuple[int, ...]) -> None:
+    def __init__(self, db: Database, catalogue: Catalogue, levels: dict[str, tuple[int, ...]]) -> None:
         self.db = db
         self.catalogue = catalogue
-        self.levels = levels
+        self.levels = levels  # report → approval levels, lowest first
 
-    def check(self, t: Target, p: Principal) -> None:
-        approval.check_target(t.report, t.period, t.unit, self.levels)
+    def check(self, t: Target) -> None:
+        approval.check_target(t.report, t.period, t.unit, self.levels[t.report])
+
+    async def authorise(self, conn: AsyncConnection, t: Target, p: Principal) -> str:
+        """The caller's region must cover the unit: a region (403 outside), or an institution's current region
+        (an institution unknown or outside answers 404, like any object). Returns the unit's region."""
+        if approval.is_institution(t.unit):
+            region = await names.institution_region(conn, t.unit[len(approval.INST):])
+            p.require_object(region, "institution", t.unit[len(approval.INST):])
+            return region or ""
         p.require_region(t.unit, "unit")
+        return t.unit
 
     async def current_figures(self, conn: AsyncConnection, t: Target) -> approval.Figures:
         codes = [i.code for i in self.catalogue.indicators]
-        rows = await sql.read_counters(conn, [t.period], self.catalogue.parts(codes), china_today(), region=t.unit)
+        parts = self.catalogue.parts(codes)
+        if approval.is_institution(t.unit):
+            rows = await sql.read_counters(conn, [t.period], parts, china_today(), region="",
+                                           institution=t.unit[len(approval.INST):])
+        else:
+            rows = await sql.read_counters(conn, [t.period], parts, china_today(), region=t.unit)
         return approval.figures(rows, codes, {i.code for i in self.catalogue.indicators if i.denominator})
+
+    @staticmethod
+    async def below(conn: AsyncConnection, report: str, period: str, unit: str, length: int) -> dict[str, str]:
+        if length == approval.INSTITUTION:
+            return await filings.institutions_below(conn, report, period, unit)
+        return await filings.units_below(conn, report, period, unit, length)
 
     async def submit(self, t: Target, p: Principal, request_id: str = "") -> dict[str, Any]:
         """上报: file the unit's current figures as its snapshot (again, if it was returned or not yet approved)."""
-        self.check(t, p)
+        self.check(t)
         _person(p)
         async with self.db.begin() as conn:
+            await self.authorise(conn, t, p)
             await filings.lock_report_period(conn, t.report, t.period)
             approval.can_submit(await filings.get(conn, t.report, t.period, t.unit))
             figs = await self.current_figures(conn, t)
@@ -66,13 +87,14 @@ class Filings:
 
     async def approve(self, t: Target, p: Principal, request_id: str = "") -> dict[str, Any]:
         """审核通过: lock the filing, once every unit below is approved."""
-        self.check(t, p)
+        self.check(t)
         _person(p)
         async with self.db.begin() as conn:
+            await self.authorise(conn, t, p)
             await filings.lock_report_period(conn, t.report, t.period)
             current = await filings.get(conn, t.report, t.period, t.unit)
-            below = approval.level_below(t.unit, self.levels)
-            states = await filings.units_below(conn, t.report, t.period, t.unit, below) if below else {}
+            below = approval.level_below(t.unit, self.levels[t.report])
+            states = await self.below(conn, t.report, t.period, t.unit, below) if below else {}
             approval.can_approve(current, p.actor, sorted(u for u, s in states.items() if s != approval.APPROVED))
             await filings.approve(conn, t.report, t.period, t.unit, p.actor, p.name)
             await filings.step(conn, t.report, t.period, t.unit, "approve", p.actor, p.name, request_id=request_id)
@@ -80,12 +102,13 @@ class Filings:
 
     async def unapprove(self, t: Target, p: Principal, reason: str | None, request_id: str = "") -> dict[str, Any]:
         """退回: unlock a filing (with a reason) so that its unit can refile."""
-        self.check(t, p)
+        self.check(t)
         _person(p)
         async with self.db.begin() as conn:
+            region = await self.authorise(conn, t, p)
             await filings.lock_report_period(conn, t.report, t.period)
             current = await filings.get(conn, t.report, t.period, t.unit)
-            above = approval.level_above(t.unit, self.levels)
+            above = approval.level_above(t.unit, self.levels[t.report], region)
             parent = await filings.get(conn, t.report, t.period, above) if above else None
             clean = approval.can_unapprove(current, parent, reason)
             await filings.unapprove(conn, t.report, t.period, t.unit)
@@ -96,8 +119,9 @@ class Filings:
     async def view(self, t: Target, p: Principal) -> dict[str, Any]:
         """The filing: its state, filed vs current figures per indicator, the adjustments (late corrections after
         approval: which records, from where, when) and every step."""
-        self.check(t, p)
+        self.check(t)
         async with self.db.connect() as conn:
+            await self.authorise(conn, t, p)
             d = await filings.detail(conn, t.report, t.period, t.unit)
             current = await self.current_figures(conn, t)
             steps = await filings.steps(conn, t.report, t.period, t.unit)
@@ -133,13 +157,14 @@ class Filings:
         expected are those with figures in the period, a filing or a name; on time against the deadline."""
         approval.check_listing(report, period, region)
         p.require_region(region)
-        below = approval.level_below(region, self.levels) if region else min(self.levels)
+        levels = self.levels[report]
+        below = approval.level_below(region, levels) if region else min(levels)
         if below is None:
             raise fail("region", "no approval level below this region")
         async with self.db.connect() as conn:
-            states = await filings.units_below(conn, report, period, region, below)
+            states = await self.below(conn, report, period, region, below)
             named = await names.named_children(conn, region, below)
-            first = await filings.first_submitted(conn, report, period, region, below)
+            first = await filings.first_submitted(conn, report, period, sorted(set(states) | set(named)))
             labels = await names.region_names(conn, set(states) | set(named))
         units = {u: first.get(u, (states.get(u, ""), None)) for u in set(states) | set(named)}
         out = approval.completeness(units, approval.deadline(period))

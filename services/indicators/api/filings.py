@@ -15,10 +15,11 @@ from indicators.service import Filings, Target
 
 router = APIRouter(prefix="/v1/reports", tags=["filings"])
 
-REPORT = Path(..., max_length=32, description="the report (表): `annual` (妇幼卫生年报)")
+REPORT = Path(..., max_length=32, description="the report (表): `annual` (妇幼卫生年报: township → county → city), "
+                                               "`monthly` (机构月报: institution → township → county)")
 PERIOD = Path(..., max_length=16, description="a period key: 2026, 2026SY, 2026Q3, 2026-01..09, 2026SY..03, ...")
-UNIT = Path(..., max_length=12, description="the reporting unit: a region code at an approval level "
-                                            "(township 9, county 6, city 4 digits)")
+UNIT = Path(..., max_length=70, description="the reporting unit: a region code at an approval level "
+                                            "(township 9, county 6, city 4 digits) or inst:<institution code>")
 
 
 class Unapprove(BaseModel):

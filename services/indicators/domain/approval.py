@@ -11,6 +11,7 @@ after it the unit's statistician resubmits, which files a new snapshot. Who acts
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -20,26 +21,47 @@ from kit.records import fail
 from indicators.domain import periods, regions
 
 #: level name → region code length
-LEVELS: dict[str, int] = {"province": 2, "city": 4, "county": 6, "township": 9}
-LEVEL_ZH: dict[str, str] = {"province": "省", "city": "地市", "county": "县区", "township": "乡镇"}
+#: level name → region code length; institutions (a hospital, a health centre) are below every region level
+LEVELS: dict[str, int] = {"province": 2, "city": 4, "county": 6, "township": 9, "institution": 99}
+LEVEL_ZH: dict[str, str] = {"province": "省", "city": "地市", "county": "县区", "township": "乡镇",
+                            "institution": "机构"}
+INSTITUTION = LEVELS["institution"]
+#: an institution as a reporting unit: `inst:<institution code>` (codes are free text, regions digits)
+INST = "inst:"
+INST_RE = re.compile(r"^inst:[A-Za-z0-9_.-]{1,64}$")
 DEFAULT_LEVELS = ("township", "county", "city")
-#: the reports that are filed; every one files the figures of every catalogue indicator for the unit
-REPORTS: dict[str, str] = {"annual": "妇幼卫生年报"}
+#: the reports that are filed (every one files the figures of every catalogue indicator of the unit) and their
+#: default levels: the annual report level by level from the townships; the institutions' monthly report
+#: (医疗机构月报) from the institutions to the township and the county
+REPORTS: dict[str, str] = {"annual": "妇幼卫生年报", "monthly": "妇幼卫生月报（机构）"}
+REPORT_LEVELS: dict[str, tuple[str, ...]] = {"annual": DEFAULT_LEVELS, "monthly": ("institution", "township", "county")}
 MAX_REASON = 500
 
 SUBMITTED, APPROVED, RETURNED = "submitted", "approved", "returned"
 STATE_ZH = {SUBMITTED: "已上报", APPROVED: "已审核（锁定）", RETURNED: "已退回", "": "未上报"}
 
 
-def configured_levels(spec: str | None = None) -> tuple[int, ...]:
-    """The approval levels, lowest first, as region code lengths. `MCH_APPROVAL_LEVELS` (e.g.
-    "township,county,city" or "county,city") configures them; unknown names are an error at start-up."""
-    raw = spec if spec is not None else os.environ.get("MCH_APPROVAL_LEVELS", ",".join(DEFAULT_LEVELS))
+def configured_levels(spec: str | None = None, report: str = "annual") -> tuple[int, ...]:
+    """The approval levels of a report, lowest first, as region code lengths (99: institutions).
+    `MCH_APPROVAL_LEVELS_<REPORT>` (e.g. MCH_APPROVAL_LEVELS_ANNUAL="county,city"; for the annual report also
+    `MCH_APPROVAL_LEVELS`) configures them; unknown names are an error at start-up."""
+    default = ",".join(REPORT_LEVELS[report])
+    env = os.environ.get(f"MCH_APPROVAL_LEVELS_{report.upper()}") or (
+        os.environ.get("MCH_APPROVAL_LEVELS") if report == "annual" else None)
+    raw = spec if spec is not None else env or default
     names = [x.strip() for x in raw.split(",") if x.strip()]
     unknown = [n for n in names if n not in LEVELS]
     if unknown or not names:
         raise ValueError(f"MCH_APPROVAL_LEVELS: unknown levels {unknown}; known: {', '.join(LEVELS)}")
     return tuple(sorted({LEVELS[n] for n in names}, reverse=True))
+
+
+def all_levels() -> dict[str, tuple[int, ...]]:
+    return {r: configured_levels(report=r) for r in REPORTS}
+
+
+def is_institution(unit: str) -> bool:
+    return unit.startswith(INST)
 
 
 @dataclass(frozen=True)
@@ -56,6 +78,13 @@ class Filing:
 
 def check_target(report: str, period: str, unit: str, levels: tuple[int, ...]) -> None:
     """The report, period and unit of a request are well-formed and the unit is at an approval level."""
+    if is_institution(unit):
+        check_listing(report, period, "")
+        if not INST_RE.match(unit):
+            raise fail("unit", "an institution is inst:<institution code> (letters, digits, _ . -)")
+        if INSTITUTION not in levels:
+            raise fail("unit", "institutions are not an approval level of this report")
+        return
     check_listing(report, period, unit)
     if not unit:
         raise fail("unit", "must be a region code of 2, 4, 6 or 9 digits")
@@ -76,13 +105,18 @@ def check_listing(report: str, period: str, region: str) -> None:
 
 
 def level_below(unit: str, levels: tuple[int, ...]) -> int | None:
-    """The code length of the units just below `unit` in the approval hierarchy, if any."""
+    """The code length of the units just below `unit` in the approval hierarchy (99: institutions), if any."""
+    if is_institution(unit):
+        return None
     lower = [n for n in levels if n > len(unit)]
     return min(lower) if lower else None
 
 
-def level_above(unit: str, levels: tuple[int, ...]) -> str | None:
-    """The unit just above `unit` in the approval hierarchy, if any."""
+def level_above(unit: str, levels: tuple[int, ...], region: str = "") -> str | None:
+    """The unit just above `unit` in the approval hierarchy, if any (an institution's: from its `region`)."""
+    if is_institution(unit):
+        upper = [n for n in levels if n < INSTITUTION]
+        return region[:max(upper)] if upper and region else None
     upper = [n for n in levels if n < len(unit)]
     return unit[:max(upper)] if upper else None
 

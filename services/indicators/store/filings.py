@@ -107,6 +107,17 @@ async def units_below(conn: AsyncConnection, report: str, period: str, unit: str
     return {r["region"]: r["state"] for r in rows}
 
 
+async def institutions_below(conn: AsyncConnection, report: str, period: str, region: str) -> dict[str, str]:
+    """The institutions registered under `region` as units (`inst:<code>`) with their filing state."""
+    c = await raw(conn)
+    rows = await c.fetch(
+        "select 'inst:' || substr(x.record_key, 13) as unit, coalesce(f.state, '') as state from fact x "
+        "left join filing f on f.report = $1 and f.period = $2 and f.unit = 'inst:' || substr(x.record_key, 13) "
+        "where x.record_key like 'institution:%' and x.body->>'region_code' like $3 order by 1",
+        report, period, region + "%")
+    return {r["unit"]: r["state"] for r in rows}
+
+
 async def listing(conn: AsyncConnection, report: str, period: str, region: str) -> list[dict[str, Any]]:
     c = await raw(conn)
     rows = await c.fetch("select unit, state, submitted_by_name, submitted_at, approved_by_name, approved_at, "
@@ -139,13 +150,13 @@ async def adjustments(conn: AsyncConnection, report: str, period: str, unit: str
              "applied_at": r["applied_at"].isoformat()} for r in rows]
 
 
-async def first_submitted(conn: AsyncConnection, report: str, period: str, unit_prefix: str,
-                          length: int) -> dict[str, tuple[str, date | None]]:
-    """unit → (state, the day it was first submitted, China time) of the filings of units of one code length."""
+async def first_submitted(conn: AsyncConnection, report: str, period: str,
+                          units: list[str]) -> dict[str, tuple[str, date | None]]:
+    """unit → (state, the day it was first submitted, China time) of the filings of these units."""
     c = await raw(conn)
     rows = await c.fetch(
         "select f.unit, f.state, (select min(s.at) from filing_step s where s.report = f.report "
         "and s.period = f.period and s.unit = f.unit and s.action = 'submit') as first "
-        "from filing f where f.report = $1 and f.period = $2 and f.unit like $3 and length(f.unit) = $4",
-        report, period, unit_prefix + "%", length)
+        "from filing f where f.report = $1 and f.period = $2 and f.unit = any($3::text[])",
+        report, period, units)
     return {r["unit"]: (r["state"], r["first"].astimezone(CHINA).date() if r["first"] else None) for r in rows}

@@ -35,3 +35,9 @@ async def named_children(conn: AsyncConnection, region: str, length: int) -> dic
     rows = await c.fetch("select code, name from region_name where code like $1 and length(code) = $2",
                          region + "%", length)
     return {r["code"]: r["name"] for r in rows}
+
+
+async def institution_region(conn: AsyncConnection, code: str) -> str | None:
+    """The region of an institution as the registry last published it (None: unknown)."""
+    c = await raw(conn)
+    return await c.fetchval("select body->>'region_code' from fact where record_key = $1", "institution:" + code)

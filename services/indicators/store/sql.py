@@ -130,7 +130,8 @@ Part = tuple[str, str, str]  # indicator code, "n"|"d", measure key
 
 async def read_counters(conn: AsyncConnection, periods: Sequence[str], parts: Sequence[Part], today: date, *,
                         region: str | None = None, region_len: int | None = None,
-                        levels: Sequence[int] | None = None, by_institution: bool = False) -> list[dict[str, Any]]:
+                        levels: Sequence[int] | None = None, by_institution: bool = False,
+                        institution: str | None = None) -> list[dict[str, Any]]:
     """Counts of the indicator parts for the reporting periods — each the sum of its months' flows, its own
     `@key` counts and, when it has started by `today`, the standing quantities up to its last month
     (`periods.counts_in` is the same rule) — for one region (exact), the regions of one length under a prefix
@@ -150,7 +151,11 @@ async def read_counters(conn: AsyncConnection, periods: Sequence[str], parts: Se
     else:
         where = "{t}.region = $6"
         args.append(region or "")
-    where += " and {t}.institution <> ''" if by_institution else " and {t}.institution = ''"
+    if institution is not None:  # one institution's own counts (a reporting unit)
+        args.append(institution)
+        where += f" and {{t}}.institution = ${len(args)}"
+    else:
+        where += " and {t}.institution <> ''" if by_institution else " and {t}.institution = ''"
     c = await raw(conn)
     rows = await c.fetch(
         "select period, region, institution, measure, sum(n)::bigint as n from ("

@@ -56,3 +56,21 @@ def test_filing_deadlines_of_the_statistical_year() -> None:
                                "c": ("", None)}, date(2026, 10, 12))
     assert (c["expected"], c["submitted"], c["on_time"], c["completeness"], c["timeliness"]) == (
         3, 2, 1, 66.67, 33.33)
+
+
+def test_approval_levels_with_institutions() -> None:
+    from indicators.domain import approval
+    annual = approval.configured_levels(report="annual")
+    monthly = approval.configured_levels(report="monthly")
+    assert annual == (9, 6, 4) and monthly == (99, 9, 6)
+    assert approval.configured_levels("county,city") == (6, 4)
+    assert approval.level_below("320582", annual) == 9 and approval.level_below("320582101", annual) is None
+    assert approval.level_below("320582101", monthly) == 99 and approval.level_below("inst:H1", monthly) is None
+    assert approval.level_above("inst:H1", monthly, "320582101001") == "320582101"
+    assert approval.level_above("320582101", annual) == "320582" and approval.level_above("3205", annual) is None
+    with pytest.raises(ValueError):
+        approval.configured_levels("township,hamlet")
+    for unit, levels in (("inst:H1", annual), ("inst:a/b", monthly), ("320582101001", annual)):
+        with pytest.raises(DomainError) as e:
+            approval.check_target("annual", "2025", unit, levels)
+        assert e.value.errors[0]["field"] == "unit"
