@@ -43,7 +43,7 @@ class Filings:
         self.levels = levels  # report → approval levels, lowest first
 
     def check(self, t: Target) -> None:
-        approval.check_target(t.report, t.period, t.unit, self.levels[t.report])
+        approval.check_target(t.report, t.period, t.unit, self.levels.get(t.report, ()))  # unknown report: 404
 
     async def authorise(self, conn: AsyncConnection, t: Target, p: Principal) -> str:
         """The caller's region must cover the unit: a region (403 outside), or an institution's current region
