@@ -5,7 +5,11 @@
     mchctl regions load regions.csv              # code,name rows (GB/T 2260 + township/village codes)
     mchctl regions count
     mchctl targets set premarital_exam_couples 320582 2025 500
-    mchctl targets load targets.csv              # code,region,year,target rows
+    mchctl targets set caesarean_rate 320582 2025 40 --at-most
+    mchctl targets load targets.csv              # code,region,year,target[,comparison] rows
+    mchctl targets list 2025 --region 320582 | delete CODE REGION YEAR | decompose CODE REGION YEAR
+    mchctl report table all 2025-01..09 --region 320582 -o tables.xlsx
+    mchctl report submit 2025 320582 | approve 2025 320582 | unapprove 2025 320582 --reason 补报 | status 2025
     mchctl reconcile                             # recompute every counter from stored facts; report differences
     mchctl rebuild                               # disaster recovery: recompute and replace the counters
     mchctl export annual --region 320582 --year 2025 -o annual.xlsx
@@ -132,13 +136,16 @@ def cmd_regions(args: argparse.Namespace) -> int:
     return subprocess.run(argv, env={**db_env(args), "MCH_SERVICE": "registry"}, check=False).returncode
 
 
-# ---------------------------------------------------------------- targets (任务数)
+# ---------------------------------------------------------------- targets (任务数 / 目标值)
 def put_targets(args: argparse.Namespace, rows: list[dict[str, Any]]) -> int:
     base = url(args, "indicators")
     failed = 0
     with client(args) as c:
         for r in tqdm(rows, desc="targets", unit="target", disable=len(rows) < 2):
-            body = {"code": r["code"], "region": r["region"], "year": int(r["year"]), "target": int(r["target"])}
+            body: dict[str, Any] = {"code": r["code"], "region": r["region"], "year": int(r["year"]),
+                                    "target": float(r["target"])}
+            if r.get("comparison"):
+                body["comparison"] = r["comparison"]
             resp = c.put(f"{base}/v1/targets", json=body)
             if resp.status_code >= 300:
                 failed += 1
@@ -147,15 +154,108 @@ def put_targets(args: argparse.Namespace, rows: list[dict[str, Any]]) -> int:
     return 0 if not failed else 1
 
 
+def _show(r: httpx.Response) -> int:
+    if r.status_code >= 300:
+        print(problem(r), file=sys.stderr)
+        return 1
+    print(json.dumps(r.json(), ensure_ascii=False, indent=1))
+    return 0
+
+
 def cmd_targets(args: argparse.Namespace) -> int:
+    base = f"{url(args, 'indicators')}/v1/targets"
     if args.action == "set":
-        if len(args.rest) != 4:
-            sys.exit("usage: mchctl targets set CODE REGION YEAR TARGET")
-        code, region, year, target = args.rest
-        return put_targets(args, [{"code": code, "region": region, "year": year, "target": target}])
-    if len(args.rest) != 1:
-        sys.exit("usage: mchctl targets load FILE.csv")
-    return put_targets(args, read_csv(args.rest[0], ("code", "region", "year", "target")))
+        return put_targets(args, [{"code": args.code, "region": args.region, "year": args.year,
+                                   "target": args.target, "comparison": "<=" if args.at_most else None}])
+    if args.action == "load":
+        return put_targets(args, read_csv(args.file, ("code", "region", "year", "target")))
+    with client(args) as c:
+        if args.action == "list":
+            params: dict[str, Any] = {"year": args.year, **({"region": args.region} if args.region else {}),
+                                      **({"code": args.code} if args.code else {})}
+            return _show(c.get(base, params=params))
+        if args.action == "delete":
+            return _show(c.delete(f"{base}/{args.year}/{args.region}/{args.code}"))
+        body = {"code": args.code, "region": args.region, "year": args.year,
+                **({"basis_year": args.basis_year} if args.basis_year else {})}
+        return _show(c.post(f"{base}/decompose", json=body))
+
+
+def targets_parser(sub: Any) -> None:
+    p = sub.add_parser("targets", help="targets: count tasks (任务数) and rate targets (目标值), 任务分解")
+    acts = p.add_subparsers(dest="action", required=True)
+    s = acts.add_parser("set", help="set a region's target of a year")
+    s.add_argument("code", help="indicator code, e.g. premarital_exam_couples or systematic_management_rate")
+    s.add_argument("region")
+    s.add_argument("year", type=int)
+    s.add_argument("target", type=float, help="a count, or a rate in the indicator's unit (85 = 85 %%)")
+    s.add_argument("--at-most", action="store_true", help="a rate not to exceed (剖宫产率 ≤ 40 %%)")
+    s = acts.add_parser("load", help="set targets from a CSV: code,region,year,target[,comparison]")
+    s.add_argument("file")
+    s = acts.add_parser("list", help="a region's targets and those below it, with what is decomposed")
+    s.add_argument("year", type=int)
+    s.add_argument("--region", default=None)
+    s.add_argument("--code", default=None)
+    s = acts.add_parser("delete", help="delete a target")
+    s.add_argument("code")
+    s.add_argument("region")
+    s.add_argument("year", type=int)
+    s = acts.add_parser("decompose", help="任务分解: split a region's target among the regions below it")
+    s.add_argument("code")
+    s.add_argument("region")
+    s.add_argument("year", type=int)
+    s.add_argument("--basis-year", type=int, default=None, help="split in proportion to this year (default: year-1)")
+    p.set_defaults(func=cmd_targets)
+
+
+# ---------------------------------------------------------------- report (上报 / 审核 / 报表)
+def cmd_report(args: argparse.Namespace) -> int:
+    base = f"{url(args, 'indicators')}/v1/reports"
+    with client(args) as c:
+        if args.action in ("submit", "approve", "unapprove"):
+            body = {"reason": args.reason or ""} if args.action == "unapprove" else None
+            return _show(c.post(f"{base}/{args.report}/filings/{args.period}/{args.unit}/{args.action}", json=body))
+        if args.action == "status":
+            if args.unit:
+                return _show(c.get(f"{base}/{args.report}/filings/{args.period}/{args.unit}"))
+            return _show(c.get(f"{base}/{args.report}/filings", params={"period": args.period}))
+        if args.action == "region":
+            return _show(c.put(f"{url(args, 'indicators')}/v1/regions/{args.code}",
+                               json={"name": args.name, "kind": "functional" if args.functional else "local"}))
+        fmt = (args.output or "").rsplit(".", 1)[-1] if args.output and "." in args.output else "json"
+        path = f"{base}/forms/{args.form}" if args.form != "all" else f"{base}/statutory"
+        r = c.get(path, params={"period": args.period, "format": fmt,
+                                **({"region": args.region} if args.region else {})})
+        if r.status_code >= 300 or not args.output:
+            return _show(r)
+        Path(args.output).write_bytes(r.content)
+        print(f"wrote {args.output}")
+        return 0
+
+
+def report_parser(sub: Any) -> None:
+    p = sub.add_parser("report", help="statutory tables, and filing: submit (上报), approve (审核), unapprove (退回)")
+    acts = p.add_subparsers(dest="action", required=True)
+    for action, text in (("submit", "上报: file the unit's figures (a statistician's token)"),
+                         ("approve", "审核: approve and lock (an approver's token; every unit below approved)"),
+                         ("unapprove", "退回: unlock a filing, with --reason"),
+                         ("status", "a filing (filed vs current, adjustments, steps), or the period's filings")):
+        s = acts.add_parser(action, help=text)
+        s.add_argument("period", help="e.g. 2026, 2026-01..09 (1–9月), 2026SY")
+        s.add_argument("unit", nargs="?" if action == "status" else None, help="a township, county or city code")
+        s.add_argument("--report", default="annual")
+        if action == "unapprove":
+            s.add_argument("--reason", required=True)
+    s = acts.add_parser("table", help="a statutory table (or all): JSON, or -o FILE.xlsx / FILE.csv")
+    s.add_argument("form", help="maternal, child, premarital, cancers, certificates, or all")
+    s.add_argument("period")
+    s.add_argument("--region", default=None)
+    s.add_argument("-o", "--output", default=None)
+    s = acts.add_parser("region", help="name a township or a functional area (经济开发区) for the tables")
+    s.add_argument("code")
+    s.add_argument("name")
+    s.add_argument("--functional", action="store_true", help="a functional area, not in GB/T 2260")
+    p.set_defaults(func=cmd_report)
 
 
 # ---------------------------------------------------------------- reconcile / rebuild
@@ -209,7 +309,8 @@ def cmd_export(args: argparse.Namespace) -> int:
             return 0
         if not (args.start and args.end and MONTH_RE.match(args.start) and MONTH_RE.match(args.end)):
             sys.exit("export values needs --from YYYY-MM --to YYYY-MM")
-        out = open(args.output, "w", newline="", encoding="utf-8") if args.output else sys.stdout
+        # a BOM (utf-8-sig): Excel on Chinese Windows reads the file as UTF-8
+        out = open(args.output, "w", newline="", encoding="utf-8-sig") if args.output else sys.stdout
         try:
             w = csv.writer(out)
             w.writerow(["period", "region", "code", "numerator", "denominator", "value", "unit"])
@@ -249,10 +350,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=("load", "count"))
     p.add_argument("file", nargs="?")
     p.set_defaults(func=cmd_regions)
-    p = sub.add_parser("targets", help="annual targets (任务数)")
-    p.add_argument("action", choices=("set", "load"))
-    p.add_argument("rest", nargs="*")
-    p.set_defaults(func=cmd_targets)
+    targets_parser(sub)
+    report_parser(sub)
     sub.add_parser("reconcile", help="check the counters against the stored facts").set_defaults(
         func=cmd_reconcile)
     sub.add_parser("rebuild", help="recompute the counters from the stored facts").set_defaults(func=cmd_rebuild)

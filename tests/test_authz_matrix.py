@@ -23,7 +23,7 @@ from certificates.service import today
 from certificates.tests.stack_helpers import Office, births, issue, new_prefix, office, prepare, stock
 from kit.clients import create_client
 
-from tests.conftest import Stack, fresh_county, make_token, village
+from tests.conftest import Stack, fresh_county, make_person, make_token, village
 from tests.test_certificates_api import dsn, urls, wait_known
 from tests.test_isolation_registry import County, book, mother
 from tests.test_registry_persons import id_number
@@ -121,6 +121,8 @@ class World:
     cert: dict[str, Any]
     pending: dict[str, Any]
     readers: dict[str, dict[str, str]]
+    #: a person of each county who submits and approves reports
+    people: dict[str, dict[str, str]]
 
 
 #: operations that hold no object of a region, and why (the rest must be in REGION)
@@ -131,6 +133,8 @@ REGION_FREE = {
     ("indicators", "GET", "/v1/auth/me"): "the caller's own account",
     ("screening", "GET", "/v1/rules"): "the published classification rules",
     ("indicators", "GET", "/v1/indicators"): "the catalogue of definitions",
+    ("indicators", "GET", "/v1/reports/forms"): "the report forms' layouts",
+    ("indicators", "GET", "/v1/reports/forms/{form}"): "a report form's layout",
     ("certificates", "GET", "/v1/certificates/verify"):
         "verification answers only valid / status for a serial, name and birth date held together (decision "
         "TBD-h3-2), rate-limited",
@@ -193,13 +197,15 @@ async def _build(http: httpx.AsyncClient, stack: Stack) -> World:
     pending = (await prepare(http, certs, o, kids[1])).json()
     other = await office(http, reg, certs, village(b_code), stack.settings)
     await stock(http, certs, other, new_prefix(), 1, 5, today())
-    readers = {}
+    readers, people = {}, {}
     for code in (a_code, b_code):
+        _, person_tok = await make_person(stack, ["statistician", "report_approver"], code)
+        people[code] = {"Authorization": f"Bearer {person_tok}"}
         tok = await make_token(stack, ["certificates:read", "indicators:read", "indicators:admin", "pii:read"], code)
         readers[code] = {"Authorization": f"Bearer {tok}"}
     encounter = f"{visit['source']}/{visit['encounter_id']}"
     return World(a, b, pid, mid, encounter, f"his-iso/{rid}", f"{sb['source']}/{sb['screening_id']}", case_id,
-                 o, other, kids, cert, pending, readers)
+                 o, other, kids, cert, pending, readers, people)
 
 
 def _cases() -> dict[Op, Case]:
@@ -431,6 +437,45 @@ def _cases() -> dict[Op, Case]:
     async def _t(w: World, s: Stack) -> Any:
         body = {"region": w.a.code, "year": today().year, "code": "live_births", "target": 100}
         return ("PUT", ind(s, "/targets"), {"headers": w.readers[w.b.code], "json": body}), (403,), None
+
+    year = str(today().year)
+    for path, q in (("/reports/annual/filings", {"period": year}), ("/reports/annual/completeness", {"period": year}),
+                    ("/reports/statutory", {"period": year, "form": "maternal"}), ("/targets", {"year": year})):
+        api = "/v1" + path.replace("/reports/annual/", "/reports/{report}/")
+
+        @case("indicators", "GET", api)
+        async def _ireads(w: World, s: Stack, path: str = path, q: dict[str, str] = q) -> Any:
+            params = {**q, "region": w.a.code}
+            return ("GET", ind(s, path), {"headers": w.readers[w.b.code], "params": params}), (403, 404), \
+                ("GET", ind(s, path), {"headers": w.readers[w.a.code], "params": params})
+
+    @case("indicators", "GET", "/v1/reports/{report}/filings/{period}/{unit}")
+    async def _fv(w: World, s: Stack) -> Any:
+        url = ind(s, f"/reports/annual/filings/{year}/{w.a.code}")
+        return ("GET", url, {"headers": w.readers[w.b.code]}), (403, 404), None
+
+    for step, body in (("submit", None), ("approve", None), ("unapprove", {"reason": "attack"})):
+        @case("indicators", "POST", f"/v1/reports/{{report}}/filings/{{period}}/{{unit}}/{step}")
+        async def _fs(w: World, s: Stack, step: str = step, body: dict[str, str] | None = body) -> Any:
+            url = ind(s, f"/reports/annual/filings/{year}/{w.a.code}/{step}")
+            return ("POST", url, {"headers": w.people[w.b.code], "json": body}), (403, 404), None
+
+    @case("indicators", "DELETE", "/v1/targets/{year}/{region}/{code}")
+    async def _td(w: World, s: Stack) -> Any:
+        return ("DELETE", ind(s, f"/targets/{year}/{w.a.code}/live_births"), {"headers": w.readers[w.b.code]}), \
+            (403, 404), None
+
+    @case("indicators", "POST", "/v1/targets/decompose")
+    async def _tdc(w: World, s: Stack) -> Any:
+        body = {"code": "live_births", "region": w.a.code, "year": int(year)}
+        return ("POST", ind(s, "/targets/decompose"), {"headers": w.readers[w.b.code], "json": body}), \
+            (403, 404), None
+
+    @case("indicators", "PUT", "/v1/regions/{code}")
+    async def _rn(w: World, s: Stack) -> Any:
+        return ("PUT", ind(s, f"/regions/{w.a.code}001"), {"headers": w.readers[w.b.code],
+                                                           "json": {"name": "攻击镇", "kind": "local"}}), \
+            (403,), None
 
     return cases
 

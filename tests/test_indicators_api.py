@@ -50,7 +50,8 @@ async def test_targets_give_completion_for_the_year_and_statistical_year(http: h
 
 async def test_target_refusals(http: httpx.AsyncClient, stack: Stack) -> None:
     url = f"{stack.url('indicators')}/v1/targets"
-    for body, field in [({"code": "caesarean_rate", "region": "32", "year": 2025, "target": 5}, "code"),
+    # rates take targets too (issue 17), within their factor: 150 % is refused
+    for body, field in [({"code": "caesarean_rate", "region": "32", "year": 2025, "target": 150}, "target"),
                         ({"code": "nope", "region": "32", "year": 2025, "target": 5}, "code"),
                         ({"code": "live_births", "region": "3205x", "year": 2025, "target": 5}, "region"),
                         ({"code": "live_births", "region": "32", "year": 2025, "target": 0}, "target")]:

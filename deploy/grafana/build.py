@@ -89,7 +89,8 @@ DASHBOARDS: dict[str, dict[str, Any]] = {
 #: too much work for a list of every region or period)
 REGION_VAR = "select distinct region from tally where institution = '' and length(region) in (6, 9, 12) " \
              "order by 1"
-PERIOD_VAR = "select k.period from period_key k where k.period ~ '^[0-9]{4}(SY|H[12]|Q[1-4])?$' " \
+PERIOD_VAR = "select k.period from period_key k " \
+             "where k.period ~ '^[0-9]{4}((SY|H[12]|Q[1-4])?|(-01|SY)[.][.][0-9]{2})$' " \
              "and exists (select 1 from tally t where t.period = k.stored) group by 1 order by 1 desc"
 NEXT_LEVEL = "case length('$region') when 2 then 4 when 4 then 6 when 6 then 9 else 12 end"
 
@@ -114,22 +115,53 @@ def unit(m: tuple[str, str, int]) -> str:
     return {"%": "percent", "count": "none"}.get(m[1], "none")
 
 
+#: rates where less is better: their target is a ceiling (<=), green below it
+LOWER_IS_BETTER = {"caesarean_rate", "maternal_mortality_ratio", "high_risk_share", "low_birth_weight_rate",
+                   "neonatal_mortality_rate", "infant_mortality_rate", "under5_mortality_rate",
+                   "under5_underweight_rate", "under5_stunting_rate", "under5_wasting_rate", "under5_overweight_rate",
+                   "under5_anaemia_rate", "cert_void_rate", "premarital_disease_rate", "cervical_abnormal_rate",
+                   "breast_abnormal_rate"}
+
+
+def target_sql(code: str, lower: bool) -> str:
+    """The region's target of the period's year as two thresholds (indicators.domain.targets: amber within 5 % of
+    a rate target, 10 % of a count task): Grafana's "config from query results" turns them into the stat's
+    red / amber / green steps."""
+    margin = "0.05" if code not in COUNT_CODES else "0.10"
+    t1, t2 = ("target", f"target * (1 + {margin})") if lower else (f"target * (1 - {margin})", "target")
+    return (f"select {t1} as \"t1\", {t2} as \"t2\" from target where code = '{code}' and region = '$region' "
+            f"and year = left('$period', 4)::int")
+
+
+COUNT_CODES: set[str] = set()
+
+
 def stat(code: str, m: tuple[str, str, int], x: int, y: int) -> dict[str, Any]:
     sql = (f"select {value_sql(code, m)} as value from counter where code = '{code}' "
            f"and region = '$region' and period = '$period' and institution = ''")
-    return {"type": "stat", "title": m[0], "description": f"{code} ({m[1]})", "datasource": PG,
-            "gridPos": {"x": x, "y": y, "w": 6, "h": 4},
+    lower = code in LOWER_IS_BETTER
+    colours = ["green", "orange", "red"] if lower else ["red", "orange", "green"]
+    return {"type": "stat", "title": m[0], "description": f"{code} ({m[1]}); 颜色按目标值（任务数）：红 / 黄 / 绿",
+            "datasource": PG, "gridPos": {"x": x, "y": y, "w": 6, "h": 4},
             "fieldConfig": {"defaults": {"unit": unit(m), "decimals": 0 if m[1] == "count" else 2,
+                                         "thresholds": {"mode": "absolute", "steps": [
+                                             {"color": "text", "value": None}]},
                                          **({"custom": {}} if m[1] == "count" else {})}, "overrides": []},
             "options": {"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "value", "graphMode": "none"},
+            "transformations": [{"id": "configFromData", "options": {"configRefId": "B", "mappings": [
+                {"fieldName": f, "handlerKey": "threshold1", "handlerArguments": {"threshold": {"color": c}}}
+                for f, c in (("t1", colours[1]), ("t2", colours[2]))]}}],
             "targets": [{"refId": "A", "datasource": PG, "format": "table", "rawQuery": True, "editorMode": "code",
-                         "rawSql": sql}]}
+                         "rawSql": sql},
+                        {"refId": "B", "datasource": PG, "format": "table", "rawQuery": True, "editorMode": "code",
+                         "rawSql": target_sql(code, lower)}],
+            "_base_colour": colours[0]}
 
 
 def trend(code: str, m: tuple[str, str, int], x: int, y: int) -> dict[str, Any]:
     sql = (f"select to_timestamp(period || '-01', 'YYYY-MM-DD') as time, {value_sql(code, m)} as \"{m[0]}\" "
            f"from counter where code = '{code}' and region = '$region' and institution = '' "
-           f"and period like left('$period', 4) || '-%' group by period order by 1")
+           f"and period like left('$period', 4) || '-__' group by period order by 1")
     return {"type": "timeseries", "title": f"{m[0]}（按月）", "datasource": PG,
             "gridPos": {"x": x, "y": y, "w": 12, "h": 8},
             "fieldConfig": {"defaults": {"unit": unit(m)}, "overrides": []},
@@ -143,7 +175,8 @@ def table(uid: str, codes: list[str], metas: dict[str, tuple[str, str, int]], y:
         return f'{one} as "{metas[c][0]}"'
 
     cols = ", ".join(column(c) for c in codes)
-    sql = (f"select region as \"地区\", {cols} from counter where code in ({', '.join(repr(c) for c in codes)}) "
+    sql = (f"select region as \"地区\", (select name from region_name where code = region) as \"名称\", {cols} "
+           f"from counter where code in ({', '.join(repr(c) for c in codes)}) "
            f"and region like '$region%' and length(region) = {NEXT_LEVEL} and period = '$period' "
            f"and institution = '' group by region order by region")
     link = {"title": "下钻 drill down", "url": f"/d/mch-{uid}?var-region=${{__data.fields[\"地区\"]}}"
@@ -164,14 +197,54 @@ def variables() -> list[dict[str, Any]]:
     ]
 
 
+#: 快报 / 终报: the period's values are final once it has ended and the 28-day visit windows have closed
+#: (indicators.domain.provisional: the longest look-ahead of the catalogue)
+STATUS_SQL = ("select case when (to_date(last_month || '-01', 'YYYY-MM-DD') + interval '1 month' + interval '28 days')"
+              " <= (now() at time zone 'Asia/Shanghai') then '终报 final' "
+              "else '快报 provisional：随访窗口未满，数据仍会变化' end as \"数据状态\" "
+              "from period_end where period = '$period'")
+
+
+def status_panel(y: int) -> dict[str, Any]:
+    return {"type": "stat", "title": "数据状态 Final or provisional", "datasource": PG,
+            "gridPos": {"x": 0, "y": y, "w": 24, "h": 3},
+            "options": {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "/.*/"}, "colorMode": "none",
+                        "graphMode": "none", "textMode": "value"},
+            "targets": [{"refId": "A", "datasource": PG, "format": "table", "rawQuery": True, "editorMode": "code",
+                         "rawSql": STATUS_SQL}]}
+
+
+#: open follow-up cases past their due date, by region one level down (the indicators' copy of screening's cases)
+OVERDUE_SQL = ("select left(body->>'region_code', {NEXT_LEVEL}) as \"地区\", "
+               "(select name from region_name where code = left(f.body->>'region_code', {NEXT_LEVEL})) as \"名称\", "
+               "count(*) as \"逾期未随访\", min(body->>'due_on') as \"最早应随访日期\" "
+               "from fact f where record_key like 'followup:%' and body->>'status' = 'open' "
+               "and body->>'due_on' < to_char(now() at time zone 'Asia/Shanghai', 'YYYY-MM-DD') "
+               "and body->>'region_code' like '$region%' group by 1, 2 order by 3 desc").replace(
+    "{NEXT_LEVEL}", NEXT_LEVEL)
+
+
+def overdue_panel(y: int) -> dict[str, Any]:
+    return {"type": "table", "title": "逾期未随访 Overdue follow-up cases", "datasource": PG,
+            "gridPos": {"x": 0, "y": y, "w": 24, "h": 8},
+            "targets": [{"refId": "A", "datasource": PG, "format": "table", "rawQuery": True, "editorMode": "code",
+                         "rawSql": OVERDUE_SQL}]}
+
+
 def dashboard(uid: str, spec: dict[str, Any], metas: dict[str, tuple[str, str, int]]) -> dict[str, Any]:
-    panels: list[dict[str, Any]] = []
+    panels: list[dict[str, Any]] = [status_panel(0)]
     for i, code in enumerate(spec["stats"]):
-        panels.append(stat(code, metas[code], (i % 4) * 6, (i // 4) * 4))
-    y = 4 * ((len(spec["stats"]) + 3) // 4)
+        panels.append(stat(code, metas[code], (i % 4) * 6, 3 + (i // 4) * 4))
+    y = 3 + 4 * ((len(spec["stats"]) + 3) // 4)
     for i, code in enumerate(spec["trend"][:2]):
         panels.append(trend(code, metas[code], i * 12, y))
     panels.append(table(uid, spec["table"], metas, y + 8))
+    if uid == "screening":
+        panels.append(overdue_panel(y + 18))
+    for p in panels:  # the base colour of a stat without a target, red/green below its first threshold with one
+        base = p.pop("_base_colour", None)
+        if base:
+            p["fieldConfig"]["defaults"]["thresholds"]["steps"][0]["color"] = base
     for n, p in enumerate(panels, 1):
         p["id"] = n
     return {"uid": f"mch-{uid}", "title": spec["title"], "tags": ["mch"], "timezone": "Asia/Shanghai",
@@ -215,14 +288,51 @@ def pipeline() -> dict[str, Any]:
             "links": [{"type": "dashboards", "tags": ["mch"], "asDropdown": True, "title": "MCH"}]}
 
 
+FILINGS_SQL = ("select f.unit as \"单位代码\", (select name from region_name where code = f.unit) as \"单位名称\", "
+               "case f.state when 'submitted' then '已上报' when 'approved' then '已审核（锁定）' else '已退回' end "
+               "as \"状态\", f.submitted_by_name as \"上报人\", "
+               "(select min(s.at) from filing_step s where s.report = f.report and s.period = f.period "
+               "and s.unit = f.unit and s.action = 'submit') as \"首次上报\", f.approved_by_name as \"审核人\", "
+               "f.approved_at as \"审核时间\" from filing f where f.report = 'annual' and f.period = '$period' "
+               "and f.unit like '$region%' order by f.unit")
+COMPLETENESS_SQL = ("select count(*) filter (where state in ('submitted', 'approved', 'returned')) as \"已上报单位\", "
+                    "count(*) filter (where state = 'approved') as \"已审核单位\" from filing "
+                    "where report = 'annual' and period = '$period' and unit like '$region%' and unit <> '$region'")
+
+
+def filings() -> dict[str, Any]:
+    """上报与审核: the filings of the period under a region — who filed, who approved, when — and their counts."""
+    panels = [
+        {"id": 1, "type": "stat", "title": "上报与审核单位数 Units filed / approved", "datasource": PG,
+         "gridPos": {"x": 0, "y": 0, "w": 24, "h": 4},
+         "options": {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "/.*/"}, "colorMode": "value",
+                     "graphMode": "none"},
+         "targets": [{"refId": "A", "datasource": PG, "format": "table", "rawQuery": True, "editorMode": "code",
+                      "rawSql": COMPLETENESS_SQL}]},
+        {"id": 2, "type": "table", "title": "上报审核明细 Filings (click a unit for the units below it)",
+         "datasource": PG, "gridPos": {"x": 0, "y": 4, "w": 24, "h": 12},
+         "fieldConfig": {"defaults": {"links": [{"title": "下钻 drill down", "url": "/d/mch-filings?var-region="
+                                                 "${__data.fields[\"单位代码\"]}&var-period=${period}"}]},
+                         "overrides": []},
+         "targets": [{"refId": "A", "datasource": PG, "format": "table", "rawQuery": True, "editorMode": "code",
+                      "rawSql": FILINGS_SQL}]},
+    ]
+    return {"uid": "mch-filings", "title": "统计报表上报审核 Filings", "tags": ["mch"], "timezone": "Asia/Shanghai",
+            "schemaVersion": 39, "version": 1, "refresh": "1m", "time": {"from": "now-2y", "to": "now"},
+            "templating": {"list": variables()}, "panels": panels,
+            "links": [{"type": "dashboards", "tags": ["mch"], "asDropdown": True, "title": "MCH"}]}
+
+
 def main() -> None:
     metas = meta()
+    COUNT_CODES.update(c for c, m in metas.items() if m[1] == "count")
     OUT.mkdir(parents=True, exist_ok=True)
     for uid, spec in DASHBOARDS.items():
         (OUT / f"{uid}.json").write_text(json.dumps(dashboard(uid, spec, metas), ensure_ascii=False, indent=1) + "\n",
                                          encoding="utf-8")
     (OUT / "pipeline.json").write_text(json.dumps(pipeline(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-    print(f"wrote {len(DASHBOARDS) + 1} dashboards to {OUT}")
+    (OUT / "filings.json").write_text(json.dumps(filings(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {len(DASHBOARDS) + 2} dashboards to {OUT}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ domain code); apply only the difference to the counters, pre-aggregated and in s
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from functools import lru_cache
 from typing import Any
@@ -16,10 +16,12 @@ from kit.consumer import Consumed
 from kit.settings import SERVICES, get_settings
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from indicators.clock import china_today
 from indicators.domain import periods, regions, units
 from indicators.domain.catalogue import Catalogue, by_measure
 from indicators.domain.facts import Fact
 from indicators.events.translate import to_facts
+from indicators.store import filings as filings_store
 from indicators.store import sql
 from indicators.store.sql import CounterKey
 
@@ -83,6 +85,30 @@ def counter_delta(old: Iterable[Sequence[Any]], new: Iterable[Sequence[Any]]) ->
     return expand_all(diff)
 
 
+def adjustments(unit: str, old: Iterable[Sequence[Any]], new: Iterable[Sequence[Any]],
+                locked: Sequence[tuple[str, str, str]], records: Sequence[tuple[str, str]],
+                today: date) -> list[tuple[str, str, str, str, str, int, list[str], list[str]]]:
+    """The changes of one unit's contributions that fall in an approved (locked) filing — its unit's region and
+    its period — as adjustment rows: (report, period, filing unit, engine unit, measure, delta, record keys,
+    request ids). The filed snapshot stays; these rows say which records moved its live figures."""
+    diff: Counter[tuple[str, ...]] = Counter()
+    add_contributions(diff, new, 1)
+    add_contributions(diff, old, -1)
+    out = []
+    for report, period, funit in locked:
+        by_measure: Counter[str] = Counter()
+        inst = funit[5:] if funit.startswith("inst:") else None  # an institution's filing: its own counts
+        for (measure, when, region, i), k in diff.items():
+            if k and (i == inst if inst is not None else region.startswith(funit)) \
+                    and periods.counts_in(when, period, today):
+                by_measure[measure] += k
+        for measure, k in sorted(by_measure.items()):
+            if k:
+                out.append((report, period, funit, unit, measure, k, [r for r, _ in records],
+                            sorted({q for _, q in records if q})))
+    return out
+
+
 def newest(facts: Iterable[Fact]) -> list[Fact]:
     best: dict[str, Fact] = {}
     for f in facts:
@@ -96,15 +122,22 @@ class Engine:
     def __init__(self, catalogue: Catalogue) -> None:
         self.catalogue = catalogue
 
-    async def apply_facts(self, conn: AsyncConnection, facts: Sequence[Fact]) -> int:
+    async def apply_facts(self, conn: AsyncConnection, facts: Sequence[Fact],
+                          request_ids: Mapping[str, str] | None = None) -> int:
+        """`request_ids`: record key → the request that posted it (for the adjustments of locked filings)."""
         # one engine transaction at a time (consumer instances, the clock tick, rebuilds): two transactions
         # recomputing the same unit from the same old contributions would apply its delta twice
         await sql.lock_engine(conn)
-        changed = await sql.upsert_facts(conn, newest(facts))
+        fresh = newest(facts)
+        changed = await sql.upsert_facts(conn, fresh)
         if not changed:
             return 0
         touched = {s for s in changed if units.unit_kind(s)} | await sql.units_linked_to(conn, changed)
-        await self.recompute(conn, touched)
+        records: dict[str, list[tuple[str, str]]] = {}
+        for f in fresh:
+            if f.subject_key in changed:
+                records.setdefault(f.subject_key, []).append((f.record_key, (request_ids or {}).get(f.record_key, "")))
+        await self.recompute(conn, touched, records)
         return len(touched)
 
     async def tick(self, conn: AsyncConnection, today: date) -> int:
@@ -143,17 +176,24 @@ class Engine:
             out[k] = (units.compute_measured(k, facts, self.catalogue), deps[k])
         return out
 
-    async def recompute(self, conn: AsyncConnection, keys: Iterable[str]) -> None:
+    async def recompute(self, conn: AsyncConnection, keys: Iterable[str],
+                        records: Mapping[str, list[tuple[str, str]]] | None = None) -> None:
+        """`records`: subject → (record key, request id) of the facts that changed. Given (changed records, not a
+        rebuild or a catalogue back-fill), changes falling in an approved filing are listed as its adjustments."""
         keys = sorted(keys)
+        locked = await filings_store.locked(conn) if records is not None else []
         for i in range(0, len(keys), CHUNK):
-            await self._recompute(conn, keys[i:i + CHUNK])
+            await self._recompute(conn, keys[i:i + CHUNK], locked, records or {})
 
-    async def _recompute(self, conn: AsyncConnection, keys: list[str]) -> None:
+    async def _recompute(self, conn: AsyncConnection, keys: list[str], locked: Sequence[tuple[str, str, str]],
+                         records: Mapping[str, list[tuple[str, str]]]) -> None:
         old = await sql.load_units(conn, keys)
         new = await self.compute(conn, keys)
         diff: Counter[tuple[str, ...]] = Counter()
         saves = []
         links = []
+        adjusted: list[tuple[str, str, str, str, str, int, list[str], list[str]]] = []
+        today = china_today()
         for k in keys:
             old_c, old_d = old.get(k, ([], []))
             new_c, new_d = new[k]
@@ -163,7 +203,11 @@ class Engine:
                 add_contributions(diff, old_c, -1)
                 saves.append((k, listed, new_d))
                 links.append((k, old_d, new_d))
+                if locked:
+                    recs = [r for s in dict.fromkeys([k, *old_d, *new_d]) for r in records.get(s, [])]
+                    adjusted += adjustments(k, old_c, new_c, locked, recs, today)
         await sql.apply_contributions(conn, stored_contributions(diff))
+        await filings_store.add_adjustments(conn, adjusted)
         await sql.save_units(conn, saves, self.catalogue.digest)
         await sql.relink(conn, links)
 
@@ -218,5 +262,10 @@ class IndicatorsHandler:
         self.topics: Sequence[str] = [s.topic(svc) for svc in SERVICES if svc != "indicators"]
 
     async def apply(self, conn: AsyncConnection, events: Sequence[Consumed]) -> None:
-        facts = [f for c in events for f in to_facts(c.envelope)]
-        await self.engine.apply_facts(conn, facts)
+        facts: list[Fact] = []
+        request_ids: dict[str, str] = {}
+        for c in events:
+            for f in to_facts(c.envelope):
+                facts.append(f)
+                request_ids[f.record_key] = c.envelope.request_id
+        await self.engine.apply_facts(conn, facts, request_ids)

@@ -43,7 +43,7 @@ ROLES: dict[str, Role] = {r.code: r for r in (
     _r("auditor", "审计员", "person", "audit:read", "pii:read", "registry:read", "screening:read",
        "certificates:read"),
     #: runs the platform: targets, rebuilds, reconciliation, accounts
-    _r("operator", "运维", "any", "indicators:admin", "accounts:admin"),
+    _r("operator", "运维", "any", "indicators:admin", "indicators:read", "accounts:admin"),
 )}
 
 

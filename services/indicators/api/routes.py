@@ -7,10 +7,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import ORJSONResponse
 from kit.auth import Principal, require
 from kit.errors import invalid
-from pydantic import BaseModel, Field
 
 from indicators.clock import china_today
-from indicators.domain import periods, regions
+from indicators.domain import periods, provisional, regions
+from indicators.domain import targets as target_rules
 from indicators.domain.values import completion_value, value
 from indicators.engine import Engine
 from indicators.store import sql
@@ -35,7 +35,8 @@ async def catalogue(request: Request, p: Principal = Depends(require("indicators
 @router.get("/indicators/values", summary="Indicator values for a region and period")
 async def values(
     request: Request,
-    period: str = Query(..., description="2021, 2021SY, 2021H1, 2021Q3 or 2021-09"),
+    period: str = Query(..., max_length=16, description="2021, 2021SY, 2021H1, 2021Q3, 2021-09, or cumulative "
+                        "2021-01..09 (1–9月) / 2021SY..03 (statistical year to the end of March)"),
     region: str | None = Query(None, description="region code prefix (2/4/6/9/12 digits); default: the client's"),
     codes: str | None = Query(None, description="comma list of indicator codes; default all"),
     breakdown: Literal["region", "institution", "month"] | None = None,
@@ -67,8 +68,9 @@ async def values(
         region_len = regions.child_level(region)
         if region_len is None:
             raise invalid("breakdown", "a 12-digit village has no lower level")
+    today = china_today()  # one clock for the read and the final/provisional status
     async with request.app.state.db.connect() as conn:
-        rows = await sql.read_counters(conn, plist, _engine(request).catalogue.parts(wanted), china_today(),
+        rows = await sql.read_counters(conn, plist, _engine(request).catalogue.parts(wanted), today,
                                        region=region,
                                        region_len=region_len, by_institution=breakdown == "institution")
     cells: dict[tuple[str, str, str, str], dict[str, int]] = {}
@@ -87,47 +89,32 @@ async def values(
         num = parts.get("n", 0)
         den = parts.get("d", 0) if ind.denominator is not None else None
         row: dict[str, Any] = {"code": code, "region": reg, "period": prd, "numerator": num, "denominator": den,
-                               "value": value(ind, num, den), "unit": ind.unit}
+                               "value": value(ind, num, den), "unit": ind.unit,
+                               **provisional.status(ind, prd, today)}
         if breakdown == "institution":
             row["institution"] = inst
         out.append(row)
     target_year = periods.target_year(per.key)
-    if completion and target_year and breakdown in (None, "region"):
+    if target_year and breakdown in (None, "region"):
         async with request.app.state.db.connect() as conn:
-            targets = await sql.read_targets(conn, sorted(completion), {r["region"] for r in out}, target_year)
+            targets = await sql.read_targets(conn, wanted, {r["region"] for r in out}, target_year)
+        for r in out:  # every value with a target says how far it is (red / amber / green)
+            t = targets.get((r["code"], r["region"]))
+            if t:
+                r.update(target_rules.evaluate(cat[r["code"]], r["value"], r["numerator"], *t),
+                         target_year=target_year)
         achieved = {(r["code"], r["region"]): r["numerator"] for r in out}
-        for (code, reg), target in sorted(targets.items()):
+        for (code, reg), (target, _) in sorted(targets.items()):
+            if code not in completion or cat[code].denominator is not None:
+                continue
             got = achieved.get((code, reg), 0)
             out.append({"code": code + COMPLETION, "region": reg, "period": per.key, "numerator": got,
-                        "denominator": target, "value": completion_value(got, target), "unit": "%",
-                        "target_year": target_year})
+                        "denominator": int(target), "value": completion_value(got, int(target)), "unit": "%",
+                        "target_year": target_year, **provisional.status(cat[code], per.key, today)})
     if codes:  # only the rows asked for
         out = [r for r in out if r["code"] in asked]
     # straight to JSON: the rows are plain dicts, no response-model validation pass needed (a hot endpoint)
     return ORJSONResponse({"region": region, "period": per.key, "breakdown": breakdown, "rows": out})
-
-
-class TargetIn(BaseModel):
-    code: str = Field(description="a count indicator, e.g. premarital_exam_couples")
-    region: str = Field(description="region code prefix (2/4/6/9/12 digits)")
-    year: int = Field(ge=2000, le=2100)
-    target: int = Field(gt=0, description="任务数: the annual target count")
-
-
-@router.put("/targets", summary="Set a region's annual target (任务数) for a count indicator")
-async def put_target(request: Request, body: TargetIn,
-                     p: Principal = Depends(require("indicators:admin"))) -> dict[str, Any]:
-    cat = _engine(request).catalogue.by_code()
-    if body.code not in cat:
-        raise invalid("code", "unknown indicator code")
-    if cat[body.code].unit != "count":
-        raise invalid("code", "targets are set for count indicators (任务数), not for rates")
-    if not regions.is_prefix(body.region):
-        raise invalid("region", "must be a region code prefix of 2, 4, 6, 9 or 12 digits")
-    p.require_region(body.region)
-    async with request.app.state.db.begin() as conn:
-        await sql.put_target(conn, body.code, body.region, body.year, body.target, p.client_id)
-    return body.model_dump()
 
 
 @router.post("/admin/reconcile", summary="Recompute every counter from stored facts and report differences")

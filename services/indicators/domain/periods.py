@@ -1,13 +1,23 @@
-"""Reporting periods: month `2021-09`, quarter `2021Q3`, half `2021H1`, calendar year `2021`, and the MCH
-statistical year `2021SY` (1 Oct 2020 – 30 Sep 2021, 全国妇幼卫生年报)."""
+"""Reporting periods: month `2021-09`, quarter `2021Q3`, half `2021H1`, calendar year `2021`, the MCH
+statistical year `2021SY` (1 Oct 2020 – 30 Sep 2021, 全国妇幼卫生年报), and the cumulative periods of a year
+(累计, 截止N月底): `2021-01..09` (1–9月 of the calendar year) and `2021SY..03` (the statistical year 2021 from
+1 Oct 2020 to the end of March 2021).
+
+A cumulative period that is also an ordinary period (1–3月 is Q1, 1–12月 the year, 10–12月 of a statistical
+year the previous calendar year's Q4) is stored as that period (`canonical`), so nothing is counted twice."""
 from __future__ import annotations
 
 import calendar
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import lru_cache
 
 PERIOD_RE = re.compile(r"^(\d{4})(?:(SY)|H([12])|Q([1-4])|-(0[1-9]|1[0-2]))?$")
+#: cumulative: `2021-01..09` (calendar year to the end of September), `2021SY..03` (statistical year to March)
+CUMULATIVE_RE = re.compile(r"^(\d{4})(-01|SY)\.\.(0[1-9]|1[0-2])$")
+#: the months of a statistical year in order (October of the year before to September)
+SY_MONTHS = (10, 11, 12, 1, 2, 3, 4, 5, 6, 7, 8, 9)
 
 
 @dataclass(frozen=True)
@@ -29,10 +39,21 @@ def _month_end(y: int, m: int) -> date:
     return date(y, m, calendar.monthrange(y, m)[1])
 
 
+def cumulative_end(year: int, statistical: bool, month: int) -> date:
+    """The last day of a cumulative period: the end of `month` in the calendar year, or in the statistical year
+    `year` (October to December fall in the year before)."""
+    return _month_end(year - 1 if statistical and month >= 10 else year, month)
+
+
 def parse(key: str) -> Period:
+    c = CUMULATIVE_RE.match(key)
+    if c:
+        y, sy, mo = int(c.group(1)), c.group(2) == "SY", int(c.group(3))
+        return Period(key, date(y - 1, 10, 1) if sy else date(y, 1, 1), cumulative_end(y, sy, mo))
     m = PERIOD_RE.match(key)
     if not m:
-        raise ValueError("period must be YYYY, YYYYSY, YYYYH1/H2, YYYYQ1..Q4 or YYYY-MM")
+        raise ValueError("period must be YYYY, YYYYSY, YYYYH1/H2, YYYYQ1..Q4, YYYY-MM, or cumulative "
+                         "YYYY-01..MM (1–MM月) or YYYYSY..MM (statistical year to the end of MM)")
     y = int(m.group(1))
     if m.group(2):
         return Period(key, date(y - 1, 10, 1), date(y, 9, 30))
@@ -48,11 +69,42 @@ def parse(key: str) -> Period:
     return Period(key, date(y, 1, 1), date(y, 12, 31))
 
 
-def keys_of(d: date) -> tuple[str, str, str, str, str]:
-    """Every period an event dated `d` counts in: month, quarter, half, year, statistical year."""
+def is_cumulative(key: str) -> bool:
+    return CUMULATIVE_RE.match(key) is not None
+
+
+def canonical(key: str) -> str:
+    """The key a period's per-period counts are stored under: a cumulative period that is also an ordinary one
+    (1–1月, 1–3月, 1–6月, 1–12月; 10–10月, 10–12月, 10–9月 of a statistical year) is stored as that one."""
+    c = CUMULATIVE_RE.match(key)
+    if not c:
+        return key
+    y, sy, mo = int(c.group(1)), c.group(2) == "SY", int(c.group(3))
+    if not sy:
+        return {1: f"{y}-01", 3: f"{y}Q1", 6: f"{y}H1", 12: f"{y}"}.get(mo, key)
+    return {10: f"{y - 1}-10", 12: f"{y - 1}Q4", 9: f"{y}SY"}.get(mo, key)
+
+
+def _cumulative_keys(d: date) -> list[str]:
+    """The cumulative periods (not also ordinary ones) that contain the day `d`."""
     y, m = d.year, d.month
+    out = [f"{y}-01..{n:02d}" for n in range(m, 13)]
+    sy = y + 1 if m >= 10 else y
+    out += [f"{sy}SY..{n:02d}" for n in SY_MONTHS[SY_MONTHS.index(m):]]
+    return [k for k in out if canonical(k) == k]
+
+
+def keys_of(d: date) -> tuple[str, ...]:
+    """Every period an event dated `d` counts in: month, quarter, half, year, statistical year, then the
+    cumulative periods of the calendar and the statistical year that contain it (those not also ordinary)."""
+    return _keys_of_month(d.year, d.month)
+
+
+@lru_cache(maxsize=4096)
+def _keys_of_month(y: int, m: int) -> tuple[str, ...]:
+    """The keys depend on the month only: cached (the engine asks for every check and every month of a child)."""
     return (f"{y}-{m:02d}", f"{y}Q{(m - 1) // 3 + 1}", f"{y}H{1 if m <= 6 else 2}", f"{y}",
-            f"{y + 1 if m >= 10 else y}SY")
+            f"{y + 1 if m >= 10 else y}SY", *_cumulative_keys(date(y, m, 1)))
 
 
 def stored_key(when: str) -> str:
@@ -65,8 +117,9 @@ def stored_key(when: str) -> str:
 
 def stored_keys(key: str) -> list[str]:
     """The stored keys of the flows and per-period counts whose sum is the reporting period `key`: its months
-    and its own `@key` (standing quantities are added up to `last_month(key)`)."""
-    return [*parse(key).months(), "@" + key]
+    and its own `@key` (standing quantities are added up to `last_month(key)`). A cumulative period's per-period
+    counts are those of the ordinary period it equals, if any (`canonical`)."""
+    return [*parse(key).months(), "@" + canonical(key)]
 
 
 def last_month(key: str) -> str:
@@ -76,15 +129,31 @@ def last_month(key: str) -> str:
 
 def started(key: str, today: date) -> bool:
     """A period that has not started has no standing population or stock yet (it is not projected)."""
-    return parse(key).start <= today
+    return _start(key) <= today
+
+
+@lru_cache(maxsize=4096)
+def _start(key: str) -> date:
+    return parse(key).start
 
 
 def counts_in(when: str, key: str, today: date) -> bool:
     """Whether a contribution stored at `when` counts in the reporting period `key` — the rule the store's
     read query implements in SQL."""
     if when.startswith("^"):
-        return started(key, today) and when[1:] <= last_month(key)
-    return stored_key(when) in stored_keys(key)
+        return started(key, today) and when[1:] <= _last_month(key)
+    return stored_key(when) in _stored_set(key)
+
+
+@lru_cache(maxsize=4096)
+def _stored_set(key: str) -> frozenset[str]:
+    """`stored_keys` as a set, cached: the engine asks for every changed contribution × approved filing."""
+    return frozenset(stored_keys(key))
+
+
+@lru_cache(maxsize=4096)
+def _last_month(key: str) -> str:
+    return last_month(key)
 
 
 def next_day(d: date) -> date:
@@ -92,8 +161,41 @@ def next_day(d: date) -> date:
 
 
 def target_year(key: str) -> int | None:
-    """Annual targets (任务数) apply to the calendar year and to the statistical year of the same number."""
+    """Annual targets (任务数) apply to the calendar year and to the statistical year of the same number, and to
+    their cumulative periods (截止N月底: completion so far against the year's target)."""
+    c = CUMULATIVE_RE.match(key)
+    if c:
+        return int(c.group(1))
     m = PERIOD_RE.match(key)
     if m and not (m.group(3) or m.group(4) or m.group(5)):
         return int(m.group(1))
     return None
+
+
+def label_zh(key: str) -> str:
+    """The period as a bureau writes it: 2026年, 2026年1–9月（截止9月底）, 2026统计年度, 2026年第3季度, ..."""
+    p = parse(key)
+    c = CUMULATIVE_RE.match(key)
+    if c:
+        if c.group(2) == "SY":
+            return (f"{c.group(1)}统计年度{p.start.year}年10月至{p.end.year}年{p.end.month}月"
+                    f"（截止{p.end.month}月底）")
+        return f"{c.group(1)}年1–{p.end.month}月（截止{p.end.month}月底）"
+    m = PERIOD_RE.match(key)
+    assert m
+    y = m.group(1)
+    if m.group(2):
+        return f"{y}统计年度（{int(y) - 1}年10月1日至{y}年9月30日）"
+    if m.group(3):
+        return f"{y}年{'上' if m.group(3) == '1' else '下'}半年"
+    if m.group(4):
+        return f"{y}年第{m.group(4)}季度"
+    if m.group(5):
+        return f"{y}年{int(m.group(5))}月"
+    return f"{y}年（1月1日至12月31日）"
+
+
+def month_before(key: str) -> str:
+    """The month before a period starts (期初: the stock at its end)."""
+    s = parse(key).start
+    return f"{s.year - 1}-12" if s.month == 1 else f"{s.year}-{s.month - 1:02d}"

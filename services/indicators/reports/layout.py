@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
 from typing import Any
 
+from indicators.domain import provisional
 from indicators.domain.catalogue import Catalogue
-from indicators.domain.values import completion_value, value
+from indicators.domain.targets import evaluate
+from indicators.domain.values import value
 
 #: section code of the catalogue → heading of the bureau summary; unknown sections go last under their own code
 SECTIONS: tuple[tuple[str, str], ...] = (
@@ -49,8 +53,9 @@ def section_order(cat: Catalogue) -> list[tuple[str, str]]:
 
 
 def build(cat: Catalogue, region: str, period: ReportPeriod, counts: Mapping[tuple[str, str], int],
-          targets: Mapping[str, int]) -> dict[str, Any]:
-    """counts: (code, part 'n'|'d') → n for the region and period; targets: code → the year's target."""
+          targets: Mapping[str, tuple[Decimal, str]], today: date | None = None) -> dict[str, Any]:
+    """counts: (code, part 'n'|'d') → n for the region and period; targets: code → the year's target and its
+    comparison (a count's completion, a rate's red / amber / green)."""
     sections = []
     for i, (sec, title) in enumerate(section_order(cat)):
         rows = []
@@ -59,10 +64,13 @@ def build(cat: Catalogue, region: str, period: ReportPeriod, counts: Mapping[tup
                 continue
             num = counts.get((ind.code, "n"), 0)
             den = counts.get((ind.code, "d"), 0) if ind.denominator is not None else None
-            target = targets.get(ind.code)
-            rows.append({"code": ind.code, "name_zh": ind.name_zh, "numerator": num, "denominator": den,
-                         "value": value(ind, num, den), "unit": ind.unit, "target": target,
-                         "completion": completion_value(num, target) if target else None})
+            v = value(ind, num, den)
+            row = {"code": ind.code, "name_zh": ind.name_zh, "numerator": num, "denominator": den,
+                   "value": v, "unit": ind.unit, "target": None, "completion": None,
+                   **(provisional.status(ind, period.key, today) if today else {})}
+            if ind.code in targets:
+                row.update(evaluate(ind, v, num, *targets[ind.code]))
+            rows.append(row)
         sections.append({"section": sec, "title_zh": f"{NUMERALS[i] if i < 10 else i + 1}、{title}", "rows": rows})
     return {"region": region, "year": period.year, "period": period.key, "period_zh": period.label_zh,
             "catalogue_version": cat.version, "sections": sections}

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from kit.db import from_json, raw, to_json
@@ -129,7 +130,8 @@ Part = tuple[str, str, str]  # indicator code, "n"|"d", measure key
 
 async def read_counters(conn: AsyncConnection, periods: Sequence[str], parts: Sequence[Part], today: date, *,
                         region: str | None = None, region_len: int | None = None,
-                        levels: Sequence[int] | None = None, by_institution: bool = False) -> list[dict[str, Any]]:
+                        levels: Sequence[int] | None = None, by_institution: bool = False,
+                        institution: str | None = None) -> list[dict[str, Any]]:
     """Counts of the indicator parts for the reporting periods — each the sum of its months' flows, its own
     `@key` counts and, when it has started by `today`, the standing quantities up to its last month
     (`periods.counts_in` is the same rule) — for one region (exact), the regions of one length under a prefix
@@ -149,7 +151,11 @@ async def read_counters(conn: AsyncConnection, periods: Sequence[str], parts: Se
     else:
         where = "{t}.region = $6"
         args.append(region or "")
-    where += " and {t}.institution <> ''" if by_institution else " and {t}.institution = ''"
+    if institution is not None:  # one institution's own counts (a reporting unit)
+        args.append(institution)
+        where += f" and {{t}}.institution = ${len(args)}"
+    else:
+        where += " and {t}.institution <> ''" if by_institution else " and {t}.institution = ''"
     c = await raw(conn)
     rows = await c.fetch(
         "select period, region, institution, measure, sum(n)::bigint as n from ("
@@ -195,16 +201,34 @@ async def all_counters(conn: AsyncConnection) -> dict[CounterKey, int]:
     return {(r["period"], r["region"], r["institution"], r["measure"]): r["n"] for r in rows}
 
 
-async def put_target(conn: AsyncConnection, code: str, region: str, year: int, target: int, by: str) -> None:
+async def put_target(conn: AsyncConnection, code: str, region: str, year: int, target: Decimal, comparison: str,
+                     by: str) -> None:
     c = await raw(conn)
-    await c.execute("insert into target (code, region, year, target, set_by) values ($1, $2, $3, $4, $5) "
-                    "on conflict (code, region, year) do update set target = excluded.target, "
-                    "set_by = excluded.set_by, updated_at = now()", code, region, year, target, by)
+    await c.execute("insert into target (code, region, year, target, comparison, set_by) "
+                    "values ($1, $2, $3, $4, $5, $6) on conflict (code, region, year) do update set "
+                    "target = excluded.target, comparison = excluded.comparison, set_by = excluded.set_by, "
+                    "updated_at = now()", code, region, year, target, comparison, by)
 
 
 async def read_targets(conn: AsyncConnection, codes: Sequence[str], regions: Iterable[str],
-                       year: int) -> dict[tuple[str, str], int]:
+                       year: int) -> dict[tuple[str, str], tuple[Decimal, str]]:
+    """(code, region) → (target, comparison) of the year."""
     c = await raw(conn)
-    rows = await c.fetch("select code, region, target from target where code = any($1::text[]) "
+    rows = await c.fetch("select code, region, target, comparison from target where code = any($1::text[]) "
                          "and region = any($2::text[]) and year = $3", list(codes), list(regions), year)
-    return {(r["code"], r["region"]): int(r["target"]) for r in rows}
+    return {(r["code"], r["region"]): (Decimal(r["target"]), r["comparison"]) for r in rows}
+
+
+async def list_targets(conn: AsyncConnection, region: str, year: int, code: str | None) -> list[dict[str, Any]]:
+    """The targets of a region and every region below it (the decomposition), in code and region order."""
+    c = await raw(conn)
+    rows = await c.fetch("select code, region, year, target, comparison, set_by, updated_at from target "
+                         "where region like $1 and year = $2 and ($3::text is null or code = $3) order by code, region",
+                         region + "%", year, code)
+    return [{**dict(r), "target": Decimal(r["target"]), "updated_at": r["updated_at"].isoformat()} for r in rows]
+
+
+async def delete_target(conn: AsyncConnection, code: str, region: str, year: int) -> bool:
+    c = await raw(conn)
+    return (await c.execute("delete from target where code = $1 and region = $2 and year = $3",
+                            code, region, year)) != "DELETE 0"
