@@ -267,8 +267,7 @@ async def manage_high_risk(urls: dict[str, str], token: str, region: str, share:
         cursor: str | None = None
         cases: list[dict[str, Any]] = []
         while True:
-            params: dict[str, Any] = {"region": region, "type": "pregnancy_high_risk", "status": "open",
-                                      "limit": 1000}
+            params: dict[str, Any] = {"region": region, "type": "pregnancy_high_risk", "limit": 1000}
             if cursor:
                 params["after"] = cursor
             r = await c.get(f"{urls['screening']}/v1/followups", params=params)
@@ -276,7 +275,9 @@ async def manage_high_risk(urls: dict[str, str], token: str, region: str, share:
                 res.unavailable = f"{r.status_code} GET /v1/followups"
                 return res
             doc = r.json()
-            cases += [x for x in doc["items"] if not x["actions"]]
+            # open, or ended with the pregnancy (decision 50: the contacts of before the end are still recorded)
+            cases += [x for x in doc["items"] if not x["actions"] and (
+                x["status"] == "open" or (x["closed_reason"] or "").startswith("pregnancy ended"))]
             cursor = doc.get("next")
             if not cursor:
                 break
@@ -284,7 +285,8 @@ async def manage_high_risk(urls: dict[str, str], token: str, region: str, share:
 
         async def contact(case: dict[str, Any]) -> None:
             on = date.fromisoformat(case["opened_on"]) + timedelta(days=rng.randint(0, 5))
-            if on > today or rng.random() >= share:
+            ended = date.fromisoformat(case["closed_on"]) if case["closed_on"] else today
+            if on > min(today, ended) or rng.random() >= share:
                 return
             res.planned += 1
             async with sem:
