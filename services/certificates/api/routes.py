@@ -10,6 +10,7 @@ import asyncpg
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import ORJSONResponse
 from kit.auth import Principal, require
+from kit.downloads import attachment
 from kit.errors import invalid, not_found
 from kit.logs import request_id
 
@@ -178,12 +179,12 @@ async def get_register(request: Request, institution_code: str, start: date = Qu
     name = f"register-{institution_code}-{start}-{end}"
     if format == "csv":
         return Response(reg.to_csv(data), media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+                        headers=attachment(f"{name}.csv"))
     if format == "xlsx":
         title = f"出生医学证明发放登记表 {institution_code} {start}—{end}"
         return Response(reg.to_xlsx(data, title),
                         media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                        headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'})
+                        headers=attachment(f"{name}.xlsx"))
     return ORJSONResponse({"institution_code": institution_code, "from": start.isoformat(), "to": end.isoformat(),
                            "columns": [{"key": k, "heading": h} for k, h in reg.COLUMNS], "rows": data})
 

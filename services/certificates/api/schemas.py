@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal
 
+from kit.records import Text
 from pydantic import BaseModel, ConfigDict, Field
 
 Serial = Field(pattern=r"^[A-Z]\d{9}$", description="one capital letter and 9 digits, e.g. Q510012345")
@@ -30,7 +31,7 @@ class AllocationIn(BaseModel):
 
 class VoidIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Text = Field(min_length=1, max_length=500)
     by: str = Person
 
 
@@ -38,7 +39,7 @@ class CustodianIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     institution_code: str = Field(min_length=1, max_length=64)
     staff_id: str = Person
-    name: str = Field(min_length=1, max_length=100)
+    name: Text = Field(min_length=1, max_length=100)
     role: Literal["certificate", "seal"]
 
 
@@ -46,12 +47,12 @@ class CertificateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["first", "first_out_of_institution", "reissue", "replacement"]
     child_id: str = Field(min_length=1, max_length=64)
-    child_name: str = Field(min_length=1, max_length=100)
+    child_name: Text = Field(min_length=1, max_length=100)
     prepared_by: str = Person
     institution_code: str | None = Field(None, min_length=1, max_length=64,
                                          description="defaults to the institution prepared_by keeps certificates at")
     previous_serial: str | None = Field(None, pattern=r"^[A-Z]\d{9}$")
-    evidence_ref: str | None = Field(None, max_length=200)
+    evidence_ref: Text | None = Field(None, max_length=200)
 
 
 class SealIn(BaseModel):

@@ -50,6 +50,8 @@ async def values(
         per = periods.parse(period)
     except ValueError as e:
         raise invalid("period", str(e)) from e
+    if not periods.queryable(per):
+        raise invalid("period", f"periods run from {periods.FIRST_YEAR} to {periods.LAST_YEAR}")
     asked = [c.strip() for c in codes.split(",") if c.strip()] if codes else list(cat)
     completion = {c.removesuffix(COMPLETION) for c in asked if c.endswith(COMPLETION)}
     if not codes:
@@ -107,11 +109,15 @@ async def values(
     return ORJSONResponse({"region": region, "period": per.key, "breakdown": breakdown, "rows": out})
 
 
+#: the largest annual target (任务数) of a count: more than the country's births in a year
+TARGET_MAX = 10_000_000
+
+
 class TargetIn(BaseModel):
-    code: str = Field(description="a count indicator, e.g. premarital_exam_couples")
-    region: str = Field(description="region code prefix (2/4/6/9/12 digits)")
+    code: str = Field(max_length=64, description="a count indicator, e.g. premarital_exam_couples")
+    region: str = Field(max_length=12, description="region code prefix (2/4/6/9/12 digits)")
     year: int = Field(ge=2000, le=2100)
-    target: int = Field(gt=0, description="任务数: the annual target count")
+    target: int = Field(gt=0, le=TARGET_MAX, description="任务数: the annual target count")
 
 
 @router.put("/targets", summary="Set a region's annual target (任务数) for a count indicator")

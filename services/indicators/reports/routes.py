@@ -6,6 +6,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from kit.auth import Principal, require
+from kit.downloads import attachment
 from kit.errors import invalid
 
 from indicators.clock import china_today
@@ -43,5 +44,5 @@ async def annual(
     if format == "xlsx":
         name = f"annual-{region or 'all'}-{period.key}.xlsx"
         return Response(xlsx.render(report), media_type=XLSX,
-                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+                        headers=attachment(name))
     return report
