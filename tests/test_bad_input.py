@@ -11,6 +11,7 @@ from urllib.parse import unquote
 import httpx
 import pytest
 from kit.clock import today_cn
+from kit.tests.test_guard import exchange
 
 from tests.conftest import Stack, fresh_county, make_token, village
 from tests.test_registry_encounters import Family, footprint
@@ -230,6 +231,9 @@ async def test_an_unexpected_error_is_a_500_with_the_request_id_and_the_connecti
         assert (body["request_id"], r.headers["x-request-id"]) == (rid, rid)
         assert "Traceback" not in r.text and "RuntimeError" not in r.text
         await still_alive(one_conn, stack)
+        port = int(stack.url(svc).rsplit(":", 1)[1])  # the same TCP connection, not a quietly reopened one
+        assert await exchange(port, ["/__test__/error", "/healthz", "/__test__/error", "/healthz"]) == [
+            b"HTTP/1.1 500 Internal Server Error", b"HTTP/1.1 200 OK"] * 2
 
 
 async def test_dates_far_from_today_never_reach_the_database_as_errors(fam: Family, one_conn: httpx.AsyncClient,

@@ -75,6 +75,31 @@ def broken_rule(r: Any) -> str | None:
     return None
 
 
+def fuzz_operation(op: Any, mode: GenerationMode, label: str, send: Any, c: Campaign,
+                   statuses: Counter[int]) -> None:
+    """Up to EXAMPLES generated requests of one operation; every answer checked, every broken rule kept."""
+
+    @settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(case=op.as_strategy(generation_mode=mode))
+    def run(case: Any) -> None:
+        if c.over():
+            return
+        try:
+            r = send(case)
+        except requests.RequestException as e:  # a dropped connection is a failure too
+            c.failures.append(f"{label}: {type(e).__name__} {e}")
+            return
+        statuses[r.status_code] += 1
+        if (why := broken_rule(r)) is not None:
+            c.failures.append(f"{label} ({mode.value}): {why}; sent {case.path_parameters} {case.query} "
+                              f"{str(case.body)[:200]!r}; got {r.text[:300]!r}")
+
+    try:
+        run()
+    except Unsatisfiable:  # nothing to make invalid (an operation without parameters)
+        pass
+
+
 def fuzz_service(stack: Stack, service: str, c: Campaign) -> None:
     base = stack.url(service)
     auth = {"Authorization": f"Bearer {stack.token}"}
@@ -82,35 +107,20 @@ def fuzz_service(stack: Stack, service: str, c: Campaign) -> None:
     schema = schemathesis.openapi.from_dict(raw)
     session = requests.Session()
     statuses = c.statuses.setdefault(service, Counter())
+
+    def send(case: Any) -> Any:
+        return case.call(base_url=base, session=session, headers=auth, timeout=30)
+
     for result in schema.get_all_operations():
         op = result.ok()
         label = f"{service} {op.method.upper()} {op.path}"
-        t0 = time.monotonic()
         if c.over():
             c.skipped.append(label)
             continue
+        t0 = time.monotonic()
         c.operations[service] = c.operations.get(service, 0) + 1
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=False,
-                      suppress_health_check=list(HealthCheck))
-            @given(case=op.as_strategy(generation_mode=mode))
-            def run(case: Any) -> None:
-                if c.over():
-                    return
-                try:
-                    r = case.call(base_url=base, session=session, headers=auth, timeout=30)
-                except requests.RequestException as e:  # a dropped connection is a failure too
-                    c.failures.append(f"{label}: {type(e).__name__} {e}")
-                    return
-                statuses[r.status_code] += 1
-                if (why := broken_rule(r)) is not None:
-                    c.failures.append(f"{label} ({mode.value}): {why}; sent {case.path_parameters} "
-                                      f"{case.query} {str(case.body)[:200]!r}; got {r.text[:300]!r}")
-
-            try:
-                run()
-            except Unsatisfiable:  # nothing to make invalid (an operation without parameters)
-                pass
+            fuzz_operation(op, mode, label, send, c, statuses)
         c.seconds[label] = time.monotonic() - t0
 
 
