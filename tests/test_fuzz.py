@@ -68,10 +68,10 @@ def broken_rule(r: Any) -> str | None:
         return f"{r.status_code} body is not JSON"
     if not isinstance(body, dict) or body.get("status") != r.status_code or not body.get("title"):
         return f"{r.status_code} problem without status/title"
-    if r.status_code == 422:
+    if r.status_code in (400, 413, 415, 422):  # the request itself is wrong: say where
         errs = body.get("errors")
         if not errs or not all(isinstance(e, dict) and e.get("field") for e in errs):
-            return "422 without errors naming a field"
+            return f"{r.status_code} without errors naming a field"
     return None
 
 

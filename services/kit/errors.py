@@ -147,7 +147,9 @@ def install(app: FastAPI) -> None:
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         title, kind = TITLES.get(exc.status_code, ("Error", "error"))
         detail = str(exc.detail) if exc.detail else title
-        return problem_response(Problem(exc.status_code, title, detail, kind=kind,
+        # the framework's 400 is a body it could not read: name the body like any other field
+        errs = [field_error("body", detail)] if exc.status_code == 400 else None
+        return problem_response(Problem(exc.status_code, title, detail, kind=kind, errors=errs,
                                         headers=dict(exc.headers) if exc.headers else None))
 
     @app.exception_handler(Exception)
