@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import unquote
 
+import asyncpg
 import httpx
 import pytest
 import uvicorn
@@ -81,6 +82,13 @@ def _app() -> FastAPI:
     async def boom() -> None:
         raise RuntimeError("secret detail")
 
+    @app.get("/down")
+    async def down() -> None:
+        """A database that does not answer (nothing listens on the port)."""
+        port = _free_port()
+        conn = await asyncpg.connect(host="127.0.0.1", port=port, user="postgres", timeout=2)
+        await conn.close()
+
     @app.get("/rule")
     async def rule() -> None:
         raise fail("thing", "is not allowed", 409)
@@ -90,6 +98,12 @@ def _app() -> FastAPI:
         return {"key": key, **body}
 
     return app
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 async def exchange(port: int, paths: list[str]) -> list[bytes]:
@@ -130,9 +144,9 @@ async def test_an_unexpected_error_keeps_the_connection(served: str) -> None:
     """uvicorn closes a connection when an exception leaves the app after an answer was sent: the middleware
     answers it and lets nothing escape."""
     port = int(served.rsplit(":", 1)[1])
-    assert await exchange(port, ["/nowhere", "/boom", "/rule", "/boom", "/nowhere"]) == [
+    assert await exchange(port, ["/nowhere", "/boom", "/rule", "/down", "/boom", "/nowhere"]) == [
         b"HTTP/1.1 404 Not Found", b"HTTP/1.1 500 Internal Server Error", b"HTTP/1.1 409 Conflict",
-        b"HTTP/1.1 500 Internal Server Error", b"HTTP/1.1 404 Not Found"]
+        b"HTTP/1.1 503 Service Unavailable", b"HTTP/1.1 500 Internal Server Error", b"HTTP/1.1 404 Not Found"]
 
 
 async def test_errors_are_problems_and_the_connection_stays(served: str) -> None:
@@ -142,6 +156,8 @@ async def test_errors_are_problems_and_the_connection_stays(served: str) -> None
         assert (r.status_code, r.headers["content-type"], r.json()["request_id"]) == \
             (500, errors.PROBLEM, "rid-1")
         assert "secret" not in r.text
+        r = await c.get("/down")
+        assert (r.status_code, r.headers["retry-after"], r.json()["title"]) == (503, "1", "Service unavailable")
         r = await c.get("/rule")
         assert (r.status_code, r.json()["title"], r.json()["errors"]) == \
             (409, "Conflict", [{"field": "thing", "reason": "is not allowed"}])
