@@ -6,6 +6,7 @@ a larger one bounded in time (MCH_FUZZ_EXAMPLES, MCH_FUZZ_BUDGET_S) and writes i
 MCH_FUZZ_REPORT (bench/results/fuzz.md)."""
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections import Counter
@@ -20,16 +21,21 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
+from kit.auth import SCOPES
 from kit.settings import SERVICES
 from schemathesis import GenerationMode
 
-from tests.conftest import Stack
+from tests.conftest import Stack, make_token
 
 pytestmark = pytest.mark.stack
 
 EXAMPLES = int(os.environ.get("MCH_FUZZ_EXAMPLES", "6"))
 BUDGET_S = float(os.environ.get("MCH_FUZZ_BUDGET_S", "60"))
 REPORT = os.environ.get("MCH_FUZZ_REPORT", "")
+#: `make fuzz` runs on a stack of its own and may receive blank stock; inside `make test` the campaign's token
+#: lacks certificates:stock and admin (those operations answer 403/422), so no generated batch of serials can overlap a
+#: serial range a later test receives
+FULL = bool(REPORT)
 PROBLEM = "application/problem+json"
 
 
@@ -100,9 +106,9 @@ def fuzz_operation(op: Any, mode: GenerationMode, label: str, send: Any, c: Camp
         pass
 
 
-def fuzz_service(stack: Stack, service: str, c: Campaign) -> None:
+def fuzz_service(stack: Stack, service: str, token: str, c: Campaign) -> None:
     base = stack.url(service)
-    auth = {"Authorization": f"Bearer {stack.token}"}
+    auth = {"Authorization": f"Bearer {token}"}
     raw = httpx.get(f"{base}/openapi.json", timeout=30).json()
     schema = schemathesis.openapi.from_dict(raw)
     session = requests.Session()
@@ -127,8 +133,9 @@ def fuzz_service(stack: Stack, service: str, c: Campaign) -> None:
 def write_report(c: Campaign, started: float, path: str) -> None:
     lines = [f"# Fuzzing (schemathesis {schemathesis.__version__})", "",
              f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {EXAMPLES} examples per operation and generation mode "
-             f"(valid and invalid), {time.monotonic() - started:.0f} s of a {BUDGET_S:.0f} s budget; a valid token "
-             "with every scope, against the live test stack.", "",
+             f"(valid and invalid), {time.monotonic() - started:.0f} s of a {BUDGET_S:.0f} s budget; a valid "
+             f"national token with {'every scope' if FULL else 'every scope but certificates:stock'}, against a "
+             "live test stack.", "",
              "| service | operations | requests | statuses | server errors |", "|---|---|---|---|---|"]
     for svc, st in c.statuses.items():
         fives = sum(n for s, n in st.items() if s >= 500)
@@ -146,9 +153,11 @@ def write_report(c: Campaign, started: float, path: str) -> None:
 def test_fuzzing_finds_no_server_error_and_every_4xx_is_a_problem(stack: Stack) -> None:
     started = time.monotonic()
     c = Campaign(deadline=started + BUDGET_S)
+    scopes = [s for s in SCOPES if FULL or s not in ("certificates:stock", "admin")]  # admin grants every scope
+    token = asyncio.run(make_token(stack, scopes))
     try:
         for service in SERVICES:
-            fuzz_service(stack, service, c)
+            fuzz_service(stack, service, token, c)
     finally:
         if REPORT:
             write_report(c, started, REPORT)
