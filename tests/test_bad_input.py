@@ -2,6 +2,8 @@
 nothing changed, and the keep-alive connection still usable afterwards."""
 from __future__ import annotations
 
+import json
+import os
 import uuid
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
@@ -10,6 +12,8 @@ from urllib.parse import unquote
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from kit.clock import today_cn
 from kit.tests.test_guard import exchange
 
@@ -246,3 +250,95 @@ async def test_dates_far_from_today_never_reach_the_database_as_errors(fam: Fami
         assert fields(r) == ["occurred_at"], on
     assert await footprint(stack) == before
     await still_alive(one_conn, stack)
+
+
+# ------------------------------------------------------------------ mutation fuzzing of valid records
+#: any JSON value, as a careless or hostile client sends it: text with NUL and unpaired surrogates (escaped as
+#: \udXXX on the wire), integers far beyond int64, floats including NaN and ±Infinity, nested lists and objects
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**80), max_value=2**80) | st.floats()
+    | st.text(st.characters(codec=None, exclude_categories=()), max_size=20)
+    | st.sampled_from(["", " ", "\u3000", "2026-13-45", "9999-12-31", "0001-01-01", "2026-05-02T09:30:00",
+                       "1/0", "-1", "null"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=6)
+
+
+def _paths(v: Any, at: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every place in a JSON document a value can be replaced (objects' keys and lists' items, nested)."""
+    out = [at] if at else []
+    if isinstance(v, dict):
+        for k, x in v.items():
+            out += _paths(x, (*at, k))
+    elif isinstance(v, list):
+        for i, x in enumerate(v):
+            out += _paths(x, (*at, i))
+    return out
+
+
+def _mutated(body: Any, path: tuple[Any, ...], value: Any, drop: bool) -> Any:
+    doc = json.loads(json.dumps(body))
+    parent = doc
+    for k in path[:-1]:
+        parent = parent[k]
+    if drop and isinstance(parent, dict):
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = value
+    return doc
+
+
+async def test_mutated_valid_records_never_get_a_5xx(fam: Family, stack: Stack) -> None:
+    """Valid records of every kind the registry and screening take, each with one value replaced by any JSON (or
+    removed): whatever the value, the answer is a 2xx or a 4xx problem naming the field — never a 5xx. Unlike
+    schemathesis, this reaches the domain rules and the SQL behind real ids."""
+    reg, scr = stack.url("registry"), stack.url("screening")
+    on = fam.lmp + timedelta(days=90)
+    bases: list[tuple[str, Any]] = [
+        (f"{reg}/v1/encounters", fam.body("prenatal_visit", on, gestational_weeks=12.5, risk_grade="yellow")),
+        (f"{reg}/v1/encounters", fam.body("delivery", fam.lmp + timedelta(days=270), place="hospital",
+                                          mode="vaginal", babies=[{"sex": "F", "birth_weight_g": 3100,
+                                                                   "outcome": "live"}])),
+        (f"{reg}/v1/encounters:batch", [fam.body("folic_acid_dispensed", fam.lmp - timedelta(days=20),
+                                                 fam.mother_id, person_id=fam.mother_id, quantity=30)]),
+        (f"{reg}/v1/pregnancies", {"pregnancy_id": "P-MUT", "source": "his", "lmp_date": fam.lmp.isoformat(),
+                                   "registered_on": on.isoformat(), "institution_code": fam.inst,
+                                   "mother": {"person_id": fam.mother_id}}),
+        (f"{reg}/v1/persons", {"name": "王芳", "sex": "F", "birth_date": "1990-01-01",
+                               "residence_code": fam.residence, "phone": "13912345678"}),
+        (f"{reg}/v1/persons/{fam.mother_id}/residence", {"since": "2024-01-01", "region_code": fam.residence}),
+        (f"{reg}/v1/marriage-registrations", {"registration_id": "M-MUT", "source": "civil",
+                                              "registered_on": "2024-05-01", "region_code": fam.county,
+                                              "persons": [{"person_id": fam.mother_id},
+                                                          {"name": "李雷", "sex": "M", "birth_date": "1989-02-02",
+                                                           "residence_code": fam.residence}]}),
+        (f"{scr}/v1/screenings", {"screening_id": "S-MUT", "source": "lab", "type": "prenatal_serum",
+                                  "subject_id": fam.pregnancy_id, "performed_on": on.isoformat(),
+                                  "institution_code": fam.inst, "t21_risk": "1/270", "t18_risk": "1/8000",
+                                  "ntd_risk": "low"}),
+    ]
+    auth = dict(fam.http.headers)
+    broken: list[str] = []
+    with httpx.Client(timeout=30, headers=auth) as client:
+        for url, base in bases:
+            _mutation_campaign(client, url, base, broken)
+    assert not broken, "\n".join(broken[:20])
+
+
+def _mutation_campaign(client: httpx.Client, url: str, base: Any, broken: list[str]) -> None:
+    """Posts `base` with one value replaced (or removed) many times; keeps every answer that breaks the rule."""
+
+    @settings(max_examples=int(os.environ.get("MCH_MUTATIONS", "25")), deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(path=st.sampled_from(_paths(base)), value=JSON_VALUES, drop=st.booleans())
+    def post(path: tuple[Any, ...], value: Any, drop: bool) -> None:
+        body = _mutated(base, path, value, drop)
+        content = json.dumps(body, ensure_ascii=True, allow_nan=True).encode()
+        r = client.post(url, content=content, headers={"content-type": "application/json"})
+        ok = r.status_code < 400 or (
+            r.status_code < 500 and r.headers.get("content-type", "").startswith(PROBLEM)
+            and (r.status_code != 422 or all(e.get("field") for e in r.json().get("errors") or [{}])))
+        if not ok:
+            broken.append(f"{url} {path}={value!r}: {r.status_code} {r.text[:300]}")
+
+    post()

@@ -64,7 +64,7 @@ class InstitutionIn(BaseModel):
 
 class PersonIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    id_number: str | None = Field(None, max_length=18)
+    id_number: str | None = Field(None, max_length=32)
     name: Name = Field(min_length=1, max_length=100)
     sex: Literal["F", "M"]
     birth_date: PastDate
