@@ -334,7 +334,11 @@ def _mutation_campaign(client: httpx.Client, url: str, base: Any, broken: list[s
     def post(path: tuple[Any, ...], value: Any, drop: bool) -> None:
         body = _mutated(base, path, value, drop)
         content = json.dumps(body, ensure_ascii=True, allow_nan=True).encode()
-        r = client.post(url, content=content, headers={"content-type": "application/json"})
+        try:
+            r = client.post(url, content=content, headers={"content-type": "application/json"})
+        except httpx.TransportError as e:  # the server dropped the connection
+            broken.append(f"{url} {path}={value!r}: {type(e).__name__} {e}")
+            return
         ok = r.status_code < 400 or (
             r.status_code < 500 and r.headers.get("content-type", "").startswith(PROBLEM)
             and (r.status_code != 422 or all(e.get("field") for e in r.json().get("errors") or [{}])))
