@@ -255,7 +255,11 @@ async def test_dates_far_from_today_never_reach_the_database_as_errors(fam: Fami
 # ------------------------------------------------------------------ mutation fuzzing of valid records
 #: any JSON value, as a careless or hostile client sends it: text with NUL and unpaired surrogates (escaped as
 #: \udXXX on the wire), integers far beyond int64, floats including NaN and ±Infinity, nested lists and objects
-JSON_VALUES = st.recursive(
+NASTY = st.sampled_from(["\x00", "a\x00b", "\ud800", "x\udfff", 2**31, -(2**31), 2**63, 2**64 + 1, -(2**63) - 1,
+                         1e308, -1e308, float("nan"), float("inf"), float("-inf"), 1e10, 0, -1, 0.5, True, None,
+                         [], {}, {"person_id": 5}, [{"person_id": None}], "", " ", "\u3000", "9999-12-31",
+                         "0001-01-01", "2026-05-02T09:30:00", "县妇幼保健院", "x" * 5000])
+JSON_VALUES = NASTY | NASTY | st.recursive(
     st.none() | st.booleans() | st.integers(min_value=-(2**80), max_value=2**80) | st.floats()
     | st.text(st.characters(codec=None, exclude_categories=()), max_size=20)
     | st.sampled_from(["", " ", "\u3000", "2026-13-45", "9999-12-31", "0001-01-01", "2026-05-02T09:30:00",
