@@ -47,7 +47,7 @@ proto: .venv/.installed  ## regenerate proto/python from proto/*.proto
 	scripts/gen_proto.sh
 
 fuzz: .venv/.installed  ## schemathesis on the four APIs + mutated valid records, on a test stack (<= 10 min); bench/results/fuzz.md
-	MCH_FUZZ_EXAMPLES=$${MCH_FUZZ_EXAMPLES:-60} MCH_FUZZ_BUDGET_S=$${MCH_FUZZ_BUDGET_S:-420} MCH_MUTATIONS=300 \
+	MCH_FUZZ_EXAMPLES=$${MCH_FUZZ_EXAMPLES:-400} MCH_FUZZ_BUDGET_S=$${MCH_FUZZ_BUDGET_S:-420} MCH_MUTATIONS=300 \
 		MCH_FUZZ_REPORT=bench/results/fuzz.md timeout 600 $(PY) -m pytest -q tests/test_fuzz.py \
 		tests/test_bad_input.py::test_mutated_valid_records_never_get_a_5xx
 
