@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 PIP := .venv/bin/pip
 
-.PHONY: setup run stop status test lint proto bench clean-run demo demo-stream dashboards backup-check
+.PHONY: setup run stop status test lint proto bench fuzz clean-run demo demo-stream dashboards backup-check
 
 setup: .venv/.installed  ## install everything: venv, pinned deps, databases, roles, migrations
 	$(PY) scripts/devstack.py prepare dev
@@ -49,6 +49,11 @@ dashboards: .venv/.installed  ## rewrite deploy/grafana/dashboards/*.json from t
 
 proto: .venv/.installed  ## regenerate proto/python from proto/*.proto
 	scripts/gen_proto.sh
+
+fuzz: .venv/.installed  ## schemathesis on the four APIs + mutated valid records, on a test stack (<= 10 min); bench/results/fuzz.md
+	MCH_FUZZ_EXAMPLES=$${MCH_FUZZ_EXAMPLES:-400} MCH_FUZZ_BUDGET_S=$${MCH_FUZZ_BUDGET_S:-420} MCH_MUTATIONS=300 \
+		MCH_FUZZ_REPORT=bench/results/fuzz.md timeout 600 $(PY) -m pytest -q tests/test_fuzz.py \
+		tests/test_bad_input.py::test_mutated_valid_records_never_get_a_5xx
 
 bench: .venv/.installed
 	$(PY) -m bench $(BENCH_ARGS)

@@ -71,6 +71,8 @@ STACKS = {
     "dev": _stack("dev", ".run", "mch_", 9092, 8101, 9301, {"MCH_POOL_SIZE": "5"}),
     "test": _stack("test", ".run-test", "mch_test_", 19092, 18101, 19301),
 }
+#: the test stack's APIs also serve /__test__/error (kit.app: an unexpected error on purpose)
+STACKS["test"].env["MCH_TEST_ROUTES"] = "1"
 
 #: services that run a consumer (they read other services' topics): those with a consumer module
 CONSUMERS = tuple(svc for svc in SERVICES if (ROOT / "services" / svc / "consumer.py").exists())

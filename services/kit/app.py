@@ -21,7 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import HTMLResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kit import errors, login, logs
+from kit import errors, guard, login, logs
 from kit.auth import Authenticator, scopes_required
 from kit.db import Database
 from kit.metrics import HTTP_LATENCY, HTTP_REQUESTS
@@ -64,15 +64,60 @@ async def broker_reachable(bootstrap: str, timeout: float = 0.5) -> bool:
         return False
 
 
+#: methods whose request may carry a body (the platform's bodies are JSON)
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class BodyTooLarge(Exception):
+    """The body went past the limit while it was being read."""
+
+
+async def read_body(receive: Receive, limit: int) -> bytes:
+    """The whole request body, refused as soon as it passes `limit` (chunked bodies have no Content-Length)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # the client went away
+            return b""
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def replay(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that hands the app the body already read, then waits on the real one (disconnects)."""
+    sent = False
+
+    async def again() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return again
+
+
 class RequestContext:
-    """Request id (from X-Request-ID or new, in every log line and echoed back) and the HTTP metrics.
+    """Request id (from X-Request-ID or new, in every log line, echoed back and in every problem body), the HTTP
+    metrics, the request's guards (body size, content type, kit.guard's bad values) and the last word on errors.
 
     A plain ASGI middleware: Starlette's BaseHTTPMiddleware (`@app.middleware("http")`) runs every request
-    in an extra task and streams the response through a memory channel, which cost more than the endpoint."""
+    in an extra task and streams the response through a memory channel, which cost more than the endpoint.
 
-    def __init__(self, app: ASGIApp, service: str) -> None:
+    An exception no handler took used to leave this middleware after Starlette's error middleware had answered;
+    uvicorn then closed the keep-alive connection without a word, and the client's next request on it failed.
+    Here it is answered as a problem (500 with the request id, or 503) and goes no further."""
+
+    def __init__(self, app: ASGIApp, service: str, max_body_bytes: int = 8 * 1024 * 1024) -> None:
         self.app = app
         self.service = service
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -83,22 +128,32 @@ class RequestContext:
             if k == b"x-request-id":
                 rid = v.decode("latin-1")
                 break
-        rid = rid or uuid.uuid4().hex
+        rid = rid if rid and len(rid) <= 200 and rid.isprintable() else uuid.uuid4().hex
         rid_header = (b"x-request-id", rid.encode("latin-1"))
         token = logs.request_id.set(rid)
         t0 = time.perf_counter()
         status = 500
+        started = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
                 status = message["status"]
+                started = True
                 headers = [h for h in message.get("headers", ()) if h[0].lower() != b"x-request-id"]
                 message = {**message, "headers": [*headers, rid_header]}
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            refusal = await self._guard(scope, receive)
+            if isinstance(refusal, errors.Problem):
+                await errors.problem_response(refusal)(scope, receive, send_with_id)
+            else:
+                await self.app(scope, refusal, send_with_id)
+        except Exception as exc:
+            if started:  # part of an answer is out: nothing sensible can follow it on this connection
+                raise
+            await errors.problem_response(errors.unexpected(exc))(scope, receive, send_with_id)
         finally:
             route: Any = scope.get("route")
             path = getattr(route, "path", "unmatched")
@@ -106,6 +161,35 @@ class RequestContext:
             HTTP_REQUESTS.labels(self.service, method, path, str(status)).inc()
             HTTP_LATENCY.labels(self.service, method, path).observe(time.perf_counter() - t0)
             logs.request_id.reset(token)
+
+    async def _guard(self, scope: Scope, receive: Receive) -> errors.Problem | Receive:
+        """A problem refusing the request before any router sees it, or the `receive` the app reads it from."""
+        refusal = guard.path_refusal(scope) or guard.query_refusal(scope["query_string"])
+        if refusal is not None or scope["method"] not in BODY_METHODS:
+            return refusal or receive
+        length = content_type = None
+        for k, v in scope["headers"]:
+            if k == b"content-length":
+                length = v
+            elif k == b"content-type":
+                content_type = v.decode("latin-1")
+        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+            return self._too_large()
+        try:
+            body = await read_body(receive, self.max_body_bytes)
+        except BodyTooLarge:
+            return self._too_large()
+        if not body:
+            return replay(body, receive)
+        if not guard.is_json(content_type):
+            return errors.invalid("content-type", f"the body must be application/json, not {content_type or 'untyped'}",
+                                  415)
+        return guard.body_refusal(body) or replay(body, receive)
+
+    def _too_large(self) -> errors.Problem:
+        # the connection stays open: uvicorn discards the rest of the body, so a client that sends the whole body
+        # before reading the answer gets the 413 (closing would break its write)
+        return errors.invalid("body", f"larger than {self.max_body_bytes} bytes; send fewer items per request", 413)
 
 
 def create_app(
@@ -141,7 +225,7 @@ def create_app(
     errors.install(app)
     local_docs(app, title)
 
-    app.add_middleware(RequestContext, service=service)
+    app.add_middleware(RequestContext, service=service, max_body_bytes=settings.max_body_bytes)
 
     @app.get("/healthz", tags=["health"], summary="Liveness", openapi_extra=login.PUBLIC)
     async def healthz() -> dict[str, str]:
@@ -157,6 +241,12 @@ def create_app(
     @app.get("/metrics", tags=["health"], summary="Prometheus metrics", openapi_extra=login.PUBLIC)
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    if settings.test_routes:
+        @app.get("/__test__/error", include_in_schema=False)
+        async def fail_on_purpose() -> None:
+            """An unexpected error on purpose (test stacks only): the answer and the connection after it."""
+            raise RuntimeError("an unexpected error on purpose")
 
     app.include_router(login.router)  # people log in at any service (kit.login)
     for r in routers:

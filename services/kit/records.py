@@ -5,15 +5,26 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import ValidationError
+from pydantic import AfterValidator, ValidationError
 
 
 def field_error(field: str, reason: str) -> dict[str, str]:
     """One entry of a problem's `errors`: which field, and why."""
     return {"field": field, "reason": reason}
+
+
+def not_blank(v: str) -> str:
+    """A name or a reason of whitespace only (an ideographic space U+3000 included) names nothing."""
+    if not v.strip():
+        raise ValueError("must not be blank")
+    return v
+
+
+#: a text that must say something: a person's, an institution's or a child's name, a reason
+Text = Annotated[str, AfterValidator(not_blank)]
 
 
 class DomainError(Exception):

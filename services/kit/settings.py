@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     #: rate-limited endpoints (certificate verification): calls per second per client, sustained, and at once
     rate_limit_per_second: float = 10.0
     rate_limit_burst: int = 50
+    #: the largest request body an API reads (413 beyond): a full batch of 1000 records is well under 1 MiB
+    max_body_bytes: int = 8 * 1024 * 1024
+    #: test stacks only: the APIs also serve /__test__/error (an unexpected error on purpose)
+    test_routes: bool = False
     #: how often relays and consumers ask the broker whether a topic was recreated (broker restart)
     topic_check_interval_s: float = 1.0
 

@@ -4,14 +4,13 @@ Object-level checks (the region of the child, certificate, serial, institution) 
 in one place, before anything is written or returned."""
 from __future__ import annotations
 
-import re
 from datetime import date
 from typing import Any, Literal
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import ORJSONResponse
 from kit.auth import Principal, require
+from kit.downloads import attachment
 from kit.logs import request_id
 
 from certificates import service
@@ -133,17 +132,14 @@ async def get_register(request: Request, institution_code: str = INSTITUTION, st
     records = await service.register(unit(request, p), institution_code, start, end, request_id.get())
     data = reg.rows(records, p.has("pii:read"))
     name = f"register-{institution_code}-{start}-{end}"
-    # RFC 6266: an ASCII fallback and the UTF-8 name (institution codes are ASCII, but never trust a header)
-    disposition = (f"attachment; filename=\"{re.sub(r'[^A-Za-z0-9._-]', '_', name)}.{format}\"; "
-                   f"filename*=UTF-8''{quote(name)}.{format}")
     if format == "csv":
         return Response(reg.to_csv(data), media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": disposition})
+                        headers=attachment(f"{name}.{format}"))
     if format == "xlsx":
         title = f"出生医学证明发放登记表 {institution_code} {start}—{end}"
         return Response(reg.to_xlsx(data, title),
                         media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                        headers={"Content-Disposition": disposition})
+                        headers=attachment(f"{name}.{format}"))
     return ORJSONResponse({"institution_code": institution_code, "from": start.isoformat(), "to": end.isoformat(),
                            "columns": [{"key": k, "heading": h} for k, h in reg.COLUMNS], "rows": data})
 

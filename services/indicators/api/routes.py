@@ -51,6 +51,8 @@ async def values(
         per = periods.parse(period)
     except ValueError as e:
         raise invalid("period", str(e)) from e
+    if not periods.queryable(per):
+        raise invalid("period", f"periods run from {periods.FIRST_YEAR} to {periods.LAST_YEAR}")
     asked = [c.strip() for c in codes.split(",") if c.strip()] if codes else list(cat)
     completion = {c.removesuffix(COMPLETION) for c in asked if c.endswith(COMPLETION)}
     if not codes:

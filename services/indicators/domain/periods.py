@@ -35,6 +35,15 @@ class Period:
         return out
 
 
+#: the years a query may ask for: beyond them a period's months run past the calendar (year 9999's last
+#: month has no successor) and no record can fall in them anyway (births from 1900, nothing in the future)
+FIRST_YEAR, LAST_YEAR = 1900, 2100
+
+
+def queryable(p: Period) -> bool:
+    return FIRST_YEAR <= p.start.year and p.end.year <= LAST_YEAR
+
+
 def _month_end(y: int, m: int) -> date:
     return date(y, m, calendar.monthrange(y, m)[1])
 

@@ -6,6 +6,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from kit.auth import Principal, require
+from kit.downloads import attachment
 from kit.errors import Problem, invalid
 from pydantic import BaseModel, Field, field_validator
 
@@ -45,7 +46,7 @@ async def annual(
     if format == "xlsx":
         name = f"annual-{region or 'all'}-{period.key}.xlsx"
         return Response(xlsx.render(report), media_type=XLSX,
-                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+                        headers=attachment(name))
     return report
 
 
@@ -114,10 +115,10 @@ def _render(tables: list[dict[str, Any]], format: str, stem: str, *, single: boo
     name = stem.replace("..", "-")  # ASCII only: codes and period keys
     if format == "xlsx":
         return Response(forms_xlsx.render(tables), media_type=XLSX,
-                        headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'})
+                        headers=attachment(f"{name}.xlsx"))
     if format == "csv":
         return Response(forms_xlsx.render_csv(tables[0]), media_type=CSV,
-                        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+                        headers=attachment(f"{name}.csv"))
     return tables[0] if single else {"tables": tables}
 
 

@@ -2,28 +2,73 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from kit.clock import today_cn
+from kit.guard import INT_MAX
+from kit.records import Text
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 SourceId = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:\-]+$")
+#: a record's version: versions are Postgres integers
+Version = Field(None, ge=1, le=INT_MAX)
+#: the earliest birth date (and residence) the registry takes: no one alive was born before it
+EARLIEST = date(1900, 1, 1)
+
+
+def _not_future(v: date) -> date:
+    """Compared with today in China (UTC+8): a date of today, sent before 08:00 Beijing time, is not future."""
+    if v > today_cn():
+        raise ValueError(f"{v} is in the future")
+    return v
+
+
+def _since_1900(v: date) -> date:
+    if v < EARLIEST:
+        raise ValueError(f"{v} is before {EARLIEST}")
+    return v
+
+
+#: a name: something other than whitespace (an ideographic space U+3000 included)
+Name = Text
+#: a date that has happened, from 1900 on (births, the start of a residence)
+PastDate = Annotated[date, AfterValidator(_since_1900), AfterValidator(_not_future)]
+def _bad_person_refs(refs: list[tuple[tuple[int | str, ...], Any]]) -> None:
+    """A nested reference to a stored person ({"person_id": ...}) names her by a string id: a number, null, a
+    list or an object there is refused naming the nested field (it used to reach the database as a wrong-typed
+    parameter: a 500)."""
+    bad = [InitErrorDetails(type=PydanticCustomError("person_ref", "must be a person id: a string of 1 to 64 "
+                                                     "characters"), loc=(*at, "person_id"), input=ref.get("person_id"))
+           for at, ref in refs if isinstance(ref, dict) and "person_id" in ref
+           and not (isinstance(ref["person_id"], str) and 1 <= len(ref["person_id"]) <= 64)]
+    if bad:
+        raise ValidationError.from_exception_data("person reference", bad)
 
 
 class InstitutionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=200)
-    region_code: str
+    name: Name = Field(min_length=1, max_length=200)
+    region_code: str = Field(max_length=12)
     kind: Literal["hospital", "health_centre", "mch_centre", "agency"]
     midwifery_licensed: bool
 
 
 class PersonIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    id_number: str | None = None
-    name: str = Field(min_length=1, max_length=100)
+    id_number: str | None = Field(None, max_length=32)
+    name: Name = Field(min_length=1, max_length=100)
     sex: Literal["F", "M"]
-    birth_date: date
-    residence_code: str
+    birth_date: PastDate
+    residence_code: str = Field(max_length=12)
     phone: str | None = Field(None, max_length=32)
 
 
@@ -31,12 +76,18 @@ class PregnancyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     pregnancy_id: str = SourceId
     source: str = SourceId
-    version: int | None = Field(None, ge=1)
-    mother: dict[str, Any]
+    version: int | None = Version
+    mother: dict[str, Any] = Field(description='an inline person, or {"person_id": "..."} of a stored one')
     lmp_date: date
     registered_on: date
-    institution_code: str = Field(min_length=1)
-    residence_code: str | None = None
+    institution_code: str = Field(min_length=1, max_length=64)
+    residence_code: str | None = Field(None, max_length=12)
+
+    @field_validator("mother")
+    @classmethod
+    def _mother_ref(cls, v: dict[str, Any]) -> dict[str, Any]:
+        _bad_person_refs([((), v)])
+        return v
 
 
 class EncounterIn(BaseModel):
@@ -45,19 +96,31 @@ class EncounterIn(BaseModel):
     model_config = ConfigDict(extra="allow")
     encounter_id: str = SourceId
     source: str = SourceId
-    version: int | None = Field(None, ge=1)
-    type: str
-    occurred_at: datetime | date
-    institution_code: str = Field(min_length=1)
-    subject_id: str = Field(min_length=1)
+    version: int | None = Version
+    type: str = Field(max_length=64)
+    occurred_at: datetime | date = Field(description="a date, or a timestamp with its UTC offset "
+                                         "(2026-05-02T09:30:00+08:00)")
+    institution_code: str = Field(min_length=1, max_length=64)
+    subject_id: str = Field(min_length=1, max_length=64)
+
+    @field_validator("occurred_at", mode="wrap")
+    @classmethod
+    def _offset(cls, v: Any, handler: ValidatorFunctionWrapHandler) -> datetime | date:
+        """A timestamp without an offset is ambiguous by 8 hours (UTC or Beijing?), so it is refused; a plain
+        date stays what it was (the clinical date itself)."""
+        out = handler(v)
+        plain_date = (isinstance(v, date) and not isinstance(v, datetime)) or (isinstance(v, str) and len(v) == 10)
+        if isinstance(out, datetime) and out.tzinfo is None and not plain_date:
+            raise ValueError("a timestamp needs its UTC offset, e.g. 2026-05-02T09:30:00+08:00 (or send a date)")
+        return out  # type: ignore[no-any-return]
 
 
 class BabyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     sex: Literal["F", "M"]
-    birth_weight_g: int | None = Field(None, ge=0)
+    birth_weight_g: int | None = Field(None, ge=0, le=INT_MAX)
     outcome: Literal["live", "stillbirth"]
-    child_id: str | None = None
+    child_id: str | None = Field(None, max_length=64)
 
 
 class DeliveryIn(BaseModel):
@@ -68,7 +131,7 @@ class DeliveryIn(BaseModel):
 
 
 class VoidIn(BaseModel):
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Name = Field(min_length=1, max_length=500)
 
 
 class PrenatalVisitIn(BaseModel):
@@ -91,13 +154,13 @@ class ChildCheckIn(BaseModel):
 
 class FolicAcidIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    person_id: str | None = None
+    person_id: str | None = Field(None, max_length=64)
     quantity: int = Field(ge=1, le=10000)
 
 
 class DeathIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    person_id: str | None = None
+    person_id: str | None = Field(None, max_length=64)
     died_on: date
     cause: str | None = Field(None, max_length=200)
 
@@ -112,15 +175,21 @@ ENCOUNTER_FIELDS: dict[str, type[BaseModel]] = {
 
 class ResidenceIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    since: date
-    region_code: str
+    since: PastDate
+    region_code: str = Field(max_length=12)
 
 
 class MarriageIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     registration_id: str = SourceId
     source: str = SourceId
-    version: int | None = Field(None, ge=1)
+    version: int | None = Version
     registered_on: date
-    region_code: str
+    region_code: str = Field(max_length=12)
     persons: list[dict[str, Any]] = Field(min_length=2, max_length=2)
+
+    @field_validator("persons")
+    @classmethod
+    def _person_refs(cls, v: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        _bad_person_refs([((i,), p) for i, p in enumerate(v)])
+        return v
