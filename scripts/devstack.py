@@ -63,7 +63,7 @@ def _stack(name: str, run_dir: str, prefix: str, broker: int, api: int, metrics:
                  broker + off, ports, metrics + off, env or {})
 
 
-#: the connection budget (decision TBD-h5-1): pools shrink to MCH_POOL_MIN after MCH_POOL_IDLE_S idle, so a
+#: the connection budget (decision 56): pools shrink to MCH_POOL_MIN after MCH_POOL_IDLE_S idle, so a
 #: stack at rest holds ≤ 20 connections; the dev stack's pools are also smaller (a demo, not a benchmark), so
 #: `make run` loading and `make test` at full tilt still fit in Postgres's default max_connections = 100
 #: with room; the test stack keeps the default sizes `make bench` measures with

@@ -137,7 +137,7 @@ REGION_FREE = {
     ("indicators", "GET", "/v1/reports/forms/{form}"): "a report form's layout",
     ("certificates", "GET", "/v1/certificates/verify"):
         "verification answers only valid / status for a serial, name and birth date held together (decision "
-        "TBD-h3-2), rate-limited",
+        "59), rate-limited",
     ("certificates", "POST", "/v1/stock/batches"):
         "blanks are received into the office head's own county (the region comes from the login, not the body)",
     ("indicators", "POST", "/v1/admin/reconcile"): "an operator's check of the whole store (indicators:admin)",

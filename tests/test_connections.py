@@ -1,4 +1,4 @@
-"""The connection budget (decision TBD-h5-1), counted on the real test stack: at rest a stack holds at most 20
+"""The connection budget (decision 56), counted on the real test stack: at rest a stack holds at most 20
 Postgres connections; under a burst its pools grow (to no more than their sizes add up to) and shrink back when
 idle; a dev stack at rest plus a test stack at its busiest fit in Postgres's default max_connections with room.
 

@@ -160,7 +160,7 @@ def test_every_services_docs_load_from_the_service(stack: Stack, chrome: object)
 
 
 # ---------------------------------------------------------------------------------------------------- clerks
-#: what the whole flow needs of the services beyond the console (see docs/decisions.md TBD-h7-2)
+#: what the whole flow needs of the services beyond the console (see docs/decisions.md 62)
 NEEDED = {
     "registry": [("post", "/v1/auth/login")],
     "certificates": [("get", "/v1/worklist"), ("post", "/v1/certificates/{serial}/prints")],

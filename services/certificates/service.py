@@ -318,7 +318,7 @@ async def void_certificate(u: Unit, serial: str, reason: str) -> dict[str, Any]:
 
 async def verify(u: Unit, serial: str, child_name: str, birth_date: date) -> dict[str, Any]:
     """For public security (落户): is `serial` a valid certificate of this child? `{valid, status}` only, whatever
-    the region (a child is registered where the family lives, not where it was born: decision TBD-h3-2)."""
+    the region (a child is registered where the family lives, not where it was born: decision 59)."""
     async with u.begin() as db:
         row = await sql.verify_row(db, serial) if rules.SERIAL_RE.match(serial) else None
         valid, status = rules.verify(row["state"] if row else None, row["child_name"] if row else None,

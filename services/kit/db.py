@@ -5,7 +5,7 @@ connection (`raw()`) for COPY and executemany.
 
 Pools grow to their size under load and shrink back when idle (`ShrinkingPool`): a machine runs a dev stack and a
 test stack (and in production many replicas) against one Postgres, whose connections are the scarce resource
-(decision TBD-h5-1). Every connection names its process (`application_name`) so `pg_stat_activity` says who holds it.
+(decision 56). Every connection names its process (`application_name`) so `pg_stat_activity` says who holds it.
 """
 from __future__ import annotations
 

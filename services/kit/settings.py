@@ -21,7 +21,7 @@ class Settings(BaseSettings):
     #: topic names are "<topic_prefix><service>.v1"
     topic_prefix: str = "mch."
     partitions: int = 4
-    #: the most connections one pool opens (a burst); a checkout beyond waits for one (decision TBD-h5-1)
+    #: the most connections one pool opens (a burst); a checkout beyond waits for one (decision 56)
     pool_size: int = 10
     #: connections a pool keeps open however long idle, and how long (s) any other may stay idle before it is
     #: closed: pools grow under load and shrink back, so a stack at rest holds few connections

@@ -1,4 +1,4 @@
-"""Who may see and change what in the registry: the one place every use case asks (issue 15; decision TBD-h2-1).
+"""Who may see and change what in the registry: the one place every use case asks (issue 15; decision 54).
 
 - An institution belongs to its region; it is seen and changed by callers whose region covers it (a move needs
   both the old and the new region).

@@ -1,7 +1,7 @@
 """Screening use cases: each owns one unit of work (kit.scope.UnitOfWork: the transaction, the events published with
 it, the caller's scope and the China-time clock).
 
-Who sees what (decision TBD-h2-1, the same rule as the registry's): a result is seen by the county of the subject's
+Who sees what (decision 54, the same rule as the registry's): a result is seen by the county of the subject's
 residence and by the county of the institution that performed it (the care-giver); only the latter corrects or
 voids it. A follow-up case is seen and worked by the county of residence and the county of the institution that
 opened it. Anything else is answered exactly like a record that does not exist (404, no region code)."""

@@ -157,7 +157,7 @@ class ChildFacts:
     birth_date: date | None          # None: the person event has not arrived (yet)
     born_at: str | None              # institution of the delivery; None: no (live, not voided) delivery known
     birth_place: str | None          # hospital | home | en_route | other
-    #: the region of the institution of birth: the child's region in this service (decision TBD-h3-2)
+    #: the region of the institution of birth: the child's region in this service (decision 59)
     region: str | None = None
 
 

@@ -35,7 +35,7 @@ async def pool(settings: Settings) -> asyncpg.Pool:
     Twice: an issue is two short transactions of four or five round trips each, and on a busy box each round trip
     waits for a core; more of them in flight keep Postgres busy (50 clerks: ~200 issues/s with 10, ~255 with 20)."""
     dsn = settings.dsn(settings.database(), settings.role()).replace("postgresql+asyncpg://", "postgresql://", 1)
-    # a connection idle longer than MCH_POOL_IDLE_S is closed: the pool shrinks back after a burst (decision TBD-h5-1)
+    # a connection idle longer than MCH_POOL_IDLE_S is closed: the pool shrinks back after a burst (decision 56)
     return await asyncpg.create_pool(dsn, min_size=0, max_size=2 * settings.pool_size, reset=_no_reset, timeout=3,
                                      command_timeout=60, max_inactive_connection_lifetime=settings.pool_idle_s,
                                      server_settings={"application_name": settings.process_name[:63]})
