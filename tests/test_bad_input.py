@@ -140,15 +140,22 @@ async def test_periods_beyond_year_9999_or_before_1900_are_refused(one_conn: htt
 
 # ------------------------------------------------------------------ downloads
 async def test_a_download_named_in_chinese_uses_rfc_5987(one_conn: httpx.AsyncClient, stack: Stack) -> None:
+    """A download's header carries its name as RFC 5987 `filename*` beside an ASCII `filename` (the names may be
+    Chinese: kit.downloads); a non-ASCII institution code — not a code at all — is a 422 naming it, never the
+    500 a raw header value gave, and the connection stays usable."""
     certs = stack.url("certificates")
-    r = await one_conn.get(f"{certs}/v1/certificates/register",
-                           params={"institution_code": "县妇幼保健院", "from": "2026-01-01", "to": "2026-01-31",
-                                   "format": "csv"})
-    assert r.status_code == 200, r.text
-    cd = r.headers["content-disposition"]
-    assert cd.isascii()
-    star = cd.split("filename*=UTF-8''", 1)[1].split(";")[0]
-    assert unquote(star) == "register-县妇幼保健院-2026-01-01-2026-01-31.csv"
+    period = {"from": "2026-01-01", "to": "2026-01-31", "format": "csv"}
+    r = await one_conn.get(f"{certs}/v1/certificates/register", params={"institution_code": "县妇幼保健院", **period})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "institution_code", r.text
+    await still_alive(one_conn, stack)
+    r = await one_conn.get(f"{certs}/v1/certificates/register", params={"institution_code": "H-NOWHERE-1", **period})
+    if r.status_code == 200:  # a national token sees the (empty) register of any institution
+        cd = r.headers["content-disposition"]
+        assert cd.isascii()
+        star = cd.split("filename*=UTF-8''", 1)[1].split(";")[0]
+        assert unquote(star) == "register-H-NOWHERE-1-2026-01-01-2026-01-31.csv"
+    else:
+        assert r.status_code == 404, r.text
     await still_alive(one_conn, stack)
 
 
