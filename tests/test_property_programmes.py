@@ -489,8 +489,9 @@ async def certificate_story(p: Poster, rng: random.Random, w: ref.World, cid: st
         await seal(await prepare(kind))
     elif roll < 0.3:              # lost (补发) or corrected (换发): the new one supersedes it when sealed
         extra.pop("evidence_ref", None)
-        pick = rng.choice(["reissue", "replacement"])   # the forced paths take one each (both counted every run)
-        new = await prepare({0.2: "reissue", 0.25: "replacement"}.get(forced or 0, pick), previous_serial=serial)
+        pick = rng.choice(["reissue", "replacement"])
+        new = await prepare({0.2: "replacement", 0.21: "reissue", 0.25: "reissue"}.get(forced or 0, pick),
+                            previous_serial=serial)
         if forced is None and rng.random() < 0.15:
             await void(new)       # a spoiled reissue: the old certificate stays valid
             return
@@ -579,10 +580,11 @@ async def test_programme_counts_equal_the_reference(http: httpx.AsyncClient, sta
     async def cert(i: int, item: tuple[str, str, str, Office]) -> None:
         async with sem:
             rng = random.Random(seed * 7 + i)
-            # the first four take the paths every run must see: a supersession, a void as wrongly issued,
-            # a reissue voided after it superseded the first certificate, a plain issue (out of institution)
+            # the first five take the paths every run must see: a replacement (换发) that supersedes, a void as
+            # wrongly issued, a reissue voided after it superseded the first certificate, a plain issue (out of
+            # institution), a reissue (补发) that stays — so certs_replaced and certs_reissued count every run
             await certificate_story(Poster(http, stack, rng), rng, w, item[0], item[1], item[3],
-                                    {0: 0.2, 1: 0.05, 2: 0.25, 3: 0.5}.get(i))
+                                    {0: 0.2, 1: 0.05, 2: 0.25, 3: 0.5, 4: 0.21}.get(i))
 
     await asyncio.gather(*(cert(i, q) for i, q in enumerate(queued)))
 
