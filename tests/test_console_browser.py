@@ -103,13 +103,22 @@ def click(driver: object, css: str) -> None:
 
 
 def follow(driver: object, element: object) -> None:
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
     page = driver.find_element(By.TAG_NAME, "html")  # type: ignore[attr-defined]
     element.click()  # type: ignore[attr-defined]
-    WebDriverWait(driver, 30).until(ec.staleness_of(page))
+
+    def replaced(_: object) -> bool:
+        """The old page is gone: stale, or (Chromium, mid-navigation) its node no longer in the document."""
+        try:
+            return bool(ec.staleness_of(page)(driver))
+        except WebDriverException:
+            return True
+
+    WebDriverWait(driver, 30).until(replaced)
 
 
 def text(driver: object) -> str:
