@@ -330,6 +330,22 @@ async def woman_story(p: Poster, rng: random.Random, w: ref.World, county: str, 
         w.exams.append(ref.Exam(kind, she, when, abnormal=abnormal))
 
 
+def overweight_check(sex: str, day: int) -> tuple[int, float, float] | None:
+    """(age in days, weight, height) of a check whose WHO weight-for-length/height z-score lies between +2.5 and
+    +3.5 (overweight, plausible), at the median height for the age — computed with the WHO reference."""
+    from tests import who_reference as who
+
+    day = day if day != 730 else 729
+    height = round(who.table("lhfa", sex)[day].m, 1)
+    weight = 2.0
+    while weight < 40:
+        z = who.zscores(sex, day, weight, height).weight_for_height
+        if z is not None and 2.5 <= z <= 3.5:
+            return day, weight, height
+        weight = round(weight + 0.1, 1)
+    return None
+
+
 async def family_story(p: Poster, rng: random.Random, w: ref.World, county: str, offices: list[Office],
                        grades_seen: dict[str, bool], certs: list[tuple[str, str, str, Office]],
                        home_birth: bool = False) -> None:
@@ -426,6 +442,12 @@ async def family_story(p: Poster, rng: random.Random, w: ref.World, county: str,
             await p.move(child, day_between(rng, born + timedelta(days=10), TODAY), some_village(rng, county))
         span = min((TODAY - born).days, 6 * 365)
         days = rng.sample(range(1, span), k=min(rng.randint(0, 5), span - 1))
+        # the forced family's first child is, at its latest check, overweight (under5_overweight_rate counted
+        # every run, whatever the draw)
+        heavy = overweight_check(sex, min(span - 1, 4 * 365 + 100)) if home_birth and viable and \
+            cid == kids[0][0] and span > 60 else None
+        if heavy is not None:
+            days = [d for d in days if d < heavy[0]] + [heavy[0]]
         # not on day 730: there the registry still differs from WHO (tests/test_who_zscores.py, DIVERGENT)
         for dd in (d for d in days if d != 730):
             on = born + timedelta(days=dd)
@@ -435,6 +457,8 @@ async def family_story(p: Poster, rng: random.Random, w: ref.World, county: str,
             # standing heights from 24 months start at 65 cm, where WHO's weight-for-height table starts (below
             # it the registry, unlike WHO, falls back on the weight-for-length table: DIVERGENT again)
             height = rng.choice([None, round(rng.uniform(65 if dd > 730 else 48, 80 + 9 * age_y), 1)])
+            if heavy is not None and dd == heavy[0]:
+                weight, height = heavy[1], heavy[2]
             body = {"type": "child_health_check", "occurred_at": at(on), "institution_code": o.code,
                     "subject_id": cid}
             if weight is not None:
@@ -442,9 +466,10 @@ async def family_story(p: Poster, rng: random.Random, w: ref.World, county: str,
             if height is not None:
                 body["height_cm"] = height
             await p.encounter(body)
-            if rng.random() < 0.15 and weight is not None:   # the HIS corrects the weight
+            forced_check = heavy is not None and dd == heavy[0]
+            if rng.random() < 0.15 and weight is not None and not forced_check:   # the HIS corrects the weight
                 await p.correct(body, weight_kg=round(weight * rng.choice([0.7, 1.3]), 1))
-            if rng.random() < 0.08:
+            if rng.random() < 0.08 and not forced_check:
                 await p.void(body)
                 continue
             child.checks.append(ref.Check(on, body.get("weight_kg"), body.get("height_cm")))
