@@ -7,17 +7,16 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from kit.clock import today_cn
 
 from console import checkcode, content, printing
 from console.client import Api, ApiError
 from console.web import Session, checked_form, client_address, render, session, start_session
 
 router = APIRouter()
-CHINA = ZoneInfo("Asia/Shanghai")
 KINDS = {"first": "首次签发", "first_out_of_institution": "首次签发（非医疗机构内出生）", "reissue": "补发",
          "replacement": "换发"}
 STATES = {"prepared": "已制证待盖章", "issued": "已签发", "voided": "已作废", "superseded": "已收回",
@@ -27,10 +26,8 @@ VERIFY_STATUS = {"issued": "有效", "valid": "有效", "voided": "已作废", "
 
 
 def today() -> date:
-    """The office's day is China's day, whatever the server's zone."""
-    from datetime import datetime
-
-    return datetime.now(CHINA).date()
+    """The office's day is China's day, whatever the server's zone (kit.clock)."""
+    return today_cn()
 
 
 def status_title(status: int) -> str:

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, timedelta, timezone
+from datetime import date
 from typing import Any
 
+from kit.clock import CHINA
 from kit.db import from_json, raw, to_json
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -12,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from indicators.domain import periods
 from indicators.domain.approval import Filing
 
-CHINA = timezone(timedelta(hours=8))
 FILING_LOCK = 0x1D1C_F11E  # pg advisory lock space of approval steps, one key per (report, period)
 
 
