@@ -24,11 +24,12 @@ CODES = ("under5_underweight_rate", "under5_stunting_rate", "under5_wasting_rate
          "breast_screening_count", "breast_abnormal_rate", "thalassaemia_screening_count",
          "followup_completion_rate", "certs_issued", "certs_first", "certs_first_out_of_institution",
          "certs_reissued", "certs_replaced", "certs_voided", "certs_superseded", "cert_void_rate",
-         "cert_stock_closing", "cert_first_issue_rate")
+         "cert_stock_received", "cert_stock_closing", "cert_first_issue_rate")
 COUNTS = ("marriage_registrations_persons", "premarital_exam_persons", "premarital_exam_couples",
           "prepregnancy_exam_count", "cervical_screening_count", "breast_screening_count",
           "thalassaemia_screening_count", "certs_issued", "certs_first", "certs_first_out_of_institution",
-          "certs_reissued", "certs_replaced", "certs_voided", "certs_superseded", "cert_stock_closing")
+          "certs_reissued", "certs_replaced", "certs_voided", "certs_superseded", "cert_stock_received",
+          "cert_stock_closing")
 CERT_CODES = tuple(c for c in CODES if c.startswith("cert"))
 KIND_CODE = {"first": "certs_first", "first_out_of_institution": "certs_first_out_of_institution",
              "reissue": "certs_reissued", "replacement": "certs_replaced"}
@@ -204,6 +205,8 @@ class World:
     #: blank-certificate stock of the institutions, by region: (date, quantity) — allocated +, drawn −, spoiled −
     stock: list[tuple[str, date, int]] = field(default_factory=list)
     spoiled: list[tuple[str, date]] = field(default_factory=list)     # blanks voided in stock (region, date)
+    #: blanks that came into the institutions' stock (申领): (region, date, quantity)
+    received: list[tuple[str, date, int]] = field(default_factory=list)
     #: follow-up cases as the test derived them, by screening key (source/id) or "pregnancy:<id>"
     followups: dict[str, Case] = field(default_factory=dict)
     #: pregnancies that ended with a delivery (any gestation): pregnancy id → the delivery date
@@ -329,6 +332,9 @@ def values(w: World, region: str, start: date, end: date, today: date) -> dict[s
         if r.startswith(region) and inside(on):
             add("certs_voided", 1)
             add("cert_void_rate", 1, 1)
+    for r, on, q in w.received:
+        if r.startswith(region) and inside(on):
+            add("cert_stock_received", q)
     # 期末库存: every movement up to the period end, for periods that have started by today
     if start <= today:
         add("cert_stock_closing", sum(q for r, on, q in w.stock if r.startswith(region) and on <= end))

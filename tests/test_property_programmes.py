@@ -568,6 +568,7 @@ async def test_programme_counts_equal_the_reference(http: httpx.AsyncClient, sta
         prefix = new_prefix()
         _, last = await stock(http, certs_url, o, prefix, 1, 60, TODAY)
         w.stock.append((o.region, TODAY, 60))
+        w.received.append((o.region, TODAY, 60))
         for k in range(2):
             serial = f"{last[0]}{int(last[1:]) - k:09d}"
             await Poster(http, stack, random.Random()).call(

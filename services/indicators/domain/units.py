@@ -658,6 +658,8 @@ def stock_entities(key: str, fs: Facts) -> list[Entity]:
     if b.get("kind") == "voided" and qty:  # a spoiled blank, or a certificate voided as wrongly issued
         out.append(Entity("certificate_action", on, region, inst, {"action": "voided", "kind": ""},
                           weight=abs(qty)))
+    if b.get("kind") in ("received", "allocated") and qty:  # 申领: blanks in (an allocation out is negative)
+        out.append(Entity("certificate_action", on, region, inst, {"action": "received", "kind": ""}, weight=qty))
     if qty:  # 期末库存: standing from the movement's month on
         out.append(Entity("cert_stock", on, region, inst, {"kind": b.get("kind")}, weight=qty, standing=True))
     return out

@@ -8,7 +8,9 @@ counties of a city; `institution`: the institutions in it) and its columns, each
 - `rate`: an indicator's value, recomputed from that row's numerator and denominator (the total row's from the
   total's, never an average of rates);
 - `opening`: a standing count at the end of the month before the period (期初库存);
-- `received`: what came in, from the balance: closing − opening + the `out` counts (申领 = 期末 − 期初 + 签发 + 废证).
+- `received`: a balance: closing − opening + the `out` counts − the `in` counts (其他变动 = 期末 − 期初 − 申领 + 签发 +
+  废证: the blanks drawn for certificates not yet sealed at the period's end, and voids of earlier periods'
+  certificates, whose blanks come back to stock before they are spoiled).
 
 Every column carries its unit (人, 例, 对, 份, %, ‰, 1/10万). Adding a form is adding a file.
 """
@@ -47,7 +49,7 @@ class Form:
         """Every (code, part) the form reads for its rows and total."""
         out: set[tuple[str, str]] = set()
         for c in self.columns:
-            for ref in [c.get("part"), c.get("received"), *c.get("out", [])]:
+            for ref in [c.get("part"), c.get("received"), *c.get("out", []), *c.get("in", [])]:
                 if ref:
                     code, _, p = ref.partition(".")
                     out.add((code, p))
@@ -71,7 +73,7 @@ def parse(doc: dict[str, Any], cat: Catalogue) -> Form:
     for c in doc["columns"]:
         if c.get("unit") not in UNITS:
             raise ValueError(f"form {doc['code']}: column {c.get('label')}: unit must be one of {UNITS}")
-        refs = [c.get("part"), c.get("opening"), c.get("received"), *c.get("out", [])]
+        refs = [c.get("part"), c.get("opening"), c.get("received"), *c.get("out", []), *c.get("in", [])]
         for ref in filter(None, refs):
             code, _, p = ref.partition(".")
             if code not in by_code or p not in ("n", "d") or (p == "d" and by_code[code].denominator is None):
@@ -111,7 +113,7 @@ def cells(form: Form, cat: Catalogue, counts: Counts, opening: Counts) -> list[i
             out.append(_n(opening, c["opening"]))
         else:
             out.append(_n(counts, c["received"]) - _n(opening, c["received"])
-                       + sum(_n(counts, o) for o in c.get("out", [])))
+                       + sum(_n(counts, o) for o in c.get("out", [])) - sum(_n(counts, i) for i in c.get("in", [])))
     return out
 
 
