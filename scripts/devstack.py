@@ -407,7 +407,8 @@ def up(s: Stack, fresh: bool = False) -> str:
     # urls.env holds only the services' URLs (api.md: scripts and the contract check read every value as one);
     # stack.env what else a script may need
     (s.run_dir / "urls.env").write_text("".join(f"{svc.upper()}_URL={s.url(svc)}\n" for svc in SERVICES))
-    (s.run_dir / "stack.env").write_text(f"KAFKA_BOOTSTRAP={s.bootstrap}\nDB_PREFIX={s.db_prefix}\n")
+    (s.run_dir / "stack.env").write_text(f"KAFKA_BOOTSTRAP={s.bootstrap}\nDB_PREFIX={s.db_prefix}\n"
+                                         f"PROMETHEUS_URL=http://127.0.0.1:{prometheus_port(s)}\n")
     if s.name == "dev":
         ensure_demo_people(s)
         load_demo(s, token)

@@ -257,20 +257,20 @@ def pipeline() -> dict[str, Any]:
     """Pipeline health (Prometheus): HTTP traffic and errors, relay backlog, consumer lag and throughput, and the
     live headline gauges of the indicators service."""
     q: list[tuple[str, str, str, str]] = [
-        ("HTTP requests/s by service", "sum by (service) (rate(mch_http_requests_total[1m]))", "reqps", "{{service}}"),
-        ("HTTP 5xx/s", "sum by (service) (rate(mch_http_requests_total{status=~\"5..\"}[1m])) or vector(0)", "reqps",
+        ("各服务请求数/秒 HTTP requests/s by service", "sum by (service) (rate(mch_http_requests_total[1m]))", "reqps", "{{service}}"),
+        ("服务端错误/秒 HTTP 5xx/s", "sum by (service) (rate(mch_http_requests_total{status=~\"5..\"}[1m])) or vector(0)", "reqps",
          "{{service}}"),
-        ("p95 latency", "histogram_quantile(0.95, sum by (le, service) (rate(mch_http_request_seconds_bucket[5m])))",
+        ("响应时间 p95 latency", "histogram_quantile(0.95, sum by (le, service) (rate(mch_http_request_seconds_bucket[5m])))",
          "s", "{{service}}"),
-        ("Events published/s", "sum by (topic) (rate(mch_events_published_total[1m]))", "ops", "{{topic}}"),
-        ("Relay backlog (outbox rows not yet acknowledged)", "max by (service) (mch_relay_backlog)", "none",
+        ("事件发布/秒 Events published/s", "sum by (topic) (rate(mch_events_published_total[1m]))", "ops", "{{topic}}"),
+        ("待发事件 Relay backlog (outbox rows not yet acknowledged)", "max by (service) (mch_relay_backlog)", "none",
          "{{service}}"),
-        ("Consumer lag (records)", "sum by (consumer, topic) (mch_consumer_lag)", "none", "{{consumer}} {{topic}}"),
-        ("Events applied/s", "sum by (consumer) (rate(mch_events_consumed_total[1m]))", "ops", "{{consumer}}"),
-        ("Dead letters", "sum by (consumer) (mch_consumer_dead_letters_total) or vector(0)", "none", "{{consumer}}"),
-        ("Live births now (headline gauge)", "mch_indicator_value{code=\"live_births\", region=\"$region\"}", "none",
+        ("消费积压 Consumer lag (records)", "sum by (consumer, topic) (mch_consumer_lag)", "none", "{{consumer}} {{topic}}"),
+        ("事件处理/秒 Events applied/s", "sum by (consumer) (rate(mch_events_consumed_total[1m]))", "ops", "{{consumer}}"),
+        ("死信 Dead letters", "sum by (consumer) (mch_consumer_dead_letters_total) or vector(0)", "none", "{{consumer}}"),
+        ("活产数（实时） Live births now", "mch_indicator_value{code=\"live_births\", region=\"$region\"}", "none",
          "{{period}}"),
-        ("Caesarean rate now (headline gauge)", "mch_indicator_value{code=\"caesarean_rate\", region=\"$region\"}",
+        ("剖宫产率（实时） Caesarean rate now", "mch_indicator_value{code=\"caesarean_rate\", region=\"$region\"}",
          "percent", "{{period}}"),
     ]
     panels = []
