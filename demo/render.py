@@ -220,7 +220,7 @@ def draw(dashboard: dict[str, Any], panels: list[tuple[dict[str, Any], list[Rows
             draw_series(ax, p, results)
         else:
             draw_table(ax, p, results, max_rows=max(3, int(g["h"] * 1.5) - 2))
-    fig.text(0.99, 0.004, f"由各面板自身的查询生成 rendered {datetime.now():%Y-%m-%d %H:%M} from the panels' own queries",
+    fig.text(0.99, 0.004, f"由各面板自身的查询生成 rendered {datetime.now():%Y-%m-%d %H:%M} from the panels' queries",
              color="#6e7079", ha="right", fontsize=7)
     output.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(output, dpi=80, facecolor=fig.get_facecolor())
