@@ -20,6 +20,7 @@ import os
 import re
 import time
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +116,7 @@ def stat_colour(panel: dict[str, Any], value: float | None, thresholds: Rows) ->
 def _fmt(v: Any, unit: str = "") -> str:
     if v is None:
         return "无数据"
-    if isinstance(v, (int, float)) or hasattr(v, "as_integer_ratio"):
+    if isinstance(v, (int, float, Decimal)):
         f = float(v)
         text = f"{int(f):,}" if f == int(f) and unit != "percent" else f"{f:,.2f}"
         return text + (" %" if unit == "percent" else "")
@@ -130,7 +131,7 @@ def draw_stat(ax: Any, p: dict[str, Any], results: list[Rows]) -> None:
     values = list(rows[0].items()) if rows else []
     if len(values) <= 1:
         v = values[0][1] if values else None
-        num = float(v) if isinstance(v, (int, float)) or hasattr(v, "as_integer_ratio") else None
+        num = float(v) if isinstance(v, (int, float, Decimal)) else None
         colour = stat_colour(p, num, results[1] if len(results) > 1 else [])
         text = _fmt(v, unit)
         ax.text(0.5, 0.42, text, color=colour, fontsize=20 if len(text) < 14 else 12, ha="center", va="center",
