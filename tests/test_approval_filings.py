@@ -127,6 +127,9 @@ async def test_submit_approve_lock_and_a_late_correction(stack: Stack, http: htt
         adj = [a for a in v["adjustments"] if "live_births" in a["indicators"]]
         assert adj and any(rec.endswith(late.encounter_id) for a in adj for rec in a["records"])
         assert any("his-test" in a["sources"] and a["request_ids"] and a["applied_at"] for a in adj)
+        # who posted it: the system of the token the registry was called with, never a body field
+        me = (await http.get(f"{stack.url('registry')}/v1/auth/me")).json()
+        assert {p for a in adj for p in a["posted_by"]} == {f"system:{me['account_id']} {me['name']}"}
         assert sum(a["delta"] for a in adj if a["measure"] == adj[0]["measure"]) == 1
         # the township's filing shows the same; the other township's has no adjustment
         v1 = (await s1.view(t1)).json()

@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from kit.consumer import Consumed
 from kit.settings import SERVICES, get_settings
@@ -24,6 +24,14 @@ from indicators.events.translate import to_facts
 from indicators.store import filings as filings_store
 from indicators.store import sql
 from indicators.store.sql import CounterKey
+
+
+class Origin(NamedTuple):
+    """Where a changed fact came from: its record, the request that posted it and who (the token's actor)."""
+
+    record: str
+    request_id: str
+    actor: str
 
 #: units recomputed per round trip (bounded memory whatever the history)
 CHUNK = 2000
@@ -86,11 +94,12 @@ def counter_delta(old: Iterable[Sequence[Any]], new: Iterable[Sequence[Any]]) ->
 
 
 def adjustments(unit: str, old: Iterable[Sequence[Any]], new: Iterable[Sequence[Any]],
-                locked: Sequence[tuple[str, str, str]], records: Sequence[tuple[str, str]],
-                today: date) -> list[tuple[str, str, str, str, str, int, list[str], list[str]]]:
+                locked: Sequence[tuple[str, str, str]], records: Sequence[Origin],
+                today: date) -> list[tuple[str, str, str, str, str, int, list[str], list[str], list[str]]]:
     """The changes of one unit's contributions that fall in an approved (locked) filing — its unit's region and
     its period — as adjustment rows: (report, period, filing unit, engine unit, measure, delta, record keys,
-    request ids). The filed snapshot stays; these rows say which records moved its live figures."""
+    request ids, actors). The filed snapshot stays; these rows say which records moved its live figures, and who
+    posted them."""
     diff: Counter[tuple[str, ...]] = Counter()
     add_contributions(diff, new, 1)
     add_contributions(diff, old, -1)
@@ -104,8 +113,9 @@ def adjustments(unit: str, old: Iterable[Sequence[Any]], new: Iterable[Sequence[
                 by_measure[measure] += k
         for measure, k in sorted(by_measure.items()):
             if k:
-                out.append((report, period, funit, unit, measure, k, [r for r, _ in records],
-                            sorted({q for _, q in records if q})))
+                out.append((report, period, funit, unit, measure, k, [o.record for o in records],
+                            sorted({o.request_id for o in records if o.request_id}),
+                            sorted({o.actor for o in records if o.actor})))
     return out
 
 
@@ -123,8 +133,8 @@ class Engine:
         self.catalogue = catalogue
 
     async def apply_facts(self, conn: AsyncConnection, facts: Sequence[Fact],
-                          request_ids: Mapping[str, str] | None = None) -> int:
-        """`request_ids`: record key → the request that posted it (for the adjustments of locked filings)."""
+                          origins: Mapping[str, tuple[str, str]] | None = None) -> int:
+        """`origins`: record key → (the request that posted it, who) — for the adjustments of locked filings."""
         # one engine transaction at a time (consumer instances, the clock tick, rebuilds): two transactions
         # recomputing the same unit from the same old contributions would apply its delta twice
         await sql.lock_engine(conn)
@@ -133,10 +143,11 @@ class Engine:
         if not changed:
             return 0
         touched = {s for s in changed if units.unit_kind(s)} | await sql.units_linked_to(conn, changed)
-        records: dict[str, list[tuple[str, str]]] = {}
+        records: dict[str, list[Origin]] = {}
         for f in fresh:
             if f.subject_key in changed:
-                records.setdefault(f.subject_key, []).append((f.record_key, (request_ids or {}).get(f.record_key, "")))
+                rid, who = (origins or {}).get(f.record_key, ("", ""))
+                records.setdefault(f.subject_key, []).append(Origin(f.record_key, rid, who))
         await self.recompute(conn, touched, records)
         return len(touched)
 
@@ -177,8 +188,8 @@ class Engine:
         return out
 
     async def recompute(self, conn: AsyncConnection, keys: Iterable[str],
-                        records: Mapping[str, list[tuple[str, str]]] | None = None) -> None:
-        """`records`: subject → (record key, request id) of the facts that changed. Given (changed records, not a
+                        records: Mapping[str, list[Origin]] | None = None) -> None:
+        """`records`: subject → the origins (record key, request id, actor) of the facts that changed. Given (changed records, not a
         rebuild or a catalogue back-fill), changes falling in an approved filing are listed as its adjustments."""
         keys = sorted(keys)
         locked = await filings_store.locked(conn) if records is not None else []
@@ -186,13 +197,13 @@ class Engine:
             await self._recompute(conn, keys[i:i + CHUNK], locked, records or {})
 
     async def _recompute(self, conn: AsyncConnection, keys: list[str], locked: Sequence[tuple[str, str, str]],
-                         records: Mapping[str, list[tuple[str, str]]]) -> None:
+                         records: Mapping[str, list[Origin]]) -> None:
         old = await sql.load_units(conn, keys)
         new = await self.compute(conn, keys)
         diff: Counter[tuple[str, ...]] = Counter()
         saves = []
         links = []
-        adjusted: list[tuple[str, str, str, str, str, int, list[str], list[str]]] = []
+        adjusted: list[tuple[str, str, str, str, str, int, list[str], list[str], list[str]]] = []
         today = china_today()
         for k in keys:
             old_c, old_d = old.get(k, ([], []))
@@ -263,9 +274,9 @@ class IndicatorsHandler:
 
     async def apply(self, conn: AsyncConnection, events: Sequence[Consumed]) -> None:
         facts: list[Fact] = []
-        request_ids: dict[str, str] = {}
+        origins: dict[str, tuple[str, str]] = {}
         for c in events:
             for f in to_facts(c.envelope):
                 facts.append(f)
-                request_ids[f.record_key] = c.envelope.request_id
-        await self.engine.apply_facts(conn, facts, request_ids)
+                origins[f.record_key] = (c.envelope.request_id, c.envelope.actor)
+        await self.engine.apply_facts(conn, facts, origins)

@@ -142,8 +142,9 @@ class Filings:
         counted_by = by_measure(self.catalogue.parts())
         for a in adjustments:
             a["indicators"] = sorted({c for c, _ in counted_by.get(a["measure"], [])})
-            # who: the source system of each record (`encounter:<source>/<id>`); the request ids lead to the
-            # posting service's audit row, which names the person
+            # who: `posted_by`, the actors of the events (the person or named system of the token that posted
+            # them), and the source system of each record (`encounter:<source>/<id>`); the request ids lead to
+            # the posting service's audit row
             a["sources"] = sorted({r.split(":", 1)[-1].split("/", 1)[0] for r in a["records"] if "/" in r})
         meta = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in (d or {}).items()
                 if k not in ("figures",)}

@@ -29,6 +29,7 @@ import jwt
 from fastapi import Request
 from sqlalchemy import text
 
+from kit import logs
 from kit.db import Database
 from kit.errors import Problem
 from kit.roles import ROLES, scopes_of
@@ -361,6 +362,7 @@ async def authenticate(request: Request) -> Principal:
     if p is None:
         raise _unauthorized("the token is not valid (unknown, expired or revoked)")
     request.state.principal = p
+    logs.actor.set(f"{p.kind}:{p.client_id} {p.name}")
     return p
 
 

@@ -36,7 +36,7 @@ def _ts(dt: datetime) -> Timestamp:
 
 
 def envelope(ev: NewEvent, service: str, request_id: str = "", event_id: uuid.UUID | None = None,
-             now: datetime | None = None) -> Envelope:
+             now: datetime | None = None, actor: str = "") -> Envelope:
     """`now` (the recording time) may be given once for the events of one unit of work."""
     now = now or datetime.now(UTC)
     occurred = ev.occurred_at
@@ -53,6 +53,7 @@ def envelope(ev: NewEvent, service: str, request_id: str = "", event_id: uuid.UU
         region_code=ev.region_code,
         payload=ev.payload.SerializeToString(),
         request_id=request_id,
+        actor=actor,
     )
 
 

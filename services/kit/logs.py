@@ -8,6 +8,9 @@ import sys
 from pythonjsonlogger.json import JsonFormatter
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+#: who the request acts for ("person:<account id> <name>" or "system:<client id> <name>"), set once the token is
+#: checked; the outbox writes it into every event's envelope, so a consumer can say who caused a change
+actor: contextvars.ContextVar[str] = contextvars.ContextVar("actor", default="")
 
 
 class _RequestIdFilter(logging.Filter):

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kit.db import raw
 from kit.events import NewEvent, envelope
-from kit.logs import request_id
+from kit.logs import actor, request_id
 from kit.settings import get_settings
 
 #: the outbox rows of a unit of work as arrays (one statement, rows in the events' order)
@@ -37,11 +37,11 @@ def columns(events: Sequence[NewEvent], service: str | None = None) -> OutboxCol
     """The outbox rows of `events` (new event ids, envelopes built) as the parameters of `insert_sql()`."""
     settings = get_settings()
     svc = service or settings.service
-    rid = request_id.get()
+    rid, who = request_id.get(), actor.get()
     now = datetime.now(UTC)
     rnd = os.urandom(16 * len(events))  # one system call for all the ids (random version-4 UUIDs, as uuid4())
     ids = [uuid.UUID(bytes=rnd[i:i + 16], version=4) for i in range(0, len(rnd), 16)]
-    envs = [envelope(ev, svc, rid, eid, now).SerializeToString() for ev, eid in zip(events, ids, strict=True)]
+    envs = [envelope(ev, svc, rid, eid, now, who).SerializeToString() for ev, eid in zip(events, ids, strict=True)]
     return ids, settings.topic(svc), [ev.subject_key for ev in events], [ev.type for ev in events], envs
 
 

@@ -134,19 +134,20 @@ async def locked(conn: AsyncConnection) -> list[tuple[str, str, str]]:
 
 
 async def add_adjustments(conn: AsyncConnection, rows: Sequence[tuple[str, str, str, str, str, int, list[str],
-                                                                        list[str]]]) -> None:
+                                                                        list[str], list[str]]]) -> None:
     if not rows:
         return
     c = await raw(conn)
     await c.executemany("insert into adjustment (report, period, unit, engine_unit, measure, delta, records, "
-                        "request_ids) values ($1, $2, $3, $4, $5, $6, $7, $8)", rows)
+                        "request_ids, actors) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)", rows)
 
 
 async def adjustments(conn: AsyncConnection, report: str, period: str, unit: str) -> list[dict[str, Any]]:
     c = await raw(conn)
-    rows = await c.fetch("select engine_unit, measure, delta, records, request_ids, applied_at from adjustment "
+    rows = await c.fetch("select engine_unit, measure, delta, records, request_ids, actors, applied_at from adjustment "
                          "where report = $1 and period = $2 and unit = $3 order by id", report, period, unit)
     return [{**dict(r), "records": list(r["records"]), "request_ids": list(r["request_ids"]),
+             "posted_by": list(r["actors"]),
              "applied_at": r["applied_at"].isoformat()} for r in rows]
 
 

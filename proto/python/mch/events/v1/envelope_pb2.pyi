@@ -34,6 +34,7 @@ class Envelope(_message.Message):
     REGION_CODE_FIELD_NUMBER: _builtins.int
     PAYLOAD_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     """UUID, unique across the platform: consumers dedupe on it"""
     type: _builtins.str
@@ -50,6 +51,8 @@ class Envelope(_message.Message):
     """the serialized payload message named by type"""
     request_id: _builtins.str
     """the HTTP request that caused it, for tracing"""
+    actor: _builtins.str
+    """who caused it, from the token: "person:<account> <name>" or"""
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp:
         """when it happened in the real world (clinical time)"""
@@ -71,10 +74,11 @@ class Envelope(_message.Message):
         region_code: _builtins.str = ...,
         payload: _builtins.bytes = ...,
         request_id: _builtins.str = ...,
+        actor: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at", "recorded_at", b"recorded_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "occurred_at", b"occurred_at", "payload", b"payload", "recorded_at", b"recorded_at", "region_code", b"region_code", "request_id", b"request_id", "schema_version", b"schema_version", "source_service", b"source_service", "subject_key", b"subject_key", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "event_id", b"event_id", "occurred_at", b"occurred_at", "payload", b"payload", "recorded_at", b"recorded_at", "region_code", b"region_code", "request_id", b"request_id", "schema_version", b"schema_version", "source_service", b"source_service", "subject_key", b"subject_key", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
