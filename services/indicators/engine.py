@@ -189,8 +189,9 @@ class Engine:
 
     async def recompute(self, conn: AsyncConnection, keys: Iterable[str],
                         records: Mapping[str, list[Origin]] | None = None) -> None:
-        """`records`: subject → the origins (record key, request id, actor) of the facts that changed. Given (changed records, not a
-        rebuild or a catalogue back-fill), changes falling in an approved filing are listed as its adjustments."""
+        """`records`: subject → the origins (record key, request id, actor) of the facts that changed. Given
+        (changed records, not a rebuild or a catalogue back-fill), changes falling in an approved filing are listed
+        as its adjustments."""
         keys = sorted(keys)
         locked = await filings_store.locked(conn) if records is not None else []
         for i in range(0, len(keys), CHUNK):
