@@ -1,5 +1,7 @@
 """The indicators service: live indicator values by region and period."""
 import asyncio
+import os
+from pathlib import Path
 
 from fastapi import FastAPI
 from kit.app import create_app
@@ -16,7 +18,8 @@ from indicators.service import Filings, Targets
 
 async def _startup(app: FastAPI) -> None:
     app.state.engine = Engine(catalogue.load())
-    app.state.forms = forms.load_all(app.state.engine.catalogue)
+    headers = os.environ.get("MCH_FORM_HEADERS")
+    app.state.forms = forms.load_all(app.state.engine.catalogue, headers=Path(headers) if headers else None)
     app.state.targets = Targets(app.state.db, app.state.engine.catalogue)
     app.state.filings = Filings(app.state.db, app.state.engine.catalogue, approval.all_levels())
     app.state.headline = asyncio.create_task(keep_fresh(app.state.db, app.state.engine.catalogue))

@@ -87,9 +87,17 @@ def parse(doc: dict[str, Any], cat: Catalogue) -> Form:
     return Form(doc["code"], doc["title"], dict(doc.get("header", {})), doc["rows"], tuple(doc["columns"]))
 
 
-def load_all(cat: Catalogue, folder: Path = FORMS_DIR) -> dict[str, Form]:
+def load_all(cat: Catalogue, folder: Path = FORMS_DIR, headers: Path | None = None) -> dict[str, Form]:
+    """Every form of `folder`. `headers` (`MCH_FORM_HEADERS`): a JSON file {form code: {表号: ..., 批准文号: ...,
+    有效期至: ...}} with the numbers of the survey system's edition the bureau was issued — they change with each
+    edition (every two or three years), so a bureau sets them without a new release."""
     forms = {f.code: f for f in (parse(json.loads(p.read_text(encoding="utf-8")), cat)
                                  for p in sorted(folder.glob("*.json")))}
+    if headers is not None:
+        for code, fields in json.loads(headers.read_text(encoding="utf-8")).items():
+            if code not in forms:
+                raise ValueError(f"{headers}: no form {code}")
+            forms[code].header.update({str(k): str(v) for k, v in fields.items()})
     rank = {c: i for i, c in enumerate(ORDER)}
     return dict(sorted(forms.items(), key=lambda kv: rank.get(kv[0], len(ORDER))))
 
