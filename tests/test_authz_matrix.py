@@ -22,6 +22,7 @@ import pytest
 from certificates.service import today
 from certificates.tests.stack_helpers import Office, births, issue, new_prefix, office, prepare, stock
 from kit.clients import create_client
+from registry.domain import fhir
 
 from tests.conftest import Stack, fresh_county, make_person, make_token, village
 from tests.test_certificates_api import dsn, urls, wait_known
@@ -277,6 +278,30 @@ def _cases() -> dict[Op, Case]:
         theirs, mine = (w.a.visit(w.pregnancy_id, today() - timedelta(days=20)) for _ in range(2))
         return ("POST", _reg(s, "/encounters"), {"headers": w.b.headers, "json": theirs}), (404, 422), \
             ("POST", _reg(s, "/encounters"), {"headers": w.a.headers, "json": mine})
+
+    @case("registry", "POST", "/fhir/r4")
+    async def _fhir(w: World, s: Stack) -> Any:
+        """B's HIS sends a FHIR Bundle recording a visit on A's pregnancy (her EpisodeOfCare by its identifier)."""
+        def doc(v: dict[str, Any]) -> dict[str, Any]:
+            ident = [{"system": f"{fhir.SOURCE}{v['source']}", "value": w.pregnancy_id}]
+            inst = {"identifier": {"system": fhir.INSTITUTION, "value": v["institution_code"]}}
+            return {"resourceType": "Bundle", "type": "transaction", "entry": [
+                {"fullUrl": "urn:uuid:m", "resource": {"resourceType": "Patient", "identifier": [
+                    {"system": fhir.PERSON_ID, "value": w.mother_id}]}},
+                {"fullUrl": "urn:uuid:p", "resource": {
+                    "resourceType": "EpisodeOfCare", "status": "active", "identifier": ident,
+                    "patient": {"reference": "urn:uuid:m"}, "managingOrganization": inst,
+                    "period": {"start": (today() - timedelta(days=130)).isoformat()},
+                    "extension": [{"url": fhir.LMP, "valueDate": (today() - timedelta(days=200)).isoformat()}]}},
+                {"fullUrl": "urn:uuid:e", "resource": {
+                    "resourceType": "Encounter", "status": "finished", "class": {"code": "AMB"},
+                    "identifier": [{"system": f"{fhir.SOURCE}{v['source']}", "value": v["encounter_id"]}],
+                    "type": [{"coding": [{"system": fhir.ENCOUNTER_TYPE, "code": "prenatal_visit"}]}],
+                    "period": {"start": v["occurred_at"]}, "serviceProvider": inst,
+                    "episodeOfCare": [{"reference": "urn:uuid:p"}]}}]}
+        theirs = w.b.visit(w.pregnancy_id, today() - timedelta(days=22))
+        return ("POST", s.url("registry") + "/fhir/r4", {"headers": w.b.headers, "json": doc(theirs)}), \
+            (404, 409, 422), None
 
     @case("registry", "POST", "/v1/encounters:batch")
     async def _eb(w: World, s: Stack) -> Any:

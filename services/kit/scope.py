@@ -78,6 +78,13 @@ class UnitOfWork:
     def today(self) -> date:
         return self.scope.today()
 
+    async def flush(self) -> None:
+        """Write the events emitted so far to the outbox now, so that events a store writes itself (set-based
+        encounter posts) come after them in the topic, as they do when each is its own request."""
+        if self.events:
+            await outbox.append(self.conn, self.events, self.service)
+            self.events = []
+
     async def __aenter__(self) -> UnitOfWork:
         self._cm = self.db.begin()
         self.conn = await self._cm.__aenter__()

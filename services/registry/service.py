@@ -176,6 +176,11 @@ def _pregnancy_view(preg: Pregnancy) -> dict[str, Any]:
             "delivered_on": str(preg.delivered_on) if preg.delivered_on else None}
 
 
+async def register_pregnancy_within(uow: UnitOfWork, body: Any) -> tuple[int, Pregnancy]:
+    """建册 inside a caller's unit of work (the FHIR intake records a Bundle as one)."""
+    return await _register_pregnancy(uow, body)
+
+
 async def _register_pregnancy(uow: UnitOfWork, body: Any) -> tuple[int, Pregnancy]:
     from registry.api.schemas import PregnancyIn
 
