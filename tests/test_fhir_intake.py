@@ -92,9 +92,10 @@ def bundle(preg: dict[str, Any], encs: list[dict[str, Any]], newborn: dict[str, 
                                               "encounter": {"reference": url}, "code": grade}))
         if e["type"] == "delivery":
             snomed = {v: c for c, v in fhir.DELIVERY_MODES.items()}[e["mode"]]
+            mode = {"coding": [{"system": fhir.SNOMED, "code": snomed}]}
             res.append((f"urn:uuid:mode{k}", {"resourceType": "Procedure", "status": "completed",
                                               "subject": {"reference": "urn:uuid:mother"},
-                                              "encounter": {"reference": url}, "code": {"coding": [{"system": fhir.SNOMED, "code": snomed}]}}))
+                                              "encounter": {"reference": url}, "code": mode}))
             for b, baby in enumerate(e["babies"]):
                 child = f"urn:uuid:baby{b}"
                 res.append((child, {"resourceType": "Patient", "gender": {"F": "female", "M": "male"}[baby["sex"]],
