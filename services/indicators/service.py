@@ -4,13 +4,14 @@ of work — it opens the transaction, checks the caller's region on the object, 
 """
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from kit.auth import Principal
 from kit.db import Database
-from kit.errors import Problem
 from kit.records import fail
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -27,13 +28,6 @@ class Target:
     report: str
     period: str
     unit: str
-
-
-def _person(p: Principal) -> None:
-    """Filing steps are done by a logged-in person (a statistician, an approver), never a system token."""
-    if not p.is_person:
-        raise Problem(403, "Forbidden", "a filing step is done by a person's account, not a system token",
-                      kind="forbidden-person")
 
 
 class Filings:
@@ -71,13 +65,20 @@ class Filings:
             return await filings.institutions_below(conn, report, period, unit)
         return await filings.units_below(conn, report, period, unit, length)
 
+    @asynccontextmanager
+    async def step(self, t: Target, p: Principal) -> AsyncIterator[tuple[AsyncConnection, str]]:
+        """The opening of every filing step (上报, 审核, 退回): the target checked, the caller's region covering its
+        unit (routes admit only a person logged in: `require(..., person=True)`), and the report's period locked
+        against concurrent steps. Yields the transaction and the unit's region."""
+        self.check(t)
+        async with self.db.begin() as conn:
+            region = await self.authorise(conn, t, p)
+            await filings.lock_report_period(conn, t.report, t.period)
+            yield conn, region
+
     async def submit(self, t: Target, p: Principal, request_id: str = "") -> dict[str, Any]:
         """上报: file the unit's current figures as its snapshot (again, if it was returned or not yet approved)."""
-        self.check(t)
-        _person(p)
-        async with self.db.begin() as conn:
-            await self.authorise(conn, t, p)
-            await filings.lock_report_period(conn, t.report, t.period)
+        async with self.step(t, p) as (conn, _):
             approval.can_submit(await filings.get(conn, t.report, t.period, t.unit))
             figs = await self.current_figures(conn, t)
             await filings.submit(conn, t.report, t.period, t.unit, figs, self.catalogue.digest, p.actor, p.name)
@@ -87,11 +88,7 @@ class Filings:
 
     async def approve(self, t: Target, p: Principal, request_id: str = "") -> dict[str, Any]:
         """审核通过: lock the filing, once every unit below is approved."""
-        self.check(t)
-        _person(p)
-        async with self.db.begin() as conn:
-            await self.authorise(conn, t, p)
-            await filings.lock_report_period(conn, t.report, t.period)
+        async with self.step(t, p) as (conn, _):
             current = await filings.get(conn, t.report, t.period, t.unit)
             below = approval.level_below(t.unit, self.levels[t.report])
             states = await self.below(conn, t.report, t.period, t.unit, below) if below else {}
@@ -102,11 +99,7 @@ class Filings:
 
     async def unapprove(self, t: Target, p: Principal, reason: str | None, request_id: str = "") -> dict[str, Any]:
         """退回: unlock a filing (with a reason) so that its unit can refile."""
-        self.check(t)
-        _person(p)
-        async with self.db.begin() as conn:
-            region = await self.authorise(conn, t, p)
-            await filings.lock_report_period(conn, t.report, t.period)
+        async with self.step(t, p) as (conn, region):
             current = await filings.get(conn, t.report, t.period, t.unit)
             above = approval.level_above(t.unit, self.levels[t.report], region)
             parent = await filings.get(conn, t.report, t.period, above) if above else None
