@@ -3,9 +3,10 @@
 Errors are raised, not caught: kit.errors turns DomainError and Problem into problem+json once for all routes."""
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import ORJSONResponse
 from kit.auth import Principal, require
 from kit.db import Database
@@ -16,6 +17,7 @@ from kit.scope import Scope
 from registry import service
 from registry.api.schemas import InstitutionIn, PersonIn, ResidenceIn, VoidIn
 from registry.domain.model import Institution
+from registry.domain.search import MAX_RESULTS, PersonSearch
 
 router = APIRouter(prefix="/v1", tags=["registry"])
 BATCH_MAX = 1000
@@ -75,6 +77,24 @@ async def post_person(body: PersonIn, request: Request,
     p.require_region(body.residence_code, "residence_code")
     pid, created = await service.register_person(_db(request), Scope(p), body)
     return ORJSONResponse({"person_id": pid, "created": created}, status_code=201 if created else 200)
+
+
+@router.get("/persons", summary="Search persons (人员查询) in the caller's region",
+            description="Persons whose current residence lies in the caller's region matching every criterion given: "
+            "`name` in characters (the same characters or the same pinyin: 王晓丽 finds 王小丽) or in Latin "
+            "letters, `pinyin` as a prefix (wang finds every Wang), `document` (a number of any kind of identity "
+            "document), `birth_date`, `phone`, `mother` (her children: the mother's person id or document "
+            "number; a mother outside the caller's sight answers 404). Personal fields masked unless pii:read; the "
+            "search and every person returned are audited.")
+async def search_persons(request: Request, name: str | None = Query(None, max_length=100),
+                         pinyin: str | None = Query(None, max_length=100),
+                         document: str | None = Query(None, max_length=32),
+                         birth_date: date | None = None, phone: str | None = Query(None, max_length=32),
+                         mother: str | None = Query(None, max_length=64),
+                         limit: int = Query(20, ge=1, le=MAX_RESULTS),
+                         p: Principal = Depends(require("registry:read"))) -> dict[str, Any]:
+    q = PersonSearch(name, pinyin, document, birth_date, phone, mother, limit)
+    return await service.search_persons(_db(request), Scope(p), q)
 
 
 @router.get("/persons/{person_id}", summary="A person: residence history, links, checks (personal fields masked "

@@ -62,9 +62,25 @@ class InstitutionIn(BaseModel):
     midwifery_licensed: bool
 
 
+#: the kinds of identity document (registry.domain.documents.KINDS)
+DocumentType = Literal["resident_id", "passport", "hmt_residence_permit", "hk_mo_travel_permit", "tw_travel_permit",
+                       "foreign_permanent_residence", "birth_certificate", "none"]
+
+
 class PersonIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    id_number: str | None = Field(None, max_length=32)
+    """A person. `id_number` is a resident identity number (居民身份证号, GB 11643), as before; a person holding
+    another document sends `document_type` and `document_number` instead (a resident identity number may be sent
+    either way). Each kind is validated by its rules (registry.domain.documents)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"id_number": "11010519900101122X", "name": "王小丽", "sex": "F", "birth_date": "1990-01-01",
+         "residence_code": "110105001000", "phone": "13800000000"},
+        {"document_type": "hk_mo_travel_permit", "document_number": "H12345678", "name": "陈美玲", "sex": "F",
+         "birth_date": "1992-03-04", "residence_code": "440304001000"}]})
+    id_number: str | None = Field(None, max_length=32, description="居民身份证号 (GB 11643)")
+    document_type: DocumentType | None = Field(None, description="the kind of identity document (证件类型); "
+                                               "`none` for a newborn without one yet")
+    document_number: str | None = Field(None, max_length=32, description="the document's number (证件号码)")
     name: Name = Field(min_length=1, max_length=100)
     sex: Literal["F", "M"]
     birth_date: PastDate
