@@ -25,6 +25,7 @@ from kit import errors, guard, login, logs
 from kit.auth import Authenticator, scopes_required
 from kit.db import Database
 from kit.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from kit.openapi_docs import add_problem_responses, extend_openapi
 from kit.settings import Settings, get_settings
 
 log = logging.getLogger("kit.app")
@@ -223,6 +224,7 @@ def create_app(
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan,
                   default_response_class=ORJSONResponse, docs_url=None, redoc_url=None)
     errors.install(app)
+    extend_openapi(app, add_problem_responses)
     local_docs(app, title)
 
     app.add_middleware(RequestContext, service=service, max_body_bytes=settings.max_body_bytes)

@@ -14,6 +14,7 @@ from pydantic import (
     Field,
     ValidationError,
     ValidatorFunctionWrapHandler,
+    WithJsonSchema,
     field_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -88,12 +89,27 @@ class PersonIn(BaseModel):
     phone: str | None = Field(None, max_length=32)
 
 
+class PersonRef(BaseModel):
+    """A stored person, by her person id (in place of an inline person)."""
+
+    model_config = ConfigDict(extra="forbid")
+    person_id: str = Field(min_length=1, max_length=64)
+
+
+#: an inline person or a reference to a stored one: validated in the use case (an inline one as POST /v1/persons),
+#: documented as either (registry.api.openapi writes the two schemas in place of this marker)
+PERSON_OR_REF = "x-mch-person-or-ref"
+PersonOrRef = Annotated[dict[str, Any], WithJsonSchema({PERSON_OR_REF: True})]
+
+
 class PregnancyIn(BaseModel):
+    """建册: a pregnancy registered at an institution of the caller's region, for a mother inline or stored."""
+
     model_config = ConfigDict(extra="forbid")
     pregnancy_id: str = SourceId
     source: str = SourceId
     version: int | None = Version
-    mother: dict[str, Any] = Field(description='an inline person, or {"person_id": "..."} of a stored one')
+    mother: PersonOrRef = Field(description='an inline person, or {"person_id": "..."} of a stored one')
     lmp_date: date
     registered_on: date
     institution_code: str = Field(min_length=1, max_length=64)
@@ -196,13 +212,16 @@ class ResidenceIn(BaseModel):
 
 
 class MarriageIn(BaseModel):
+    """结婚登记 by a civil-affairs office of the caller's region."""
+
     model_config = ConfigDict(extra="forbid")
     registration_id: str = SourceId
     source: str = SourceId
     version: int | None = Version
     registered_on: date
     region_code: str = Field(max_length=12)
-    persons: list[dict[str, Any]] = Field(min_length=2, max_length=2)
+    persons: list[PersonOrRef] = Field(min_length=2, max_length=2, description="the two persons, each inline or "
+                                       "stored")
 
     @field_validator("persons")
     @classmethod
