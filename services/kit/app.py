@@ -231,10 +231,13 @@ def create_app(
 
     @app.get("/healthz", tags=["health"], summary="Liveness", openapi_extra=login.PUBLIC)
     async def healthz() -> dict[str, str]:
+        """The process answers (for a supervisor's liveness probe); checks nothing else."""
         return {"status": "ok", "service": service}
 
     @app.get("/readyz", tags=["health"], summary="Readiness: database and broker reachable", openapi_extra=login.PUBLIC)
     async def readyz(request: Request) -> Response:
+        """200 when the service's database and the broker are reachable, 503 (with which one is not) otherwise: a
+        load balancer sends requests only to a ready instance."""
         db_ok = await request.app.state.db.ping()
         broker_ok = await broker_reachable(settings.kafka_bootstrap)
         body = {"status": "ok" if db_ok and broker_ok else "unavailable", "database": db_ok, "broker": broker_ok}
@@ -242,6 +245,7 @@ def create_app(
 
     @app.get("/metrics", tags=["health"], summary="Prometheus metrics", openapi_extra=login.PUBLIC)
     async def metrics() -> Response:
+        """Prometheus text exposition: request counts and latencies per route, outbox and consumer lag, pool use."""
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     if settings.test_routes:

@@ -38,6 +38,9 @@ def _db(request: Request) -> Database:
 @router.put("/institutions/{institution_code}", summary="Register or update an institution (facility register)")
 async def put_institution(institution_code: str, body: InstitutionIn, request: Request,
                           p: Principal = Depends(require("registry:write"))) -> ORJSONResponse:
+    """Register an institution (hospital, health centre, MCH centre) in the facility register or change it: a caller
+    whose region covers its current and its new region. 201 when created, 200 when changed or unchanged (the
+    version says which)."""
     inst = Institution(institution_code, body.name, body.region_code, body.kind, body.midwifery_licensed)
     version, changed = await service.put_institution(_db(request), Scope(p), inst)
     return ORJSONResponse({"institution_code": institution_code, **body.model_dump(), "version": version},
@@ -47,12 +50,17 @@ async def put_institution(institution_code: str, body: InstitutionIn, request: R
 @router.get("/institutions/{institution_code}", summary="An institution")
 async def get_institution(institution_code: str, request: Request,
                           p: Principal = Depends(require("registry:read"))) -> dict[str, Any]:
+    """An institution of the caller's region (one elsewhere answers 404, as if it did not exist)."""
     return (await service.get_institution(_db(request), Scope(p), institution_code)).__dict__
 
 
 @router.post("/pregnancies", summary="Register a pregnancy (建册)", status_code=201)
 async def post_pregnancy(request: Request, body: dict[str, Any] = Body(...),
                          p: Principal = Depends(require("registry:write"))) -> ORJSONResponse:
+    """建册: register a pregnancy episode at an institution of the caller's region, for a mother posted inline
+    (deduplicated on her identity document) or referenced by person id. Idempotent on pregnancy_id: the same body
+    again answers 200; a changed body needs `version` (optimistic concurrency), else 409. The body is typed by
+    `PregnancyIn`."""
     status, out = await service.register_pregnancy(_db(request), Scope(p), body)
     return ORJSONResponse(out, status_code=status)
 
@@ -60,6 +68,8 @@ async def post_pregnancy(request: Request, body: dict[str, Any] = Body(...),
 @router.post("/pregnancies:batch", summary="Register up to 1000 pregnancies (建册); answered per item")
 async def post_pregnancies_batch(request: Request, body: list[Any] = Body(...),
                                  p: Principal = Depends(require("registry:write"))) -> ORJSONResponse:
+    """Up to 1000 registrations in one request, each answered on its own (`items`: index, status, id or errors): a
+    refused item changes nothing and does not affect the others."""
     _check_batch(body)
     return _batch_answer(await service.register_pregnancies(_db(request), Scope(p), body), "pregnancy_id")
 
@@ -68,12 +78,19 @@ async def post_pregnancies_batch(request: Request, body: list[Any] = Body(...),
             "her but is not her county of residence sees its own encounters only)")
 async def get_pregnancy(pregnancy_id: str, request: Request,
                         p: Principal = Depends(require("registry:read"))) -> dict[str, Any]:
+    """The episode with its encounters and derived facts (gestation at booking, antenatal checks, risk grades,
+    delivery, births) for the county of residence; a county that only recorded care on it sees its own encounters.
+    Audited."""
     return await service.pregnancy_view(_db(request), Scope(p), pregnancy_id)
 
 
 @router.post("/persons", summary="Register a person (dedup on the ID number 身份证号)", status_code=201)
 async def post_person(body: PersonIn, request: Request,
                       p: Principal = Depends(require("registry:write"))) -> ORJSONResponse:
+    """Register a person with a resident identity number (`id_number`), another identity document (`document_type` +
+    `document_number`: passport, 港澳台居民居住证, 来往内地通行证, 外国人永久居留身份证, birth certificate serial)
+    or none yet. Each document is validated by its rules (a bad one is a 422 naming the field); a document already
+    registered is the same person (200, her person_id)."""
     p.require_region(body.residence_code, "residence_code")
     pid, created = await service.register_person(_db(request), Scope(p), body)
     return ORJSONResponse({"person_id": pid, "created": created}, status_code=201 if created else 200)
@@ -102,12 +119,17 @@ async def search_persons(request: Request, name: str | None = Query(None, max_le
             "encounters only)")
 async def get_person(person_id: str, request: Request,
                      p: Principal = Depends(require("registry:read"))) -> dict[str, Any]:
+    """A person in full (residence history, mother and children, checks with growth z-scores, encounters) for her
+    county of residence, personal fields masked unless pii:read; a county that only cared for her sees its own
+    encounters. Every read is audited."""
     return await service.read_person(_db(request), Scope(p), person_id)
 
 
 @router.post("/persons/{person_id}/residence", summary="A change of residence (kept as history)", status_code=201)
 async def post_residence(person_id: str, body: ResidenceIn, request: Request,
                          p: Principal = Depends(require("registry:write"))) -> ORJSONResponse:
+    """A move (现住址变更): a new span of the residence history from `since`, never an overwrite. The caller must see
+    her current county and the new one."""
     status, version = await service.add_residence(_db(request), Scope(p), person_id, body.since, body.region_code)
     return ORJSONResponse({"person_id": person_id, "version": version}, status_code=status)
 
@@ -115,6 +137,8 @@ async def post_residence(person_id: str, body: ResidenceIn, request: Request,
 @router.delete("/pregnancies/{pregnancy_id}", summary="Void a pregnancy registration (after its encounters)")
 async def void_pregnancy(pregnancy_id: str, request: Request, body: VoidIn | None = None, reason: str | None = None,
                          p: Principal = Depends(require("registry:write"))) -> dict[str, Any]:
+    """Void a registration made in error (the reason in the body or `?reason=`): only the county of residence or of
+    the booking institution, and only once its encounters are voided (else 409)."""
     why = _void_reason(body, reason)
     preg = await service.void_pregnancy(_db(request), Scope(p), pregnancy_id, why)
     return {"pregnancy_id": pregnancy_id, "version": preg.version, "status": "voided"}
@@ -123,6 +147,9 @@ async def void_pregnancy(pregnancy_id: str, request: Request, body: VoidIn | Non
 @router.post("/encounters", summary="Post an encounter (idempotent on source + encounter_id)", status_code=201)
 async def post_encounter(request: Request, body: dict[str, Any] = Body(...),
                          p: Principal = Depends(require("registry:write"))) -> ORJSONResponse:
+    """Post one encounter of any type (the body is one of the `Encounter` schemas, told apart by `type`). Idempotent
+    on source + encounter_id: the same body again answers 200; a correction carries the next `version`. Validated
+    against the stored episode (dates, gestation, one delivery per pregnancy); a refusal names the field."""
     status, out = await _encounter_posts(request).post(Scope(p), body)
     if status >= 300:
         raise DomainError(out["errors"], status)
@@ -159,6 +186,8 @@ def _check_batch(body: list[Any]) -> None:
 @router.post("/encounters:batch", summary="Post up to 1000 encounters in one transaction; answered per item")
 async def post_encounters_batch(request: Request, body: list[Any] = Body(...),
                                 p: Principal = Depends(require("registry:write"))) -> ORJSONResponse:
+    """Up to 1000 encounters in one transaction, each answered on its own (`items`: index, status, id or errors);
+    later items see earlier accepted ones."""
     _check_batch(body)
     return _batch_answer(await service.post_encounter_batch(_db(request), Scope(p), body), "encounter_id")
 
@@ -167,6 +196,8 @@ async def post_encounters_batch(request: Request, body: list[Any] = Body(...),
 async def void_encounter(source: str, encounter_id: str, request: Request, body: VoidIn | None = None,
                          reason: str | None = None,
                          p: Principal = Depends(require("registry:write"))) -> dict[str, Any]:
+    """Void an encounter (a newer version with the reason; history kept): only the county of the institution that
+    recorded it. Indicators retract what it counted."""
     why = _void_reason(body, reason)
     return await service.void_encounter(_db(request), Scope(p), source, encounter_id, why)
 
@@ -175,6 +206,8 @@ async def void_encounter(source: str, encounter_id: str, request: Request, body:
              status_code=201)
 async def post_marriage(request: Request, body: dict[str, Any] = Body(...),
                         p: Principal = Depends(require("registry:write"))) -> ORJSONResponse:
+    """结婚登记 posted by a civil-affairs office of the caller's region; the two persons inline or by person id,
+    living anywhere. Idempotent on source + registration_id; corrections carry `version`."""
     status, out = await service.register_marriage(_db(request), Scope(p), body)
     return ORJSONResponse(out, status_code=status)
 
@@ -182,6 +215,7 @@ async def post_marriage(request: Request, body: dict[str, Any] = Body(...),
 @router.post("/marriage-registrations:batch", summary="Post up to 1000 marriage registrations; answered per item")
 async def post_marriages_batch(request: Request, body: list[Any] = Body(...),
                                p: Principal = Depends(require("registry:write"))) -> ORJSONResponse:
+    """Up to 1000 marriage registrations, each answered on its own."""
     _check_batch(body)
     return _batch_answer(await service.register_marriages(_db(request), Scope(p), body), "registration_id")
 
@@ -190,5 +224,6 @@ async def post_marriages_batch(request: Request, body: list[Any] = Body(...),
 async def void_marriage(source: str, registration_id: str, request: Request, body: VoidIn | None = None,
                         reason: str | None = None,
                         p: Principal = Depends(require("registry:write"))) -> dict[str, Any]:
+    """Void a marriage registration of the caller's region (the reason in the body or `?reason=`)."""
     why = _void_reason(body, reason)
     return await service.void_marriage(_db(request), Scope(p), source, registration_id, why)
