@@ -2,7 +2,7 @@
 
 One error vocabulary is handled once (kit.errors); it is documented once too, here: every operation lists the
 problems it can answer (401/403 for operations behind a token, 404 for one naming an object in its path, 409 for a
-write, 413 and 422 for one taking input, 503 while the database is unreachable), each as `application/problem+json`
+write, 413/415/422 for one taking input, 503 while the database is unreachable), each as `application/problem+json`
 of the one `Problem` schema — instead of FastAPI's default 422 body, which is not what the platform sends.
 Generic: no service is imported here.
 """
@@ -44,6 +44,7 @@ WHY = {
     "404": "no such object — or one outside the caller's region (the same answer: a refusal reveals nothing)",
     "409": "a conflict with what is stored (a different record under the same id, a newer version, a voided one)",
     "413": "the body is too large (send fewer items per request)",
+    "415": "the body is not UTF-8 `application/json`",
     "422": "invalid input: `errors` names each field and why; nothing was changed",
     "503": "the database or the broker is unreachable: nothing was changed, try again",
 }
@@ -57,7 +58,7 @@ def _problems_of(method: str, path: str, op: dict[str, Any]) -> list[str]:
     if method in ("post", "put", "patch", "delete") and not public:
         codes.append("409")
     if "requestBody" in op:
-        codes.append("413")
+        codes += ["413", "415"]
     if "requestBody" in op or op.get("parameters"):
         codes.append("422")
     return [*codes, "503"]
