@@ -96,7 +96,8 @@ REF = "#/components/schemas/{model}"
 def _components() -> dict[str, Any]:
     """The JSON schemas of the bodies, as OpenAPI components (validation mode: what is accepted)."""
     out: dict[str, Any] = {}
-    union = TypeAdapter(EncounterBody).json_schema(ref_template=REF)
+    adapter: TypeAdapter[Any] = TypeAdapter(EncounterBody)  # type: ignore[arg-type]
+    union = adapter.json_schema(ref_template=REF)
     out.update(union.pop("$defs", {}))
     out["Encounter"] = {**union, "title": "Encounter",
                         "description": "An encounter: one schema per `type` (a discriminated union)."}
