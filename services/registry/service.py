@@ -649,7 +649,7 @@ async def add_residence(db: Database, scope: Scope, person_id: str, since: date,
     return 201, version
 
 
-PII_FIELDS = ("id_number", "name", "phone")
+PII_FIELDS = ("id_number", "document_number", "name", "phone")
 
 
 async def read_person(db: Database, scope: Scope, person_id: str) -> dict[str, Any]:
@@ -669,9 +669,7 @@ async def read_person(db: Database, scope: Scope, person_id: str) -> dict[str, A
         out = await _person_view(uow.conn, person_id, row, hist, encs)
         await audit_read(uow, "person", person_id, [f for f in PII_FIELDS if out.get(f)], unmasked)
     if not unmasked:
-        out["id_number"] = mask(out["id_number"], 1, 0)
-        out["name"] = mask(out["name"], 1, 0)
-        out["phone"] = mask(out["phone"], 0, 0)
+        _mask_person(out)
     return out
 
 
@@ -681,7 +679,7 @@ async def _person_view(conn: AsyncConnection, person_id: str, row: Any, hist: li
     encs = [view_encounter(e) for e in rows]
     return {
         "visibility": "full", "person_id": person_id, "id_number": row["id_number"], "name": row["name"],
-        "phone": row["phone"],
+        "phone": row["phone"], "document_type": row["document_type"], "document_number": row["document_number"],
         "sex": row["sex"], "birth_date": str(row["birth_date"]), "version": row["version"],
         "residence_code": hist[-1][1] if hist else None,
         "residence": [{"since": str(s) if s else None, "region_code": r} for s, r in hist],
