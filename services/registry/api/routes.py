@@ -21,6 +21,10 @@ from registry.domain.search import MAX_RESULTS, PersonSearch
 
 router = APIRouter(prefix="/v1", tags=["registry"])
 BATCH_MAX = 1000
+#: the other success of a post that creates: it was there already (the same body again, a correction, a known person)
+ALREADY: dict[int | str, dict[str, Any]] = {200: {"description": "already there: the same body again (nothing "
+                                                                "changed), a correction with its version, or a known "
+                                                                "person (nothing created)"}}
 
 
 def _void_reason(body: VoidIn | None, reason: str | None) -> str:
@@ -35,7 +39,8 @@ def _db(request: Request) -> Database:
     return request.app.state.db  # type: ignore[no-any-return]
 
 
-@router.put("/institutions/{institution_code}", summary="Register or update an institution (facility register)")
+@router.put("/institutions/{institution_code}", summary="Register or update an institution (facility register)",
+            responses={201: {"description": "registered (version 1)"}})
 async def put_institution(institution_code: str, body: InstitutionIn, request: Request,
                           p: Principal = Depends(require("registry:write"))) -> ORJSONResponse:
     """Register an institution (hospital, health centre, MCH centre) in the facility register or change it: a caller
@@ -54,7 +59,8 @@ async def get_institution(institution_code: str, request: Request,
     return (await service.get_institution(_db(request), Scope(p), institution_code)).__dict__
 
 
-@router.post("/pregnancies", summary="Register a pregnancy (建册)", status_code=201)
+@router.post("/pregnancies", summary="Register a pregnancy (建册)", status_code=201,
+             responses=ALREADY)
 async def post_pregnancy(request: Request, body: dict[str, Any] = Body(...),
                          p: Principal = Depends(require("registry:write"))) -> ORJSONResponse:
     """建册: register a pregnancy episode at an institution of the caller's region, for a mother posted inline
@@ -84,7 +90,8 @@ async def get_pregnancy(pregnancy_id: str, request: Request,
     return await service.pregnancy_view(_db(request), Scope(p), pregnancy_id)
 
 
-@router.post("/persons", summary="Register a person (dedup on the ID number 身份证号)", status_code=201)
+@router.post("/persons", summary="Register a person (dedup on her identity document 证件)", status_code=201,
+             responses=ALREADY)
 async def post_person(body: PersonIn, request: Request,
                       p: Principal = Depends(require("registry:write"))) -> ORJSONResponse:
     """Register a person with a resident identity number (`id_number`), another identity document (`document_type` +
@@ -125,7 +132,8 @@ async def get_person(person_id: str, request: Request,
     return await service.read_person(_db(request), Scope(p), person_id)
 
 
-@router.post("/persons/{person_id}/residence", summary="A change of residence (kept as history)", status_code=201)
+@router.post("/persons/{person_id}/residence", summary="A change of residence (kept as history)", status_code=201,
+             responses=ALREADY)
 async def post_residence(person_id: str, body: ResidenceIn, request: Request,
                          p: Principal = Depends(require("registry:write"))) -> ORJSONResponse:
     """A move (现住址变更): a new span of the residence history from `since`, never an overwrite. The caller must see
@@ -144,7 +152,8 @@ async def void_pregnancy(pregnancy_id: str, request: Request, body: VoidIn | Non
     return {"pregnancy_id": pregnancy_id, "version": preg.version, "status": "voided"}
 
 
-@router.post("/encounters", summary="Post an encounter (idempotent on source + encounter_id)", status_code=201)
+@router.post("/encounters", summary="Post an encounter (idempotent on source + encounter_id)", status_code=201,
+             responses=ALREADY)
 async def post_encounter(request: Request, body: dict[str, Any] = Body(...),
                          p: Principal = Depends(require("registry:write"))) -> ORJSONResponse:
     """Post one encounter of any type (the body is one of the `Encounter` schemas, told apart by `type`). Idempotent
@@ -203,7 +212,7 @@ async def void_encounter(source: str, encounter_id: str, request: Request, body:
 
 
 @router.post("/marriage-registrations", summary="Post a marriage registration (结婚登记, civil affairs)",
-             status_code=201)
+             status_code=201, responses=ALREADY)
 async def post_marriage(request: Request, body: dict[str, Any] = Body(...),
                         p: Principal = Depends(require("registry:write"))) -> ORJSONResponse:
     """结婚登记 posted by a civil-affairs office of the caller's region; the two persons inline or by person id,
