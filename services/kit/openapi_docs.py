@@ -73,6 +73,9 @@ def add_problem_responses(schema: dict[str, Any]) -> dict[str, Any]:
             responses = op.setdefault("responses", {})
             for code in _problems_of(method, path, op):
                 responses[code] = {"description": WHY[code], "content": {PROBLEM: {"schema": ref}}}
+            for code, answer in responses.items():  # a problem a route declares itself (its own description)
+                if code[:1] in "45" and "content" not in answer:
+                    answer["content"] = {PROBLEM: {"schema": ref}}
     if "#/components/schemas/HTTPValidationError" not in json.dumps(schema["paths"]):  # FastAPI's, not ours
         schema["components"]["schemas"].pop("HTTPValidationError", None)
         schema["components"]["schemas"].pop("ValidationError", None)

@@ -104,6 +104,7 @@ async def post_person(body: PersonIn, request: Request,
 
 
 @router.get("/persons", summary="Search persons (人员查询) in the caller's region",
+            responses={404: {"description": "the mother named by `mother` does not exist, or not for the caller"}},
             description="Persons whose current residence lies in the caller's region matching every criterion given: "
             "`name` in characters (the same characters or the same pinyin: 王晓丽 finds 王小丽) or in Latin "
             "letters, `pinyin` as a prefix (wang finds every Wang), `document` (a number of any kind of identity "
