@@ -34,11 +34,12 @@ def pct(xs: list[float], q: float) -> float:
 
 def people(n: int, rng: random.Random) -> list[tuple[Any, ...]]:
     out = []
-    for _ in range(n):
+    passports = rng.sample(range(10**8), n)  # a passport number is one person's
+    for i in range(n):
         name = rng.choice(SURNAMES) + "".join(rng.choice(GIVEN) for _ in range(rng.choice((1, 2))))
         born = date(1970, 1, 1) + timedelta(days=rng.randrange(0, 365 * 35))
         out.append((uuid.uuid4(), name, pinyin_key(name), born, f"139{rng.randrange(10**8):08d}",
-                    "passport", f"E{rng.randrange(10**8):08d}", rng.choice(COUNTIES) + "001001"))
+                    "passport", f"E{passports[i]:08d}", rng.choice(COUNTIES) + "001001"))
     return out
 
 
