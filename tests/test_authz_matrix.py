@@ -261,6 +261,14 @@ def _cases() -> dict[Op, Case]:
         url = _reg(s, f"/persons/{w.mother_id}")
         return ("GET", url, {"headers": w.b.headers}), (404,), ("GET", url, {"headers": w.a.headers})
 
+    @case("registry", "GET", "/v1/persons")
+    async def _ps(w: World, s: Stack) -> Any:
+        # a search for A's mother's children as B: she is answered as unknown (B's name searches find B's residents
+        # only: tests/test_registry_search.py)
+        url = _reg(s, "/persons")
+        return ("GET", url, {"headers": w.b.headers, "params": {"mother": w.mother_id}}), (404,), \
+            ("GET", url, {"headers": w.a.headers, "params": {"mother": w.mother_id}})
+
     @case("registry", "POST", "/v1/persons")
     async def _pep(w: World, s: Stack) -> Any:
         return ("POST", _reg(s, "/persons"), {"headers": w.b.headers, "json": mother(w.a.code, date(1990, 2, 2))}), \

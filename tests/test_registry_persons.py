@@ -79,7 +79,7 @@ async def test_personal_fields_are_masked_unless_pii_read_and_reads_are_audited(
         r = await http.get(url, headers={"Authorization": f"Bearer {pii}"})
         assert (r.json()["name"], r.json()["id_number"], r.json()["phone"]) == (p["name"], p["id_number"], p["phone"])
         audit = await conn.fetch("select fields, unmasked from pii_audit where subject_id = $1 order by id", pid)
-        fields = ["id_number", "name", "phone"]
+        fields = ["document_number", "id_number", "name", "phone"]  # a resident ID is her document too
         assert [(sorted(a["fields"]), a["unmasked"]) for a in audit] == [(fields, False), (fields, True)]
         r = await http.get(url, headers={"Authorization": f"Bearer {elsewhere}"})
         assert r.status_code == 404 and county not in r.text  # as if she did not exist

@@ -25,6 +25,7 @@ from kit import errors, guard, login, logs
 from kit.auth import Authenticator, scopes_required
 from kit.db import Database
 from kit.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from kit.openapi_docs import add_problem_responses, extend_openapi
 from kit.settings import Settings, get_settings
 
 log = logging.getLogger("kit.app")
@@ -223,16 +224,20 @@ def create_app(
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan,
                   default_response_class=ORJSONResponse, docs_url=None, redoc_url=None)
     errors.install(app)
+    extend_openapi(app, add_problem_responses)
     local_docs(app, title)
 
     app.add_middleware(RequestContext, service=service, max_body_bytes=settings.max_body_bytes)
 
     @app.get("/healthz", tags=["health"], summary="Liveness", openapi_extra=login.PUBLIC)
     async def healthz() -> dict[str, str]:
+        """The process answers (for a supervisor's liveness probe); checks nothing else."""
         return {"status": "ok", "service": service}
 
     @app.get("/readyz", tags=["health"], summary="Readiness: database and broker reachable", openapi_extra=login.PUBLIC)
     async def readyz(request: Request) -> Response:
+        """200 when the service's database and the broker are reachable, 503 (with which one is not) otherwise: a
+        load balancer sends requests only to a ready instance."""
         db_ok = await request.app.state.db.ping()
         broker_ok = await broker_reachable(settings.kafka_bootstrap)
         body = {"status": "ok" if db_ok and broker_ok else "unavailable", "database": db_ok, "broker": broker_ok}
@@ -240,6 +245,7 @@ def create_app(
 
     @app.get("/metrics", tags=["health"], summary="Prometheus metrics", openapi_extra=login.PUBLIC)
     async def metrics() -> Response:
+        """Prometheus text exposition: request counts and latencies per route, outbox and consumer lag, pool use."""
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     if settings.test_routes:

@@ -191,6 +191,9 @@ def _state(request: Request) -> tuple[Database, Authenticator]:
              openapi_extra=PUBLIC,
              responses={401: {"description": "wrong username or password, or the account is locked or disabled"}})
 async def post_login(body: LoginBody, request: Request) -> TokenOut:
+    """A person's account id and password (argon2-checked) give a short-lived access token and a refresh token. Every
+    refusal — unknown account, wrong password, locked, disabled — is the same 401; repeated failures lock the
+    account for a while."""
     db, auth = _state(request)
     return await login(db, auth, body.username, body.password)
 
@@ -198,12 +201,16 @@ async def post_login(body: LoginBody, request: Request) -> TokenOut:
 @router.post("/refresh", response_model=TokenOut, summary="A new access token for a refresh token (rotated)",
              openapi_extra=PUBLIC)
 async def post_refresh(body: RefreshBody, request: Request) -> TokenOut:
+    """Exchange a refresh token for a new access token and a new refresh token (the old one is used up; presenting a
+    used one again ends the whole session). The session never outlives its login's limit."""
     db, auth = _state(request)
     return await refresh(db, auth, body.refresh_token)
 
 
 @router.post("/logout", status_code=204, summary="End the session of a refresh token", openapi_extra=PUBLIC)
 async def post_logout(body: RefreshBody, request: Request) -> Response:
+    """End the session of a refresh token (its access tokens expire on their own). An unknown token is answered the
+    same: 204."""
     db, _ = _state(request)
     await logout(db, body.refresh_token)
     return Response(status_code=204)
@@ -211,6 +218,8 @@ async def post_logout(body: RefreshBody, request: Request) -> Response:
 
 @router.get("/me", response_model=AccountOut, summary="Who the bearer token acts as", openapi_extra=ANY_TOKEN)
 async def get_me(p: Principal = Depends(authenticate)) -> AccountOut:
+    """The account the bearer token acts as: id, name, kind (person or system), roles, scopes, region and institution
+    — what a console shows and what every request is authorised against."""
     return AccountOut(account_id=p.client_id, name=p.name, kind=p.kind, roles=sorted(p.roles),
                       region=p.region_prefix, institution_code=p.institution_code, staff_id=p.staff_id,
                       scopes=sorted(p.scopes))

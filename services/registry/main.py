@@ -1,9 +1,10 @@
 """The registry service: persons, institutions, pregnancy episodes and the encounters HIS systems post."""
 from kit.app import create_app
 
-from registry.api import fhir
+from registry.api import fhir, openapi
 from registry.api.routes import router
 
 app = create_app("registry", [router, fhir.router], title="MCH registry",
                  description="Person registry (人员), facility register, pregnancy episodes (孕产期保健) "
                  "and encounters.")
+openapi.install(app)

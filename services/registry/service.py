@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from registry import access
 from registry.api.schemas import ENCOUNTER_FIELDS, EncounterIn
-from registry.domain import encounters, identity, model
+from registry.domain import documents, encounters, identity, model, names
 from registry.domain.model import (
     ENCOUNTER_TYPES,
     PREGNANCY_ENCOUNTERS,
@@ -36,6 +36,7 @@ from registry.domain.model import (
     fail,
 )
 from registry.domain.regions import RegionTable
+from registry.domain.search import PersonSearch
 from registry.events import publish
 from registry.store import sql
 
@@ -102,6 +103,35 @@ def check_id_number(id_number: str, sex: str, birth_date: date, field_name: str 
     return num
 
 
+def person_document(d: dict[str, Any], prefix: str = "") -> documents.Document | None:
+    """The person's identity document (证件): `id_number` (a resident identity number, as before) or
+    `document_type` + `document_number` of any kind, validated by its rules; None when she has none (yet)."""
+    kind, number = d.get("document_type"), d.get("document_number")
+    if d.get("id_number"):
+        if kind not in (None, documents.RESIDENT_ID):
+            raise fail(prefix + "document_type", "id_number is a resident identity number: send another document "
+                       "as document_type and document_number without id_number")
+        if number and documents.search_key(number) != documents.search_key(d["id_number"]):
+            raise fail(prefix + "document_number", "differs from id_number (send the number once)")
+        return documents.Document(documents.RESIDENT_ID, check_id_number(d["id_number"], d["sex"], d["birth_date"],
+                                                                         prefix + "id_number"))
+    if kind is None:
+        if number:
+            raise fail(prefix + "document_type", "a document number needs its document_type")
+        return None
+    try:
+        doc = documents.validate(kind, number)
+    except documents.InvalidDocument as e:
+        raise fail(prefix + "document_number", f"not a valid {kind}: {e}") from e
+    if doc is None:
+        return None
+    if doc.kind == documents.RESIDENT_ID:
+        return replace(doc, number=check_id_number(doc.number, d["sex"], d["birth_date"], prefix + "document_number"))
+    if why := documents.disagreement(doc, d["birth_date"], d["sex"]):
+        raise fail(prefix + "document_number", why)
+    return doc
+
+
 async def resolve_person(conn: AsyncConnection, p: dict[str, Any], field_name: str) -> tuple[str, list[NewEvent]]:
     """An inline person (deduplicated on ID number) or a reference to an existing one."""
     if "person_id" in p and len(p) == 1:
@@ -130,15 +160,17 @@ async def register_person(db: Database, scope: Scope, person: BaseModel) -> tupl
 async def create_person(conn: AsyncConnection, person: BaseModel, prefix: str = "") -> tuple[str, list[NewEvent]]:
     d = person.model_dump()
     await check_region(conn, prefix + "residence_code", d["residence_code"])
-    if d.get("id_number"):
-        num = check_id_number(d["id_number"], d["sex"], d["birth_date"], prefix + "id_number")
-        existing = await sql.person_by_id_number(conn, num)
+    doc = person_document(d, prefix)
+    if doc is not None:
+        existing = await (sql.person_by_id_number(conn, doc.number) if doc.kind == documents.RESIDENT_ID
+                          else sql.person_by_document(conn, doc.kind, doc.number))
         if existing is not None:
             return str(existing["person_id"]), []
-        d["id_number"] = num
-    pid = await sql.insert_person(conn, id_number=d.get("id_number"), name=d["name"], sex=d["sex"],
-                                  birth_date=d["birth_date"], phone=d.get("phone"),
+    pid = await sql.insert_person(conn, id_number=doc.number if doc and doc.kind == documents.RESIDENT_ID else None,
+                                  name=d["name"], sex=d["sex"], birth_date=d["birth_date"], phone=d.get("phone"),
                                   residence_code=d["residence_code"])
+    await sql.set_person_search_keys(conn, pid, doc.kind if doc else d.get("document_type"),
+                                     doc.number if doc else None, names.pinyin_key(d["name"]))
     ev = publish.person_upserted(pid, d["sex"], d["birth_date"], [(d["birth_date"], d["residence_code"])], 1,
                                  registered_on=today_cn())
     return pid, [ev]
@@ -622,7 +654,7 @@ async def add_residence(db: Database, scope: Scope, person_id: str, since: date,
     return 201, version
 
 
-PII_FIELDS = ("id_number", "name", "phone")
+PII_FIELDS = ("id_number", "document_number", "name", "phone")
 
 
 async def read_person(db: Database, scope: Scope, person_id: str) -> dict[str, Any]:
@@ -642,9 +674,7 @@ async def read_person(db: Database, scope: Scope, person_id: str) -> dict[str, A
         out = await _person_view(uow.conn, person_id, row, hist, encs)
         await audit_read(uow, "person", person_id, [f for f in PII_FIELDS if out.get(f)], unmasked)
     if not unmasked:
-        out["id_number"] = mask(out["id_number"], 1, 0)
-        out["name"] = mask(out["name"], 1, 0)
-        out["phone"] = mask(out["phone"], 0, 0)
+        _mask_person(out)
     return out
 
 
@@ -654,7 +684,7 @@ async def _person_view(conn: AsyncConnection, person_id: str, row: Any, hist: li
     encs = [view_encounter(e) for e in rows]
     return {
         "visibility": "full", "person_id": person_id, "id_number": row["id_number"], "name": row["name"],
-        "phone": row["phone"],
+        "phone": row["phone"], "document_type": row["document_type"], "document_number": row["document_number"],
         "sex": row["sex"], "birth_date": str(row["birth_date"]), "version": row["version"],
         "residence_code": hist[-1][1] if hist else None,
         "residence": [{"since": str(s) if s else None, "region_code": r} for s, r in hist],
@@ -766,3 +796,56 @@ def _marriage_view(m: dict[str, Any]) -> dict[str, Any]:
     return {"registration_id": m["registration_id"], "source": m["source"], "version": m["version"],
             "registered_on": str(m["registered_on"]), "region_code": m["region_code"],
             "person_ids": [str(p) for p in m["person_ids"]], "status": "voided" if m["voided"] else "active"}
+
+
+# ---------------------------------------------------------------- person search (人员查询; issue 19)
+async def search_persons(db: Database, scope: Scope, q: PersonSearch) -> dict[str, Any]:
+    """GET /v1/persons: the persons whose *current* residence lies in the caller's region that match every
+    criterion (a county that only cared for a woman finds her through its own encounters, not here). Personal
+    fields masked unless pii:read; the search and every person it returns are audited."""
+    q.check()
+    unmasked = scope.principal.has("pii:read")
+    async with UnitOfWork(db, scope) as uow:
+        mother_id = await _searched_mother(uow, q) if q.mother else None
+        rows = await sql.search_persons(uow.conn, q, scope.principal.region_prefix, mother_id)
+        await audit_read(uow, "person_search", ",".join(q.criteria()), q.criteria(), unmasked)
+        found = [_search_hit(r) for r in rows]
+        for hit in found:
+            await audit_read(uow, "person", hit["person_id"], [f for f in SEARCH_PII if hit.get(f)], unmasked)
+    if not unmasked:
+        for hit in found:
+            _mask_person(hit)
+    return {"persons": found, "count": len(found), "limit": q.limit}
+
+
+#: the personal fields a search answer carries (masked unless pii:read)
+SEARCH_PII = ("id_number", "document_number", "name", "phone")
+
+
+def _mask_person(hit: dict[str, Any]) -> None:
+    hit["id_number"] = mask(hit["id_number"], 1, 0)
+    hit["document_number"] = mask(hit["document_number"], 1, 0)
+    hit["name"] = mask(hit["name"], 1, 0)
+    hit["phone"] = mask(hit["phone"], 0, 0)
+
+
+async def _searched_mother(uow: UnitOfWork, q: PersonSearch) -> str:
+    """The mother a search for children names (a person id or a document number), checked against the caller's
+    region like any read of her: one outside it is answered like one that does not exist."""
+    assert q.mother
+    pid = q.mother_person_id()
+    row = await sql.get_person(uow.conn, pid) if pid else await sql.person_by_document_number(
+        uow.conn, documents.search_key(q.mother))
+    key = str(row["person_id"]) if row else q.mother
+    hist = await sql.residence_history(uow.conn, key) if row else []
+    encs = await sql.encounters_of_person(uow.conn, key) if row else []
+    access.view_of(uow.scope, hist[-1][1] if hist else None, access.encounter_regions(encs), "person", q.mother)
+    return key
+
+
+def _search_hit(r: Any) -> dict[str, Any]:
+    return {"person_id": str(r["person_id"]), "name": r["name"], "sex": r["sex"], "birth_date": str(r["birth_date"]),
+            "id_number": r["id_number"], "document_type": r["document_type"], "document_number": r["document_number"],
+            "phone": r["phone"], "residence_code": r["residence_code"].strip(),
+            "mother_id": str(r["mother_id"]) if r["mother_id"] else None,
+            "died_on": str(r["died_on"]) if r["died_on"] else None}

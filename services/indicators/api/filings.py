@@ -50,6 +50,8 @@ async def run(step: Awaitable[dict[str, Any]]) -> dict[str, Any]:
 async def listing(request: Request, report: str = REPORT,
                   period: str = Query(..., max_length=16), region: str | None = Query(None, max_length=12),
                   p: Principal = Depends(require("indicators:read"))) -> dict[str, Any]:
+    """The filings of a report and period for the units under a region of the caller's, with their state (open,
+    submitted, approved)."""
     return await run(_filings(request).listing(report, period, p.region_prefix if region is None else region, p))
 
 
@@ -57,6 +59,8 @@ async def listing(request: Request, report: str = REPORT,
 async def completeness(request: Request, report: str = REPORT, period: str = Query(..., max_length=16),
                        region: str | None = Query(None, max_length=12),
                        p: Principal = Depends(require("indicators:read"))) -> dict[str, Any]:
+    """上报完整率 / 及时率: for each unit under the region, whether the report was expected, submitted and submitted
+    on time."""
     return await run(_filings(request).completeness(report, period, p.region_prefix if region is None else region,
                                                     p))
 
@@ -64,12 +68,15 @@ async def completeness(request: Request, report: str = REPORT, period: str = Que
 @router.get("/{report}/filings/{period}/{unit}", summary="A filing: state, filed vs current figures, adjustments")
 async def view(request: Request, report: str = REPORT, period: str = PERIOD, unit: str = UNIT,
                p: Principal = Depends(require("indicators:read"))) -> dict[str, Any]:
+    """One filing: its state, the figures as filed and as they are now (late corrections show as differences), the
+    adjustments and the audit trail."""
     return await run(_filings(request).view(Target(report, period, unit), p))
 
 
 @router.post("/{report}/filings/{period}/{unit}/submit", summary="上报: file the unit's figures (a snapshot)")
 async def submit(request: Request, report: str = REPORT, period: str = PERIOD, unit: str = UNIT,
                  p: Principal = Depends(require("reports:submit", person=True))) -> dict[str, Any]:
+    """上报: a person of the unit files its figures: a snapshot of the live values is kept as filed."""
     return await run(_filings(request).submit(Target(report, period, unit), p, _request_id()))
 
 
@@ -77,11 +84,13 @@ async def submit(request: Request, report: str = REPORT, period: str = PERIOD, u
              summary="审核通过: approve and lock a submitted filing (every unit below approved first)")
 async def approve(request: Request, report: str = REPORT, period: str = PERIOD, unit: str = UNIT,
                   p: Principal = Depends(require("reports:approve", person=True))) -> dict[str, Any]:
+    """审核通过: the level above approves a submitted filing and locks it (every unit below approved first)."""
     return await run(_filings(request).approve(Target(report, period, unit), p, _request_id()))
 
 
 @router.post("/{report}/filings/{period}/{unit}/unapprove", summary="退回: unlock a filing, with a reason")
 async def unapprove(request: Request, body: Unapprove, report: str = REPORT, period: str = PERIOD, unit: str = UNIT,
                     p: Principal = Depends(require("reports:approve", person=True))) -> dict[str, Any]:
+    """退回: the approver unlocks a filing with a reason, so that it can be corrected and filed again."""
     return await run(_filings(request).unapprove(Target(report, period, unit), p, body.reason,
                                                   _request_id()))

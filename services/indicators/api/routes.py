@@ -27,6 +27,8 @@ def _engine(request: Request) -> Engine:
 
 @router.get("/indicators", summary="The indicator catalogue")
 async def catalogue(request: Request, p: Principal = Depends(require("indicators:read"))) -> dict[str, Any]:
+    """Every indicator the platform computes: code, name (中文), numerator and denominator definitions, unit, the
+    report form line it feeds."""
     cat = _engine(request).catalogue
     return {"version": cat.version, "digest": cat.digest, "parameters": dict(cat.parameters),
             "indicators": [i.public() for i in cat.indicators]}
@@ -42,6 +44,9 @@ async def values(
     breakdown: Literal["region", "institution", "month"] | None = None,
     p: Principal = Depends(require("indicators:read")),
 ) -> ORJSONResponse:
+    """The live values of indicators (all, or `codes`) for a region of the caller's and a period (a year, statistical
+    year, half, quarter, month or a cumulative range): numerator, denominator and value, optionally broken down by
+    region, institution or month."""
     cat = _engine(request).catalogue.by_code()
     region = p.region_prefix if region is None else region
     if not regions.is_prefix(region):
@@ -121,6 +126,8 @@ async def values(
 
 @router.post("/admin/reconcile", summary="Recompute every counter from stored facts and report differences")
 async def reconcile(request: Request, p: Principal = Depends(require("indicators:admin"))) -> dict[str, Any]:
+    """Recompute every counter from the stored facts and report each difference from the live counters (0 when the
+    incremental engine is exact). An operator's check."""
     async with request.app.state.db.connect() as conn:
         diffs = await _engine(request).reconcile(conn)
     return {"consistent": not diffs, "differences": diffs[:1000], "difference_count": len(diffs)}

@@ -39,6 +39,7 @@ def _targets(request: Request) -> Targets:
 
 @router.put("", summary="Set a region's target of a year: a count (任务数) or a rate (目标值)")
 async def put(request: Request, body: TargetIn, p: Principal = Depends(require("indicators:admin"))) -> dict[str, Any]:
+    """Set a target of a region for a year: a count to reach (任务数) or a rate (目标值) for one indicator."""
     return await run(_targets(request).put(body.code, body.region, body.year, body.target, body.comparison, p))
 
 
@@ -46,6 +47,8 @@ async def put(request: Request, body: TargetIn, p: Principal = Depends(require("
 async def listing(request: Request, year: int = Query(..., ge=2000, le=2100),
                   region: str | None = Query(None, max_length=12), code: str | None = Query(None, max_length=64),
                   p: Principal = Depends(require("indicators:read"))) -> dict[str, Any]:
+    """The targets of a region and of the regions below it for a year (任务分解), with how much of each is
+    decomposed."""
     return await run(_targets(request).listing(p.region_prefix if region is None else region, year, code, p))
 
 
@@ -53,10 +56,13 @@ async def listing(request: Request, year: int = Query(..., ge=2000, le=2100),
 async def delete(request: Request, year: int = Path(..., ge=2000, le=2100), region: str = Path(..., max_length=12),
                  code: str = Path(..., max_length=64),
                  p: Principal = Depends(require("indicators:admin"))) -> dict[str, Any]:
+    """Delete a target of the caller's region."""
     return await run(_targets(request).delete(code, region, year, p))
 
 
 @router.post("/decompose", summary="任务分解: split a region's target among the regions one level below")
 async def decompose(request: Request, body: DecomposeIn,
                     p: Principal = Depends(require("indicators:admin"))) -> dict[str, Any]:
+    """任务分解: split a region's target among the regions one level below it: counts in proportion to their achieved
+    counts of `basis_year` (default the year before), rates copied."""
     return await run(_targets(request).decompose(body.code, body.region, body.year, body.basis_year, p))

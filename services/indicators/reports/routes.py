@@ -31,6 +31,8 @@ async def annual(
     format: Literal["json", "xlsx"] = "json",
     p: Principal = Depends(require("indicators:read")),
 ) -> Any:
+    """The annual report (年度统计表) of a region of the caller's for a calendar year or the MCH statistical year
+    (`statistical`): every indicator of the catalogue with its live figures, as JSON or XLSX."""
     region = p.region_prefix if region is None else region
     if not regions.is_prefix(region):
         raise invalid("region", "must be a region code prefix of 2, 4, 6, 9 or 12 digits")
@@ -72,6 +74,7 @@ def _table_args(p: Principal, region: str | None, period: str) -> str:
 
 @router.get("/reports/forms", summary="The statutory report forms (妇幼卫生年报表): titles and columns with units")
 async def form_list(request: Request, p: Principal = Depends(require("indicators:read"))) -> dict[str, Any]:
+    """The statutory report forms (妇幼卫生年报表): each form's title and columns with their units."""
     return {"forms": [{"code": f.code, "title": f.title, "rows": f.rows, "header": f.header,
                        "columns": [{"label": c["label"], "unit": c["unit"]} for c in f.columns]}
                       for f in _forms(request).values()]}
@@ -86,6 +89,8 @@ async def form_table(
     format: Literal["json", "xlsx", "csv"] = "json",
     p: Principal = Depends(require("indicators:read")),
 ) -> Any:
+    """One statutory table (a form of /v1/reports/forms) of a region of the caller's and a period, as JSON, XLSX or
+    CSV (`format`)."""
     known = _forms(request)
     if form not in known:
         raise Problem(404, "Not found", f"form {form} does not exist; known: {', '.join(known)}", kind="not-found",
@@ -104,6 +109,7 @@ async def all_tables(
     format: Literal["json", "xlsx"] = "json",
     p: Principal = Depends(require("indicators:read")),
 ) -> Any:
+    """Every statutory table of a region and period at once (XLSX: one sheet per form)."""
     region = _table_args(p, region, period)
     cat = request.app.state.engine.catalogue
     async with request.app.state.db.connect() as conn:
@@ -140,6 +146,7 @@ class RegionName(BaseModel):
 async def put_region(request: Request, body: RegionName,
                      code: str = Path(..., max_length=12, description="2/4/6/9/12-digit region code"),
                      p: Principal = Depends(require("indicators:admin"))) -> dict[str, Any]:
+    """Name a region of the caller's (a township, a functional area) as the report tables should show it."""
     if not regions.is_prefix(code) or not code:
         raise invalid("code", "must be a region code of 2, 4, 6, 9 or 12 digits")
     p.require_region(code, "code")

@@ -14,6 +14,7 @@ from pydantic import (
     Field,
     ValidationError,
     ValidatorFunctionWrapHandler,
+    WithJsonSchema,
     field_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -62,9 +63,25 @@ class InstitutionIn(BaseModel):
     midwifery_licensed: bool
 
 
+#: the kinds of identity document (registry.domain.documents.KINDS)
+DocumentType = Literal["resident_id", "passport", "hmt_residence_permit", "hk_mo_travel_permit", "tw_travel_permit",
+                       "foreign_permanent_residence", "birth_certificate", "none"]
+
+
 class PersonIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    id_number: str | None = Field(None, max_length=32)
+    """A person. `id_number` is a resident identity number (居民身份证号, GB 11643), as before; a person holding
+    another document sends `document_type` and `document_number` instead (a resident identity number may be sent
+    either way). Each kind is validated by its rules (registry.domain.documents)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"id_number": "11010519900101122X", "name": "王小丽", "sex": "F", "birth_date": "1990-01-01",
+         "residence_code": "110105001000", "phone": "13800000000"},
+        {"document_type": "hk_mo_travel_permit", "document_number": "H12345678", "name": "陈美玲", "sex": "F",
+         "birth_date": "1992-03-04", "residence_code": "440304001000"}]})
+    id_number: str | None = Field(None, max_length=32, description="居民身份证号 (GB 11643)")
+    document_type: DocumentType | None = Field(None, description="the kind of identity document (证件类型); "
+                                               "`none` for a newborn without one yet")
+    document_number: str | None = Field(None, max_length=32, description="the document's number (证件号码)")
     name: Name = Field(min_length=1, max_length=100)
     sex: Literal["F", "M"]
     birth_date: PastDate
@@ -72,12 +89,27 @@ class PersonIn(BaseModel):
     phone: str | None = Field(None, max_length=32)
 
 
+class PersonRef(BaseModel):
+    """A stored person, by her person id (in place of an inline person)."""
+
+    model_config = ConfigDict(extra="forbid")
+    person_id: str = Field(min_length=1, max_length=64)
+
+
+#: an inline person or a reference to a stored one: validated in the use case (an inline one as POST /v1/persons),
+#: documented as either (registry.api.openapi writes the two schemas in place of this marker)
+PERSON_OR_REF = "x-mch-person-or-ref"
+PersonOrRef = Annotated[dict[str, Any], WithJsonSchema({PERSON_OR_REF: True})]
+
+
 class PregnancyIn(BaseModel):
+    """建册: a pregnancy registered at an institution of the caller's region, for a mother inline or stored."""
+
     model_config = ConfigDict(extra="forbid")
     pregnancy_id: str = SourceId
     source: str = SourceId
     version: int | None = Version
-    mother: dict[str, Any] = Field(description='an inline person, or {"person_id": "..."} of a stored one')
+    mother: PersonOrRef = Field(description='an inline person, or {"person_id": "..."} of a stored one')
     lmp_date: date
     registered_on: date
     institution_code: str = Field(min_length=1, max_length=64)
@@ -180,13 +212,16 @@ class ResidenceIn(BaseModel):
 
 
 class MarriageIn(BaseModel):
+    """结婚登记 by a civil-affairs office of the caller's region."""
+
     model_config = ConfigDict(extra="forbid")
     registration_id: str = SourceId
     source: str = SourceId
     version: int | None = Version
     registered_on: date
     region_code: str = Field(max_length=12)
-    persons: list[dict[str, Any]] = Field(min_length=2, max_length=2)
+    persons: list[PersonOrRef] = Field(min_length=2, max_length=2, description="the two persons, each inline or "
+                                       "stored")
 
     @field_validator("persons")
     @classmethod

@@ -11,6 +11,7 @@ from kit.db import from_json, raw, to_json
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from registry.domain.model import Institution, Pregnancy
+from registry.domain.search import PersonSearch
 
 
 async def get_institution(conn: AsyncConnection, code: str) -> Institution | None:
@@ -486,3 +487,67 @@ async def set_voided_by(conn: AsyncConnection, kind: str, source: str, key: str,
     """Who voided a record (the token's account), kept beside it: a void is rare, so a statement of its own."""
     c = await raw(conn)
     await c.execute(_VOIDED_BY[kind], source, key, actor)
+
+
+# ---------------------------------------------------------------- documents and person search (issue 19)
+async def person_by_document(conn: AsyncConnection, kind: str, number: str) -> Any:
+    c = await raw(conn)
+    return await c.fetchrow("select * from person where document_type = $1 and document_number = $2", kind, number)
+
+
+async def person_by_document_number(conn: AsyncConnection, number: str) -> Any:
+    """A person by a document number of any kind (two kinds sharing a number: the first registered)."""
+    c = await raw(conn)
+    return await c.fetchrow("select * from person where document_number = $1 order by created_at, person_id "
+                            "limit 1", number)
+
+
+async def set_person_search_keys(conn: AsyncConnection, person_id: str, document_type: str | None,
+                                 document_number: str | None, name_pinyin: str) -> None:
+    """The document and the name's pinyin of a new person (a statement of its own: the insert stays as it was)."""
+    c = await raw(conn)
+    await c.execute("update person set document_type = $2, document_number = $3, name_pinyin = $4 "
+                    "where person_id = $1", uuid.UUID(person_id), document_type, document_number, name_pinyin or None)
+
+
+def _search_where(q: PersonSearch, mother_id: str | None) -> tuple[list[str], list[Any], str]:
+    """The search's conditions as SQL with numbered parameters ($1 is the region prefix), each one an indexed
+    lookup (r0005_h3), and the ordering that puts the name written exactly as searched first."""
+    conds: list[str] = []
+    args: list[Any] = []
+    first = ""
+
+    def arg(v: Any) -> str:
+        args.append(v)
+        return f"${len(args) + 1}"
+
+    if q.name:
+        if q.name_exact:
+            first = f"p.name = {arg(q.name_exact)}"
+        conds.append(f"({first + ' or ' if first else ''}p.name_pinyin = {arg(q.name_key)})")
+    if q.pinyin_prefix:
+        conds.append(f"p.name_pinyin like {arg(q.pinyin_prefix + '%')}")
+    if q.document_key:
+        conds.append(f"p.document_number = {arg(q.document_key)}")
+    if q.birth_date:
+        conds.append(f"p.birth_date = {arg(q.birth_date)}")
+    if q.phone_key:
+        conds.append(f"p.phone = {arg(q.phone_key)}")
+    if q.mother:
+        conds.append(f"p.mother_id = {arg(uuid.UUID(mother_id) if mother_id else None)}")
+    return conds, args, first
+
+
+async def search_persons(conn: AsyncConnection, q: PersonSearch, region_prefix: str,
+                         mother_id: str | None) -> list[Any]:
+    """The persons matching every criterion whose current residence lies under `region_prefix`, the name written
+    exactly as searched first."""
+    conds, args, exact = _search_where(q, mother_id)
+    c = await raw(conn)
+    return list(await c.fetch(
+        "select p.person_id, p.name, p.sex, p.birth_date, p.id_number, p.document_type, p.document_number, p.phone, "
+        "p.mother_id, p.died_on, r.region_code as residence_code from person p cross join lateral (select "
+        "region_code from person_residence r where r.person_id = p.person_id order by since desc limit 1) r "
+        f"where {' and '.join(conds)} and r.region_code like $1 "
+        f"order by {'(' + exact + ') desc, ' if exact else ''}p.birth_date, p.person_id limit {int(q.limit)}",
+        region_prefix + "%", *args))

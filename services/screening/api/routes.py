@@ -62,6 +62,8 @@ EXAMPLES: dict[str, Example] = {
 
 @router.get("/rules", summary="The classification rule sets (cut-offs, follow-up due dates) and their versions")
 async def get_rules(p: Principal = Depends(require("screening:read"))) -> dict[str, Any]:
+    """The rule sets screening results are classified by (cut-offs, follow-up due dates), each with its version: a
+    result records the version it was classified under."""
     return {"current": service.RULES.current.version, "sets": [
         {"version": s.version, "effective_from": s.effective_from.isoformat(), "types": s.types,
          "otherwise": s.otherwise, "pregnancy_high_risk": {"grades": sorted(s.high_risk_case.grades),
@@ -76,6 +78,9 @@ async def get_rules(p: Principal = Depends(require("screening:read"))) -> dict[s
              "Answers with the `classification`, the `rule_version` used and the `followup` case, if any.")
 async def post_screening(request: Request, body: dict[str, Any] = Body(..., openapi_examples=EXAMPLES),
                          p: Principal = Depends(require("screening:write"))) -> ORJSONResponse:
+    """Post a screening result (newborn hearing, disease screening, two-cancer screening, HBIG, …) of a person known
+    to the registry. Idempotent on source + screening_id; a correction carries the next `version`. A result
+    needing follow-up opens (or updates) a follow-up case."""
     status, out = await service.record_screening(_db(request), Scope(p), body)
     if status == 201:
         metrics.RESULTS.labels(out["type"], out["classification"]).inc()
@@ -85,6 +90,7 @@ async def post_screening(request: Request, body: dict[str, Any] = Body(..., open
 @router.post("/screenings:batch", summary="Post up to 1000 screening results; answered per item")
 async def post_screenings_batch(request: Request, body: list[dict[str, Any]] = Body(...),
                                 p: Principal = Depends(require("screening:write"))) -> dict[str, Any]:
+    """Up to 1000 screening results, each answered on its own (`items`)."""
     if len(body) > BATCH_MAX:
         raise invalid_many([{"field": "body", "reason": f"at most {BATCH_MAX} items per batch"}], 413)
     results: list[dict[str, Any]] = []
@@ -101,6 +107,7 @@ async def post_screenings_batch(request: Request, body: list[dict[str, Any]] = B
 @router.get("/screenings/{source}/{screening_id}", summary="A screening result with its history and case")
 async def get_screening(source: str, screening_id: str, request: Request,
                         p: Principal = Depends(require("screening:read"))) -> dict[str, Any]:
+    """A screening result of the caller's region with its versions and its follow-up case."""
     return await service.get_screening(_db(request), Scope(p), source, screening_id)
 
 
@@ -108,6 +115,7 @@ async def get_screening(source: str, screening_id: str, request: Request,
 async def void_screening(source: str, screening_id: str, request: Request, body: VoidIn | None = None,
                          reason: str | None = None,
                          p: Principal = Depends(require("screening:write"))) -> dict[str, Any]:
+    """Void a screening result (history kept): only the region of the institution that recorded it."""
     why = (body.reason if body else None) or reason
     if not why:
         raise invalid("reason", "a void needs a reason")
@@ -125,6 +133,8 @@ async def list_followups(
     after: str | None = Query(None, description="the `next` cursor of the previous page"),
     p: Principal = Depends(require("screening:read")),
 ) -> dict[str, Any]:
+    """The follow-up cases of a region (the caller's or one below it), oldest due first, filtered by status, overdue
+    and type; keyset-paged with `after`."""
     reg = p.region_prefix if region is None else region
     if reg and (len(reg) not in (2, 4, 6, 9, 12) or not reg.isdigit()):
         raise invalid("region", "must be a region code prefix of 2, 4, 6, 9 or 12 digits")
@@ -151,6 +161,7 @@ async def list_followups(
 @router.get("/followups/{case_id}", summary="A follow-up case with its actions")
 async def get_followup(case_id: str, request: Request,
                        p: Principal = Depends(require("screening:read"))) -> dict[str, Any]:
+    """A follow-up case of the caller's region with every action taken on it."""
     case = await service.get_case(_db(request), Scope(p), case_id)
     return service.view_case(case, today_cn(), p.has("pii:read"))
 
@@ -159,6 +170,8 @@ async def get_followup(case_id: str, request: Request,
              status_code=201)
 async def post_action(case_id: str, body: ActionIn, request: Request,
                       p: Principal = Depends(require("screening:write"))) -> ORJSONResponse:
+    """Record what was done on a follow-up case (contacted, referred, diagnosed, closed, lost to follow-up); the
+    state machine refuses a step that does not follow (409)."""
     status, case = await service.add_action(_db(request), Scope(p), case_id, body.action, body.on, body.note,
                                             body.outcome)
     if status == 201:
