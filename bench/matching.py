@@ -16,6 +16,7 @@ import os
 import random
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -120,6 +121,9 @@ async def run(ctx: BenchContext) -> dict[str, Any]:
     out["quality"] = quality(model, int(os.environ.get("BENCH_MATCHING_QUALITY", 100_000)))
     out["online"] = await online(ctx, int(os.environ.get("BENCH_MATCHING_ONLINE", 100_000)))
     out["batch"] = batch(model, int(os.environ.get("BENCH_MATCHING_BATCH", 1_000_000)))
-    with open(RESULTS, "w", encoding="utf-8") as fh:
-        json.dump(out, fh, ensure_ascii=False, indent=1)
+    _save(out)
     return out
+
+
+def _save(out: dict[str, Any]) -> None:
+    Path(RESULTS).write_text(json.dumps(out, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")

@@ -26,7 +26,7 @@ def woman(county: str, **kw: Any) -> dict[str, Any]:
     """A woman without an ID number (none yet, or a document the registry does not hold): a rare surname-and-
     birth-date combination so that other tests' persons are not her candidates."""
     rng = random.Random(uuid.uuid4().int)
-    born = date(1970, 1, 1) + timedelta(days=rng.randrange(40 * 365))
+    born = date(1970, 1, 1) + timedelta(days=rng.randrange(30 * 365))
     surname = rng.choice("龚邵覃翟谷甘柏廉岑薄")
     return {"name": surname + GIVEN, "sex": "F", "birth_date": born.isoformat(),
             "residence_code": village(county, 1, 1 + rng.randrange(9)),
@@ -151,6 +151,28 @@ async def test_a_borderline_pair_is_queued_and_the_reviewer_decides_it(http: htt
         assert audited >= 2  # each person shown to the reviewer
     finally:
         await conn.close()
+
+
+async def test_an_inline_person_of_a_record_is_queued_even_when_certain(http: httpx.AsyncClient,
+                                                                       stack: Stack) -> None:
+    """A spouse inline in a marriage registration who certainly is a registered woman is not silently linked:
+    registered, and the pair queued for the reviewer."""
+    county = fresh_county()
+    p = woman(county)
+    assert decision(p, p) == "link"
+    pid = (await post(http, stack, p)).json()["person_id"]
+    husband = {**woman(county), "name": "岑强", "sex": "M", "birth_date": "1985-05-05"}
+    r = await http.post(stack.url("registry") + "/v1/marriage-registrations", json={
+        "registration_id": f"M-{uuid.uuid4().hex[:10]}", "source": "civil-test",
+        "registered_on": str(date.today() - timedelta(days=3)), "region_code": village(county),
+        "persons": [p, husband]})
+    assert r.status_code == 201, r.text
+    wife = r.json()["person_ids"][0]
+    assert wife != pid
+    items = (await http.get(stack.url("registry") + "/v1/persons/review",
+                            headers=await reviewer(stack, county))).json()["items"]
+    assert [(i["person"]["person_id"], i["candidate"]["person_id"]) for i in items] == [(wife, pid)]
+    assert items[0]["match_weight"] >= MODEL.upper
 
 
 def _fields(view: dict[str, Any]) -> dict[str, Any]:

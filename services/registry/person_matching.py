@@ -4,7 +4,10 @@ A person registered without an exact document match is scored against the regist
 keys, one indexed query) with the stored Splink-trained model (registry.domain.matching):
 
 - at or above the upper threshold she *is* the candidate: the caller is answered the existing person_id and her
-  record is not changed, exactly as an ID number already registered is (the link is audited in person_match);
+  record is not changed, exactly as an ID number already registered is (the link is audited in person_match).
+  Not so for an inline person of a clinical record (a pregnancy's mother, a spouse): a silent link would attach
+  the record to another woman's history with no one having looked, so she is registered and the pair queued —
+  an HIS that wants the automatic link registers her first (POST /v1/persons) and refers to her person_id;
 - between the thresholds she is registered as new and the pair goes to the review queue of her county of
   residence, where a reviewer (岗位 reviewer) confirms — the two records are merged — or rejects;
 - below the lower threshold she is new.
@@ -60,11 +63,13 @@ async def graded_candidates(conn: AsyncConnection, f: Features) -> list[tuple[st
     return [(c.person_id, c.probability, c.grade) for c in await scored(conn, f)]
 
 
-async def certain_match(conn: AsyncConnection, f: Features, actor: str) -> tuple[str | None, list[Candidate]]:
-    """The person `f` certainly is (the link audited), or None and the candidates scored."""
+async def certain_match(conn: AsyncConnection, f: Features, actor: str,
+                        auto_link: bool = True) -> tuple[str | None, list[Candidate]]:
+    """The person `f` certainly is (the link audited), or None and the candidates scored. Without `auto_link`
+    (an inline person of a clinical record) a certain match is queued like a probable one (`remember`)."""
     cands = await scored(conn, f)
     model = matching.stored_model()
-    if cands and model.decide(cands[0].weight) == "link":
+    if auto_link and cands and model.decide(cands[0].weight) == "link":
         best = cands[0]
         await store.record_match(conn, person_id=None, candidate_id=best.person_id, region_code=f.residence,
                                  weight=best.weight, probability=best.probability, levels=best.levels,
@@ -74,10 +79,11 @@ async def certain_match(conn: AsyncConnection, f: Features, actor: str) -> tuple
 
 
 async def remember(conn: AsyncConnection, person_id: str, f: Features, cands: list[Candidate], actor: str) -> None:
-    """A new person: her match keys, and the pairs between the thresholds queued for her county's reviewers."""
+    """A new person: her match keys, and the pairs at or above the lower threshold (above the upper one only if
+    she was not linked: an inline person) queued for her county's reviewers."""
     await store.insert_match_key(conn, person_id, f)
     model = matching.stored_model()
-    for c in [c for c in cands if model.decide(c.weight) == "review"][:QUEUE_PER_PERSON]:
+    for c in [c for c in cands if model.decide(c.weight) != "new"][:QUEUE_PER_PERSON]:
         await store.record_match(conn, person_id=person_id, candidate_id=c.person_id, region_code=f.residence,
                                  weight=c.weight, probability=c.probability, levels=c.levels,
                                  model_version=model.version, status="pending", actor=actor)

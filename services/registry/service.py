@@ -117,7 +117,7 @@ async def resolve_person(conn: AsyncConnection, p: dict[str, Any], field_name: s
         person = PersonIn.model_validate(p)
     except ValidationError as e:
         raise pydantic_errors(e, f"{field_name}.") from e
-    return await create_person(conn, person, field_name + ".", actor)
+    return await create_person(conn, person, field_name + ".", actor, auto_link=False)
 
 
 async def register_person(db: Database, scope: Scope, person: BaseModel) -> tuple[str, bool]:
@@ -131,8 +131,10 @@ async def register_person(db: Database, scope: Scope, person: BaseModel) -> tupl
     return pid, bool(events)
 
 
-async def create_person(conn: AsyncConnection, person: BaseModel, prefix: str = "",
-                        actor: str = "unknown") -> tuple[str, list[NewEvent]]:
+async def create_person(conn: AsyncConnection, person: BaseModel, prefix: str = "", actor: str = "unknown",
+                        auto_link: bool = True) -> tuple[str, list[NewEvent]]:
+    """A person registered, or the one she is (an ID number registered; a certain probabilistic match when
+    `auto_link`: an inline person of a clinical record is queued for review instead, see person_matching)."""
     d = person.model_dump()
     await check_region(conn, prefix + "residence_code", d["residence_code"])
     if d.get("id_number"):
@@ -143,7 +145,7 @@ async def create_person(conn: AsyncConnection, person: BaseModel, prefix: str = 
         d["id_number"] = num
     keys = matching.features(d["name"], d["sex"], d["birth_date"], d["residence_code"], d.get("phone"),
                              None, d.get("id_number"))
-    linked, candidates = await person_matching.certain_match(conn, keys, actor)
+    linked, candidates = await person_matching.certain_match(conn, keys, actor, auto_link)
     if linked is not None:
         return linked, []
     pid = await sql.insert_person(conn, id_number=d.get("id_number"), name=d["name"], sex=d["sex"],

@@ -54,9 +54,10 @@ def _level(lv: matching.Level) -> Any:
 
 def settings() -> SettingsCreator:
     """The Splink settings written from registry.domain.matching's levels (one description for both)."""
-    comparisons: list[Any] = [cl.CustomComparison(output_column_name=col, comparison_levels=[_level(lv) for lv in levels],
-                                       comparison_description=col)
-                   for col, levels in matching.COMPARISONS.items()]
+    comparisons: list[Any] = [
+        cl.CustomComparison(output_column_name=col, comparison_levels=[_level(lv) for lv in levels],
+                            comparison_description=col)
+        for col, levels in matching.COMPARISONS.items()]
     return SettingsCreator(link_type="dedupe_only", comparisons=comparisons,
                            blocking_rules_to_generate_predictions=[block(r) for r in matching.BLOCKING_RULES],
                            additional_columns_to_retain=["cluster"], retain_intermediate_calculation_columns=False,
