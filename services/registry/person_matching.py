@@ -63,6 +63,22 @@ async def graded_candidates(conn: AsyncConnection, f: Features) -> list[tuple[st
     return [(c.person_id, c.probability, c.grade) for c in await scored(conn, f)]
 
 
+async def graded_candidates_of(db: Database, scope: Scope, person: dict[str, Any]) -> list[tuple[str, float, Grade]]:
+    """`graded_candidates` for a person given as a POST /v1/persons body (name, sex, birth_date, residence_code,
+    phone, id_number) — what `Patient/$match` will call. Only candidates whose current residence the caller
+    sees are answered (the others as if they did not exist); every candidate answered is an audited read."""
+    f = matching.features(person["name"], person["sex"], person["birth_date"], person["residence_code"],
+                          person.get("phone"), person.get("mother_id"), person.get("id_number"))
+    async with UnitOfWork(db, scope) as uow:
+        out = []
+        for pid, p, grade in await graded_candidates(uow.conn, f):
+            hist = await sql.residence_history(uow.conn, pid)
+            if hist and scope.sees(hist[-1][1]):
+                await sql.audit_pii(uow.conn, scope.actor, scope.request_id, "person", pid, [], False)
+                out.append((pid, p, grade))
+        return out
+
+
 async def certain_match(conn: AsyncConnection, f: Features, actor: str,
                         auto_link: bool = True) -> tuple[str | None, list[Candidate]]:
     """The person `f` certainly is (the link audited), or None and the candidates scored. Without `auto_link`
