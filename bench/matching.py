@@ -119,7 +119,9 @@ async def run(ctx: BenchContext) -> dict[str, Any]:
     out: dict[str, Any] = {"model_version": model["version"],
                            "note": "2-core machine shared with other engineers' work while measured"}
     out["quality"] = quality(model, int(os.environ.get("BENCH_MATCHING_QUALITY", 100_000)))
+    print("bench: matching quality", json.dumps(out["quality"]), flush=True)
     out["online"] = await online(ctx, int(os.environ.get("BENCH_MATCHING_ONLINE", 100_000)))
+    print("bench: matching online", json.dumps(out["online"]), flush=True)
     out["batch"] = batch(model, int(os.environ.get("BENCH_MATCHING_BATCH", 1_000_000)))
     _save(out)
     return out

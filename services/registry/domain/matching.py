@@ -50,16 +50,23 @@ class Features:
         return int(self.birth_date[:4])
 
 
-@lru_cache(maxsize=65536)
 def pinyin(name: str) -> tuple[str, ...]:
-    """拼音 of each character without tones (王晓丽 and 王小丽 both wang xiao li); non-Han characters kept."""
-    return tuple(s.lower() for s in lazy_pinyin(name.replace(" ", "").replace("·", "")))
+    """拼音 of each character without tones (王晓丽 and 王小丽 both wang xiao li); non-Han characters kept.
+    Character by character, each its commonest reading: the same everywhere (service, training, batch) and a
+    cache of a few thousand characters makes a million names cheap (whole names barely repeat)."""
+    return tuple(_reading(c) for c in name.replace(" ", "").replace("·", ""))
+
+
+@lru_cache(maxsize=32768)
+def _reading(char: str) -> str:
+    return "".join(lazy_pinyin(char)).lower()
 
 
 def features(name: str, sex: str, birth_date: date | str, residence: str, phone: str | None = None,
              mother_id: str | None = None, document: str | None = None) -> Features:
     py = pinyin(name.strip())
-    bd = birth_date.strftime("%Y%m%d") if isinstance(birth_date, date) else birth_date.replace("-", "")
+    bd = (f"{birth_date.year:04d}{birth_date.month:02d}{birth_date.day:02d}" if isinstance(birth_date, date)
+          else birth_date.replace("-", ""))
     digits = re.sub(r"\D", "", phone or "")[-11:] or None
     doc = re.sub(r"[\s-]", "", document).upper() if document else None
     return Features(name.strip(), "".join(py), py[0] if py else "", "".join(py[1:]), bd, sex, digits,

@@ -44,6 +44,7 @@ HOMOPHONES = ("晓小筱", "丽莉利俐", "芳方", "静晶菁", "燕艳雁", "
               "欣新馨", "怡仪宜", "瑶遥", "倩茜", "洁杰", "凤峰锋", "春纯")
 _HOMO = {c: g for g in HOMOPHONES for c in g}
 LATEST_BIRTH = date(2025, 12, 31)
+EARLIEST_BIRTH = date(1900, 1, 1)
 COUNTIES = ("320582", "320583", "320585", "320506", "320507", "320381", "320382", "320281", "320282", "321181",
             "370102", "370103", "370104", "370105", "440103", "440104", "440105", "440106", "510104", "510105")
 
@@ -121,9 +122,11 @@ def _date_typo(rng: random.Random, r: Record) -> Record:
     for _ in range(20):
         s = _digit_typo(f"{r.birth_date:%Y%m%d}", rng)
         try:
-            return replace(r, birth_date=date(int(s[:4]), int(s[4:6]), int(s[6:])))
+            born = date(int(s[:4]), int(s[4:6]), int(s[6:]))
         except ValueError:
             continue
+        if EARLIEST_BIRTH <= born <= LATEST_BIRTH:  # what the registry accepts
+            return replace(r, birth_date=born)
     return r
 
 

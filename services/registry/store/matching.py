@@ -48,7 +48,7 @@ async def candidates_raw(c: Any, f: Features) -> list[tuple[str, Features]]:
 
 
 def _features(r: Any) -> Features:
-    return Features(r["name"], r["name_py"], r["surname_py"], r["given_py"], r["birth_date"].strftime("%Y%m%d"),
+    return Features(r["name"], r["name_py"], r["surname_py"], r["given_py"], f"{r['birth_date']:%Y%m%d}".zfill(8),
                     r["sex"], r["phone"], r["residence"], str(r["mother_id"]) if r["mother_id"] else None,
                     r["document"])
 
