@@ -300,7 +300,7 @@ def dev_token(s: Stack) -> str:
 #: the demo county's people: (account id suffix, name, roles); certificate offices get three each
 DEMO_BUREAU = (("stat", "统计员 王芳", ["statistician"]), ("approver", "报表审核人 李强", ["report_approver"]),
                ("reader", "卫健局 赵敏", ["bureau_reader"]), ("auditor", "审计员 孙丽", ["auditor"]),
-               ("operator", "运维 周杰", ["operator"]))
+               ("operator", "运维 周杰", ["operator"]), ("reviewer", "审核员 陈静", ["reviewer"]))
 DEMO_OFFICE = (("cert", "证件管理员", ["certificate_custodian"]), ("seal", "印章管理员", ["seal_custodian"]),
                ("head", "办公室负责人", ["office_head"]))
 

@@ -27,6 +27,8 @@ from registry.domain import fhir
 from tests.conftest import Stack, fresh_county, make_person, make_token, village
 from tests.test_certificates_api import dsn, urls, wait_known
 from tests.test_isolation_registry import County, book, mother
+from tests.test_person_matching import borderline_variants, first_with
+from tests.test_person_matching import woman as matching_woman
 from tests.test_registry_persons import id_number
 from tests.test_screening_api import body as screening_body
 from tests.test_screening_api import post as post_screening
@@ -509,6 +511,34 @@ def _cases() -> dict[Op, Case]:
         return ("PUT", ind(s, f"/regions/{w.a.code}001"), {"headers": w.readers[w.b.code],
                                                            "json": {"name": "攻击镇", "kind": "local"}}), \
             (403,), None
+
+    async def pending_pair(w: World, s: Stack) -> tuple[int, dict[str, str], dict[str, str]]:
+        """A pair of A's county in its review queue; (match id, A's reviewer, B's reviewer)."""
+        p = matching_woman(w.a.code)
+        for body in (p, first_with("review", p, borderline_variants(p, w.a.code))):
+            r = await w.a.call("POST", "/persons", body)
+            assert r.status_code == 201, r.text
+        heads = []
+        for code in (w.a.code, w.b.code):
+            _, tok = await make_person(s, ["reviewer"], code)
+            heads.append({"Authorization": f"Bearer {tok}"})
+        async with httpx.AsyncClient(timeout=30) as c:
+            r = await c.get(_reg(s, "/persons/review"), headers=heads[0])
+        return r.json()["items"][-1]["match_id"], heads[0], heads[1]
+
+    @case("registry", "GET", "/v1/persons/review")
+    async def _rq(w: World, s: Stack) -> Any:
+        _, mine, theirs = await pending_pair(w, s)
+        return ("GET", _reg(s, "/persons/review"), {"headers": theirs}), (200,), \
+            ("GET", _reg(s, "/persons/review"), {"headers": mine})
+
+    for step in ("confirm", "reject"):
+        @case("registry", "POST", f"/v1/persons/review/{{match_id}}/{step}")
+        async def _rd(w: World, s: Stack, step: str = step) -> Any:
+            match_id, mine, theirs = await pending_pair(w, s)
+            url = _reg(s, f"/persons/review/{match_id}/{step}")
+            return ("POST", url, {"headers": theirs, "json": {"reason": "attack"}}), (404,), \
+                ("POST", url, {"headers": mine, "json": {"reason": "核实"}}) if step == "reject" else None
 
     return cases
 

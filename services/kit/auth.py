@@ -50,6 +50,7 @@ SCOPES = (
     "certificates:prepare", "certificates:seal", "certificates:void",
     "indicators:read", "indicators:admin", "reports:submit", "reports:approve",
     "pii:read", "audit:read", "accounts:admin", "admin",
+    "persons:review",
 )
 
 AUTH_DDL = """

@@ -67,3 +67,21 @@ def require_encounter_writer(scope: Scope, stored: dict[str, Any] | None, instit
 def require_marriage(scope: Scope, stored: Any, key: str) -> Any:
     scope.require_object([stored["region_code"] if stored else None], "marriage registration", key)
     return stored
+
+
+# ---------------------------------------------------------------- the person-matching review queue (issue 19)
+# A pair (a new record, a likely earlier one) belongs to the county of residence of the new record — where the
+# duplicate arose and whose reviewers decide it. A candidate living elsewhere is shown by her comparison levels
+# only (registry.person_matching).
+def review_region(scope: Scope) -> str:
+    """The region prefix whose queue the caller reviews: its own."""
+    return scope.principal.region_prefix
+
+
+def sees_review(scope: Scope, row: Any) -> bool:
+    return scope.sees(row["region_code"] if row else None)
+
+
+def require_review(scope: Scope, row: Any, match_id: int) -> Any:
+    scope.require_object([row["region_code"] if row else None], "person match", str(match_id))
+    return row

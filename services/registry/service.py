@@ -22,9 +22,9 @@ from kit.scope import ItemAnswer, Scope, UnitOfWork, per_item
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from registry import access
+from registry import access, person_matching
 from registry.api.schemas import ENCOUNTER_FIELDS, EncounterIn
-from registry.domain import documents, encounters, identity, model, names
+from registry.domain import documents, encounters, identity, matching, model, names
 from registry.domain.model import (
     ENCOUNTER_TYPES,
     PREGNANCY_ENCOUNTERS,
@@ -132,8 +132,10 @@ def person_document(d: dict[str, Any], prefix: str = "") -> documents.Document |
     return doc
 
 
-async def resolve_person(conn: AsyncConnection, p: dict[str, Any], field_name: str) -> tuple[str, list[NewEvent]]:
-    """An inline person (deduplicated on ID number) or a reference to an existing one."""
+async def resolve_person(conn: AsyncConnection, p: dict[str, Any], field_name: str,
+                         actor: str = "unknown") -> tuple[str, list[NewEvent]]:
+    """An inline person (deduplicated on ID number, then matched probabilistically) or a reference to an
+    existing one."""
     if "person_id" in p and len(p) == 1:
         row = await sql.get_person(conn, p["person_id"])
         if row is None:
@@ -145,19 +147,24 @@ async def resolve_person(conn: AsyncConnection, p: dict[str, Any], field_name: s
         person = PersonIn.model_validate(p)
     except ValidationError as e:
         raise pydantic_errors(e, f"{field_name}.") from e
-    return await create_person(conn, person, field_name + ".")
+    return await create_person(conn, person, field_name + ".", actor, auto_link=False)
 
 
 async def register_person(db: Database, scope: Scope, person: BaseModel) -> tuple[str, bool]:
     """POST /v1/persons: (person_id, created). An ID number already registered links the same person, wherever
-    she lives (continuity of care); the caller learns her person_id and changes nothing of her record."""
+    she lives (continuity of care); the caller learns her person_id and changes nothing of her record. Otherwise
+    a certain probabilistic match links the same way; a likely one is registered and queued for review
+    (registry.person_matching)."""
     async with UnitOfWork(db, scope) as uow:
-        pid, events = await create_person(uow.conn, person)
+        pid, events = await create_person(uow.conn, person, actor=scope.actor)
         uow.emit(*events)
     return pid, bool(events)
 
 
-async def create_person(conn: AsyncConnection, person: BaseModel, prefix: str = "") -> tuple[str, list[NewEvent]]:
+async def create_person(conn: AsyncConnection, person: BaseModel, prefix: str = "", actor: str = "unknown",
+                        auto_link: bool = True) -> tuple[str, list[NewEvent]]:
+    """A person registered, or the one she is (an ID number registered; a certain probabilistic match when
+    `auto_link`: an inline person of a clinical record is queued for review instead, see person_matching)."""
     d = person.model_dump()
     await check_region(conn, prefix + "residence_code", d["residence_code"])
     doc = person_document(d, prefix)
@@ -166,11 +173,17 @@ async def create_person(conn: AsyncConnection, person: BaseModel, prefix: str = 
                           else sql.person_by_document(conn, doc.kind, doc.number))
         if existing is not None:
             return str(existing["person_id"]), []
+    keys = matching.features(d["name"], d["sex"], d["birth_date"], d["residence_code"], d.get("phone"), None,
+                             doc.number if doc and doc.kind == documents.RESIDENT_ID else None)
+    linked, candidates = await person_matching.certain_match(conn, keys, actor, auto_link)
+    if linked is not None:
+        return linked, []
     pid = await sql.insert_person(conn, id_number=doc.number if doc and doc.kind == documents.RESIDENT_ID else None,
                                   name=d["name"], sex=d["sex"], birth_date=d["birth_date"], phone=d.get("phone"),
                                   residence_code=d["residence_code"])
     await sql.set_person_search_keys(conn, pid, doc.kind if doc else d.get("document_type"),
                                      doc.number if doc else None, names.pinyin_key(d["name"]))
+    await person_matching.remember(conn, pid, keys, candidates, actor)
     ev = publish.person_upserted(pid, d["sex"], d["birth_date"], [(d["birth_date"], d["residence_code"])], 1,
                                  registered_on=today_cn())
     return pid, [ev]
@@ -241,7 +254,7 @@ async def _register_pregnancy(uow: UnitOfWork, body: Any) -> tuple[int, Pregnanc
     if stored:
         mother_id = stored[0].mother_id
     else:
-        mother_id, events = await resolve_person(conn, req.mother, "mother")
+        mother_id, events = await resolve_person(conn, req.mother, "mother", scope.actor)
     mother = await sql.get_person(conn, mother_id)
     if mother["sex"] != "F":
         raise fail("mother", "the mother of a pregnancy must be a woman (sex F)")
@@ -763,7 +776,7 @@ async def _register_marriage(uow: UnitOfWork, body: Any) -> ItemAnswer:
     events: list[NewEvent] = []
     pids = []
     for i, p in enumerate(req.persons):
-        pid, evs = await resolve_person(conn, p, f"persons.{i}")
+        pid, evs = await resolve_person(conn, p, f"persons.{i}", scope.actor)
         pids.append(pid)
         events += evs
     if pids[0] == pids[1]:
