@@ -42,8 +42,10 @@ ROLES: dict[str, Role] = {r.code: r for r in (
     #: reads audit trails and unmasked personal data, every read of it audited
     _r("auditor", "审计员", "person", "audit:read", "pii:read", "registry:read", "screening:read",
        "certificates:read"),
-    #: runs the platform: targets, rebuilds, reconciliation, accounts
-    _r("operator", "运维", "any", "indicators:admin", "indicators:read", "accounts:admin"),
+    #: runs the platform: targets, rebuilds, reconciliation, accounts; merges person records (issue 19)
+    _r("operator", "运维", "any", "indicators:admin", "indicators:read", "accounts:admin", "registry:merge"),
+    #: 身份审核员: decides whether two person records are one woman / child, merges and unmerges them
+    _r("reviewer", "身份审核员", "person", "registry:merge", "registry:read"),
 )}
 
 

@@ -67,3 +67,11 @@ def require_encounter_writer(scope: Scope, stored: dict[str, Any] | None, instit
 def require_marriage(scope: Scope, stored: Any, key: str) -> Any:
     scope.require_object([stored["region_code"] if stored else None], "marriage registration", key)
     return stored
+
+
+def require_merge_pair(scope: Scope, survivor: tuple[str, str | None], duplicate: tuple[str, str | None]) -> None:
+    """A merge or an unmerge (合并 / 撤销合并) changes how both records are read: the caller must see both in
+    full, i.e. both women (children) live, now, in the caller's region. `survivor` / `duplicate`: (person id,
+    current residence or None when there is no such record). Another county's record answers as missing."""
+    for pid, residence in (survivor, duplicate):
+        scope.require_object([residence], "person", pid)

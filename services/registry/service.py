@@ -22,7 +22,7 @@ from kit.scope import ItemAnswer, Scope, UnitOfWork, per_item
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from registry import access
+from registry import access, merging
 from registry.api.schemas import ENCOUNTER_FIELDS, EncounterIn
 from registry.domain import encounters, identity, model
 from registry.domain.model import (
@@ -646,8 +646,12 @@ async def read_person(db: Database, scope: Scope, person_id: str) -> dict[str, A
 async def _person_view(conn: AsyncConnection, person_id: str, row: Any, hist: list[tuple[date | None, str]],
                        rows: list[dict[str, Any]]) -> dict[str, Any]:
     """A person with residence history, links, death and encounters (a child's checks with z-scores)."""
+    merged_into, duplicates = await merging.members(conn, person_id)
+    for dup in duplicates:  # a merged record's care is read as the survivor's (issue 19)
+        rows = rows + await sql.encounters_of_person(conn, dup)
     encs = [view_encounter(e) for e in rows]
     return {
+        "merged_into": merged_into, "merged": duplicates,
         "visibility": "full", "person_id": person_id, "id_number": row["id_number"], "name": row["name"],
         "phone": row["phone"],
         "sex": row["sex"], "birth_date": str(row["birth_date"]), "version": row["version"],
@@ -656,7 +660,7 @@ async def _person_view(conn: AsyncConnection, person_id: str, row: Any, hist: li
         "mother_id": str(row["mother_id"]) if row["mother_id"] else None,
         "born_in_pregnancy_id": row["born_in_pregnancy_id"],
         "died_on": str(row["died_on"]) if row["died_on"] else None,
-        "children": await sql.children_of(conn, person_id),
+        "children": [c for m in (person_id, *duplicates) for c in await sql.children_of(conn, m)],
         "checks": [e for e in encs if e["type"] in ("newborn_visit", "child_health_check")
                    and e["status"] == "active"],
         "encounters": encs,
@@ -761,3 +765,9 @@ def _marriage_view(m: dict[str, Any]) -> dict[str, Any]:
     return {"registration_id": m["registration_id"], "source": m["source"], "version": m["version"],
             "registered_on": str(m["registered_on"]), "region_code": m["region_code"],
             "person_ids": [str(p) for p in m["person_ids"]], "status": "voided" if m["voided"] else "active"}
+
+
+# ---------------------------------------------------------------- merges (合并 / 撤销合并: registry.merging)
+merge_persons = merging.merge
+unmerge_person = merging.unmerge
+merge_history = merging.history
