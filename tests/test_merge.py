@@ -1,0 +1,135 @@
+"""Merge and unmerge of person records (合并 / 撤销合并, issue 19): one woman registered twice, at two hospitals,
+with one pregnancy each (the same pregnancy). Merged, the registry reads the duplicate's care as the survivor's
+and the indicators count her pregnancy once, with the care of both registrations; unmerged, every indicator is
+back to its value before and the reconciliation finds no difference."""
+from __future__ import annotations
+
+import uuid
+from datetime import date, timedelta
+from typing import Any
+
+import httpx
+from indicators.domain import catalogue
+from indicators.engine import Engine
+from kit.db import Database
+
+from tests.conftest import Stack, fresh_county, make_token, village, wait_for
+from tests.helpers import setup_institutions, values, wait_counts
+
+LMP = date(2025, 1, 10)
+
+
+def at(d: date) -> str:
+    return f"{d.isoformat()}T10:00:00+08:00"
+
+
+async def _ok(r: httpx.Response) -> dict[str, Any]:
+    assert r.status_code < 300, f"{r.request.method} {r.request.url}: {r.status_code} {r.text}"
+    return dict(r.json())
+
+
+async def _registration(http: httpx.AsyncClient, reg: str, inst: str, home: str, lmp: date, booked: date,
+                        visit_days: list[int]) -> tuple[str, str]:
+    """One hospital's registration of the woman (no ID number: a new person record) with prenatal visits on
+    the given gestational days; returns (person id, pregnancy id)."""
+    pid = f"P-{uuid.uuid4().hex[:12]}"
+    m = await _ok(await http.post(f"{reg}/pregnancies", json={
+        "pregnancy_id": pid, "source": "his-merge",
+        "mother": {"name": "王晓丽", "sex": "F", "birth_date": "1994-05-06", "residence_code": home},
+        "lmp_date": lmp.isoformat(), "registered_on": booked.isoformat(), "institution_code": inst}))
+    for g in visit_days:
+        await _ok(await http.post(f"{reg}/encounters", json={
+            "source": "his-merge", "encounter_id": f"E-{uuid.uuid4().hex[:12]}", "type": "prenatal_visit",
+            "occurred_at": at(lmp + timedelta(days=g)), "institution_code": inst, "subject_id": pid}))
+    return m["mother_id"], pid
+
+
+async def reconciled(stack: Stack, county: str) -> list[dict[str, Any]]:
+    db = Database.for_service(stack.settings, "indicators", pool_size=1)
+    try:
+        async with db.connect() as conn:
+            diffs = await Engine(catalogue.load()).reconcile(conn)
+    finally:
+        await db.dispose()
+    return [x for x in diffs if str(x["region"]).startswith(county)]
+
+
+async def test_merge_counts_her_pregnancy_once_and_unmerge_restores(http: httpx.AsyncClient, stack: Stack) -> None:
+    county = fresh_county()
+    home = village(county, 1, 1)
+    a, b = sorted(await setup_institutions(http, stack, county))  # a: licensed hospital
+    reg = stack.url("registry") + "/v1"
+    days_a, days_b = [60, 100, 150], [120, 200]
+    woman_a, preg_a = await _registration(http, reg, a, home, LMP, LMP + timedelta(days=50), days_a)
+    woman_b, preg_b = await _registration(http, reg, b, home, LMP + timedelta(days=4), LMP + timedelta(days=70),
+                                          days_b)
+    assert woman_a != woman_b
+    # folic acid dispensed to the second record, 30 days before the LMP (inside the window)
+    await _ok(await http.post(f"{reg}/encounters", json={
+        "source": "his-merge", "encounter_id": f"E-{uuid.uuid4().hex[:12]}", "type": "folic_acid_dispensed",
+        "occurred_at": at(LMP - timedelta(days=30)), "institution_code": b, "subject_id": woman_b,
+        "person_id": woman_b, "quantity": 30}))
+    await _ok(await http.post(f"{reg}/encounters", json={
+        "source": "his-merge", "encounter_id": f"E-{uuid.uuid4().hex[:12]}", "type": "delivery",
+        "occurred_at": at(LMP + timedelta(days=270)), "institution_code": a, "subject_id": preg_a,
+        "place": "hospital", "mode": "vaginal", "babies": [{"sex": "F", "birth_weight_g": 3300, "outcome": "live"}]}))
+    # two registrations: two pregnancies booked (one with folic acid), one woman delivered with her 3 checks
+    booked, checks = 2, len(days_a)
+    before = {"folic_acid_uptake_rate": (1, booked), "antenatal_check_rate": (1, 1),
+              "antenatal_5plus_rate": (int(checks >= 5), 1)}
+    await wait_counts(http, stack, county, "2025", before)
+    snapshot = await values(http, stack, county, "2025")
+
+    m = await _ok(await http.post(f"{reg}/persons/{woman_a}/merge",
+                                  json={"duplicate": woman_b, "reason": "同一孕妇在两家医院建册"}))
+    assert m["pregnancies"] == [{"duplicate_id": preg_b, "survivor_id": preg_a}] and m["status"] == "merged"
+    # one pregnancy, booked once, with the folic acid of the duplicate record and the checks of both
+    checks = len(set(days_a) | set(days_b))
+    await wait_counts(http, stack, county, "2025", {
+        "folic_acid_uptake_rate": (1, 1), "antenatal_check_rate": (1, 1),
+        "antenatal_5plus_rate": (int(checks >= 5), 1)})
+    assert checks == 5
+    survivor = await _ok(await http.get(f"{reg}/persons/{woman_a}"))
+    assert survivor["merged"] == [woman_b] and survivor["merged_into"] is None
+    assert any(e["type"] == "folic_acid_dispensed" for e in survivor["encounters"])
+    assert (await _ok(await http.get(f"{reg}/persons/{woman_b}")))["merged_into"] == woman_a
+    # merged once: again is a conflict, and so is merging into the duplicate
+    r = await http.post(f"{reg}/persons/{woman_a}/merge", json={"duplicate": woman_b, "reason": "again"})
+    assert r.status_code == 409, r.text
+    assert (await reconciled(stack, county)) == []
+
+    u = await _ok(await http.post(f"{reg}/persons/{woman_b}/unmerge", json={"reason": "不是同一人"}))
+    assert u["status"] == "unmerged" and u["merge_id"] == m["merge_id"]
+    assert (await http.post(f"{reg}/persons/{woman_b}/unmerge", json={"reason": "x"})).status_code == 409
+
+    async def restored() -> bool:
+        return await values(http, stack, county, "2025") == snapshot
+
+    await wait_for(restored, timeout=30, interval=0.3)
+    assert (await reconciled(stack, county)) == []
+    hist = (await _ok(await http.get(f"{reg}/persons/{woman_a}/merges")))["merges"]
+    assert [(h["status"], h["reason"], h["unmerge_reason"]) for h in hist] == [
+        ("unmerged", "同一孕妇在两家医院建册", "不是同一人")]
+    assert hist[0]["merged_by"] and hist[0]["unmerged_by"]
+
+
+async def test_merge_needs_both_records_in_the_callers_region(http: httpx.AsyncClient, stack: Stack) -> None:
+    county = fresh_county()
+    a, _ = sorted(await setup_institutions(http, stack, county))
+    reg = stack.url("registry") + "/v1"
+    home = village(county, 1, 1)
+    w1, _ = await _registration(http, reg, a, home, LMP, LMP + timedelta(days=50), [])
+    w2, _ = await _registration(http, reg, a, home, LMP + timedelta(days=200), LMP + timedelta(days=250), [])
+    other = await make_token(stack, ["registry:merge", "registry:read"], fresh_county())
+    h = {"Authorization": f"Bearer {other}"}
+    r = await http.post(f"{reg}/persons/{w1}/merge", json={"duplicate": w2, "reason": "x"}, headers=h)
+    assert r.status_code == 404 and county not in r.text, r.text
+    hisonly = await make_token(stack, ["registry:write", "registry:read"], county)
+    r = await http.post(f"{reg}/persons/{w1}/merge", json={"duplicate": w2, "reason": "x"},
+                        headers={"Authorization": f"Bearer {hisonly}"})
+    assert r.status_code == 403, r.text
+    # pregnancies months apart are not one episode: the merge links none
+    m = await _ok(await http.post(f"{reg}/persons/{w1}/merge", json={"duplicate": w2, "reason": "同一人"}))
+    assert m["pregnancies"] == []
+    r = await http.post(f"{reg}/persons/{w1}/merge", json={"duplicate": w1, "reason": "x"})
+    assert r.status_code == 422 and "duplicate" in r.text
