@@ -133,3 +133,58 @@ async def test_merge_needs_both_records_in_the_callers_region(http: httpx.AsyncC
     assert m["pregnancies"] == []
     r = await http.post(f"{reg}/persons/{w1}/merge", json={"duplicate": w1, "reason": "x"})
     assert r.status_code == 422 and "duplicate" in r.text
+
+
+async def _high_risk_cases(http: httpx.AsyncClient, stack: Stack, county: str) -> dict[str, dict[str, Any]]:
+    r = await http.get(f"{stack.url('screening')}/v1/followups",
+                       params={"region": county, "type": "pregnancy_high_risk"})
+    assert r.status_code == 200, r.text
+    return {c["pregnancy_id"]: c for c in r.json()["items"]}
+
+
+async def test_screening_follows_a_merge_as_one_pregnancy(http: httpx.AsyncClient, stack: Stack) -> None:
+    """高危专案: one episode registered twice has one case, due from the first high grade of either registration;
+    the duplicate registration's case closes while merged and opens again when the merge is undone."""
+    county = fresh_county()
+    home = village(county, 1, 1)
+    a, b = sorted(await setup_institutions(http, stack, county))
+    reg = stack.url("registry") + "/v1"
+    woman_a, preg_a = await _registration(http, reg, a, home, LMP, LMP + timedelta(days=50), [])
+    woman_b, preg_b = await _registration(http, reg, b, home, LMP + timedelta(days=4), LMP + timedelta(days=70), [])
+    on_a, on_b = LMP + timedelta(days=150), LMP + timedelta(days=124)  # the duplicate's grade came first
+    for inst, preg, on, grade in ((a, preg_a, on_a, "red"), (b, preg_b, on_b, "orange")):
+        await _ok(await http.post(f"{reg}/encounters", json={
+            "source": "his-merge", "encounter_id": f"E-{uuid.uuid4().hex[:12]}", "type": "prenatal_visit",
+            "occurred_at": at(on), "institution_code": inst, "subject_id": preg, "risk_grade": grade}))
+
+    async def two_cases() -> dict[str, dict[str, Any]] | None:
+        cases = await _high_risk_cases(http, stack, county)
+        return cases if {preg_a, preg_b} <= set(cases) else None
+
+    before = await wait_for(two_cases, timeout=30, interval=0.3)
+    due_days = (date.fromisoformat(before[preg_a]["due_on"]) - on_a).days
+    assert date.fromisoformat(before[preg_b]["due_on"]) == on_b + timedelta(days=due_days)
+    await wait_counts(http, stack, county, "2025", {"followup_completion_rate": (0, 2)})
+
+    await _ok(await http.post(f"{reg}/persons/{woman_a}/merge", json={"duplicate": woman_b, "reason": "同一人"}))
+
+    async def merged() -> dict[str, dict[str, Any]] | None:
+        cases = await _high_risk_cases(http, stack, county)
+        return cases if cases[preg_b]["status"] == "closed" and cases[preg_a]["due_on"] != before[preg_a]["due_on"] \
+            else None
+
+    after = await wait_for(merged, timeout=30, interval=0.3)
+    assert after[preg_a]["due_on"] == (on_b + timedelta(days=due_days)).isoformat()
+    assert preg_a in after[preg_b]["closed_reason"]
+    await wait_counts(http, stack, county, "2025", {"followup_completion_rate": (0, 1)})
+
+    await _ok(await http.post(f"{reg}/persons/{woman_b}/unmerge", json={"reason": "不是同一人"}))
+
+    async def restored() -> bool:
+        cases = await _high_risk_cases(http, stack, county)
+        return all((cases[p]["status"], cases[p]["due_on"]) == (before[p]["status"], before[p]["due_on"])
+                   for p in (preg_a, preg_b))
+
+    await wait_for(restored, timeout=30, interval=0.3)
+    await wait_counts(http, stack, county, "2025", {"followup_completion_rate": (0, 2)})
+    assert (await reconciled(stack, county)) == []
