@@ -169,17 +169,18 @@ class Engine:
         """Each unit's contributions and dependencies. Merged subjects (合并): a unit merged away contributes
         nothing; a canonical unit reads its own facts and those of every subject merged into it, and depends on
         the canonical subjects of what its facts name."""
-        alias = await aliases.canonical(conn, keys)
+        alias = await aliases.related(conn, keys)
         live = [k for k in keys if k not in alias]
-        alias |= await aliases.members(conn, live)
         by_subject = await self._facts_by_subject(conn, [*live, *(s for s, c in alias.items() if c in live)], alias)
         named = {k: units.dependencies(k, by_subject.get(k, []), alias) for k in live}
-        dep_alias = await aliases.canonical(conn, {d for ds in named.values() for d in ds})
-        deps = {k: sorted({dep_alias.get(d, d) for d in ds} - {k}) for k, ds in named.items()}
-        needed = {d for ds in deps.values() for d in ds} - set(by_subject)
+        named_deps = {d for ds in named.values() for d in ds}
+        dep_alias = await aliases.related(conn, named_deps)
+        if merged_away := {c for d, c in dep_alias.items() if d in named_deps}:  # their canonicals' other members
+            dep_alias |= await aliases.members(conn, merged_away)
         alias |= dep_alias
-        more = await aliases.members(conn, needed)
-        alias |= more
+        deps = {k: sorted({alias.get(d, d) for d in ds} - {k}) for k, ds in named.items()}
+        needed = {d for ds in deps.values() for d in ds} - set(by_subject)
+        more = [s for s, c in dep_alias.items() if c in needed]
         for subject, fs in (await self._facts_by_subject(conn, [*needed, *more], alias)).items():
             by_subject.setdefault(subject, []).extend(fs)
         out: dict[str, tuple[list[units.Measured], list[str]]] = {k: ([], []) for k in keys if k not in live}

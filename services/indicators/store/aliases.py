@@ -22,6 +22,18 @@ async def canonical(conn: AsyncConnection, subjects: Iterable[str]) -> dict[str,
     return {r["subject_key"]: r["canonical_key"] for r in rows}
 
 
+async def related(conn: AsyncConnection, subjects: Iterable[str]) -> dict[str, str]:
+    """subject → canonical, for the given subjects merged away and every subject merged into one of them (one
+    round trip: merges are one level deep, so a subject is either merged away or canonical)."""
+    keys = list(subjects)
+    if not keys:
+        return {}
+    c = await raw(conn)
+    rows = await c.fetch("select subject_key, canonical_key from subject_alias "
+                         "where subject_key = any($1::text[]) or canonical_key = any($1::text[])", keys)
+    return {r["subject_key"]: r["canonical_key"] for r in rows}
+
+
 async def members(conn: AsyncConnection, canonicals: Iterable[str]) -> dict[str, str]:
     """subject → canonical, for every subject read as one of `canonicals`."""
     keys = list(canonicals)
