@@ -298,7 +298,7 @@ async def woman_story(p: Poster, rng: random.Random, w: ref.World, county: str, 
     # 35% of the women are registered again by the breast clinic (another record: her birth year mistyped, another
     # village), merged into hers by a reviewer, 30% of the merges undone — decided by its own random stream, so
     # that the rest of the seed's stories do not change
-    mr = random.Random(f"{birth}{on}{she.residence}")
+    mr = random.Random(f"{birth}{on}{she.residence[6:]}")
     dup = None
     if (mr.random() < 0.35 and not forced) or duplicate:
         dup = await p.person("F", birth.replace(year=birth.year + mr.choice([0, 1, -1]), day=min(birth.day, 28)),
