@@ -93,6 +93,9 @@ async def test_merge_counts_her_pregnancy_once_and_unmerge_restores(http: httpx.
     assert survivor["merged"] == [woman_b] and survivor["merged_into"] is None
     assert any(e["type"] == "folic_acid_dispensed" for e in survivor["encounters"])
     assert (await _ok(await http.get(f"{reg}/persons/{woman_b}")))["merged_into"] == woman_a
+    episode = await _ok(await http.get(f"{reg}/pregnancies/{preg_a}"))
+    assert episode["merged"] == [preg_b] and episode["facts"]["antenatal_checks"] == checks
+    assert (await _ok(await http.get(f"{reg}/pregnancies/{preg_b}")))["merged_into"] == preg_a
     # merged once: again is a conflict, and so is merging into the duplicate
     r = await http.post(f"{reg}/persons/{woman_a}/merge", json={"duplicate": woman_b, "reason": "again"})
     assert r.status_code == 409, r.text
@@ -101,6 +104,8 @@ async def test_merge_counts_her_pregnancy_once_and_unmerge_restores(http: httpx.
     u = await _ok(await http.post(f"{reg}/persons/{woman_b}/unmerge", json={"reason": "不是同一人"}))
     assert u["status"] == "unmerged" and u["merge_id"] == m["merge_id"]
     assert (await http.post(f"{reg}/persons/{woman_b}/unmerge", json={"reason": "x"})).status_code == 409
+    episode = await _ok(await http.get(f"{reg}/pregnancies/{preg_a}"))
+    assert episode["merged"] == [] and episode["facts"]["antenatal_checks"] == len(days_a)
 
     async def restored() -> bool:
         return await values(http, stack, county, "2025") == snapshot

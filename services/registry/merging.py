@@ -100,3 +100,9 @@ async def members(conn: Any, person_id: str) -> tuple[str | None, list[str]]:
     person shows the merge."""
     active = await store.active_as_duplicate(conn, person_id)
     return (str(active["survivor_id"]) if active else None), await store.active_duplicates(conn, person_id)
+
+
+async def pregnancy_members(conn: Any, pregnancy_id: str) -> tuple[str | None, list[str]]:
+    """(the registration this one is read as or None, the registrations read as this one): how a read of a
+    pregnancy shows the merge of its woman's records."""
+    return await store.pregnancy_survivor(conn, pregnancy_id), await store.pregnancy_duplicates(conn, pregnancy_id)

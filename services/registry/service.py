@@ -246,7 +246,10 @@ async def pregnancy_view(db: Database, scope: Scope, pregnancy_id: str) -> dict[
     async with UnitOfWork(db, scope) as uow:
         found = await sql.get_pregnancy(uow.conn, pregnancy_id)
         preg = found[0] if found else None
-        encs = await sql.encounters_of_pregnancy(uow.conn, pregnancy_id) if preg else []
+        merged_into, merged = await merging.pregnancy_members(uow.conn, pregnancy_id) if preg else (None, [])
+        encs = [e for p in (pregnancy_id, *merged)  # one episode registered twice is read as one (合并)
+                for e in await sql.encounters_of_pregnancy(uow.conn, p)] if preg else []
+        encs.sort(key=lambda e: (str(e["occurred_on"]), e["source"], e["encounter_id"]))
         booking = await sql.institution_region(uow.conn, preg.institution_code) if preg else None
         view = access.view_of(scope, preg.residence_code if preg else None,
                               [booking, *access.encounter_regions(encs)] if preg else [], "pregnancy", pregnancy_id)
@@ -256,8 +259,8 @@ async def pregnancy_view(db: Database, scope: Scope, pregnancy_id: str) -> dict[
         return {"pregnancy_id": pregnancy_id, "visibility": "care",
                 "encounters": [view_encounter(e) for e in access.own_encounters(scope, encs)]}
     views = [view_encounter(e) for e in encs]
-    return {**_pregnancy_view(preg), "visibility": "full", "facts": pregnancy_facts(preg, views),
-            "encounters": views}
+    return {**_pregnancy_view(preg), "visibility": "full", "merged_into": merged_into, "merged": merged,
+            "facts": pregnancy_facts(preg, views), "encounters": views}
 
 
 async def audit_read(uow: UnitOfWork, kind: str, subject: str, fields: list[str], unmasked: bool) -> None:

@@ -91,3 +91,18 @@ def view(r: Any) -> dict[str, Any]:
             "reason": r["reason"], "merged_by": r["merged_by"], "merged_at": r["merged_at"].isoformat(),
             "unmerge_reason": r["unmerge_reason"], "unmerged_by": r["unmerged_by"],
             "unmerged_at": r["unmerged_at"].isoformat() if r["unmerged_at"] else None}
+
+
+async def pregnancy_survivor(conn: AsyncConnection, pregnancy_id: str) -> str | None:
+    """The survivor's registration this pregnancy registration is one episode with, under an active merge."""
+    c = await raw(conn)
+    return await c.fetchval(  # type: ignore[no-any-return]
+        "select p ->> 1 from person_merge m, jsonb_array_elements(m.pregnancies) p "
+        "where m.unmerged_at is null and p ->> 0 = $1 limit 1", pregnancy_id)
+
+
+async def pregnancy_duplicates(conn: AsyncConnection, pregnancy_id: str) -> list[str]:
+    c = await raw(conn)
+    rows = await c.fetch("select p ->> 0 as d from person_merge m, jsonb_array_elements(m.pregnancies) p "
+                         "where m.unmerged_at is null and p ->> 1 = $1 order by 1", pregnancy_id)
+    return [r["d"] for r in rows]
