@@ -771,6 +771,8 @@ def _marriage_view(m: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- merges (合并 / 撤销合并: registry.merging)
-merge_persons = merging.merge
-unmerge_person = merging.unmerge
+# each its own unit of work; within another use case's unit of work (the review queue's "confirm") call
+# registry.merging.merge_persons(uow, survivor_id, duplicate_id, reason) / unmerge_person(uow, duplicate_id, reason)
+merge = merging.merge
+unmerge = merging.unmerge
 merge_history = merging.history

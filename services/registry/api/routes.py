@@ -97,7 +97,7 @@ async def post_residence(person_id: str, body: ResidenceIn, request: Request,
              "read as this person's; both records must live in the caller's region", status_code=201)
 async def post_merge(person_id: str, body: MergeIn, request: Request,
                      p: Principal = Depends(require("registry:merge"))) -> ORJSONResponse:
-    m = await service.merge_persons(_db(request), Scope(p), person_id, body.duplicate, body.reason)
+    m = await service.merge(_db(request), Scope(p), person_id, body.duplicate, body.reason)
     return ORJSONResponse(m, status_code=201)
 
 
@@ -105,7 +105,7 @@ async def post_merge(person_id: str, body: MergeIn, request: Request,
              "record is its own person's again, exactly as before the merge")
 async def post_unmerge(person_id: str, body: UnmergeIn, request: Request,
                        p: Principal = Depends(require("registry:merge"))) -> dict[str, Any]:
-    return await service.unmerge_person(_db(request), Scope(p), person_id, body.reason)
+    return await service.unmerge(_db(request), Scope(p), person_id, body.reason)
 
 
 @router.get("/persons/{person_id}/merges", summary="The merges a record took part in (who, when, why)")
