@@ -6,7 +6,7 @@ Deliberately plain: loops over the stories for every question, no caching, no cl
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -80,6 +80,11 @@ class Family:
     moves: list[tuple[date, str]] = field(default_factory=list)
     infection_tests: list[InfectionTest] = field(default_factory=list)
     prenatal_screens: list[PrenatalScreen] = field(default_factory=list)
+    #: the same woman registered again as another person, booking the same pregnancy (a second, undelivered
+    #: registration), and whether that record is finally merged into this one (合并) — else it is a woman of
+    #: its own (never merged, or merged and unmerged)
+    duplicate: Family | None = None
+    merged: bool = False
 
     def residence_on(self, on: date) -> str:
         return where(self.residence, self.moves, on)
@@ -130,9 +135,26 @@ def expected_value(code: str, n: int, d: int | None) -> float | int | None:
     return rate(n, d, 1000 if code in PER_MILLE else 100000 if code in PER_100K else 100)
 
 
+def identities(families: list[Family]) -> list[Family]:
+    """The women as finally identified: a merged duplicate registration is the same woman and the same
+    pregnancy — its visits and folic acid are hers, its booking is not another pregnancy; an unmerged one is a
+    woman of her own."""
+    out = []
+    for f in families:
+        dup = f.duplicate
+        if dup is not None and f.merged:
+            f = replace(f, visits=[*f.visits, *dup.visits], folic_acid=[*f.folic_acid, *dup.folic_acid],
+                        duplicate=None)
+        elif dup is not None:
+            out.append(dup)
+        out.append(f)
+    return out
+
+
 def values(families: list[Family], region: str, start: date, end: date,
            today: date) -> dict[str, tuple[int, int | None]]:
     """(numerator, denominator) of each registry-fed indicator for residents of `region` in [start, end]."""
+    families = identities(families)
 
     def inside(d: date | None) -> bool:
         return d is not None and start <= d <= end

@@ -10,7 +10,7 @@ programme rules, `FOLLOWUP_DUE_DAYS`), certificates and stock.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
@@ -42,9 +42,15 @@ class Person:
     birth: date
     residence: str
     moves: list[tuple[date, str]] = field(default_factory=list)
+    #: the record this one is finally merged into (合并: the same woman registered twice), if any
+    merged_into: Person | None = None
 
     def lives_on(self, on: date) -> str:
         return where(self.residence, self.moves, on)
+
+    def who(self) -> Person:
+        """The person as finally identified: a merged record is the survivor (her residence, her birth date)."""
+        return self.merged_into or self
 
 
 @dataclass
@@ -257,6 +263,7 @@ def values(w: World, region: str, start: date, end: date, today: date) -> dict[s
 
     # --- persons examined (exam records), where the person lived on the exam date
     for e in w.exams:
+        e = replace(e, person=e.person.who())
         if not (inside(e.on) and e.person.lives_on(e.on).startswith(region)):
             continue
         if e.type == "premarital_exam":

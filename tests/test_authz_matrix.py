@@ -540,6 +540,27 @@ def _cases() -> dict[Op, Case]:
             return ("POST", url, {"headers": theirs, "json": {"reason": "attack"}}), (404,), \
                 ("POST", url, {"headers": mine, "json": {"reason": "核实"}}) if step == "reject" else None
 
+    # merges (合并, issue 19): both records must be the caller's; B's reviewer reaches neither of A's
+    async def merger(s: Stack, county: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {await make_token(s, ['registry:merge', 'registry:read'], county)}"}
+
+    @case("registry", "POST", "/v1/persons/{person_id}/merge")
+    async def _mg(w: World, s: Stack) -> Any:
+        body = {"duplicate": w.kids[0], "reason": "attack"}
+        return ("POST", _reg(s, f"/persons/{w.mother_id}/merge"),
+                {"headers": await merger(s, w.b.code), "json": body}), (404,), None
+
+    @case("registry", "POST", "/v1/persons/{person_id}/unmerge")
+    async def _umg(w: World, s: Stack) -> Any:
+        return ("POST", _reg(s, f"/persons/{w.mother_id}/unmerge"),
+                {"headers": await merger(s, w.b.code), "json": {"reason": "attack"}}), (404,), None
+
+    @case("registry", "GET", "/v1/persons/{person_id}/merges")
+    async def _mgs(w: World, s: Stack) -> Any:
+        url = _reg(s, f"/persons/{w.mother_id}/merges")
+        return ("GET", url, {"headers": await merger(s, w.b.code)}), (404,), \
+            ("GET", url, {"headers": await merger(s, w.a.code)})
+
     return cases
 
 

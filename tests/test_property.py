@@ -169,6 +169,63 @@ async def child_screens(p: Poster, rng: random.Random, f: ref.Family, live: list
             b.hearing = True
 
 
+async def duplicate_registration(p: Poster, rng: random.Random, f: ref.Family, mother_id: str, gest: int,
+                                 insts: dict[str, bool], duplicate: str | None = None) -> None:
+    """One woman, two records (合并, issue 19): 30% of the women are booked again at another hospital under a new
+    person record (no ID number), the same pregnancy with an LMP a few days off, a visit or two and maybe folic
+    acid; a reviewer merges the records, and 30% of the merges are undone. Its own random stream (`rng`), so
+    that the other stories of a seed do not change. `duplicate` ("merged" / "unmerged") forces one."""
+    if rng.random() >= 0.3 and not duplicate:
+        return
+    main, p.rng = p.rng, rng  # the poster's retries draw from this stream too
+    try:
+        await _duplicate(p, rng, f, mother_id, gest, insts, duplicate)
+    finally:
+        p.rng = main
+
+
+async def _duplicate(p: Poster, rng: random.Random, f: ref.Family, mother_id: str, gest: int,
+                     insts: dict[str, bool], duplicate: str | None) -> None:
+    lmp = f.lmp + timedelta(days=rng.randint(-3, 3))
+    booked = min(f.booked + timedelta(days=rng.randint(1, 30)), LAST)
+    other = sorted({f.booking_institution} ^ set(insts)) or [f.booking_institution]
+    dup = ref.Family(f"P-{uuid.uuid4().hex[:12]}", f.residence, rng.choice(other), lmp, booked)
+    r = await p.post("/pregnancies", {
+        "pregnancy_id": dup.pregnancy_id, "source": SOURCE,
+        "mother": {"name": "测试", "sex": "F", "birth_date": "1993-03-03", "residence_code": f.residence},
+        "lmp_date": lmp.isoformat(), "registered_on": booked.isoformat(), "institution_code": dup.booking_institution})
+    assert r.status_code in (200, 201), r.text
+    dup_mother = r.json()["mother_id"]
+    # visits from 100 days (by either LMP, never an early check) up to the day before the delivery
+    first = max(100, (booked - f.lmp).days)
+    for g in sorted(rng.sample(range(first, gest), k=min(rng.randint(0, 2), max(gest - first, 0)))):
+        on = f.lmp + timedelta(days=g)
+        if on > LAST:
+            continue
+        grade = rng.choice(["", "green", "yellow", "orange"])
+        body: dict[str, Any] = {"type": "prenatal_visit", "occurred_at": at(on),
+                                "institution_code": dup.booking_institution, "subject_id": dup.pregnancy_id}
+        if grade:
+            body["risk_grade"] = grade
+        await p.encounter(body)
+        dup.visits.append(ref.Visit(on, grade))
+    if rng.random() < 0.5:
+        on = f.lmp + timedelta(days=rng.randint(-100, 100))
+        if on <= LAST:
+            await p.encounter({"type": "folic_acid_dispensed", "occurred_at": at(on),
+                               "institution_code": dup.booking_institution, "subject_id": dup_mother,
+                               "person_id": dup_mother, "quantity": 30})
+            dup.folic_acid.append(on)
+    r = await p.post(f"/persons/{mother_id}/merge", {"duplicate": dup_mother, "reason": "同一孕妇重复建档"})
+    assert r.status_code == 201, r.text
+    assert r.json()["pregnancies"] == [{"duplicate_id": dup.pregnancy_id, "survivor_id": f.pregnancy_id}], r.text
+    f.duplicate, f.merged = dup, True
+    if (rng.random() < 0.3 and not duplicate) or duplicate == "unmerged":
+        r = await p.post(f"/persons/{dup_mother}/unmerge", {"reason": "审核有误"})
+        assert r.status_code == 200, r.text
+        f.merged = False
+
+
 #: stories every fixed-seed run must tell (left to chance, seeds 1 and 2 never had a neonatal death): a child who
 #: dies in its first 28 days, one in its first year, one between its first and fifth birthdays, a mother who dies
 #: within 42 days of the delivery
@@ -176,7 +233,7 @@ FORCED = ("neonatal", "infant", "under5", "maternal")
 
 
 async def family_story(p: Poster, rng: random.Random, county: str, insts: dict[str, bool],
-                       force: str | None = None) -> ref.Family:
+                       force: str | None = None, duplicate: str | None = None) -> ref.Family:
     """One family, posted in an order a HIS may use; returns its final state. `force` makes it one of the
     FORCED stories (the random draws are made all the same, so the other stories of a seed do not change)."""
     inst = rng.choice(sorted(insts))
@@ -214,6 +271,9 @@ async def family_story(p: Poster, rng: random.Random, county: str, insts: dict[s
         sent = await p.encounter(body)
         visits.append((body, sent))
         f.visits.append(ref.Visit(lmp + timedelta(days=g), grade))
+    # the same woman booked again at another hospital under a second record, merged (and now and then unmerged)
+    await duplicate_registration(p, random.Random(f"{f.lmp}{f.booked}{f.residence[6:]}"), f, mother_id, gest, insts,
+                                 duplicate)
     # a correction and a void among the visits
     if visits and rng.random() < 0.3:
         i = rng.randrange(len(visits))
@@ -324,8 +384,10 @@ async def test_incremental_counts_equal_the_reference(http: httpx.AsyncClient, s
     async def one(i: int) -> ref.Family:
         async with sem:
             own = random.Random(seed * 1000 + i)
+            # and the next two women are registered twice every run: merged, and merged then unmerged
             return await family_story(Poster(http, stack, own), own, county, insts,
-                                      FORCED[i] if i < len(FORCED) else None)
+                                      FORCED[i] if i < len(FORCED) else None,
+                                      {len(FORCED): "merged", len(FORCED) + 1: "unmerged"}.get(i))
 
     families = list(await asyncio.gather(*(one(i) for i in range(FAMILIES))))
     today = datetime.now(CHINA).date().replace(day=1)
@@ -351,6 +413,8 @@ async def test_incremental_counts_equal_the_reference(http: httpx.AsyncClient, s
     year = ref.values(families, county, date(2025, 1, 1), date(2026, 12, 31), today)
     assert not [c for c, (n, d) in year.items() if not n or d == 0], year
     assert any(f.moves for f in families)
+    # and women registered twice: merged, and merged then unmerged
+    assert any(f.duplicate and f.merged for f in families) and any(f.duplicate and not f.merged for f in families)
 
     async def settled() -> bool:
         return not await mismatches()

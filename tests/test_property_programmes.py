@@ -280,10 +280,12 @@ async def couple_story(p: Poster, rng: random.Random, w: ref.World, county: str)
             w.exams.append(ref.Exam(kind, me, when, body.get("partner_id", ""), at_risk=at_risk))
 
 
-async def woman_story(p: Poster, rng: random.Random, w: ref.World, county: str, forced: bool = False) -> None:
+async def woman_story(p: Poster, rng: random.Random, w: ref.World, county: str, forced: bool = False,
+                      duplicate: str | None = None) -> None:
     """两癌 screens of a woman of 30–70, some around her 35th or 65th birthday. The `forced` one is 50 and has
     both screens abnormal, kept (every run must see an abnormal screen of each kind: left to chance, a seed
-    had none)."""
+    had none). `duplicate` ("merged" / "unmerged"): she is registered twice, and the second record's fate is
+    that (every run must see both)."""
     on = day_between(rng, date(2024, 11, 1), TODAY)
     age = rng.choice([35, 65, rng.randint(30, 70)])
     if forced:
@@ -293,11 +295,20 @@ async def woman_story(p: Poster, rng: random.Random, w: ref.World, county: str, 
     w.persons.append(she)
     if rng.random() < 0.3:
         await p.move(she, day_between(rng, date(2024, 10, 1), TODAY), some_village(rng, county))
+    # 35% of the women are registered again by the breast clinic (another record: her birth year mistyped, another
+    # village), merged into hers by a reviewer, 30% of the merges undone — decided by its own random stream, so
+    # that the rest of the seed's stories do not change
+    mr = random.Random(f"{birth}{on}{she.residence[6:]}")
+    dup = None
+    if (mr.random() < 0.35 and not forced) or duplicate:
+        dup = await p.person("F", birth.replace(year=birth.year + mr.choice([0, 1, -1]), day=min(birth.day, 28)),
+                             some_village(mr, county))
     for kind in ("cervical", "breast"):
         if rng.random() < 0.2 and not forced:
             continue
         when = day_between(rng, on, min(on + timedelta(days=30), TODAY))
-        body: dict[str, Any] = {"type": kind, "subject_id": she.person_id, "performed_on": when.isoformat(),
+        subject = dup if dup is not None and kind == "breast" else she
+        body: dict[str, Any] = {"type": kind, "subject_id": subject.person_id, "performed_on": when.isoformat(),
                                 "institution_code": p.inst}
         if kind == "cervical":
             result = rng.choice(["normal", "normal", "abnormal"])
@@ -309,7 +320,7 @@ async def woman_story(p: Poster, rng: random.Random, w: ref.World, county: str, 
             birads = 4 if forced else birads
             body.update(method="ultrasound", birads=birads)
             abnormal = birads in (0, 4, 5, 6)
-        sent = await p.screen(body, she.lives_on(when))
+        sent = await p.screen(body, subject.lives_on(when))
         if sent.get("followup") and rng.random() < 0.5:
             case = sent["followup"]
             await p.act(case, "contacted", min(when + timedelta(days=2), TODAY))
@@ -327,7 +338,14 @@ async def woman_story(p: Poster, rng: random.Random, w: ref.World, county: str, 
         if rng.random() < 0.07 and not forced:
             await p.void_screen(body)
             continue
-        w.exams.append(ref.Exam(kind, she, when, abnormal=abnormal))
+        w.exams.append(ref.Exam(kind, subject, when, abnormal=abnormal))
+    if dup is not None:
+        await p.call("POST", f"{p.reg}/persons/{she.person_id}/merge", {"duplicate": dup.person_id,
+                                                                          "reason": "两癌筛查重复建档"}, ok=(201,))
+        dup.merged_into = she
+        if (mr.random() < 0.3 and not duplicate) or duplicate == "unmerged":
+            await p.call("POST", f"{p.reg}/persons/{dup.person_id}/unmerge", {"reason": "审核有误"}, ok=(200,))
+            dup.merged_into = None
 
 
 def overweight_check(sex: str, day: int) -> tuple[int, float, float] | None:
@@ -588,7 +606,9 @@ async def test_programme_counts_equal_the_reference(http: httpx.AsyncClient, sta
             if i < COUPLES:
                 await couple_story(p, rng, w, county)
             elif i < COUPLES + WOMEN:
-                await woman_story(p, rng, w, county, i == COUPLES)
+                # the next two women are registered twice every run: merged, and merged then unmerged
+                await woman_story(p, rng, w, county, i == COUPLES,
+                                  {COUPLES + 1: "merged", COUPLES + 2: "unmerged"}.get(i))
             else:
                 await family_story(p, rng, w, county, offices, grades_seen, queued, i == COUPLES + WOMEN)
 

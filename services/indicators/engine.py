@@ -17,12 +17,12 @@ from kit.settings import SERVICES, get_settings
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from indicators.clock import china_today
-from indicators.domain import periods, regions, units
+from indicators.domain import merges, periods, regions, units
 from indicators.domain.catalogue import Catalogue, by_measure
 from indicators.domain.facts import Fact
 from indicators.events.translate import to_facts
+from indicators.store import aliases, sql
 from indicators.store import filings as filings_store
-from indicators.store import sql
 from indicators.store.sql import CounterKey
 
 
@@ -142,12 +142,17 @@ class Engine:
         changed = await sql.upsert_facts(conn, fresh)
         if not changed:
             return 0
-        touched = {s for s in changed if units.unit_kind(s)} | await sql.units_linked_to(conn, changed)
+        # a merge or unmerge (合并) changes how subjects are read: theirs, and the subjects they were or are read
+        # as, are recomputed; a fact of a merged-away subject is its canonical subject's
+        subjects = changed | await aliases.realias(conn, sorted(s for s in changed if merges.is_merge(s)))
+        canon = await aliases.canonical(conn, subjects)
+        subjects |= set(canon.values())
+        touched = {s for s in subjects if units.unit_kind(s)} | await sql.units_linked_to(conn, subjects)
         records: dict[str, list[Origin]] = {}
         for f in fresh:
             if f.subject_key in changed:
                 rid, who = (origins or {}).get(f.record_key, ("", ""))
-                records.setdefault(f.subject_key, []).append(Origin(f.record_key, rid, who))
+                records.setdefault(canon.get(f.subject_key, f.subject_key), []).append(Origin(f.record_key, rid, who))
         await self.recompute(conn, touched, records)
         return len(touched)
 
@@ -171,20 +176,38 @@ class Engine:
 
     async def compute(self, conn: AsyncConnection,
                       keys: Sequence[str]) -> dict[str, tuple[list[units.Measured], list[str]]]:
-        own = await sql.facts_of(conn, keys)
-        by_subject: dict[str, list[Fact]] = {}
-        for f in own:
-            by_subject.setdefault(f.subject_key, []).append(f)
-        deps = {k: units.dependencies(k, by_subject.get(k, [])) for k in keys}
+        """Each unit's contributions and dependencies. Merged subjects (合并): a unit merged away contributes
+        nothing; a canonical unit reads its own facts and those of every subject merged into it, and depends on
+        the canonical subjects of what its facts name."""
+        alias = await aliases.related(conn, keys)
+        live = [k for k in keys if k not in alias]
+        by_subject = await self._facts_by_subject(conn, [*live, *(s for s, c in alias.items() if c in live)], alias)
+        named = {k: units.dependencies(k, by_subject.get(k, []), alias) for k in live}
+        named_deps = {d for ds in named.values() for d in ds}
+        dep_alias = await aliases.related(conn, named_deps)
+        if merged_away := {c for d, c in dep_alias.items() if d in named_deps}:  # their canonicals' other members
+            dep_alias |= await aliases.members(conn, merged_away)
+        alias |= dep_alias
+        deps = {k: sorted({alias.get(d, d) for d in ds} - {k}) for k, ds in named.items()}
         needed = {d for ds in deps.values() for d in ds} - set(by_subject)
-        for f in await sql.facts_of(conn, needed) if needed else []:
-            by_subject.setdefault(f.subject_key, []).append(f)
-        out = {}
-        for k in keys:
+        more = [s for s, c in dep_alias.items() if c in needed]
+        for subject, fs in (await self._facts_by_subject(conn, [*needed, *more], alias)).items():
+            by_subject.setdefault(subject, []).extend(fs)
+        out: dict[str, tuple[list[units.Measured], list[str]]] = {k: ([], []) for k in keys if k not in live}
+        for k in live:
             facts = list(by_subject.get(k, []))
             for d in deps[k]:
                 facts.extend(by_subject.get(d, []))
-            out[k] = (units.compute_measured(k, facts, self.catalogue), deps[k])
+            out[k] = (units.compute_measured(k, facts, self.catalogue, alias), deps[k])
+        return out
+
+    @staticmethod
+    async def _facts_by_subject(conn: AsyncConnection, subjects: Sequence[str],
+                                alias: Mapping[str, str]) -> dict[str, list[Fact]]:
+        """The facts of these subjects, grouped by the subject each is read as."""
+        out: dict[str, list[Fact]] = {}
+        for f in await sql.facts_of(conn, subjects) if subjects else []:
+            out.setdefault(alias.get(f.subject_key, f.subject_key), []).append(f)
         return out
 
     async def recompute(self, conn: AsyncConnection, keys: Iterable[str],
@@ -255,6 +278,7 @@ class Engine:
         await sql.lock_engine(conn)
         await sql.save_parts(conn, self.catalogue.parts())
         keys = [k for k in await sql.candidate_units(conn) if units.unit_kind(k)]
+        await aliases.rederive(conn)
         await conn.exec_driver_sql("delete from unit_link")
         await conn.exec_driver_sql("delete from unit")
         await conn.exec_driver_sql("delete from tally")

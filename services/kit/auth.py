@@ -44,7 +44,7 @@ REGION_RE = re.compile(r"^([0-9]{2}|[0-9]{4}|[0-9]{6}|[0-9]{9}|[0-9]{12})?$")
 
 #: every scope of the platform; `pii:read` unmasks personal fields, `admin` is the operators' own
 SCOPES = (
-    "registry:write", "registry:read",
+    "registry:write", "registry:read", "registry:merge",
     "screening:write", "screening:read",
     "certificates:stock", "certificates:issue", "certificates:read", "certificates:verify",
     "certificates:prepare", "certificates:seal", "certificates:void",

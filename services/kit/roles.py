@@ -42,11 +42,11 @@ ROLES: dict[str, Role] = {r.code: r for r in (
     #: reads audit trails and unmasked personal data, every read of it audited
     _r("auditor", "审计员", "person", "audit:read", "pii:read", "registry:read", "screening:read",
        "certificates:read"),
-    #: 匹配审核员: decides the pairs of likely duplicate persons of the region (confirm: merged; reject),
-    #: comparing their personal fields (every read audited)
-    _r("reviewer", "疑似重复人员审核员", "person", "persons:review", "registry:read", "pii:read"),
-    #: runs the platform: targets, rebuilds, reconciliation, accounts
-    _r("operator", "运维", "any", "indicators:admin", "indicators:read", "accounts:admin"),
+    #: 身份审核员: decides the pairs of likely duplicate persons of the region (confirm: merged; reject), comparing
+    #: their personal fields (every read audited), and merges and unmerges person records
+    _r("reviewer", "身份审核员", "person", "persons:review", "registry:merge", "registry:read", "pii:read"),
+    #: runs the platform: targets, rebuilds, reconciliation, accounts; merges person records (issue 19)
+    _r("operator", "运维", "any", "indicators:admin", "indicators:read", "accounts:admin", "registry:merge"),
 )}
 
 

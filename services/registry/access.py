@@ -85,3 +85,11 @@ def sees_review(scope: Scope, row: Any) -> bool:
 def require_review(scope: Scope, row: Any, match_id: int) -> Any:
     scope.require_object([row["region_code"] if row else None], "person match", str(match_id))
     return row
+
+
+def require_merge_pair(scope: Scope, survivor: tuple[str, str | None], duplicate: tuple[str, str | None]) -> None:
+    """A merge or an unmerge (合并 / 撤销合并) changes how both records are read: the caller must see both in
+    full, i.e. both women (children) live, now, in the caller's region. `survivor` / `duplicate`: (person id,
+    current residence or None when there is no such record). Another county's record answers as missing."""
+    for pid, residence in (survivor, duplicate):
+        scope.require_object([residence], "person", pid)

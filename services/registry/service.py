@@ -22,7 +22,7 @@ from kit.scope import ItemAnswer, Scope, UnitOfWork, per_item
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from registry import access, person_matching
+from registry import access, merging, person_matching
 from registry.api.schemas import ENCOUNTER_FIELDS, EncounterIn
 from registry.domain import documents, encounters, identity, matching, model, names
 from registry.domain.model import (
@@ -296,7 +296,10 @@ async def pregnancy_view(db: Database, scope: Scope, pregnancy_id: str) -> dict[
     async with UnitOfWork(db, scope) as uow:
         found = await sql.get_pregnancy(uow.conn, pregnancy_id)
         preg = found[0] if found else None
-        encs = await sql.encounters_of_pregnancy(uow.conn, pregnancy_id) if preg else []
+        merged_into, merged = await merging.pregnancy_members(uow.conn, pregnancy_id) if preg else (None, [])
+        encs = [e for p in (pregnancy_id, *merged)  # one episode registered twice is read as one (合并)
+                for e in await sql.encounters_of_pregnancy(uow.conn, p)] if preg else []
+        encs.sort(key=lambda e: (str(e["occurred_on"]), e["source"], e["encounter_id"]))
         booking = await sql.institution_region(uow.conn, preg.institution_code) if preg else None
         view = access.view_of(scope, preg.residence_code if preg else None,
                               [booking, *access.encounter_regions(encs)] if preg else [], "pregnancy", pregnancy_id)
@@ -306,8 +309,8 @@ async def pregnancy_view(db: Database, scope: Scope, pregnancy_id: str) -> dict[
         return {"pregnancy_id": pregnancy_id, "visibility": "care",
                 "encounters": [view_encounter(e) for e in access.own_encounters(scope, encs)]}
     views = [view_encounter(e) for e in encs]
-    return {**_pregnancy_view(preg), "visibility": "full", "facts": pregnancy_facts(preg, views),
-            "encounters": views}
+    return {**_pregnancy_view(preg), "visibility": "full", "merged_into": merged_into, "merged": merged,
+            "facts": pregnancy_facts(preg, views), "encounters": views}
 
 
 async def audit_read(uow: UnitOfWork, kind: str, subject: str, fields: list[str], unmasked: bool) -> None:
@@ -694,8 +697,12 @@ async def read_person(db: Database, scope: Scope, person_id: str) -> dict[str, A
 async def _person_view(conn: AsyncConnection, person_id: str, row: Any, hist: list[tuple[date | None, str]],
                        rows: list[dict[str, Any]]) -> dict[str, Any]:
     """A person with residence history, links, death and encounters (a child's checks with z-scores)."""
+    merged_into, duplicates = await merging.members(conn, person_id)
+    for dup in duplicates:  # a merged record's care is read as the survivor's (issue 19)
+        rows = rows + await sql.encounters_of_person(conn, dup)
     encs = [view_encounter(e) for e in rows]
     return {
+        "merged_into": merged_into, "merged": duplicates,
         "visibility": "full", "person_id": person_id, "id_number": row["id_number"], "name": row["name"],
         "phone": row["phone"], "document_type": row["document_type"], "document_number": row["document_number"],
         "sex": row["sex"], "birth_date": str(row["birth_date"]), "version": row["version"],
@@ -704,7 +711,7 @@ async def _person_view(conn: AsyncConnection, person_id: str, row: Any, hist: li
         "mother_id": str(row["mother_id"]) if row["mother_id"] else None,
         "born_in_pregnancy_id": row["born_in_pregnancy_id"],
         "died_on": str(row["died_on"]) if row["died_on"] else None,
-        "children": await sql.children_of(conn, person_id),
+        "children": [c for m in (person_id, *duplicates) for c in await sql.children_of(conn, m)],
         "checks": [e for e in encs if e["type"] in ("newborn_visit", "child_health_check")
                    and e["status"] == "active"],
         "encounters": encs,
@@ -862,3 +869,11 @@ def _search_hit(r: Any) -> dict[str, Any]:
             "phone": r["phone"], "residence_code": r["residence_code"].strip(),
             "mother_id": str(r["mother_id"]) if r["mother_id"] else None,
             "died_on": str(r["died_on"]) if r["died_on"] else None}
+
+
+# ---------------------------------------------------------------- merges (合并 / 撤销合并: registry.merging)
+# each its own unit of work; within another use case's unit of work (the review queue's "confirm") call
+# registry.merging.merge_persons(uow, survivor_id, duplicate_id, reason) / unmerge_person(uow, duplicate_id, reason)
+merge = merging.merge
+unmerge = merging.unmerge
+merge_history = merging.history

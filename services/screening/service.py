@@ -25,7 +25,7 @@ from screening.domain import followup, model, rules
 from screening.domain.followup import HIGH_RISK_PREGNANCY, Case
 from screening.domain.model import DomainError, PregnancyInfo, fail
 from screening.events import publish
-from screening.store import sql
+from screening.store import merges, sql
 
 SERVICE = "screening"
 RULES = rules.load()
@@ -270,7 +270,17 @@ async def reconsider_high_risk(conn: AsyncConnection, pregnancy_id: str, mother_
     """高危孕产妇专案管理: the first orange/red/purple grade of a pregnancy opens its case; if corrections
     leave no such grade, the open case is closed (kept) with the reason."""
     spec = RULES.current.high_risk_case
-    visits = await sql.graded_visits(conn, pregnancy_id)
+    survivor = await merges.pregnancy_survivor(conn, pregnancy_id)
+    if survivor is not None:
+        # one episode registered twice and merged (合并): the survivor's case is the episode's, due as for one
+        # pregnancy; this registration's own case closes (kept; reopened if the merge is undone)
+        own = await sql.high_risk_case(conn, pregnancy_id)
+        if own is not None and own.status == "open":
+            closed = followup.close_for(own, today or today_cn(), f"merged into pregnancy {survivor}")
+            await sql.save_case(conn, closed)
+            await outbox.append(conn, [publish.followup_changed(closed)], SERVICE)
+        pregnancy_id = survivor
+    visits = await sql.graded_visits(conn, [pregnancy_id, *await merges.pregnancy_duplicates(conn, pregnancy_id)])
     high = [v for v in visits if v[1] in spec.grades]
     case = await sql.high_risk_case(conn, pregnancy_id)
     new: Case | None = case
@@ -309,6 +319,21 @@ async def close_cases_of_voided_pregnancy(conn: AsyncConnection, pregnancy_id: s
         await outbox.append(conn, [publish.followup_changed(closed)], SERVICE)
 
 
+async def follow_merge(conn: AsyncConnection, msg: Any) -> None:
+    """合并 / 撤销合并 in the registry: the duplicate's cases become the survivor's (given back on unmerge), and the
+    high-risk case of each pregnancy registered twice is reconsidered as one episode's (its due date from the
+    first high grade of either registration). Idempotent: an older or repeated version changes nothing."""
+    pairs = [(p.duplicate_id, p.survivor_id) for p in msg.pregnancies]
+    if not await merges.save_merge(conn, msg.merge_id, msg.survivor_id, msg.duplicate_id, pairs, msg.version,
+                                   msg.unmerged):
+        return
+    for case in await merges.repoint_cases(conn, msg.survivor_id, msg.duplicate_id, msg.unmerged):
+        await outbox.append(conn, [publish.followup_changed(case)], SERVICE)
+    for dup, surv in pairs:
+        await reconsider_high_risk(conn, dup, msg.duplicate_id)
+        await reconsider_high_risk(conn, surv, msg.survivor_id)
+
+
 async def apply_registry_events(conn: AsyncConnection, events: Sequence[tuple[str, Any]]) -> None:
     """Keep what screening needs to know from registry events (payloads already parsed). A graded visit is
     considered at once, event by event: whether a pregnancy's case opens must not depend on how the events
@@ -328,6 +353,8 @@ async def apply_registry_events(conn: AsyncConnection, events: Sequence[tuple[st
                 date.fromisoformat(msg.registered_on), msg.residence_code, msg.voided), msg.version)
             if msg.voided:
                 await close_cases_of_voided_pregnancy(conn, msg.pregnancy_id)
+        elif etype == read.PERSON_MERGED:
+            await follow_merge(conn, msg)
         elif etype == read.ENCOUNTER_RECORDED and msg.pregnancy_id:
             on = date.fromisoformat(msg.occurred_on)
             kind = msg.WhichOneof("detail")

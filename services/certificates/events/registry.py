@@ -16,6 +16,7 @@ from certificates.store import sql
 INSTITUTION_UPSERTED = "registry.institution.upserted"
 PERSON_UPSERTED = "registry.person.upserted"
 ENCOUNTER_RECORDED = "registry.encounter.recorded"
+PERSON_MERGED = "registry.person.merged"
 
 
 class RegistryFacts:
@@ -39,6 +40,9 @@ class RegistryFacts:
                 if p.mother_id or p.born_in_pregnancy_id:  # children born in the registry
                     await sql.upsert_child(db, p.person_id, date.fromisoformat(p.birth_date), p.sex, p.mother_id,
                                            p.born_in_pregnancy_id, p.version)
+            elif env.type == PERSON_MERGED:  # a child's certificates follow the child (合并)
+                m = payload(env, pb.PersonMerged)
+                await sql.save_merge(db, m.merge_id, m.survivor_id, m.duplicate_id, m.version, m.unmerged)
             elif env.type == ENCOUNTER_RECORDED:
                 e = payload(env, pb.EncounterRecorded)
                 if e.type != "delivery":

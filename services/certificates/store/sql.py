@@ -254,7 +254,8 @@ async def certificates_of_child(db: Conn, child_id: str, region: str) -> list[Ce
     cid = _uuid(child_id)
     if cid is None:
         return []
-    return [facts(r) for r in await db.fetch("select * from serial where child_id = $1 "
+    # a merged child's certificates are the child's, whichever of its records they were issued for (合并)
+    return [facts(r) for r in await db.fetch("select * from serial where child_id in (select child_records($1)) "
                                              "and starts_with(institution_region, $2) order by serial", cid, region)]
 
 
@@ -281,7 +282,8 @@ async def prepare_facts(db: Conn, institution: str, child_id: str, previous_seri
         "  (select region_code from institution where code = $1) as region, "
         "  c.birth_date, b.institution_code as born_at, b.place, bi.region_code as child_region, "
         "  (select coalesce(json_agg(json_build_array(serial, state, kind, child_id, institution_code, "
-        "          prepared_by) order by serial), '[]') from serial where child_id = $2) as certs, "
+        "          prepared_by) order by serial), '[]') from serial "
+        "   where child_id in (select child_records($2))) as certs, "
         "  (select json_build_array(serial, state, kind, child_id, institution_code, prepared_by) "
         "   from serial where serial = $3 and child_id is not null) as previous "
         "from (select 1) q left join child c on c.child_id = $2 "
@@ -395,3 +397,12 @@ async def account(auth: Database, account_id: str) -> dict[str, Any] | None:
             "select client_id, name, kind, roles, institution_code, staff_id, region_prefix from api_client "
             "where client_id = :id and disabled_at is null"), {"id": account_id})).mappings().first()
     return dict(row) if row else None
+
+
+async def save_merge(db: Conn, merge_id: str, survivor: str, duplicate: str, version: int, unmerged: bool) -> None:
+    """A registry merge (合并) as certificates keeps it: the newest version wins."""
+    await db.execute(
+        "insert into person_merge (merge_id, survivor_id, duplicate_id, version, unmerged) "
+        "values ($1, $2, $3, $4, $5) on conflict (merge_id) do update set version = excluded.version, "
+        "unmerged = excluded.unmerged where person_merge.version < excluded.version",
+        merge_id, uuid.UUID(survivor), uuid.UUID(duplicate), version, unmerged)

@@ -16,7 +16,7 @@ out-of-order, corrected and voided events move the counts exactly.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -117,34 +117,46 @@ def zscore(v: Any) -> float | None:
 # --- facts of a unit -------------------------------------------------------------------------------------
 
 class Facts:
-    """The facts loaded for one unit (its own and its dependencies'), indexed for the rules below."""
+    """The facts loaded for one unit (its own and its dependencies'), indexed for the rules below.
 
-    def __init__(self, facts: Iterable[Fact]) -> None:
+    `alias` (merged subjects, 合并: subject → the subject it is read as): the facts of a merged-away subject are
+    the canonical subject's, and a record asked for by a merged-away key (`person:<duplicate>`) is the canonical
+    one (the survivor's)."""
+
+    def __init__(self, facts: Iterable[Fact], alias: Mapping[str, str] | None = None) -> None:
         self.by_key: dict[str, Fact] = {}
         self.by_subject: dict[str, list[Fact]] = {}
+        self.alias: Mapping[str, str] = alias or {}
         for f in facts:
             self.by_key[f.record_key] = f
-            self.by_subject.setdefault(f.subject_key, []).append(f)
+            self.by_subject.setdefault(self.canon(f.subject_key), []).append(f)
+
+    def canon(self, key: str) -> str:
+        return self.alias.get(key, key)
+
+    def canon_person(self, person_id: str) -> str:
+        """The person id a (possibly merged-away) person id is read as."""
+        return self.canon(f"person:{person_id}").split(":", 1)[1] if person_id else person_id
 
     def record(self, key: str) -> Fact | None:
-        f = self.by_key.get(key)
+        f = self.by_key.get(self.canon(key))
         return None if f is None or f.voided else f
 
     def encounters(self, subject: str, *types: str) -> list[dict[str, Any]]:
-        out = [f.body for f in self.by_subject.get(subject, [])
+        out = [f.body for f in self.by_subject.get(self.canon(subject), [])
                if f.record_key.startswith("encounter:") and not f.voided and (not types or f.body["type"] in types)]
         out.sort(key=lambda b: (b["occurred_on"], b.get("encounter_key", "")))
         return out
 
     def screenings(self, subject: str, *types: str) -> list[dict[str, Any]]:
-        out = [f.body for f in self.by_subject.get(subject, [])
+        out = [f.body for f in self.by_subject.get(self.canon(subject), [])
                if f.record_key.startswith("screening:") and not f.voided and (not types or f.body["type"] in types)]
         out.sort(key=lambda b: (b["performed_on"], b.get("screening_key", "")))
         return out
 
     def of_kind(self, subject: str, prefix: str) -> list[dict[str, Any]]:
         """The subject's records filed under `prefix` (``case:`` follow-up cases, ``certificate:`` ...)."""
-        return [f.body for f in self.by_subject.get(subject, [])
+        return [f.body for f in self.by_subject.get(self.canon(subject), [])
                 if f.record_key.startswith(prefix) and not f.voided]
 
     def clock_month(self) -> date | None:
@@ -171,8 +183,8 @@ def first_residence(person: Fact | None) -> str:
 
 # --- pregnancy episodes ----------------------------------------------------------------------------------
 
-def pregnancy_dependencies(key: str, own: Iterable[Fact]) -> list[str]:
-    fs = Facts(own)
+def pregnancy_dependencies(key: str, own: Iterable[Fact], alias: Mapping[str, str] | None = None) -> list[str]:
+    fs = Facts(own, alias)
     preg = fs.record(key)
     if preg is None:
         return []
@@ -328,8 +340,8 @@ def _partners(key: str, own: Facts) -> list[str]:
                    if s.get("partner_id")})
 
 
-def person_dependencies(key: str, own: Iterable[Fact]) -> list[str]:
-    fs = Facts(own)
+def person_dependencies(key: str, own: Iterable[Fact], alias: Mapping[str, str] | None = None) -> list[str]:
+    fs = Facts(own, alias)
     person = fs.record(key)
     clock = [CLOCK] if person is not None and person.body.get("birth_date") else []
     born_in = person.body.get("born_in_pregnancy_id") if person is not None else ""
@@ -351,7 +363,7 @@ def born_alive_viable(key: str, person: Fact, fs: Facts) -> bool:
     if lmp is None or on is None or (on - lmp).days < VIABLE_GESTATION_DAYS:
         return False
     me = key.split(":", 1)[1]
-    return any(b.get("child_id") == me and b.get("outcome") == "live"
+    return any(fs.canon_person(b.get("child_id", "")) == me and b.get("outcome") == "live"
                for b in deliveries[-1]["delivery"].get("babies", []))
 
 
@@ -374,12 +386,15 @@ def _couple_entities(key: str, fs: Facts, person: Fact | None) -> list[Entity]:
             if on is not None and not s.get("partner_id") and kind != "premarital_exam":
                 out.append(Entity(f"{kind}_couple", on, _where(person, s, on), s.get("institution_code", ""),
                                   {"both_examined": False}))
-        for partner in sorted({s["partner_id"] for s in mine if s.get("partner_id")}):
+        def partner_of(s: dict[str, Any]) -> str:
+            return fs.canon_person(s.get("partner_id") or "")  # a merged partner is the survivor (合并)
+
+        for partner in sorted({partner_of(s) for s in mine if s.get("partner_id")} - {me}):
             theirs = fs.screenings(f"person:{partner}", kind)
-            if any(t.get("partner_id") == me for t in theirs) and partner < me:
+            if any(partner_of(t) == me for t in theirs) and partner < me:
                 continue  # the partner's unit counts this couple
-            named = [s for s in mine if s.get("partner_id") == partner]
-            other = [t for t in theirs if t.get("partner_id") in (me, "")]
+            named = [s for s in mine if partner_of(s) == partner]
+            other = [t for t in theirs if partner_of(t) in (me, "")]
             both = bool(other)
             if kind == "premarital_exam" and not both:
                 continue
@@ -679,17 +694,24 @@ ENTITIES = {"pregnancy": pregnancy_entities, "person": person_entities, "marriag
             "followup": followup_entities, "cert": certificate_entities, "stock": stock_entities}
 
 
-def entities(unit_key: str, facts: Iterable[Fact]) -> list[Entity]:
+def entities(unit_key: str, facts: Iterable[Fact], alias: Mapping[str, str] | None = None) -> list[Entity]:
+    """`alias`: merged subjects (subject → the subject it is read as); a unit merged away has no entities."""
     kind = unit_kind(unit_key)
-    return ENTITIES[kind](unit_key, Facts(facts)) if kind else []
+    if not kind or (alias or {}).get(unit_key, unit_key) != unit_key:
+        return []
+    return ENTITIES[kind](unit_key, Facts(facts, alias))
 
 
-def dependencies(unit_key: str, own: Iterable[Fact]) -> list[str]:
+def dependencies(unit_key: str, own: Iterable[Fact], alias: Mapping[str, str] | None = None) -> list[str]:
+    """The subjects whose facts the unit reads besides its own (as named in its facts: the engine maps merged-away
+    subjects to the subjects they are read as)."""
     kind = unit_kind(unit_key)
+    if (alias or {}).get(unit_key, unit_key) != unit_key:
+        return []
     if kind == "pregnancy":
-        return pregnancy_dependencies(unit_key, own)
+        return pregnancy_dependencies(unit_key, own, alias)
     if kind == "person":
-        return person_dependencies(unit_key, own)
+        return person_dependencies(unit_key, own, alias)
     return []
 
 
@@ -717,9 +739,11 @@ def contributions(ents: Iterable[Entity], catalogue: Catalogue) -> list[Contribu
     return out
 
 
-def compute(unit_key: str, facts: Iterable[Fact], catalogue: Catalogue) -> list[Contribution]:
-    return contributions(entities(unit_key, facts), catalogue)
+def compute(unit_key: str, facts: Iterable[Fact], catalogue: Catalogue,
+            alias: Mapping[str, str] | None = None) -> list[Contribution]:
+    return contributions(entities(unit_key, facts, alias), catalogue)
 
 
-def compute_measured(unit_key: str, facts: Iterable[Fact], catalogue: Catalogue) -> list[Measured]:
-    return measured(entities(unit_key, facts), catalogue)
+def compute_measured(unit_key: str, facts: Iterable[Fact], catalogue: Catalogue,
+                     alias: Mapping[str, str] | None = None) -> list[Measured]:
+    return measured(entities(unit_key, facts, alias), catalogue)

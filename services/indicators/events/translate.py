@@ -47,6 +47,10 @@ def to_facts(env: Envelope) -> list[Fact]:
         p2 = payload(env, reg.PersonUpserted)
         key = f"person:{p2.person_id}"
         return [Fact(key, key, p2.version, False, _dict(p2))]
+    if t == "registry.person.merged":  # 合并 / 撤销合并: an unmerge is a newer version, voided
+        pm = payload(env, reg.PersonMerged)
+        key = f"merge:{pm.merge_id}"
+        return [Fact(key, key, pm.version, pm.unmerged, _dict(pm))]
     if t == "registry.marriage.recorded":
         m = payload(env, reg.MarriageRecorded)
         key = f"marriage:{m.registration_key}"

@@ -15,7 +15,7 @@ from kit.records import DomainError
 from kit.scope import Scope
 
 from registry import service
-from registry.api.schemas import InstitutionIn, PersonIn, ResidenceIn, VoidIn
+from registry.api.schemas import InstitutionIn, MergeIn, PersonIn, ResidenceIn, UnmergeIn, VoidIn
 from registry.domain.model import Institution
 from registry.domain.search import MAX_RESULTS, PersonSearch
 
@@ -141,6 +141,28 @@ async def post_residence(person_id: str, body: ResidenceIn, request: Request,
     her current county and the new one."""
     status, version = await service.add_residence(_db(request), Scope(p), person_id, body.since, body.region_code)
     return ORJSONResponse({"person_id": person_id, "version": version}, status_code=status)
+
+
+@router.post("/persons/{person_id}/merge", summary="Merge a duplicate record into this person (合并重复档案): "
+             "the duplicate's pregnancies, encounters, marriages, child links, screenings and certificates are "
+             "read as this person's; both records must live in the caller's region", status_code=201)
+async def post_merge(person_id: str, body: MergeIn, request: Request,
+                     p: Principal = Depends(require("registry:merge"))) -> ORJSONResponse:
+    m = await service.merge(_db(request), Scope(p), person_id, body.duplicate, body.reason)
+    return ORJSONResponse(m, status_code=201)
+
+
+@router.post("/persons/{person_id}/unmerge", summary="Undo the merge of this duplicate record (撤销合并): every "
+             "record is its own person's again, exactly as before the merge")
+async def post_unmerge(person_id: str, body: UnmergeIn, request: Request,
+                       p: Principal = Depends(require("registry:merge"))) -> dict[str, Any]:
+    return await service.unmerge(_db(request), Scope(p), person_id, body.reason)
+
+
+@router.get("/persons/{person_id}/merges", summary="The merges a record took part in (who, when, why)")
+async def get_merges(person_id: str, request: Request,
+                     p: Principal = Depends(require("registry:merge"))) -> dict[str, Any]:
+    return {"person_id": person_id, "merges": await service.merge_history(_db(request), Scope(p), person_id)}
 
 
 @router.delete("/pregnancies/{pregnancy_id}", summary="Void a pregnancy registration (after its encounters)")

@@ -228,3 +228,18 @@ class MarriageIn(BaseModel):
     def _person_refs(cls, v: list[dict[str, Any]]) -> list[dict[str, Any]]:
         _bad_person_refs([((i,), p) for i, p in enumerate(v)])
         return v
+
+
+class MergeIn(BaseModel):
+    """合并: the record `duplicate` is the same woman / child as the person in the path (the survivor)."""
+
+    model_config = ConfigDict(extra="forbid")
+    duplicate: str = Field(min_length=1, max_length=64, description="person_id of the duplicate record")
+    reason: Name = Field(min_length=1, max_length=500, description="why the reviewer says they are one person")
+
+
+class UnmergeIn(BaseModel):
+    """撤销合并: the record in the path (a duplicate) is its own person again."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: Name = Field(min_length=1, max_length=500)

@@ -105,3 +105,17 @@ def marriage_recorded(m: dict[str, Any]) -> NewEvent:
         registration_key=key, registered_on=on.isoformat(), region_code=m["region_code"],
         person_ids=[str(p) for p in m["person_ids"]], version=m["version"], voided=m["voided"]),
         subject_key=f"marriage:{key}", region_code=m["region_code"], occurred_at=on)
+
+
+PERSON_MERGED = "registry.person.merged"
+
+
+def person_merged(m: dict[str, Any], merged_on: date) -> NewEvent:
+    """合并 / 撤销合并: the whole current state of one merge (version 2 = unmerged). Keyed by the duplicate, the
+    record whose reading changes, so that it is ordered with the duplicate's own events."""
+    return NewEvent(PERSON_MERGED, pb.PersonMerged(
+        merge_id=m["merge_id"], survivor_id=m["survivor_id"], duplicate_id=m["duplicate_id"],
+        pregnancies=[pb.PregnancyMerge(duplicate_id=p["duplicate_id"], survivor_id=p["survivor_id"])
+                     for p in m["pregnancies"]],
+        version=m["version"], unmerged=m["status"] == "unmerged", merged_on=merged_on.isoformat()),
+        subject_key=f"person:{m['duplicate_id']}")

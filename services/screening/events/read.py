@@ -11,12 +11,14 @@ INSTITUTION_UPSERTED = "registry.institution.upserted"
 PERSON_UPSERTED = "registry.person.upserted"
 PREGNANCY_RECORDED = "registry.pregnancy.recorded"
 ENCOUNTER_RECORDED = "registry.encounter.recorded"
+PERSON_MERGED = "registry.person.merged"
 
 MESSAGES: dict[str, type[Any]] = {
     INSTITUTION_UPSERTED: pb.InstitutionUpserted,
     PERSON_UPSERTED: pb.PersonUpserted,
     PREGNANCY_RECORDED: pb.PregnancyRecorded,
     ENCOUNTER_RECORDED: pb.EncounterRecorded,
+    PERSON_MERGED: pb.PersonMerged,
 }
 
 

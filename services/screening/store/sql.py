@@ -93,11 +93,14 @@ async def upsert_graded_visit(conn: AsyncConnection, key: str, pregnancy_id: str
         key, pregnancy_id, on, grade, institution_code, voided, version)
 
 
-async def graded_visits(conn: AsyncConnection, pregnancy_id: str) -> list[tuple[date, str, str]]:
-    """(date, grade, institution) of the pregnancy's live graded visits, oldest first."""
+async def graded_visits(conn: AsyncConnection, pregnancy_id: str | list[str]) -> list[tuple[date, str, str]]:
+    """(date, grade, institution) of the pregnancy's live graded visits, oldest first (of several registrations
+    of one episode, merged: a list)."""
     c = await raw(conn)
+    ids = [pregnancy_id] if isinstance(pregnancy_id, str) else pregnancy_id
     rows = await c.fetch("select occurred_on, risk_grade, institution_code from graded_visit "
-                         "where pregnancy_id = $1 and not voided order by occurred_on, encounter_key", pregnancy_id)
+                         "where pregnancy_id = any($1::text[]) and not voided order by occurred_on, encounter_key",
+                         ids)
     return [(r["occurred_on"], r["risk_grade"], r["institution_code"]) for r in rows]
 
 

@@ -513,3 +513,74 @@ class MarriageRecorded(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___MarriageRecorded: _TypeAlias = MarriageRecorded  # noqa: Y015
+
+@_typing.final
+class PregnancyMerge(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DUPLICATE_ID_FIELD_NUMBER: _builtins.int
+    SURVIVOR_ID_FIELD_NUMBER: _builtins.int
+    duplicate_id: _builtins.str
+    """the duplicate registration's pregnancy"""
+    survivor_id: _builtins.str
+    """the survivor's registration of the same pregnancy"""
+    def __init__(
+        self,
+        *,
+        duplicate_id: _builtins.str = ...,
+        survivor_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["duplicate_id", b"duplicate_id", "survivor_id", b"survivor_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PregnancyMerge: _TypeAlias = PregnancyMerge  # noqa: Y015
+
+@_typing.final
+class PersonMerged(_message.Message):
+    """type "registry.person.merged", schema_version 1: two person records are one woman / child (合并). The
+    duplicate and everything recorded for her (pregnancies, encounters, marriages, child links, screenings,
+    certificates) are read as the survivor's; the duplicate's pregnancies that are the survivor's pregnancies
+    (the same episode) are read as those. An unmerge (撤销合并) is a newer version with `unmerged` set: every
+    record is its own person's again. Consumers keep the newest version of each merge_id.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MERGE_ID_FIELD_NUMBER: _builtins.int
+    SURVIVOR_ID_FIELD_NUMBER: _builtins.int
+    DUPLICATE_ID_FIELD_NUMBER: _builtins.int
+    PREGNANCIES_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    UNMERGED_FIELD_NUMBER: _builtins.int
+    MERGED_ON_FIELD_NUMBER: _builtins.int
+    merge_id: _builtins.str
+    survivor_id: _builtins.str
+    duplicate_id: _builtins.str
+    version: _builtins.int
+    """1 merged, 2 unmerged"""
+    unmerged: _builtins.bool
+    merged_on: _builtins.str
+    """YYYY-MM-DD (China time)"""
+    @_builtins.property
+    def pregnancies(self) -> _containers.RepeatedCompositeFieldContainer[Global___PregnancyMerge]: ...
+    def __init__(
+        self,
+        *,
+        merge_id: _builtins.str = ...,
+        survivor_id: _builtins.str = ...,
+        duplicate_id: _builtins.str = ...,
+        pregnancies: _abc.Iterable[Global___PregnancyMerge] | None = ...,
+        version: _builtins.int = ...,
+        unmerged: _builtins.bool = ...,
+        merged_on: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["duplicate_id", b"duplicate_id", "merge_id", b"merge_id", "merged_on", b"merged_on", "pregnancies", b"pregnancies", "survivor_id", b"survivor_id", "unmerged", b"unmerged", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PersonMerged: _TypeAlias = PersonMerged  # noqa: Y015
