@@ -121,6 +121,8 @@ class BabyIn(BaseModel):
     birth_weight_g: int | None = Field(None, ge=0, le=INT_MAX)
     outcome: Literal["live", "stillbirth"]
     child_id: str | None = Field(None, max_length=64)
+    birth_order: int | None = Field(None, ge=1, le=20, description="孩次: 1 = the mother's first child (出生性别比 "
+                                                                   "of second and later births)")
 
 
 class DeliveryIn(BaseModel):

@@ -66,7 +66,8 @@ def encounter_recorded(row: dict[str, Any], institution: Institution, region_cod
             gestational_days=body.get("gestational_days", 0),
             institution_midwifery_licensed=institution.is_delivery_facility,
             babies=[pb.Baby(sex=b["sex"], birth_weight_g=b.get("birth_weight_g") or 0, outcome=b["outcome"],
-                            child_id=b.get("child_id") or "") for b in body["babies"]])
+                            child_id=b.get("child_id") or "", birth_order=b.get("birth_order") or 0)
+                    for b in body["babies"]])
     elif t == "prenatal_visit":
         part["prenatal_visit"] = pb.PrenatalVisit(
             gestational_days=body["gestational_days"], risk_grade=body.get("risk_grade") or "",

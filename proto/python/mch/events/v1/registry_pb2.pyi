@@ -185,6 +185,7 @@ class Baby(_message.Message):
     BIRTH_WEIGHT_G_FIELD_NUMBER: _builtins.int
     OUTCOME_FIELD_NUMBER: _builtins.int
     CHILD_ID_FIELD_NUMBER: _builtins.int
+    BIRTH_ORDER_FIELD_NUMBER: _builtins.int
     sex: _builtins.str
     birth_weight_g: _builtins.int
     """0 = not weighed"""
@@ -192,6 +193,8 @@ class Baby(_message.Message):
     """live | stillbirth"""
     child_id: _builtins.str
     """person id of a live-born child"""
+    birth_order: _builtins.int
+    """孩次: 1 = the mother's first child, 2 = second, ...; 0 = not reported"""
     def __init__(
         self,
         *,
@@ -199,10 +202,11 @@ class Baby(_message.Message):
         birth_weight_g: _builtins.int = ...,
         outcome: _builtins.str = ...,
         child_id: _builtins.str = ...,
+        birth_order: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["birth_weight_g", b"birth_weight_g", "child_id", b"child_id", "outcome", b"outcome", "sex", b"sex"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["birth_order", b"birth_order", "birth_weight_g", b"birth_weight_g", "child_id", b"child_id", "outcome", b"outcome", "sex", b"sex"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
