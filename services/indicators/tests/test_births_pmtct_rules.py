@@ -182,3 +182,26 @@ def test_first_antenatal_care_counts_before_any_delivery_and_not_at_home_births(
     c = counts(home, "pregnancy:P")
     assert c[("first_antenatal_care", "n")] == 0 and c[("hospital_delivery_women", "n")] == 0
     assert c[("women_delivered", "n")] == 1
+
+
+def test_hiv_positivity_and_the_remaining_examination_counts() -> None:
+    # HIV: 1 positive of 1 tested (labour only) = 100 %
+    s = Story().visit(60)
+    infection(s, DELIVERED, "hiv", result="positive", timing="labour")
+    deliver(s, ("F", 1, "live"))
+    assert rate("hiv_positive_rate", counts(s, "pregnancy:P")) == 100.0
+    e = Story()
+    person(e, "A", date(1990, 1, 1), sex="M")
+    on = date(2025, 5, 5)
+    screen(e, "person:A", "premarital_exam", on, person="A", premarital_exam={
+        "findings": [], "hiv": "negative", "syphilis": "negative", "hbsag": "positive"})
+    screen(e, "person:A", "prepregnancy_exam", on, person="A", prepregnancy_exam={
+        "at_risk": True, "hiv": "negative", "syphilis": "positive", "hbsag": "positive"})
+    c = counts(e, "person:A")
+    assert c[("premarital_hbsag_positive", "n")] == 1
+    assert c[("prepregnancy_exam_male", "n")] == 1 and c[("prepregnancy_exam_female", "n")] == 0
+    assert c[("prepregnancy_syphilis_positive", "n")] == 1 and c[("prepregnancy_hbsag_positive", "n")] == 1
+    # an exam posted without infection results (older HIS): not done — no positives, out of the denominator
+    screen(e, "person:A", "prepregnancy_exam", on, person="A", prepregnancy_exam={"at_risk": False})
+    c = counts(e, "person:A")
+    assert c[("prepregnancy_exam_male", "n")] == 2 and c[("prepregnancy_hbsag_positive_rate", "d")] == 1
