@@ -23,7 +23,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 from typing import Any
 
-from indicators.domain import periods
+from indicators.domain import periods, populations
 from indicators.domain import units_births as births
 from indicators.domain.catalogue import Catalogue
 from indicators.domain.facts import Fact
@@ -686,7 +686,14 @@ def stock_entities(key: str, fs: Facts) -> list[Entity]:
 
 # --- the unit interface the engine uses -----------------------------------------------------------------
 
-UNIT_KINDS = ("pregnancy", "person", "marriage", "followup", "cert", "stock")
+def population_entities(key: str, fs: Facts) -> list[Entity]:
+    """A bureau's population figures of one region and kind (人口基数), one standing quantity per year."""
+    bodies = [f.body for f in fs.by_subject.get(key, []) if not f.voided]
+    return [Entity(populations.POPULATION, on, region, "", {"kind": kind}, weight=w, standing=True)
+            for kind, on, region, w in populations.population_entities(bodies)]
+
+
+UNIT_KINDS = ("pregnancy", "person", "marriage", "followup", "cert", "stock", "population")
 
 
 def unit_kind(key: str) -> str | None:
@@ -695,7 +702,8 @@ def unit_kind(key: str) -> str | None:
 
 
 ENTITIES = {"pregnancy": pregnancy_entities, "person": person_entities, "marriage": marriage_entities,
-            "followup": followup_entities, "cert": certificate_entities, "stock": stock_entities}
+            "followup": followup_entities, "cert": certificate_entities, "stock": stock_entities,
+            "population": population_entities}
 
 
 def entities(unit_key: str, facts: Iterable[Fact]) -> list[Entity]:

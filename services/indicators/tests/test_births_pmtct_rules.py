@@ -13,6 +13,7 @@ from indicators.tests.test_programme_rules import case, counts, infection, perso
 from indicators.tests.test_rules import CAT, HOME, LMP, Story
 
 DELIVERED = LMP + timedelta(days=273)
+DAY1 = DELIVERED + timedelta(days=1)
 
 
 def deliver(s: Story, *babies: tuple[str, int | None, str], gest: int = 273, place: str = "hospital") -> Story:
@@ -105,14 +106,14 @@ def test_exposed_infants_hepb_dose1_within_24_hours_and_hiv_syphilis_care() -> N
     infection(s, DELIVERED, "hiv", result="positive", timing="labour")
     deliver(s, ("M", 1, "live"), ("F", 1, "live"))
     # twin 1: dose 1 at 24.0 h (counts: ≤ 24), syphilis test + prophylaxis, HIV prophylaxis without a test
-    child_screen(s, "C1", "hepb_vaccine", DELIVERED + timedelta(days=1), hepb_vaccine={"dose": 1, "hours_after_birth": 24})
+    child_screen(s, "C1", "hepb_vaccine", DAY1, hepb_vaccine={"dose": 1, "hours_after_birth": 24})
     child_screen(s, "C1", "exposed_infant", DELIVERED, exposed_infant={
         "infection": "syphilis", "test_result": "negative", "prophylaxis": True})
     child_screen(s, "C1", "exposed_infant", DELIVERED, exposed_infant={
         "infection": "hiv", "test_result": "not_done", "prophylaxis": True})
     # twin 2: dose 1 at 24.5 h (late); dose 2 is no first dose; HIV tested, no prophylaxis
-    child_screen(s, "C2", "hepb_vaccine", DELIVERED + timedelta(days=1), hepb_vaccine={"dose": 1, "hours_after_birth": 24.5})
-    child_screen(s, "C2", "hepb_vaccine", DELIVERED + timedelta(days=1), hepb_vaccine={"dose": 2, "hours_after_birth": 1})
+    child_screen(s, "C2", "hepb_vaccine", DAY1, hepb_vaccine={"dose": 1, "hours_after_birth": 24.5})
+    child_screen(s, "C2", "hepb_vaccine", DAY1, hepb_vaccine={"dose": 2, "hours_after_birth": 1})
     child_screen(s, "C2", "exposed_infant", DELIVERED, exposed_infant={
         "infection": "hiv", "test_result": "negative", "prophylaxis": False})
     c = counts(s, "pregnancy:P")
@@ -162,7 +163,8 @@ def test_counts_behind_the_rates() -> None:
     s.visit(50, counts=False).visit(65).visit(100)  # a pregnancy test alone (day 50) is no antenatal check
     s.enc("person:M", "folic_acid_dispensed", LMP - timedelta(days=30), folic_acid={"person_id": "M", "quantity": 3})
     deliver(s, ("F", 1, "live"), ("M", 1, "live"))
-    screen(s, "person:C1", "newborn_hearing", DELIVERED, person="C1", newborn_hearing={"round": "initial", "result": "pass"})
+    screen(s, "person:C1", "newborn_hearing", DELIVERED, person="C1",
+           newborn_hearing={"round": "initial", "result": "pass"})
     screen(s, "person:C2", "newborn_metabolic", DELIVERED, person="C2", newborn_metabolic={
         "conditions": {"pku": "negative", "ch": "negative"}})
     from indicators.tests.test_programme_rules import by_when
