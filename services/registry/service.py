@@ -138,9 +138,9 @@ async def create_person(conn: AsyncConnection, person: BaseModel, prefix: str = 
         d["id_number"] = num
     pid = await sql.insert_person(conn, id_number=d.get("id_number"), name=d["name"], sex=d["sex"],
                                   birth_date=d["birth_date"], phone=d.get("phone"),
-                                  residence_code=d["residence_code"])
+                                  residence_code=d["residence_code"], hukou_code=d.get("hukou_code"))
     ev = publish.person_upserted(pid, d["sex"], d["birth_date"], [(d["birth_date"], d["residence_code"])], 1,
-                                 registered_on=today_cn())
+                                 registered_on=today_cn(), hukou_code=d.get("hukou_code"))
     return pid, [ev]
 
 
@@ -613,7 +613,7 @@ async def add_residence(db: Database, scope: Scope, person_id: str, since: date,
         uow.emit(publish.person_upserted(
             person_id, row["sex"], row["birth_date"], hist, version,
             str(row["mother_id"]) if row["mother_id"] else None, row["born_in_pregnancy_id"],
-            registered_on=row["created_at"].astimezone(CHINA).date()))
+            registered_on=row["created_at"].astimezone(CHINA).date(), hukou_code=row.get("hukou_code")))
     return 201, version
 
 

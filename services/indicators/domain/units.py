@@ -263,7 +263,8 @@ def pregnancy_entities(key: str, fs: Facts) -> list[Entity]:
     region = residence_on(mother, on, p["residence_code"])
     inst = dl["institution_code"]
     facility = det["place"] == "hospital" and bool(det.get("institution_midwifery_licensed"))
-    common = {"mode": det["mode"], "place": det["place"], "facility_delivery": facility, "gestational_days": gest}
+    common = {"mode": det["mode"], "place": det["place"], "facility_delivery": facility, "gestational_days": gest,
+              **births.hukou_attrs(mother.body if mother else None, region)}
     viable = gest >= VIABLE_GESTATION_DAYS
     infection_tests = fs.screenings(key, "maternal_infection_test")
     hbsag_positive = any(t["maternal_infection_test"].get("result") == "positive"

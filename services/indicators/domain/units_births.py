@@ -101,3 +101,13 @@ def exam_infection_attrs(result: dict[str, Any], sex: str) -> dict[str, Any]:
 def first_antenatal_check(checks: Sequence[tuple[date, int]]) -> date | None:
     """初次产前保健: the day of the pregnancy's first counted antenatal check."""
     return checks[0][0] if checks else None
+
+
+def hukou_attrs(mother: dict[str, Any] | None, region: str) -> dict[str, Any]:
+    """户籍 vs 常住: whether the mother's registered residence (户籍地, a county code on the person) lies in the
+    county (``hukou_county``) and the province (``hukou_province``, e.g. 疆内户籍) where she lives on the delivery
+    day. None when the registry does not know her 户籍 (she is in neither split)."""
+    hukou = str((mother or {}).get("hukou_code") or "")
+    if not hukou:
+        return {"hukou_county": None, "hukou_province": None}
+    return {"hukou_county": hukou[:6] == region[:6], "hukou_province": hukou[:2] == region[:2]}

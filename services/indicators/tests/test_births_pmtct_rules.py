@@ -7,7 +7,7 @@ from collections import Counter
 from datetime import date, timedelta
 from typing import Any
 
-from indicators.domain import values
+from indicators.domain import units, values
 from indicators.domain.facts import Fact
 from indicators.tests.test_programme_rules import case, counts, infection, person, screen
 from indicators.tests.test_rules import CAT, HOME, LMP, Story
@@ -207,3 +207,67 @@ def test_hiv_positivity_and_the_remaining_examination_counts() -> None:
     screen(e, "person:A", "prepregnancy_exam", on, person="A", prepregnancy_exam={"at_risk": False})
     c = counts(e, "person:A")
     assert c[("prepregnancy_exam_male", "n")] == 2 and c[("prepregnancy_hbsag_positive_rate", "d")] == 1
+
+
+def test_hukou_split_compares_the_mothers_registered_county_with_where_she_lives() -> None:
+    # HOME = 320582…: a mother registered in 320582 is local; in 320583 another county of the same province;
+    # in 650102 another province; unknown 户籍 is in neither split
+    for hukou, county, province in (("320582", 1, 1), ("320583", 0, 1), ("650102", 0, 0), ("", 0, 0)):
+        s = Story()
+        s.facts[1].body["hukou_code"] = hukou
+        deliver(s, ("F", 1, "live"), ("M", 1, "live"))
+        c = counts(s, "pregnancy:P")
+        assert c[("live_births_hukou_county", "n")] == 2 * county
+        assert c[("live_births_hukou_other", "n")] == (2 * (1 - county) if hukou else 0)
+        assert c[("live_births_hukou_province", "n")] == 2 * province
+        assert c[("women_delivered_hukou_province", "n")] == province
+
+
+def population_story(*figures: tuple[str, str, int, int, bool]) -> Story:
+    """Population figures (region, kind, year, value, voided) filed as the API files them."""
+    s = Story()
+    for i, (region, kind, year, value, voided) in enumerate(figures):
+        s.facts.append(Fact(f"population:{region}:{kind}:{year}", f"population:{region}:{kind}", i + 1, voided,
+                            {"region": region, "kind": kind, "year": year, "value": value}))
+    return s
+
+
+def test_a_population_figure_stands_for_its_year_only() -> None:
+    s = population_story(("320582", "total", 2025, 54991, False), ("320582", "total", 2026, 55100, False))
+    # 2025 enters in 2025-01 and leaves in 2026-01, when 2026's enters: the standing sum is each year's own
+    got: Counter[tuple[str, str]] = Counter()
+    for c in units.compute("population:320582:total", s.facts, CAT):
+        got[(c[0], c[2])] += c[5]
+    assert got[("population_total", "^2025-01")] == 54991
+    assert got[("population_total", "^2026-01")] == 55100 - 54991
+    assert got[("population_total", "^2027-01")] == -55100
+    assert got[("birth_rate", "^2025-01")] == 54991  # the birth rate's denominator
+    w = counts(population_story(("320582", "women_15_49", 2025, 11810, False)), "population:320582:women_15_49")
+    assert w[("general_fertility_rate", "d")] == 0  # in and out: all time nets to 0 (periods see 11810)
+    # seed 004: 203 births, 54991 people → 3.69 ‰
+    assert values.value(CAT.by_code()["birth_rate"], 203, 54991) == 3.69
+
+
+def test_population_kinds_are_their_own_counts_and_a_voided_figure_counts_nothing() -> None:
+    kinds = {"women_15_49": "population_women_15_49", "married_women_15_49": "population_married_women_15_49",
+             "women_35_64": "population_women_35_64", "children_under3": "population_children_under3",
+             "children_under7": "population_children_under7"}
+    for kind, code in kinds.items():
+        c = counts(population_story(("320582", kind, 2025, 900, False)), f"population:320582:{kind}")
+        assert c[(code, "n")] == 0  # +900 in 2025-01, −900 in 2026-01: in and out net to 0 over all time
+        assert sum(1 for k in c if k[0] == code) == 1
+    assert not counts(population_story(("320582", "total", 2025, 5, True)), "population:320582:total")
+
+
+def test_two_cancer_coverage_divides_women_35_64_screened_by_the_posted_women_35_64() -> None:
+    s = population_story(("320582", "women_35_64", 2025, 400, False))
+    person(s, "W", date(1980, 6, 1))
+    screen(s, "person:W", "cervical", date(2025, 6, 1), person="W", cervical={"method": "hpv", "result": "normal"})
+    screen(s, "person:W", "breast", date(2025, 6, 1), person="W", breast={"method": "ultrasound", "birads": 1})
+    w = counts(s, "person:W")
+    assert w[("cervical_screening_coverage", "n")] == 1 and w[("breast_screening_coverage", "n")] == 1
+    d = {c[2]: c[5] for c in units.compute("population:320582:women_35_64", s.facts, CAT)
+         if c[0] == "cervical_screening_coverage" and c[1] == "d"}
+    assert d == {"^2025-01": 400, "^2026-01": -400}
+    # 1 of 400 women 35–64 = 0.25 %
+    assert values.value(CAT.by_code()["cervical_screening_coverage"], 1, 400) == 0.25

@@ -70,6 +70,9 @@ class PersonIn(BaseModel):
     birth_date: PastDate
     residence_code: str = Field(max_length=12)
     phone: str | None = Field(None, max_length=32)
+    hukou_code: str | None = Field(None, pattern=r"^[1-9][0-9]{5}$",
+                                   description="户籍地: the 6-digit county code of the person's registered residence "
+                                               "(户口), for the 户籍 / 常住 split")
 
 
 class PregnancyIn(BaseModel):
