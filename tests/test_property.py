@@ -6,6 +6,7 @@ for every period type."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import random
 import uuid
 from datetime import date, datetime, timedelta, timezone
@@ -192,6 +193,8 @@ async def exposure_screens(p: Poster, f: ref.Family, live: list[ref.Child], x: r
     prophylaxis (some voided). From the families' own extra stream."""
     assert f.delivered is not None
     xr = random.Random(extra_rng(f).random() + 1)
+    p = copy.copy(p)  # its retries draw from the extra stream too
+    p.rng = xr
     for infection in ("hiv", "syphilis", "hbsag"):
         if not any(t.infection == infection for t in f.infection_tests) and xr.random() < 0.5:
             positive = xr.random() < 0.25
