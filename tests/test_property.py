@@ -131,12 +131,12 @@ async def pregnancy_screens(p: Poster, rng: random.Random, f: ref.Family, until:
             on = f.lmp + timedelta(days=rng.randint(50, 250))
             if on > until:
                 continue
-            positive = (infection == "hbsag" and rng.random() < 0.3) or (infection != "hbsag" and xr.random() < 0.25)
+            positive = (infection == "hbsag" and rng.random() < 0.3) or (infection != "hbsag" and xr.random() < 0.4)
             sent = await p.screen({"type": "maternal_infection_test", "subject_id": f.pregnancy_id,
                                    "performed_on": on.isoformat(), "institution_code": inst, "infection": infection,
                                    "timing": "pregnancy", "result": "positive" if positive else "negative"})
             f.infection_tests.append(ref.InfectionTest(infection, on, "pregnancy", positive))
-            if positive and sent.get("followup") and xr.random() < 0.6 and on + timedelta(days=3) <= LAST:
+            if positive and sent.get("followup") and xr.random() < 0.75 and on + timedelta(days=3) <= LAST:
                 await p.act(sent["followup"]["case_id"], "treated", on + timedelta(days=3))
                 x.treated.add(infection)
     if rng.random() < 0.6:
