@@ -42,6 +42,11 @@ async def test_birth_rate_and_sex_ratio_from_posted_populations(stack: Stack, ht
         "institution_code": f"H{county}A", "subject_id": "P-none", "place": "hospital", "mode": "vaginal",
         "babies": [{"sex": "M", "outcome": "live", "birth_order": 0}]})
     assert bad.status_code == 422 and "birth_order" in bad.text
+    # 户籍 is a 6-digit county code; anything else is refused naming the field, nothing stored
+    bad = await http.post(f"{stack.url('registry')}/v1/persons", json={
+        "name": "测试", "sex": "F", "birth_date": "1990-01-01", "residence_code": village(county, 1, 1),
+        "hukou_code": "32"})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"].endswith("hukou_code"), bad.text
 
     _, op = await make_person(stack, ["operator"], county, name="县运维")
     _, other = await make_person(stack, ["operator"], fresh_county(), name="外县运维")

@@ -174,7 +174,7 @@ class HepbVaccineIn(_Result):
     """乙肝疫苗 given to a newborn: the dose and how many hours after birth (首剂及时接种: dose 1 within 24 h)."""
 
     dose: int = Field(ge=1, le=4)
-    hours_after_birth: float = Field(ge=0, le=28 * 24)
+    hours_after_birth: float = Field(ge=0, le=366 * 24)
 
 
 class ExposedInfantIn(_Result):
@@ -265,7 +265,8 @@ TYPES: dict[str, TypeSpec] = {
     "cfdna": TypeSpec(CfdnaIn, "pregnancy", gestation=(12 * 7, 26 * 7 + 6)),
     "maternal_infection_test": TypeSpec(MaternalInfectionTestIn, "pregnancy"),
     "hbig": TypeSpec(HbigIn, "child", max_age_days=28),
-    "hepb_vaccine": TypeSpec(HepbVaccineIn, "child", max_age_days=28),
+    # the series runs to 6 months (0, 1, 6 months); dose 1 is the one the indicators look at
+    "hepb_vaccine": TypeSpec(HepbVaccineIn, "child", max_age_days=366),
     # HIV early diagnosis runs to 18 months; a syphilis-exposed child is followed to 18 months too
     "exposed_infant": TypeSpec(ExposedInfantIn, "child", max_age_days=2 * 365),
     "newborn_metabolic": TypeSpec(NewbornMetabolicIn, "child", max_age_days=365),
