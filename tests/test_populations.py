@@ -47,6 +47,12 @@ async def test_birth_rate_and_sex_ratio_from_posted_populations(stack: Stack, ht
         "name": "测试", "sex": "F", "birth_date": "1990-01-01", "residence_code": village(county, 1, 1),
         "hukou_code": "32"})
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"].endswith("hukou_code"), bad.text
+    ok = await http.post(f"{stack.url('registry')}/v1/persons", json={
+        "name": "测试", "sex": "F", "birth_date": "1990-01-01", "residence_code": village(county, 1, 1),
+        "hukou_code": "650102"})
+    assert ok.status_code == 201, ok.text
+    shown = await http.get(f"{stack.url('registry')}/v1/persons/{ok.json()['person_id']}")
+    assert shown.status_code == 200 and shown.json()["hukou_code"] == "650102", shown.text
 
     _, op = await make_person(stack, ["operator"], county, name="县运维")
     _, other = await make_person(stack, ["operator"], fresh_county(), name="外县运维")

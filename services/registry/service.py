@@ -653,6 +653,7 @@ async def _person_view(conn: AsyncConnection, person_id: str, row: Any, hist: li
         "sex": row["sex"], "birth_date": str(row["birth_date"]), "version": row["version"],
         "residence_code": hist[-1][1] if hist else None,
         "residence": [{"since": str(s) if s else None, "region_code": r} for s, r in hist],
+        "hukou_code": row.get("hukou_code"),
         "mother_id": str(row["mother_id"]) if row["mother_id"] else None,
         "born_in_pregnancy_id": row["born_in_pregnancy_id"],
         "died_on": str(row["died_on"]) if row["died_on"] else None,
