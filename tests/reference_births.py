@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 from tests.reference import Family
 
@@ -100,3 +101,26 @@ def values(families: list[Family], extra: dict[str, Extra], region: str, start: 
                 add("syphilis_exposed_infant_prophylaxis_rate", any(c[0] == "syphilis" and c[2] for c in care), 1)
                 add("syphilis_exposed_infant_test_rate", any(c[0] == "syphilis" and c[1] for c in care), 1)
     return {c: (n, None) if c in COUNTS else (n, d) for c, (n, d) in out.items()}
+
+
+EXAM_CODES = tuple(f"{e}_{s}" for e in ("premarital", "prepregnancy")
+                   for s in ("exam_male", "exam_female", "syphilis_positive", "hiv_positive", "hbsag_positive",
+                             "hbsag_positive_rate"))
+
+
+def exam_values(exams: list[Any], region: str, start: date, end: date) -> dict[str, tuple[int, int | None]]:
+    """婚检 / 孕前优生 persons by sex and their infection results (tests/reference_programmes.py's Exam records, as
+    finally recorded), by exam date, where the person lived that day."""
+    out: dict[str, list[int]] = {c: [0, 0] for c in EXAM_CODES}
+    for e in exams:
+        if e.type not in ("premarital_exam", "prepregnancy_exam") or not start <= e.on <= end \
+                or not e.person.lives_on(e.on).startswith(region):
+            continue
+        k = e.type.split("_")[0]
+        out[f"{k}_exam_male"][0] += e.person.sex == "M"
+        out[f"{k}_exam_female"][0] += e.person.sex == "F"
+        for inf in ("syphilis", "hiv", "hbsag"):
+            out[f"{k}_{inf}_positive"][0] += e.results.get(inf) == "positive"
+        out[f"{k}_hbsag_positive_rate"][0] += e.results.get("hbsag") == "positive"
+        out[f"{k}_hbsag_positive_rate"][1] += e.results.get("hbsag") in ("negative", "positive")
+    return {c: (n, d) if c.endswith("_rate") else (n, None) for c, (n, d) in out.items()}
