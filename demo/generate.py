@@ -45,6 +45,12 @@ class Generator:
         self.county = county
         self.rates = county.rates
         self.rng = random.Random(f"{seed}:{county.code}:{year}:{prefix}")
+        #: the draws of births, PMTCT, 户籍 and populations (issue 21): their own stream, so the other figures of a
+        #: seed stay as they were
+        self.xrng = random.Random(f"births:{seed}:{county.code}:{year}:{prefix}")
+        #: infections a year's plan shows at least once among its deliveries (rare at real rates: 梅毒 0.4 %, HIV
+        #: 0.02 % — a small county's year could miss them, and a bureau's PMTCT panels would stay empty)
+        self.force_positive: list[str] = []
         self.year = year
         self.today = today
         self.prefix = prefix or f"D{county.code}Y{year}"
@@ -106,19 +112,33 @@ class Generator:
         return eid
 
     def screening(self, stype: str, subject: str, on: date, inst: Institution, followup: bool = False,
-                  **fields: Any) -> str:
+                  treat: bool = False, **fields: Any) -> str:
         sid = self.new_id("S")
         body = {"screening_id": sid, "source": SOURCE, "type": stype, "subject_id": subject,
                 "performed_on": on.isoformat(), "institution_code": inst.code, **fields}
         if followup:  # posted alone so that the follow-up case it opens can be acted upon
             self.plan["screenings_with_followup"].add("/v1/screenings", body, f"@case:{sid}", "case")
-            self.followup(sid, on)
+            self.followup(sid, on, treat)
         else:
             self.plan["screenings"].add("/v1/screenings", body)
         return sid
 
-    def followup(self, sid: str, opened: date) -> None:
-        """Follow-up actions on the case a positive / high-risk screen opened (随访): contact, diagnosis, closure."""
+    def xchance(self, rate_name: str) -> bool:
+        return self.xrng.random() < float(self.rates[rate_name])
+
+    def exam_result(self, infection: str) -> str:
+        """孕前优生 infection result (梅毒 / HIV / 乙肝)."""
+        return "positive" if self.xchance(f"prepregnancy_{infection}") else "negative"
+
+    def hukou(self, residence: str) -> str:
+        """户籍地 of a mother living in `residence`: mostly the county itself, some migrants (流动人口)."""
+        u = self.xrng.random()
+        return residence[:6] if u < self.rates["hukou_local"] else \
+            residence[:4] + "99" if u < self.rates["hukou_local"] + self.rates["hukou_province"] else "650102"
+
+    def followup(self, sid: str, opened: date, treat: bool = False) -> None:
+        """Follow-up actions on the case a positive / high-risk screen opened (随访): contact, diagnosis (or, for an
+        infected pregnant woman, treatment: 用药 / 规范治疗), closure."""
         path = f"/v1/followups/@case:{sid}/actions"
         when = opened + timedelta(days=self.rng.randint(1, 3))
         if when > self.today or not self.chance("followup_contacted"):
@@ -127,7 +147,9 @@ class Generator:
         when += timedelta(days=self.rng.randint(1, 5))
         if when > self.today:
             return
-        self.plan["followup_actions"].add(path, {"action": "diagnosed", "on": when.isoformat()}, group=sid)
+        treated = treat and self.xchance("pmtct_treated")
+        self.plan["followup_actions"].add(path, {"action": "treated" if treated else "diagnosed",
+                                                 "on": when.isoformat()}, group=sid)
         when += timedelta(days=self.rng.choice((1, 2, 3, 4, 5, 6, 20)))
         if when <= self.today and self.chance("followup_closed"):
             self.plan["followup_actions"].add(path, {"action": "closed", "on": when.isoformat(),
@@ -159,6 +181,7 @@ class Generator:
         pid = self.new_id("P")
         mref = f"@m:{pid}"
         mother = self.person(self.adult_birth(delivered, 19, 44, 29.5), True, residence)
+        mother["hukou_code"] = self.hukou(residence)
         self.plan["pregnancies"].add("/v1/pregnancies", {
             "pregnancy_id": pid, "source": SOURCE, "mother": mother, "lmp_date": lmp.isoformat(),
             "registered_on": booked.isoformat(), "institution_code": centre.code}, mref, "mother")
@@ -206,13 +229,18 @@ class Generator:
         if booked <= cf_on < delivered and cf_on <= self.today and self.chance("cfdna"):
             high = self.chance("cfdna_high_risk")
             self.screening("cfdna", pid, cf_on, hospital, followup=high, result="high_risk" if high else "low_risk")
-        case["hbsag_positive"] = False
+        case["hbsag_positive"] = case["hiv_positive"] = case["syphilis_positive"] = False
+        case["labour_tests"] = True
         if booked <= self.today and self.chance("infection_tested"):
+            case["labour_tests"] = False
+            eligible = delivered.year == self.year and delivered <= self.today
+            forced = self.force_positive.pop(0) if eligible and self.force_positive else None
             for infection in ("hiv", "syphilis", "hbsag"):
-                pos = self.chance(f"{infection}_positive")
-                case["hbsag_positive"] |= infection == "hbsag" and pos
+                pos = self.chance(f"{infection}_positive") or infection == forced
+                case[f"{infection}_positive"] |= pos
                 self.screening("maternal_infection_test", pid, booked, centre, followup=pos, infection=infection,
-                               timing="pregnancy", result="positive" if pos else "negative")
+                               timing="pregnancy", result="positive" if pos else "negative",
+                               treat=infection != "hbsag")
         if booked <= self.today and self.rng.random() < self.rates["thalassaemia_share_of_pregnancies"]:
             self.screening("thalassaemia", f"@m:{pid}", booked, centre,
                            result="carrier" if self.chance("thalassaemia_carrier") else "non_carrier")
@@ -233,6 +261,8 @@ class Generator:
             outcome = "stillbirth" if self.chance("stillbirth") else "live"
             babies.append({"sex": rng.choice("FM"), "birth_weight_g": weight if self.chance("weighed") else None,
                            "outcome": outcome})
+            if self.xchance("birth_order_reported"):  # 孩次
+                babies[-1]["birth_order"] = self.xrng.choices((1, 2, 3), weights=(52, 40, 8))[0]
         case.update(place=place, mode=mode, babies=babies, gestation_days=gest)
         self.plan["deliveries"].add("/v1/encounters", {
             "encounter_id": self.new_id("E"), "source": SOURCE, "type": "delivery",
@@ -253,6 +283,14 @@ class Generator:
                 self.encounter("deaths", "death", died, hospital, mref, person_id=mref, died_on=died.isoformat(),
                                cause="postpartum_haemorrhage")
                 case["maternal_death"] = died
+        if case.get("labour_tests"):  # not tested in pregnancy: tested at labour (仅产时检测), mostly
+            for infection in ("hiv", "syphilis", "hbsag"):
+                if self.xchance("labour_tested"):
+                    pos = self.xchance(f"{infection}_positive")
+                    case[f"{infection}_positive"] |= pos
+                    self.screening("maternal_infection_test", pid, delivered, hospital, followup=pos,
+                                   infection=infection, timing="labour", result="positive" if pos else "negative",
+                                   treat=infection != "hbsag")
         live = [b for b in babies if b["outcome"] == "live"]
         child_name_base = self.name(True)[0]
         for i, b in enumerate(live):
@@ -288,6 +326,7 @@ class Generator:
             hbig_on = born + timedelta(days=hours // 24)
             if hbig_on <= min(self.today, alive_until):
                 self.screening("hbig", cref, hbig_on, hospital, hours_after_birth=hours)
+        self.exposed_child(cref, born, hospital, case, alive_until)
         nv = born + timedelta(days=rng.randint(3, 10))
         bw = (baby["birth_weight_g"] or 3300) / 1000
         if nv <= min(self.today, alive_until) and self.chance("newborn_visit"):
@@ -307,6 +346,21 @@ class Generator:
         pack_on = born + timedelta(days=183)
         if pack_on <= min(self.today, alive_until) and rng.random() < self.rates["nutrition_pack_children"]:
             self.screening("nutrition_pack", cref, pack_on, centre, packs=30)
+
+    def exposed_child(self, cref: str, born: date, hospital: Institution, case: dict[str, Any],
+                      alive_until: date) -> None:
+        """首剂乙肝疫苗 for every newborn; HIV- and syphilis-exposed infants tested and given prophylaxis."""
+        x = self.xrng
+        hours = x.uniform(0.5, 20) if self.xchance("hepb_dose1_within_24h") else x.uniform(25, 60)
+        on = born + timedelta(days=int(hours // 24))
+        if on <= min(self.today, alive_until):
+            self.screening("hepb_vaccine", cref, on, hospital, dose=1, hours_after_birth=round(hours, 1))
+        for infection in ("hiv", "syphilis"):
+            on = born + timedelta(days=x.randint(0, 3))
+            if case.get(f"{infection}_positive") and on <= min(self.today, alive_until):
+                self.screening("exposed_infant", cref, on, hospital, infection=infection,
+                               test_result="negative" if self.xchance("exposed_infant_tested") else "not_done",
+                               prophylaxis=self.xchance("exposed_infant_prophylaxis"))
 
     def child_check(self, cref: str, on: date, months: float, centre: Institution, z_w: float, z_h: float,
                     step: str = "after_birth") -> None:
@@ -384,7 +438,9 @@ class Generator:
                 if pre_on <= self.today:
                     at_risk = self.chance("prepregnancy_at_risk")
                     self.screening("prepregnancy_exam", wife, pre_on, centre, partner_id=husband, at_risk=at_risk,
-                                   risk_factors=["rubella_non_immune"] if at_risk else [])
+                                   risk_factors=["rubella_non_immune"] if at_risk else [],
+                                   hiv=self.exam_result("hiv"), syphilis=self.exam_result("syphilis"),
+                                   hbsag=self.exam_result("hbsag"))
 
     def womens_screenings(self, women: int) -> None:
         """两癌筛查: cervical and breast cancer screening of women 35–64."""
@@ -478,6 +534,16 @@ class Generator:
                     self.plan["cert_after_seals"].add(f"/v1/certificates/{after}/seal", {}, actor=seal)
                     break
 
+    # ------------------------------------------------------------------ populations (人口基数)
+    def populations(self, births: int) -> None:
+        """The county's population figures of the year, as its statistics would give them: from the births and
+        the county's birth rate and age structure (county.json `population`)."""
+        pop = self.rates["population"]
+        total = round(births * 1000 / pop["birth_rate_per_mille"])
+        for kind, share in pop["shares"].items():
+            self.plan["populations"].add("/v1/populations", {"region": self.county.code, "year": self.year,
+                                                             "kind": kind, "value": round(total * share)})
+
     # ------------------------------------------------------------------ targets (任务数)
     def targets(self, births: int) -> None:
         base = {"premarital_exam_couples": births * self.rates["marriages_per_birth"],
@@ -497,6 +563,7 @@ def year_plan(county: County, seed: int, year: int, births: int | None = None,
     today = today or date.today()
     births = births or int(county.rates["births_per_year"])
     g = Generator(county, seed, year, today)
+    g.force_positive = ["syphilis", "hiv"]
     g.institutions()
     g.certificate_stock(births)
     start = date(year, 1, 1)
@@ -512,6 +579,7 @@ def year_plan(county: County, seed: int, year: int, births: int | None = None,
     g.marriages(round(births * county.rates["marriages_per_birth"]))
     g.womens_screenings(round(births * county.rates["cervical_per_birth"]))
     g.targets(births)
+    g.populations(births)
     return g.plan
 
 

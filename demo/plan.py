@@ -71,6 +71,7 @@ STEP_ORDER: tuple[tuple[str, str, str, str | None], ...] = (
     ("cert_after", "certificates", "POST", None),
     ("cert_after_seals", "certificates", "POST", None),
     ("targets", "indicators", "PUT", None),
+    ("populations", "indicators", "PUT", None),
 )
 
 

@@ -8,6 +8,7 @@
     mchctl targets set caesarean_rate 320582 2025 40 --at-most
     mchctl targets load targets.csv              # code,region,year,target[,comparison] rows
     mchctl targets list 2025 --region 320582 | delete CODE REGION YEAR | decompose CODE REGION YEAR
+    mchctl populations set 320582 2025 total 54991  # 人口基数; load populations.csv (region,year,kind,value)
     mchctl report table all 2025-01..09 --region 320582 -o tables.xlsx
     mchctl report submit 2025 320582 | approve 2025 320582 | unapprove 2025 320582 --reason 补报 | status 2025
     mchctl reconcile                             # recompute every counter from stored facts; report differences
@@ -208,6 +209,55 @@ def targets_parser(sub: Any) -> None:
     p.set_defaults(func=cmd_targets)
 
 
+# ---------------------------------------------------------------- populations (人口基数)
+def put_populations(args: argparse.Namespace, rows: list[dict[str, Any]]) -> int:
+    base = f"{url(args, 'indicators')}/v1/populations"
+    failed = 0
+    with client(args) as c:
+        for r in tqdm(rows, desc="populations", unit="figure", disable=len(rows) < 2):
+            body = {"region": r["region"], "year": int(r["year"]), "kind": r["kind"], "value": int(r["value"])}
+            resp = c.put(base, json=body)
+            if resp.status_code >= 300:
+                failed += 1
+                tqdm.write(f"{body}: {problem(resp)}")
+    print(f"{len(rows) - failed} population figures posted, {failed} refused")
+    return 0 if not failed else 1
+
+
+def cmd_populations(args: argparse.Namespace) -> int:
+    base = f"{url(args, 'indicators')}/v1/populations"
+    if args.action == "set":
+        return put_populations(args, [{"region": args.region, "year": args.year, "kind": args.kind,
+                                       "value": args.value}])
+    if args.action == "load":
+        return put_populations(args, read_csv(args.file, ("region", "year", "kind", "value")))
+    with client(args) as c:
+        if args.action == "list":
+            return _show(c.get(base, params={"year": args.year, **({"region": args.region} if args.region else {})}))
+        return _show(c.delete(f"{base}/{args.year}/{args.region}/{args.kind}"))
+
+
+def populations_parser(sub: Any) -> None:
+    p = sub.add_parser("populations", help="population denominators (人口基数): 总人口, 育龄妇女, 儿童 … by region")
+    acts = p.add_subparsers(dest="action", required=True)
+    s = acts.add_parser("set", help="post a region's figure of a year")
+    s.add_argument("region")
+    s.add_argument("year", type=int)
+    s.add_argument("kind", help="total | women_15_49 | married_women_15_49 | women_35_64 | children_under1 | "
+                                "children_under3 | children_under5 | children_under7")
+    s.add_argument("value", type=int)
+    s = acts.add_parser("load", help="post figures from a CSV: region,year,kind,value")
+    s.add_argument("file")
+    s = acts.add_parser("list", help="a region's figures of a year and those below it")
+    s.add_argument("year", type=int)
+    s.add_argument("--region", default=None)
+    s = acts.add_parser("delete", help="delete a figure")
+    s.add_argument("region")
+    s.add_argument("year", type=int)
+    s.add_argument("kind")
+    p.set_defaults(func=cmd_populations)
+
+
 # ---------------------------------------------------------------- report (上报 / 审核 / 报表)
 def cmd_report(args: argparse.Namespace) -> int:
     base = f"{url(args, 'indicators')}/v1/reports"
@@ -351,6 +401,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("file", nargs="?")
     p.set_defaults(func=cmd_regions)
     targets_parser(sub)
+    populations_parser(sub)
     report_parser(sub)
     sub.add_parser("reconcile", help="check the counters against the stored facts").set_defaults(
         func=cmd_reconcile)

@@ -64,6 +64,8 @@ class Exam:
     affects: bool = False       # premarital: ≥ 1 finding affecting marriage or childbearing
     hiv_tested: bool = False    # premarital: HIV negative or positive (not "not_done")
     at_risk: bool = False       # pre-pregnancy
+    #: premarital / pre-pregnancy: the syphilis, hiv, hbsag results as finally recorded (reference_births)
+    results: dict[str, str] = field(default_factory=dict)
     abnormal: bool = False      # cervical result abnormal; breast BI-RADS 0, 4, 5, 6
 
 

@@ -500,6 +500,22 @@ def _cases() -> dict[Op, Case]:
         return ("DELETE", ind(s, f"/targets/{year}/{w.a.code}/live_births"), {"headers": w.readers[w.b.code]}), \
             (403, 404), None
 
+    @case("indicators", "PUT", "/v1/populations")
+    async def _pp(w: World, s: Stack) -> Any:
+        body = {"region": w.a.code, "year": int(year), "kind": "total", "value": 100}
+        return ("PUT", ind(s, "/populations"), {"headers": w.readers[w.b.code], "json": body}), (403,), None
+
+    @case("indicators", "GET", "/v1/populations")
+    async def _pl(w: World, s: Stack) -> Any:
+        params = {"year": year, "region": w.a.code}
+        return ("GET", ind(s, "/populations"), {"headers": w.readers[w.b.code], "params": params}), (403,), \
+            ("GET", ind(s, "/populations"), {"headers": w.readers[w.a.code], "params": params})
+
+    @case("indicators", "DELETE", "/v1/populations/{year}/{region}/{kind}")
+    async def _pd(w: World, s: Stack) -> Any:
+        return ("DELETE", ind(s, f"/populations/{year}/{w.a.code}/total"), {"headers": w.readers[w.b.code]}), \
+            (403, 404), None
+
     @case("indicators", "POST", "/v1/targets/decompose")
     async def _tdc(w: World, s: Stack) -> Any:
         body = {"code": "live_births", "region": w.a.code, "year": int(year)}

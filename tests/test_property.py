@@ -6,6 +6,7 @@ for every period type."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import random
 import uuid
 from datetime import date, datetime, timedelta, timezone
@@ -15,6 +16,7 @@ import httpx
 import pytest
 
 from tests import reference as ref
+from tests import reference_births as refb
 from tests.conftest import Stack, fresh_county, village, wait_for
 from tests.helpers import setup_institutions
 
@@ -112,20 +114,31 @@ def at(d: date) -> str:
 LAST = date(2026, 10, 31)  # nothing is dated after this (the services refuse future dates)
 
 
-async def pregnancy_screens(p: Poster, rng: random.Random, f: ref.Family, until: date) -> None:
+def extra_rng(f: ref.Family) -> random.Random:
+    """The draws of the birth / PMTCT / 户籍 stories (reference_births): their own stream, so that the families'
+    other stories are the same as before they were added."""
+    return random.Random(f.lmp.toordinal() * 1000 + f.booked.toordinal())
+
+
+async def pregnancy_screens(p: Poster, rng: random.Random, f: ref.Family, until: date,
+                            x: refb.Extra | None = None) -> None:
     """Infection tests and prenatal screens during the pregnancy; high-risk screens followed up or not; a
-    screen voided now and then."""
+    screen voided now and then. HIV and syphilis positives (from their own stream) are treated or not."""
     inst = f.booking_institution
+    xr, x = extra_rng(f), x or refb.Extra()
     for infection in ("hiv", "syphilis", "hbsag"):
         if rng.random() < 0.7:
             on = f.lmp + timedelta(days=rng.randint(50, 250))
             if on > until:
                 continue
-            positive = infection == "hbsag" and rng.random() < 0.3
-            await p.screen({"type": "maternal_infection_test", "subject_id": f.pregnancy_id,
-                            "performed_on": on.isoformat(), "institution_code": inst, "infection": infection,
-                            "timing": "pregnancy", "result": "positive" if positive else "negative"})
+            positive = (infection == "hbsag" and rng.random() < 0.3) or (infection != "hbsag" and xr.random() < 0.4)
+            sent = await p.screen({"type": "maternal_infection_test", "subject_id": f.pregnancy_id,
+                                   "performed_on": on.isoformat(), "institution_code": inst, "infection": infection,
+                                   "timing": "pregnancy", "result": "positive" if positive else "negative"})
             f.infection_tests.append(ref.InfectionTest(infection, on, "pregnancy", positive))
+            if positive and sent.get("followup") and xr.random() < 0.75 and on + timedelta(days=3) <= LAST:
+                await p.act(sent["followup"]["case_id"], "treated", on + timedelta(days=3))
+                x.treated.add(infection)
     if rng.random() < 0.6:
         on = f.lmp + timedelta(days=rng.randint(98, 160))
         if on <= until:
@@ -232,8 +245,47 @@ async def _duplicate(p: Poster, rng: random.Random, f: ref.Family, mother_id: st
 FORCED = ("neonatal", "infant", "under5", "maternal")
 
 
+async def exposure_screens(p: Poster, f: ref.Family, live: list[ref.Child], x: refb.Extra) -> None:
+    """Tests at labour for infections not tested before; the first hepatitis-B dose; exposed infants' tests and
+    prophylaxis (some voided). From the families' own extra stream."""
+    assert f.delivered is not None
+    xr = random.Random(extra_rng(f).random() + 1)
+    p = copy.copy(p)  # its retries draw from the extra stream too
+    p.rng = xr
+    for infection in ("hiv", "syphilis", "hbsag"):
+        if not any(t.infection == infection for t in f.infection_tests) and xr.random() < 0.5:
+            positive = xr.random() < 0.25
+            await p.screen({"type": "maternal_infection_test", "subject_id": f.pregnancy_id,
+                            "performed_on": f.delivered.isoformat(), "institution_code": f.delivery_institution,
+                            "infection": infection, "timing": "labour",
+                            "result": "positive" if positive else "negative"})
+            f.infection_tests.append(ref.InfectionTest(infection, f.delivered, "labour", positive))
+    for b in live:
+        if xr.random() < 0.7:
+            hours = xr.choice([1.0, 23.5, 24.0, 30.0])
+            on = f.delivered + timedelta(days=int(hours // 24))
+            if on <= LAST:
+                await p.screen({"type": "hepb_vaccine", "subject_id": b.person_id, "performed_on": on.isoformat(),
+                                "institution_code": f.delivery_institution, "dose": 1, "hours_after_birth": hours})
+                x.dose1_hours.setdefault(b.person_id, []).append(hours)
+        for infection in ("hiv", "syphilis"):
+            if xr.random() < 0.6:
+                on = f.delivered + timedelta(days=xr.randint(0, 60))
+                if on > LAST:
+                    continue
+                result, prophylaxis = xr.choice(["negative", "negative", "not_done"]), xr.random() < 0.6
+                sent = await p.screen({"type": "exposed_infant", "subject_id": b.person_id,
+                                       "performed_on": on.isoformat(), "institution_code": f.delivery_institution,
+                                       "infection": infection, "test_result": result, "prophylaxis": prophylaxis})
+                if xr.random() < 0.15:
+                    await p.void_screen(sent)
+                else:
+                    x.care.setdefault(b.person_id, []).append((infection, result != "not_done", prophylaxis))
+
+
 async def family_story(p: Poster, rng: random.Random, county: str, insts: dict[str, bool],
-                       force: str | None = None, duplicate: str | None = None) -> ref.Family:
+                       force: str | None = None, duplicate: str | None = None,
+                       x: refb.Extra | None = None) -> ref.Family:
     """One family, posted in an order a HIS may use; returns its final state. `force` makes it one of the
     FORCED stories (the random draws are made all the same, so the other stories of a seed do not change)."""
     inst = rng.choice(sorted(insts))
@@ -242,9 +294,13 @@ async def family_story(p: Poster, rng: random.Random, county: str, insts: dict[s
         lmp = date(2024, 9, 1) + timedelta(days=lmp.toordinal() % 30)
     f = ref.Family(f"P-{uuid.uuid4().hex[:12]}", village(county, rng.randint(1, 3), rng.randint(1, 2)), inst,
                    lmp, lmp + timedelta(days=rng.randint(40, 120)))
+    x = x if x is not None else refb.Extra()
+    xr = extra_rng(f)
+    x.hukou = xr.choice(["", county, county, "650102", county[:4] + "99"])
     r = await p.post("/pregnancies", {
         "pregnancy_id": f.pregnancy_id, "source": SOURCE,
-        "mother": {"name": "测试", "sex": "F", "birth_date": "1993-03-03", "residence_code": f.residence},
+        "mother": {"name": "测试", "sex": "F", "birth_date": "1993-03-03", "residence_code": f.residence,
+                   **({"hukou_code": x.hukou} if x.hukou else {})},
         "lmp_date": lmp.isoformat(), "registered_on": f.booked.isoformat(), "institution_code": inst})
     assert r.status_code in (200, 201), r.text
     mother_id = r.json()["mother_id"]
@@ -290,7 +346,7 @@ async def family_story(p: Poster, rng: random.Random, county: str, insts: dict[s
         to = village(county, rng.randint(1, 3), rng.randint(1, 2))
         await p.move(mother_id, since, to)
         f.moves.append((since, to))
-    await pregnancy_screens(p, rng, f, min(delivered - timedelta(days=1), LAST))
+    await pregnancy_screens(p, rng, f, min(delivered - timedelta(days=1), LAST), x)
     if delivered > LAST:
         return f  # still pregnant
     place = rng.choice(["hospital"] * 9 + ["home"])
@@ -305,9 +361,13 @@ async def family_story(p: Poster, rng: random.Random, county: str, insts: dict[s
         "place": place, "mode": mode,
         "babies": [{"sex": b.sex, "birth_weight_g": b.weight_g, "outcome": "live" if b.live else "stillbirth"}
                    for b in babies]}
+    for i, baby in enumerate(dbody["babies"]):  # 孩次, not always reported
+        x.order[i] = xr.choice([None, 1, 1, 2, 3])
+        if x.order[i]:
+            baby["birth_order"] = x.order[i]
     if all(b.weight_g is None for b in babies):
-        for x in dbody["babies"]:
-            x.pop("birth_weight_g")
+        for bb in dbody["babies"]:
+            bb.pop("birth_weight_g")
     res = await p.encounter(dbody)
     child_ids = list(res.get("children") or [])
     live = [b for b in babies if b.live]
@@ -320,12 +380,16 @@ async def family_story(p: Poster, rng: random.Random, county: str, insts: dict[s
         new_mode = "caesarean" if mode != "caesarean" else "vaginal"
         await p.correct(dbody, mode=new_mode)
         f.mode = new_mode
+    if xr.random() < 0.2:  # the HIS corrects the first baby's birth order
+        x.order[0] = 2 if x.order.get(0) != 2 else 1
+        await p.correct(dbody, babies=[{**dbody["babies"][0], "birth_order": x.order[0]}, *dbody["babies"][1:]])
     for _ in range(rng.choice([0, 1, 1, 2])):
         day = rng.randint(1, 40)
         await p.encounter({"type": "postpartum_visit", "occurred_at": at(delivered + timedelta(days=day)),
                            "institution_code": inst, "subject_id": f.pregnancy_id})
         f.postpartum.append(delivered + timedelta(days=day))
     await child_screens(p, rng, f, live)
+    await exposure_screens(p, f, live, x)
     for b in live:
         if rng.random() < 0.15:  # the family moves the child elsewhere in the county
             since = delivered + timedelta(days=rng.randint(10, 500))
@@ -381,13 +445,18 @@ async def test_incremental_counts_equal_the_reference(http: httpx.AsyncClient, s
     # own random stream so that a seed gives the same stories whatever the interleaving
     sem = asyncio.Semaphore(8)
 
+    extras: dict[str, refb.Extra] = {}
+
     async def one(i: int) -> ref.Family:
         async with sem:
             own = random.Random(seed * 1000 + i)
             # and the next two women are registered twice every run: merged, and merged then unmerged
-            return await family_story(Poster(http, stack, own), own, county, insts,
-                                      FORCED[i] if i < len(FORCED) else None,
-                                      {len(FORCED): "merged", len(FORCED) + 1: "unmerged"}.get(i))
+            x = refb.Extra()
+            f = await family_story(Poster(http, stack, own), own, county, insts,
+                                   FORCED[i] if i < len(FORCED) else None,
+                                   {len(FORCED): "merged", len(FORCED) + 1: "unmerged"}.get(i), x)
+            extras[f.pregnancy_id] = x
+            return f
 
     families = list(await asyncio.gather(*(one(i) for i in range(FAMILIES))))
     today = datetime.now(CHINA).date().replace(day=1)
@@ -399,7 +468,8 @@ async def test_incremental_counts_equal_the_reference(http: httpx.AsyncClient, s
         bad = []
         for key, (start, end) in PERIODS.items():
             for region in regions:
-                want = ref.values(families, region, start, end, today)
+                want = {**ref.values(families, region, start, end, today),
+                        **refb.values(families, extras, region, start, end)}
                 r = await http.get(url, params={"region": region, "period": key, "codes": ",".join(want)})
                 assert r.status_code == 200, r.text
                 # numerator, denominator and the value served (the rate, with the catalogue's rounding)
@@ -412,6 +482,8 @@ async def test_incremental_counts_equal_the_reference(http: httpx.AsyncClient, s
     # every kind included), denominators too, and the families moved
     year = ref.values(families, county, date(2025, 1, 1), date(2026, 12, 31), today)
     assert not [c for c, (n, d) in year.items() if not n or d == 0], year
+    births = refb.values(families, extras, county, date(2025, 1, 1), date(2026, 12, 31))
+    assert not [c for c, (n, d) in births.items() if not n or d == 0], births
     assert any(f.moves for f in families)
     # and women registered twice: merged, and merged then unmerged
     assert any(f.duplicate and f.merged for f in families) and any(f.duplicate and not f.merged for f in families)

@@ -22,6 +22,7 @@ import httpx
 import pytest
 from certificates.tests.stack_helpers import Office, new_prefix, office, stock
 
+from tests import reference_births as refb
 from tests import reference_programmes as ref
 from tests.conftest import Stack, fresh_county, village, wait_for
 from tests.reference import expected_value
@@ -199,9 +200,11 @@ async def premarital(p: Poster, rng: random.Random, w: ref.World, me: ref.Person
     """A 婚检 of `me` (naming the partner or not); corrected or voided now and then."""
     findings = [{"code": "x", "affects_marriage": rng.random() < 0.6} for _ in range(rng.choice([0, 0, 0, 1, 2]))]
     hiv = rng.choice(["negative", "negative", "positive", "not_done"])
+    xr = random.Random(on.toordinal() * 10 + len(findings))  # the syphilis / HBsAg results: their own stream
+    syphilis, hbsag = xr.choice(["negative", "negative", "positive"]), xr.choice(["negative", "positive", "not_done"])
     body: dict[str, Any] = {"type": "premarital_exam", "subject_id": me.person_id, "performed_on": on.isoformat(),
                             "institution_code": p.inst, "findings": findings, "hiv": hiv,
-                            "syphilis": "negative", "hbsag": "negative"}
+                            "syphilis": syphilis, "hbsag": hbsag}
     if names:
         body["partner_id"] = partner.person_id
     await p.screen(body, me.lives_on(on))
@@ -213,7 +216,8 @@ async def premarital(p: Poster, rng: random.Random, w: ref.World, me: ref.Person
         await p.void_screen(body)
         return None
     e = ref.Exam("premarital_exam", me, on, partner.person_id if names else "",
-                 affects=any(f["affects_marriage"] for f in findings), hiv_tested=hiv in ("negative", "positive"))
+                 affects=any(f["affects_marriage"] for f in findings), hiv_tested=hiv in ("negative", "positive"),
+                 results={"hiv": hiv, "syphilis": syphilis, "hbsag": hbsag})
     w.exams.append(e)
     return e
 
@@ -266,8 +270,14 @@ async def couple_story(p: Poster, rng: random.Random, w: ref.World, county: str)
             if shape != "alone":
                 body["partner_id"] = partner.person_id
             at_risk = rng.random() < 0.3
+            results: dict[str, str] = {}
             if kind == "prepregnancy_exam":
                 body.update(at_risk=at_risk, risk_factors=["x"] if at_risk else [])
+                xr = random.Random(when.toordinal() * 10 + int(at_risk))  # infections: their own stream
+                if xr.random() < 0.8:  # older HIS send no infection results: not done
+                    results = {i: xr.choice(["negative", "negative", "positive", "not_done"])
+                               for i in ("hiv", "syphilis", "hbsag")}
+                    body.update(results)
             else:
                 body["result"] = rng.choice(["carrier", "non_carrier", "non_carrier"])
             await p.screen(body, me.lives_on(when))
@@ -277,7 +287,7 @@ async def couple_story(p: Poster, rng: random.Random, w: ref.World, county: str)
             if rng.random() < 0.07:
                 await p.void_screen(body)
                 continue
-            w.exams.append(ref.Exam(kind, me, when, body.get("partner_id", ""), at_risk=at_risk))
+            w.exams.append(ref.Exam(kind, me, when, body.get("partner_id", ""), at_risk=at_risk, results=results))
 
 
 async def woman_story(p: Poster, rng: random.Random, w: ref.World, county: str, forced: bool = False,
@@ -703,7 +713,8 @@ async def test_programme_counts_equal_the_reference(http: httpx.AsyncClient, sta
         bad = []
         for key, (start, end) in per.items():
             for region in regions:
-                want = ref.values(w, region, start, end, TODAY)
+                want = {**ref.values(w, region, start, end, TODAY),
+                        **refb.exam_values(w.exams, region, start, end)}
                 page = await get(http, url, {"region": region, "period": key, "codes": ",".join(want)})
                 # numerator, denominator and the value served (the rate, with the catalogue's rounding)
                 got = {row["code"]: (row["numerator"], row["denominator"], row["value"]) for row in page["rows"]}
@@ -713,6 +724,8 @@ async def test_programme_counts_equal_the_reference(http: httpx.AsyncClient, sta
 
     # the stories exercise what they claim to: every covered indicator's numerator (and denominator) non-zero
     everything = ref.values(w, county, date(2020, 1, 1), date(TODAY.year, 12, 31), TODAY)
+    exams = refb.exam_values(w.exams, county, date(2020, 1, 1), date(TODAY.year, 12, 31))
+    assert not [c for c, (n, d) in exams.items() if not n or d == 0], exams
     assert not [c for c, (n, d) in everything.items() if not n or d == 0], (seed, everything)
 
     print("seed", seed, {k: v for k, v in everything.items()})

@@ -83,6 +83,26 @@ DASHBOARDS: dict[str, dict[str, Any]] = {
         "trend": ["certs_issued", "certs_voided"],
         "table": ["certs_issued", "certs_first", "certs_first_out_of_institution", "certs_reissued",
                   "certs_replaced", "certs_voided", "certs_superseded", "cert_first_issue_rate"]},
+    "births": {"title": "出生、性别比与人口基数 Births, sex ratio, populations", "stats": [
+        "birth_rate", "sex_ratio_at_birth", "sex_ratio_second_plus", "general_fertility_rate", "live_births_male",
+        "live_births_female", "live_births_hukou_province", "population_total"],
+        "trend": ["sex_ratio_at_birth", "birth_rate"],
+        "table": ["pregnancies_booked", "first_antenatal_care", "hospital_delivery_women", "folic_acid_persons",
+                  "hearing_screened_count", "metabolic_screened_count", "live_births_second_plus",
+                  "live_births_hukou_county", "live_births_hukou_other", "population_women_15_49",
+                  "population_women_35_64", "cervical_screening_coverage", "breast_screening_coverage"]},
+    "pmtct": {"title": "预防艾滋病、梅毒和乙肝母婴传播 PMTCT", "stats": [
+        "hiv_positive_rate", "syphilis_positive_rate", "hbsag_positive_rate", "hiv_arv_rate",
+        "syphilis_treatment_rate", "hepb_dose1_timely_rate", "hbig_rate", "syphilis_exposed_infant_prophylaxis_rate"],
+        "trend": ["syphilis_positive_rate", "hbsag_positive_rate"],
+        "table": ["hiv_tested_in_pregnancy", "hiv_tested_labour_only", "syphilis_tested_in_pregnancy",
+                  "syphilis_tested_labour_only", "hbsag_tested_in_pregnancy", "hbsag_tested_labour_only",
+                  "hiv_positive_women", "syphilis_positive_women", "hbsag_positive_women", "hbsag_exposed_live_births",
+                  "hiv_exposed_infant_arv_rate", "hiv_exposed_infant_test_rate", "syphilis_exposed_infant_test_rate",
+                  "premarital_syphilis_positive", "premarital_hiv_positive", "premarital_hbsag_positive",
+                  "premarital_hbsag_positive_rate", "premarital_exam_male", "premarital_exam_female",
+                  "prepregnancy_syphilis_positive", "prepregnancy_hiv_positive", "prepregnancy_hbsag_positive",
+                  "prepregnancy_hbsag_positive_rate", "prepregnancy_exam_male", "prepregnancy_exam_female"]},
 }
 
 #: variables read the month-grain `tally` (the `counter` view sums it per reporting period: right for panels,

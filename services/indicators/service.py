@@ -17,9 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from indicators.clock import china_today
 from indicators.domain import approval, provisional, regions
+from indicators.domain import populations as pop_rules
 from indicators.domain import targets as target_rules
 from indicators.domain.catalogue import Catalogue, Indicator, by_measure
+from indicators.domain.facts import Fact
 from indicators.domain.values import value
+from indicators.engine import Engine
 from indicators.store import filings, names, sql
 
 
@@ -276,3 +279,58 @@ def _decomposition(rows: list[dict[str, Any]], by_code: dict[str, Indicator]) ->
             out.append({"code": r["code"], "region": r["region"], "target": r["target"], "decomposed": given,
                         "not_decomposed": int(r["target"]) - given})
     return out
+
+
+class Populations:
+    """人口基数: population denominators a bureau posts for its regions and years (domain.populations). Each
+    change is a fact applied by the engine in the same transaction, so rates like 出生率 move at once and a
+    reconciliation or rebuild finds them like every other input."""
+
+    def __init__(self, db: Database, engine: Engine) -> None:
+        self.db = db
+        self.engine = engine
+
+    @staticmethod
+    def _region(region: str, p: Principal) -> None:
+        if not regions.is_prefix(region) or not region:
+            raise fail("region", "must be a region code of 2, 4, 6, 9 or 12 digits")
+        p.require_region(region)
+
+    async def put(self, region: str, kind: str, year: int, value_: int, p: Principal) -> dict[str, Any]:
+        self._region(region, p)
+        pop_rules.check(region, kind, year, value_)
+        key = pop_rules.record_key(region, kind, year)
+        async with self.db.begin() as conn:
+            await sql.lock_engine(conn)  # the version read and the write are one step
+            stored = await sql.population_facts(conn, year)
+            clash = pop_rules.overlapping(region, [f.body["region"] for f in stored
+                                                   if not f.voided and f.body.get("kind") == kind])
+            if clash:
+                raise fail("region", f"{kind} for {year} is already posted for {', '.join(clash)}, above or below "
+                                     f"{region}: both would count the same people (delete it first)", 409)
+            version = max((f.version for f in stored if f.record_key == key), default=0) + 1
+            body = {"region": region, "kind": kind, "year": year, "value": value_, "posted_by": p.actor}
+            await self.engine.apply_facts(conn, [Fact(key, pop_rules.unit_key(region, kind), version, False, body)])
+        return {"region": region, "kind": kind, "kind_zh": pop_rules.KINDS[kind], "year": year, "value": value_,
+                "version": version, "posted_by": p.actor}
+
+    async def delete(self, region: str, kind: str, year: int, p: Principal) -> dict[str, Any]:
+        self._region(region, p)
+        key = pop_rules.record_key(region, kind, year)
+        async with self.db.begin() as conn:
+            await sql.lock_engine(conn)
+            old = next((f for f in await sql.population_facts(conn, year) if f.record_key == key), None)
+            if old is None or old.voided:
+                raise fail("kind", f"no {kind} figure of {region} for {year}", 404)
+            await self.engine.apply_facts(conn, [Fact(key, old.subject_key, old.version + 1, True, old.body)])
+        return {"region": region, "kind": kind, "year": year, "deleted": True}
+
+    async def listing(self, region: str, year: int, p: Principal) -> dict[str, Any]:
+        """The figures of `region` and the regions below it (those above are another bureau's)."""
+        p.require_region(region)
+        async with self.db.connect() as conn:
+            rows = [f.body for f in await sql.population_facts(conn, year)
+                    if not f.voided and str(f.body["region"]).startswith(region)]
+        rows.sort(key=lambda b: (b["region"], list(pop_rules.KINDS).index(b["kind"])))
+        return {"region": region, "year": year, "kinds": pop_rules.KINDS,
+                "populations": [{k: b[k] for k in ("region", "kind", "year", "value")} for b in rows]}

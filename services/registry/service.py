@@ -180,12 +180,12 @@ async def create_person(conn: AsyncConnection, person: BaseModel, prefix: str = 
         return linked, []
     pid = await sql.insert_person(conn, id_number=doc.number if doc and doc.kind == documents.RESIDENT_ID else None,
                                   name=d["name"], sex=d["sex"], birth_date=d["birth_date"], phone=d.get("phone"),
-                                  residence_code=d["residence_code"])
+                                  residence_code=d["residence_code"], hukou_code=d.get("hukou_code"))
     await sql.set_person_search_keys(conn, pid, doc.kind if doc else d.get("document_type"),
                                      doc.number if doc else None, names.pinyin_key(d["name"]))
     await person_matching.remember(conn, pid, keys, candidates, actor)
     ev = publish.person_upserted(pid, d["sex"], d["birth_date"], [(d["birth_date"], d["residence_code"])], 1,
-                                 registered_on=today_cn())
+                                 registered_on=today_cn(), hukou_code=d.get("hukou_code"))
     return pid, [ev]
 
 
@@ -666,7 +666,7 @@ async def add_residence(db: Database, scope: Scope, person_id: str, since: date,
         uow.emit(publish.person_upserted(
             person_id, row["sex"], row["birth_date"], hist, version,
             str(row["mother_id"]) if row["mother_id"] else None, row["born_in_pregnancy_id"],
-            registered_on=row["created_at"].astimezone(CHINA).date()))
+            registered_on=row["created_at"].astimezone(CHINA).date(), hukou_code=row.get("hukou_code")))
     return 201, version
 
 
@@ -708,6 +708,7 @@ async def _person_view(conn: AsyncConnection, person_id: str, row: Any, hist: li
         "sex": row["sex"], "birth_date": str(row["birth_date"]), "version": row["version"],
         "residence_code": hist[-1][1] if hist else None,
         "residence": [{"since": str(s) if s else None, "region_code": r} for s, r in hist],
+        "hukou_code": row.get("hukou_code"),
         "mother_id": str(row["mother_id"]) if row["mother_id"] else None,
         "born_in_pregnancy_id": row["born_in_pregnancy_id"],
         "died_on": str(row["died_on"]) if row["died_on"] else None,

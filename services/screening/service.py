@@ -89,7 +89,7 @@ async def resolve_subject(conn: AsyncConnection, t: str, spec: model.TypeSpec, r
                        "person id")
         raise _not_known("person", req.subject_id)
     errs = model.check_person_subject(t, spec, person, on)
-    if isinstance(result, model.HbigIn) and not errs:
+    if isinstance(result, model.HbigIn | model.HepbVaccineIn) and not errs:
         errs = model.check_hbig_hours(result.hours_after_birth, person, on)
     if errs:
         raise DomainError(errs)

@@ -23,7 +23,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 from typing import Any
 
-from indicators.domain import periods
+from indicators.domain import periods, populations
+from indicators.domain import units_births as births
 from indicators.domain.catalogue import Catalogue
 from indicators.domain.facts import Fact
 
@@ -218,7 +219,7 @@ def _child_screens(fs: Facts, child_key: str, birth: date) -> dict[str, Any]:
     first birth certificate."""
     if not child_key:
         return {"newborn_visit_28d": False, "metabolic_screened": False, "hearing_screened": False,
-                "hbig_hours": None, "first_certified": False}
+                "hbig_hours": None, "first_certified": False, **births.exposed_child_attrs([])}
     visits = [v for v in fs.encounters(child_key, "newborn_visit")
               if 0 <= ((d(v["occurred_on"]) or birth) - birth).days <= NEWBORN_VISIT_DAYS]
     metabolic = [s for s in fs.screenings(child_key, "newborn_metabolic")
@@ -230,7 +231,8 @@ def _child_screens(fs: Facts, child_key: str, birth: date) -> dict[str, Any]:
              and c.get("status") in ("issued", "superseded")]
     return {"newborn_visit_28d": bool(visits), "metabolic_screened": bool(metabolic),
             "hearing_screened": bool(fs.screenings(child_key, "newborn_hearing")),
-            "hbig_hours": min(hbig) if hbig else None, "first_certified": bool(certs)}
+            "hbig_hours": min(hbig) if hbig else None, "first_certified": bool(certs),
+            **births.exposed_child_attrs(fs.screenings(child_key, "hepb_vaccine", "exposed_infant"))}
 
 
 def _prenatal_screen_entities(key: str, fs: Facts, p: dict[str, Any], mother: Fact | None) -> list[Entity]:
@@ -260,6 +262,7 @@ def pregnancy_entities(key: str, fs: Facts) -> list[Entity]:
     out: list[Entity] = _prenatal_screen_entities(key, fs, p, mother)
     if booked is not None and lmp is not None:
         out.append(_booking_entity(fs, key, p, mother, lmp, booked))
+    out += _first_antenatal_entity(fs, key, p, mother)
     deliveries = fs.encounters(key, "delivery")
     if not deliveries or lmp is None:
         return out
@@ -272,11 +275,13 @@ def pregnancy_entities(key: str, fs: Facts) -> list[Entity]:
     region = residence_on(mother, on, p["residence_code"])
     inst = dl["institution_code"]
     facility = det["place"] == "hospital" and bool(det.get("institution_midwifery_licensed"))
-    common = {"mode": det["mode"], "place": det["place"], "facility_delivery": facility, "gestational_days": gest}
+    common = {"mode": det["mode"], "place": det["place"], "facility_delivery": facility, "gestational_days": gest,
+              **births.hukou_attrs(mother.body if mother else None, region)}
     viable = gest >= VIABLE_GESTATION_DAYS
     infection_tests = fs.screenings(key, "maternal_infection_test")
     hbsag_positive = any(t["maternal_infection_test"].get("result") == "positive"
                          for t in _tested(infection_tests, "hbsag", on))
+    pmtct = births.pmtct_attrs(infection_tests, fs.of_kind(key, "case:"), on)
     live = 0
     for b in det.get("babies", []):
         weight = number(b.get("birth_weight_g"))
@@ -288,7 +293,7 @@ def pregnancy_entities(key: str, fs: Facts) -> list[Entity]:
         out.append(Entity("live_birth", on, region, inst, {
             **common, "sex": b["sex"], "birth_weight_g": weight, "weighed": weight is not None,
             "low_birth_weight": weight is not None and weight < 2500, **child,
-            "mother_hbsag_positive": hbsag_positive}))
+            "mother_hbsag_positive": hbsag_positive, **births.birth_attrs(b), **births.mother_exposure(pmtct)}))
         # 首次签发率: live births of the institution where they were born, with the institution's region
         out.append(Entity("live_birth_in_institution", on, dl.get("institution_region") or region, inst,
                           {"first_certified": child["first_certified"]}))
@@ -316,8 +321,23 @@ def pregnancy_entities(key: str, fs: Facts) -> list[Entity]:
         "syphilis_tested": bool(_tested(infection_tests, "syphilis", on)),
         "hbsag_tested": bool(_tested(infection_tests, "hbsag", on)),
         "prenatal_screened": bool(prenatal),
+        **pmtct,
     }))
     return out
+
+
+def _first_antenatal_entity(fs: Facts, key: str, p: dict[str, Any], mother: Fact | None) -> list[Entity]:
+    """初次产前保健人数: a pregnancy counted once, on the day of its first counted antenatal check (delivered or
+    not), where the mother lived that day, at the institution of that check."""
+    deliveries = fs.encounters(key, "delivery")
+    until = (d(deliveries[-1]["occurred_on"]) if deliveries else None) or date.max
+    first = births.first_antenatal_check(_antenatal_checks(fs, key, until))
+    if first is None:
+        return []
+    visit = next(v for v in fs.encounters(key, "prenatal_visit") if d(v["occurred_on"]) == first
+                 and v.get("prenatal_visit", {}).get("counts_as_antenatal_check", True))
+    return [Entity("first_antenatal_check", first, residence_on(mother, first, p["residence_code"]),
+                   visit.get("institution_code", ""))]
 
 
 def _booking_entity(fs: Facts, key: str, p: dict[str, Any], mother: Fact | None, lmp: date,
@@ -415,6 +435,7 @@ def _couple_entities(key: str, fs: Facts, person: Fact | None) -> list[Entity]:
 def screening_entities(key: str, fs: Facts, person: Fact | None) -> list[Entity]:
     """The person's own screenings: 婚检 and 孕前优生 persons, 两癌 (women 35–64), and couples."""
     birth = d(person.body.get("birth_date")) if person is not None else None
+    sex = str(person.body.get("sex") or "") if person is not None else ""
     out = []
     for s in fs.screenings(key, "premarital_exam", "prepregnancy_exam", "cervical", "breast"):
         on = d(s["performed_on"])
@@ -425,9 +446,10 @@ def screening_entities(key: str, fs: Facts, person: Fact | None) -> list[Entity]
         if t == "premarital_exam":
             pe = s.get("premarital_exam", {})
             attrs = {"affects_marriage": any(f.get("affects_marriage") for f in pe.get("findings", [])),
-                     "hiv_tested": pe.get("hiv") in ("negative", "positive")}
+                     **births.exam_infection_attrs(pe, sex)}
         elif t == "prepregnancy_exam":
-            attrs = {"at_risk": bool(s.get("prepregnancy_exam", {}).get("at_risk"))}
+            pp = s.get("prepregnancy_exam", {})
+            attrs = {"at_risk": bool(pp.get("at_risk")), **births.exam_infection_attrs(pp, sex)}
         else:
             abnormal = (s.get("cervical", {}).get("result") == "abnormal" if t == "cervical"
                         else int(s.get("breast", {}).get("birads", 0)) in BREAST_ABNORMAL_BIRADS)
@@ -682,7 +704,14 @@ def stock_entities(key: str, fs: Facts) -> list[Entity]:
 
 # --- the unit interface the engine uses -----------------------------------------------------------------
 
-UNIT_KINDS = ("pregnancy", "person", "marriage", "followup", "cert", "stock")
+def population_entities(key: str, fs: Facts) -> list[Entity]:
+    """A bureau's population figures of one region and kind (人口基数), one standing quantity per year."""
+    bodies = [f.body for f in fs.by_subject.get(key, []) if not f.voided]
+    return [Entity(populations.POPULATION, on, region, "", {"kind": kind}, weight=w, standing=True)
+            for kind, on, region, w in populations.population_entities(bodies)]
+
+
+UNIT_KINDS = ("pregnancy", "person", "marriage", "followup", "cert", "stock", "population")
 
 
 def unit_kind(key: str) -> str | None:
@@ -691,7 +720,8 @@ def unit_kind(key: str) -> str | None:
 
 
 ENTITIES = {"pregnancy": pregnancy_entities, "person": person_entities, "marriage": marriage_entities,
-            "followup": followup_entities, "cert": certificate_entities, "stock": stock_entities}
+            "followup": followup_entities, "cert": certificate_entities, "stock": stock_entities,
+            "population": population_entities}
 
 
 def entities(unit_key: str, facts: Iterable[Fact], alias: Mapping[str, str] | None = None) -> list[Entity]:

@@ -21,9 +21,11 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("women", "妇女保健与婚前保健"),
     ("screening", "出生缺陷防治与预防母婴传播"),
     ("certificates", "出生医学证明管理"),
+    ("births", "出生人口、性别比与人口基数"),
+    ("pmtct", "预防艾滋病、梅毒和乙肝母婴传播"),
 )
 NUMERALS = "一二三四五六七八九十"
-UNIT_ZH = {"count": "人/例", "%": "%", "‰": "‰", "1/10万": "1/10万"}
+UNIT_ZH = {"count": "人/例", "%": "%", "‰": "‰", "1/10万": "1/10万", "女=100": "女=100"}
 
 
 @dataclass(frozen=True)

@@ -232,3 +232,12 @@ async def delete_target(conn: AsyncConnection, code: str, region: str, year: int
     c = await raw(conn)
     return (await c.execute("delete from target where code = $1 and region = $2 and year = $3",
                             code, region, year)) != "DELETE 0"
+
+
+async def population_facts(conn: AsyncConnection, year: int | None = None) -> list[Fact]:
+    """The population figures (人口基数) the bureaus posted, voided ones too (their version counts on)."""
+    c = await _c(conn)
+    rows = await c.fetch("select record_key, subject_key, version, voided, body from fact "
+                         "where record_key like 'population:%' and ($1::int is null or (body->>'year')::int = $1)",
+                         year)
+    return [Fact(r["record_key"], r["subject_key"], r["version"], r["voided"], from_json(r["body"])) for r in rows]

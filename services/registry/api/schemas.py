@@ -87,6 +87,9 @@ class PersonIn(BaseModel):
     birth_date: PastDate
     residence_code: str = Field(max_length=12)
     phone: str | None = Field(None, max_length=32)
+    hukou_code: str | None = Field(None, pattern=r"^[1-9][0-9]{5}$",
+                                   description="户籍地: the 6-digit county code of the person's registered residence "
+                                               "(户口), for the 户籍 / 常住 split")
 
 
 class PersonRef(BaseModel):
@@ -153,6 +156,8 @@ class BabyIn(BaseModel):
     birth_weight_g: int | None = Field(None, ge=0, le=INT_MAX)
     outcome: Literal["live", "stillbirth"]
     child_id: str | None = Field(None, max_length=64)
+    birth_order: int | None = Field(None, ge=1, le=20, description="孩次: 1 = the mother's first child (出生性别比 "
+                                                                   "of second and later births)")
 
 
 class DeliveryIn(BaseModel):

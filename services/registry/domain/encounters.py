@@ -156,7 +156,8 @@ def delivery(p: Pregnancy, mother: Person | None, on: date, f: dict[str, Any],
             if fixed is not None:
                 corrected.append((fixed, persons[child_id].birth_date))
         babies.append({"sex": b["sex"], "birth_weight_g": b.get("birth_weight_g"), "outcome": b["outcome"],
-                       "child_id": child_id if b["outcome"] == "live" else None})
+                       "child_id": child_id if b["outcome"] == "live" else None,
+                       "birth_order": b.get("birth_order")})
     return [], {"place": f["place"], "mode": f["mode"], "babies": babies,
                 "gestational_days": p.gestational_days(on)}, children, corrected
 

@@ -34,14 +34,14 @@ def institution_upserted(i: Institution, version: int) -> NewEvent:
 
 def person_upserted(person_id: str, sex: str, birth_date: date, residence: list[tuple[date | None, str]],
                     version: int, mother_id: str | None = None, born_in: str | None = None,
-                    registered_on: date | None = None) -> NewEvent:
+                    registered_on: date | None = None, hukou_code: str | None = None) -> NewEvent:
     """`registered_on`: when the registry first recorded a person not born here (from then on the indicators
     know where she lives, checked or not)."""
     spans = [pb.ResidenceSpan(since=s.isoformat() if s else "", region_code=r) for s, r in residence]
     return NewEvent(PERSON_UPSERTED, pb.PersonUpserted(
         person_id=person_id, sex=sex, birth_date=birth_date.isoformat(), residence=spans,
         mother_id=mother_id or "", born_in_pregnancy_id=born_in or "", version=version,
-        registered_on=registered_on.isoformat() if registered_on else ""),
+        registered_on=registered_on.isoformat() if registered_on else "", hukou_code=hukou_code or ""),
         subject_key=f"person:{person_id}", region_code=residence[-1][1] if residence else "")
 
 
@@ -66,7 +66,8 @@ def encounter_recorded(row: dict[str, Any], institution: Institution, region_cod
             gestational_days=body.get("gestational_days", 0),
             institution_midwifery_licensed=institution.is_delivery_facility,
             babies=[pb.Baby(sex=b["sex"], birth_weight_g=b.get("birth_weight_g") or 0, outcome=b["outcome"],
-                            child_id=b.get("child_id") or "") for b in body["babies"]])
+                            child_id=b.get("child_id") or "", birth_order=b.get("birth_order") or 0)
+                    for b in body["babies"]])
     elif t == "prenatal_visit":
         part["prenatal_visit"] = pb.PrenatalVisit(
             gestational_days=body["gestational_days"], risk_grade=body.get("risk_grade") or "",

@@ -63,13 +63,13 @@ async def residence_history(conn: AsyncConnection, person_id: str) -> list[tuple
 
 async def insert_person(conn: AsyncConnection, *, id_number: str | None, name: str, sex: str, birth_date: date,
                         phone: str | None, residence_code: str, mother_id: str | None = None,
-                        born_in: str | None = None) -> str:
+                        born_in: str | None = None, hukou_code: str | None = None) -> str:
     c = await raw(conn)
     pid = uuid.uuid4()
     await c.execute(
-        "insert into person (person_id, id_number, name, sex, birth_date, phone, mother_id, born_in_pregnancy_id) "
-        "values ($1, $2, $3, $4, $5, $6, $7, $8)", pid, id_number, name, sex, birth_date, phone,
-        uuid.UUID(mother_id) if mother_id else None, born_in)
+        "insert into person (person_id, id_number, name, sex, birth_date, phone, mother_id, born_in_pregnancy_id, "
+        "hukou_code) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)", pid, id_number, name, sex, birth_date, phone,
+        uuid.UUID(mother_id) if mother_id else None, born_in, hukou_code)
     await c.execute("insert into person_residence (person_id, since, region_code) values ($1, $2, $3)",
                     pid, birth_date, residence_code)
     return str(pid)

@@ -112,6 +112,10 @@ class PrepregnancyExamIn(_Result):
 
     at_risk: bool
     risk_factors: list[str] = Field(default_factory=list, max_length=50)
+    #: 梅毒 / HIV / 乙肝 results of the examination (optional: older HIS send none — as not done)
+    hiv: Tested = "not_done"
+    syphilis: Tested = "not_done"
+    hbsag: Tested = "not_done"
 
     @model_validator(mode="after")
     def _consistent(self) -> PrepregnancyExamIn:
@@ -164,6 +168,22 @@ class HbigIn(_Result):
     """乙肝免疫球蛋白 given to an exposed infant."""
 
     hours_after_birth: float = Field(ge=0, le=28 * 24)
+
+
+class HepbVaccineIn(_Result):
+    """乙肝疫苗 given to a newborn: the dose and how many hours after birth (首剂及时接种: dose 1 within 24 h)."""
+
+    dose: int = Field(ge=1, le=4)
+    hours_after_birth: float = Field(ge=0, le=366 * 24)
+
+
+class ExposedInfantIn(_Result):
+    """艾滋病 / 梅毒暴露儿童 (a child of an HIV- or syphilis-positive mother): the infant's test (HIV early
+    diagnosis / 非梅毒螺旋体抗原血清学试验) and whether prophylaxis was given (抗病毒用药 / 预防性治疗)."""
+
+    infection: Literal["hiv", "syphilis"]
+    test_result: Tested
+    prophylaxis: bool
 
 
 class NewbornMetabolicIn(_Result):
@@ -245,6 +265,10 @@ TYPES: dict[str, TypeSpec] = {
     "cfdna": TypeSpec(CfdnaIn, "pregnancy", gestation=(12 * 7, 26 * 7 + 6)),
     "maternal_infection_test": TypeSpec(MaternalInfectionTestIn, "pregnancy"),
     "hbig": TypeSpec(HbigIn, "child", max_age_days=28),
+    # the series runs to 6 months (0, 1, 6 months); dose 1 is the one the indicators look at
+    "hepb_vaccine": TypeSpec(HepbVaccineIn, "child", max_age_days=366),
+    # HIV early diagnosis runs to 18 months; a syphilis-exposed child is followed to 18 months too
+    "exposed_infant": TypeSpec(ExposedInfantIn, "child", max_age_days=2 * 365),
     "newborn_metabolic": TypeSpec(NewbornMetabolicIn, "child", max_age_days=365),
     "newborn_hearing": TypeSpec(NewbornHearingIn, "child", max_age_days=365),
     "cervical": TypeSpec(CervicalIn, "person", sex="F", min_age_years=18),

@@ -20,7 +20,9 @@ def _detail(t: str, r: dict[str, Any]) -> dict[str, Any]:
             findings=[pb.Finding(code=f["code"], affects_marriage=f["affects_marriage"]) for f in r["findings"]],
             hiv=r["hiv"], syphilis=r["syphilis"], hbsag=r["hbsag"])}
     if t == "prepregnancy_exam":
-        return {"prepregnancy_exam": pb.PrepregnancyExam(at_risk=r["at_risk"], risk_factors=r["risk_factors"])}
+        return {"prepregnancy_exam": pb.PrepregnancyExam(
+            at_risk=r["at_risk"], risk_factors=r["risk_factors"], hiv=r.get("hiv") or "not_done",
+            syphilis=r.get("syphilis") or "not_done", hbsag=r.get("hbsag") or "not_done")}
     if t == "prenatal_serum":
         return {"prenatal_serum": pb.PrenatalSerum(t21_risk_n=ratio_n(r["t21_risk"], "t21_risk"),
                                                    t18_risk_n=ratio_n(r["t18_risk"], "t18_risk"),
@@ -32,6 +34,11 @@ def _detail(t: str, r: dict[str, Any]) -> dict[str, Any]:
             infection=r["infection"], timing=r["timing"], result=r["result"])}
     if t == "hbig":
         return {"hbig": pb.Hbig(hours_after_birth=r["hours_after_birth"])}
+    if t == "hepb_vaccine":
+        return {"hepb_vaccine": pb.HepbVaccine(dose=r["dose"], hours_after_birth=r["hours_after_birth"])}
+    if t == "exposed_infant":
+        return {"exposed_infant": pb.ExposedInfantCare(infection=r["infection"], test_result=r["test_result"],
+                                                       prophylaxis=r["prophylaxis"])}
     if t == "newborn_metabolic":
         return {"newborn_metabolic": pb.NewbornMetabolic(conditions=r["conditions"])}
     if t == "newborn_hearing":

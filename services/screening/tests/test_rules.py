@@ -122,3 +122,21 @@ def test_malformed_rules_are_refused_at_load(when: dict[str, Any]) -> None:
         RuleSet.from_dict({"version": "x", "effective_from": "2020-01-01",
                            "types": {"cfdna": [{"when": when, "classification": "c"}]},
                            "cases": {"pregnancy_high_risk": {"grades": [], "due_days": 1, "action": ""}}})
+
+
+def test_hepb_vaccine_exposed_infant_and_prepregnancy_infections() -> None:
+    # 首剂乙肝疫苗: dose 1 within 24 h is timely, 24.5 h late; a later dose is not classified
+    assert classify("hepb_vaccine", dose=1, hours_after_birth=24).classification == "timely"
+    assert classify("hepb_vaccine", dose=1, hours_after_birth=24.5).classification == "late"
+    assert classify("hepb_vaccine", dose=2, hours_after_birth=800).classification == "normal"
+    # an exposed infant's positive test opens a follow-up case (treatment); negative / not done do not
+    pos = classify("exposed_infant", infection="syphilis", test_result="positive", prophylaxis=True)
+    assert pos.classification == "positive" and pos.followup is not None
+    assert classify("exposed_infant", infection="hiv", test_result="not_done", prophylaxis=True).followup is None
+    with pytest.raises(ValueError):
+        classify("exposed_infant", infection="hbsag", test_result="negative", prophylaxis=False)
+    # 孕前优生: infection results optional (not done when absent), validated when given
+    exam = model.TYPES["prepregnancy_exam"].model.model_validate({"at_risk": False})
+    assert exam.facts()["hbsag"] == "not_done"
+    with pytest.raises(ValueError):
+        model.TYPES["prepregnancy_exam"].model.model_validate({"at_risk": False, "hiv": "maybe"})

@@ -9,7 +9,7 @@ Revision ID: i0008_h5
 from kit.alembic_env import sql
 
 revision = "i0008_h5"
-down_revision = "i0007"
+down_revision = "i0008_h9"
 branch_labels = None
 depends_on = None
 

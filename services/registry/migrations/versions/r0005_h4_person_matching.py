@@ -7,7 +7,7 @@ from alembic import op
 from kit.alembic_env import sql
 
 revision = "r0005_h4"
-down_revision = "r0004"
+down_revision = "r0005_h3"
 branch_labels = None
 depends_on = None
 

@@ -6,7 +6,7 @@ Revision ID: r0005_h5
 from kit.alembic_env import sql
 
 revision = "r0005_h5"
-down_revision = "r0004"
+down_revision = "r0005_h4"
 branch_labels = None
 depends_on = None
 

@@ -96,6 +96,7 @@ class PersonUpserted(_message.Message):
     BORN_IN_PREGNANCY_ID_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     REGISTERED_ON_FIELD_NUMBER: _builtins.int
+    HUKOU_CODE_FIELD_NUMBER: _builtins.int
     person_id: _builtins.str
     sex: _builtins.str
     """F | M"""
@@ -107,6 +108,8 @@ class PersonUpserted(_message.Message):
     version: _builtins.int
     registered_on: _builtins.str
     """YYYY-MM-DD (China time) the registry first recorded the person; "" if born here"""
+    hukou_code: _builtins.str
+    """户籍地: 6-digit county of the registered residence; "" = not known"""
     @_builtins.property
     def residence(self) -> _containers.RepeatedCompositeFieldContainer[Global___ResidenceSpan]:
         """the whole history, oldest first"""
@@ -122,10 +125,11 @@ class PersonUpserted(_message.Message):
         born_in_pregnancy_id: _builtins.str = ...,
         version: _builtins.int = ...,
         registered_on: _builtins.str = ...,
+        hukou_code: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["birth_date", b"birth_date", "born_in_pregnancy_id", b"born_in_pregnancy_id", "mother_id", b"mother_id", "person_id", b"person_id", "registered_on", b"registered_on", "residence", b"residence", "sex", b"sex", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["birth_date", b"birth_date", "born_in_pregnancy_id", b"born_in_pregnancy_id", "hukou_code", b"hukou_code", "mother_id", b"mother_id", "person_id", b"person_id", "registered_on", b"registered_on", "residence", b"residence", "sex", b"sex", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -185,6 +189,7 @@ class Baby(_message.Message):
     BIRTH_WEIGHT_G_FIELD_NUMBER: _builtins.int
     OUTCOME_FIELD_NUMBER: _builtins.int
     CHILD_ID_FIELD_NUMBER: _builtins.int
+    BIRTH_ORDER_FIELD_NUMBER: _builtins.int
     sex: _builtins.str
     birth_weight_g: _builtins.int
     """0 = not weighed"""
@@ -192,6 +197,8 @@ class Baby(_message.Message):
     """live | stillbirth"""
     child_id: _builtins.str
     """person id of a live-born child"""
+    birth_order: _builtins.int
+    """孩次: 1 = the mother's first child, 2 = second, ...; 0 = not reported"""
     def __init__(
         self,
         *,
@@ -199,10 +206,11 @@ class Baby(_message.Message):
         birth_weight_g: _builtins.int = ...,
         outcome: _builtins.str = ...,
         child_id: _builtins.str = ...,
+        birth_order: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["birth_weight_g", b"birth_weight_g", "child_id", b"child_id", "outcome", b"outcome", "sex", b"sex"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["birth_order", b"birth_order", "birth_weight_g", b"birth_weight_g", "child_id", b"child_id", "outcome", b"outcome", "sex", b"sex"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dmch/events/v1/screening.proto\x12\rmch.events.v1\"1\n\x07\x46inding\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x18\n\x10\x61\x66\x66\x65\x63ts_marriage\x18\x02 \x01(\x08\"h\n\x0ePremaritalExam\x12(\n\x08\x66indings\x18\x01 \x03(\x0b\x32\x16.mch.events.v1.Finding\x12\x0b\n\x03hiv\x18\x02 \x01(\t\x12\x10\n\x08syphilis\x18\x03 \x01(\t\x12\r\n\x05hbsag\x18\x04 \x01(\t\"9\n\x10PrepregnancyExam\x12\x0f\n\x07\x61t_risk\x18\x01 \x01(\x08\x12\x14\n\x0crisk_factors\x18\x02 \x03(\t\"I\n\rPrenatalSerum\x12\x12\n\nt21_risk_n\x18\x01 \x01(\r\x12\x12\n\nt18_risk_n\x18\x02 \x01(\r\x12\x10\n\x08ntd_risk\x18\x03 \x01(\t\"\x1d\n\x0b\x43\x65llFreeDna\x12\x0e\n\x06result\x18\x01 \x01(\t\"J\n\x15MaternalInfectionTest\x12\x11\n\tinfection\x18\x01 \x01(\t\x12\x0e\n\x06timing\x18\x02 \x01(\t\x12\x0e\n\x06result\x18\x03 \x01(\t\"!\n\x04Hbig\x12\x19\n\x11hours_after_birth\x18\x01 \x01(\x01\"\x8a\x01\n\x10NewbornMetabolic\x12\x43\n\nconditions\x18\x01 \x03(\x0b\x32/.mch.events.v1.NewbornMetabolic.ConditionsEntry\x1a\x31\n\x0f\x43onditionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"/\n\x0eNewbornHearing\x12\r\n\x05round\x18\x01 \x01(\t\x12\x0e\n\x06result\x18\x02 \x01(\t\"*\n\x08\x43\x65rvical\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0e\n\x06result\x18\x02 \x01(\t\"(\n\x06\x42reast\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0e\n\x06\x62irads\x18\x02 \x01(\r\"\x1e\n\x0cThalassaemia\x12\x0e\n\x06result\x18\x01 \x01(\t\"\x1e\n\rNutritionPack\x12\r\n\x05packs\x18\x01 \x01(\r\"\x8c\x08\n\x11ScreeningRecorded\x12\x15\n\rscreening_key\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x14\n\x0cscreening_id\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\r\x12\x0e\n\x06voided\x18\x05 \x01(\x08\x12\x0c\n\x04type\x18\x06 \x01(\t\x12\x12\n\nsubject_id\x18\x07 \x01(\t\x12\x11\n\tperson_id\x18\x08 \x01(\t\x12\x14\n\x0cpregnancy_id\x18\t \x01(\t\x12\x12\n\npartner_id\x18\n \x01(\t\x12\x14\n\x0cperformed_on\x18\x0b \x01(\t\x12\x18\n\x10institution_code\x18\x0c \x01(\t\x12\x1a\n\x12institution_region\x18\r \x01(\t\x12\x16\n\x0eresidence_code\x18\x0e \x01(\t\x12\x16\n\x0e\x63lassification\x18\x0f \x01(\t\x12\x14\n\x0crule_version\x18\x10 \x01(\t\x12\x18\n\x10\x66ollowup_case_id\x18\x11 \x01(\t\x12\x38\n\x0fpremarital_exam\x18\x14 \x01(\x0b\x32\x1d.mch.events.v1.PremaritalExamH\x00\x12<\n\x11prepregnancy_exam\x18\x15 \x01(\x0b\x32\x1f.mch.events.v1.PrepregnancyExamH\x00\x12\x36\n\x0eprenatal_serum\x18\x16 \x01(\x0b\x32\x1c.mch.events.v1.PrenatalSerumH\x00\x12+\n\x05\x63\x66\x64na\x18\x17 \x01(\x0b\x32\x1a.mch.events.v1.CellFreeDnaH\x00\x12G\n\x17maternal_infection_test\x18\x18 \x01(\x0b\x32$.mch.events.v1.MaternalInfectionTestH\x00\x12#\n\x04hbig\x18\x19 \x01(\x0b\x32\x13.mch.events.v1.HbigH\x00\x12<\n\x11newborn_metabolic\x18\x1a \x01(\x0b\x32\x1f.mch.events.v1.NewbornMetabolicH\x00\x12\x38\n\x0fnewborn_hearing\x18\x1b \x01(\x0b\x32\x1d.mch.events.v1.NewbornHearingH\x00\x12+\n\x08\x63\x65rvical\x18\x1c \x01(\x0b\x32\x17.mch.events.v1.CervicalH\x00\x12\'\n\x06\x62reast\x18\x1d \x01(\x0b\x32\x15.mch.events.v1.BreastH\x00\x12\x33\n\x0cthalassaemia\x18\x1e \x01(\x0b\x32\x1b.mch.events.v1.ThalassaemiaH\x00\x12\x36\n\x0enutrition_pack\x18\x1f \x01(\x0b\x32\x1c.mch.events.v1.NutritionPackH\x00\x42\x08\n\x06result\"=\n\x0e\x46ollowupAction\x12\x0e\n\x06\x61\x63tion\x18\x01 \x01(\t\x12\n\n\x02on\x18\x02 \x01(\t\x12\x0f\n\x07outcome\x18\x03 \x01(\t\"\xec\x02\n\x13\x46ollowupCaseChanged\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12\x15\n\rscreening_key\x18\x02 \x01(\t\x12\x16\n\x0escreening_type\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x11\n\tperson_id\x18\x05 \x01(\t\x12\x14\n\x0cpregnancy_id\x18\x06 \x01(\t\x12\x13\n\x0bregion_code\x18\x07 \x01(\t\x12\x11\n\topened_on\x18\x08 \x01(\t\x12\x0e\n\x06\x64ue_on\x18\t \x01(\t\x12\x0e\n\x06status\x18\n \x01(\t\x12\x11\n\tclosed_on\x18\x0b \x01(\t\x12\x0f\n\x07outcome\x18\x0c \x01(\t\x12\x15\n\rclosed_reason\x18\r \x01(\t\x12.\n\x07\x61\x63tions\x18\x0e \x03(\x0b\x32\x1d.mch.events.v1.FollowupAction\x12\x0f\n\x07version\x18\x0f \x01(\r\x12\x18\n\x10institution_code\x18\x10 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dmch/events/v1/screening.proto\x12\rmch.events.v1\"1\n\x07\x46inding\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x18\n\x10\x61\x66\x66\x65\x63ts_marriage\x18\x02 \x01(\x08\"h\n\x0ePremaritalExam\x12(\n\x08\x66indings\x18\x01 \x03(\x0b\x32\x16.mch.events.v1.Finding\x12\x0b\n\x03hiv\x18\x02 \x01(\t\x12\x10\n\x08syphilis\x18\x03 \x01(\t\x12\r\n\x05hbsag\x18\x04 \x01(\t\"g\n\x10PrepregnancyExam\x12\x0f\n\x07\x61t_risk\x18\x01 \x01(\x08\x12\x14\n\x0crisk_factors\x18\x02 \x03(\t\x12\x0b\n\x03hiv\x18\x03 \x01(\t\x12\x10\n\x08syphilis\x18\x04 \x01(\t\x12\r\n\x05hbsag\x18\x05 \x01(\t\"I\n\rPrenatalSerum\x12\x12\n\nt21_risk_n\x18\x01 \x01(\r\x12\x12\n\nt18_risk_n\x18\x02 \x01(\r\x12\x10\n\x08ntd_risk\x18\x03 \x01(\t\"\x1d\n\x0b\x43\x65llFreeDna\x12\x0e\n\x06result\x18\x01 \x01(\t\"J\n\x15MaternalInfectionTest\x12\x11\n\tinfection\x18\x01 \x01(\t\x12\x0e\n\x06timing\x18\x02 \x01(\t\x12\x0e\n\x06result\x18\x03 \x01(\t\"!\n\x04Hbig\x12\x19\n\x11hours_after_birth\x18\x01 \x01(\x01\"\x8a\x01\n\x10NewbornMetabolic\x12\x43\n\nconditions\x18\x01 \x03(\x0b\x32/.mch.events.v1.NewbornMetabolic.ConditionsEntry\x1a\x31\n\x0f\x43onditionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"/\n\x0eNewbornHearing\x12\r\n\x05round\x18\x01 \x01(\t\x12\x0e\n\x06result\x18\x02 \x01(\t\"*\n\x08\x43\x65rvical\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0e\n\x06result\x18\x02 \x01(\t\"(\n\x06\x42reast\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0e\n\x06\x62irads\x18\x02 \x01(\r\"\x1e\n\x0cThalassaemia\x12\x0e\n\x06result\x18\x01 \x01(\t\"\x1e\n\rNutritionPack\x12\r\n\x05packs\x18\x01 \x01(\r\"6\n\x0bHepbVaccine\x12\x0c\n\x04\x64ose\x18\x01 \x01(\r\x12\x19\n\x11hours_after_birth\x18\x02 \x01(\x01\"P\n\x11\x45xposedInfantCare\x12\x11\n\tinfection\x18\x01 \x01(\t\x12\x13\n\x0btest_result\x18\x02 \x01(\t\x12\x13\n\x0bprophylaxis\x18\x03 \x01(\x08\"\xfc\x08\n\x11ScreeningRecorded\x12\x15\n\rscreening_key\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x14\n\x0cscreening_id\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\r\x12\x0e\n\x06voided\x18\x05 \x01(\x08\x12\x0c\n\x04type\x18\x06 \x01(\t\x12\x12\n\nsubject_id\x18\x07 \x01(\t\x12\x11\n\tperson_id\x18\x08 \x01(\t\x12\x14\n\x0cpregnancy_id\x18\t \x01(\t\x12\x12\n\npartner_id\x18\n \x01(\t\x12\x14\n\x0cperformed_on\x18\x0b \x01(\t\x12\x18\n\x10institution_code\x18\x0c \x01(\t\x12\x1a\n\x12institution_region\x18\r \x01(\t\x12\x16\n\x0eresidence_code\x18\x0e \x01(\t\x12\x16\n\x0e\x63lassification\x18\x0f \x01(\t\x12\x14\n\x0crule_version\x18\x10 \x01(\t\x12\x18\n\x10\x66ollowup_case_id\x18\x11 \x01(\t\x12\x38\n\x0fpremarital_exam\x18\x14 \x01(\x0b\x32\x1d.mch.events.v1.PremaritalExamH\x00\x12<\n\x11prepregnancy_exam\x18\x15 \x01(\x0b\x32\x1f.mch.events.v1.PrepregnancyExamH\x00\x12\x36\n\x0eprenatal_serum\x18\x16 \x01(\x0b\x32\x1c.mch.events.v1.PrenatalSerumH\x00\x12+\n\x05\x63\x66\x64na\x18\x17 \x01(\x0b\x32\x1a.mch.events.v1.CellFreeDnaH\x00\x12G\n\x17maternal_infection_test\x18\x18 \x01(\x0b\x32$.mch.events.v1.MaternalInfectionTestH\x00\x12#\n\x04hbig\x18\x19 \x01(\x0b\x32\x13.mch.events.v1.HbigH\x00\x12<\n\x11newborn_metabolic\x18\x1a \x01(\x0b\x32\x1f.mch.events.v1.NewbornMetabolicH\x00\x12\x38\n\x0fnewborn_hearing\x18\x1b \x01(\x0b\x32\x1d.mch.events.v1.NewbornHearingH\x00\x12+\n\x08\x63\x65rvical\x18\x1c \x01(\x0b\x32\x17.mch.events.v1.CervicalH\x00\x12\'\n\x06\x62reast\x18\x1d \x01(\x0b\x32\x15.mch.events.v1.BreastH\x00\x12\x33\n\x0cthalassaemia\x18\x1e \x01(\x0b\x32\x1b.mch.events.v1.ThalassaemiaH\x00\x12\x36\n\x0enutrition_pack\x18\x1f \x01(\x0b\x32\x1c.mch.events.v1.NutritionPackH\x00\x12\x32\n\x0chepb_vaccine\x18( \x01(\x0b\x32\x1a.mch.events.v1.HepbVaccineH\x00\x12:\n\x0e\x65xposed_infant\x18) \x01(\x0b\x32 .mch.events.v1.ExposedInfantCareH\x00\x42\x08\n\x06result\"=\n\x0e\x46ollowupAction\x12\x0e\n\x06\x61\x63tion\x18\x01 \x01(\t\x12\n\n\x02on\x18\x02 \x01(\t\x12\x0f\n\x07outcome\x18\x03 \x01(\t\"\xec\x02\n\x13\x46ollowupCaseChanged\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12\x15\n\rscreening_key\x18\x02 \x01(\t\x12\x16\n\x0escreening_type\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x11\n\tperson_id\x18\x05 \x01(\t\x12\x14\n\x0cpregnancy_id\x18\x06 \x01(\t\x12\x13\n\x0bregion_code\x18\x07 \x01(\t\x12\x11\n\topened_on\x18\x08 \x01(\t\x12\x0e\n\x06\x64ue_on\x18\t \x01(\t\x12\x0e\n\x06status\x18\n \x01(\t\x12\x11\n\tclosed_on\x18\x0b \x01(\t\x12\x0f\n\x07outcome\x18\x0c \x01(\t\x12\x15\n\rclosed_reason\x18\r \x01(\t\x12.\n\x07\x61\x63tions\x18\x0e \x03(\x0b\x32\x1d.mch.events.v1.FollowupAction\x12\x0f\n\x07version\x18\x0f \x01(\r\x12\x18\n\x10institution_code\x18\x10 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,33 +38,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PREMARITALEXAM']._serialized_start=99
   _globals['_PREMARITALEXAM']._serialized_end=203
   _globals['_PREPREGNANCYEXAM']._serialized_start=205
-  _globals['_PREPREGNANCYEXAM']._serialized_end=262
-  _globals['_PRENATALSERUM']._serialized_start=264
-  _globals['_PRENATALSERUM']._serialized_end=337
-  _globals['_CELLFREEDNA']._serialized_start=339
-  _globals['_CELLFREEDNA']._serialized_end=368
-  _globals['_MATERNALINFECTIONTEST']._serialized_start=370
-  _globals['_MATERNALINFECTIONTEST']._serialized_end=444
-  _globals['_HBIG']._serialized_start=446
-  _globals['_HBIG']._serialized_end=479
-  _globals['_NEWBORNMETABOLIC']._serialized_start=482
-  _globals['_NEWBORNMETABOLIC']._serialized_end=620
-  _globals['_NEWBORNMETABOLIC_CONDITIONSENTRY']._serialized_start=571
-  _globals['_NEWBORNMETABOLIC_CONDITIONSENTRY']._serialized_end=620
-  _globals['_NEWBORNHEARING']._serialized_start=622
-  _globals['_NEWBORNHEARING']._serialized_end=669
-  _globals['_CERVICAL']._serialized_start=671
-  _globals['_CERVICAL']._serialized_end=713
-  _globals['_BREAST']._serialized_start=715
-  _globals['_BREAST']._serialized_end=755
-  _globals['_THALASSAEMIA']._serialized_start=757
-  _globals['_THALASSAEMIA']._serialized_end=787
-  _globals['_NUTRITIONPACK']._serialized_start=789
-  _globals['_NUTRITIONPACK']._serialized_end=819
-  _globals['_SCREENINGRECORDED']._serialized_start=822
-  _globals['_SCREENINGRECORDED']._serialized_end=1858
-  _globals['_FOLLOWUPACTION']._serialized_start=1860
-  _globals['_FOLLOWUPACTION']._serialized_end=1921
-  _globals['_FOLLOWUPCASECHANGED']._serialized_start=1924
-  _globals['_FOLLOWUPCASECHANGED']._serialized_end=2288
+  _globals['_PREPREGNANCYEXAM']._serialized_end=308
+  _globals['_PRENATALSERUM']._serialized_start=310
+  _globals['_PRENATALSERUM']._serialized_end=383
+  _globals['_CELLFREEDNA']._serialized_start=385
+  _globals['_CELLFREEDNA']._serialized_end=414
+  _globals['_MATERNALINFECTIONTEST']._serialized_start=416
+  _globals['_MATERNALINFECTIONTEST']._serialized_end=490
+  _globals['_HBIG']._serialized_start=492
+  _globals['_HBIG']._serialized_end=525
+  _globals['_NEWBORNMETABOLIC']._serialized_start=528
+  _globals['_NEWBORNMETABOLIC']._serialized_end=666
+  _globals['_NEWBORNMETABOLIC_CONDITIONSENTRY']._serialized_start=617
+  _globals['_NEWBORNMETABOLIC_CONDITIONSENTRY']._serialized_end=666
+  _globals['_NEWBORNHEARING']._serialized_start=668
+  _globals['_NEWBORNHEARING']._serialized_end=715
+  _globals['_CERVICAL']._serialized_start=717
+  _globals['_CERVICAL']._serialized_end=759
+  _globals['_BREAST']._serialized_start=761
+  _globals['_BREAST']._serialized_end=801
+  _globals['_THALASSAEMIA']._serialized_start=803
+  _globals['_THALASSAEMIA']._serialized_end=833
+  _globals['_NUTRITIONPACK']._serialized_start=835
+  _globals['_NUTRITIONPACK']._serialized_end=865
+  _globals['_HEPBVACCINE']._serialized_start=867
+  _globals['_HEPBVACCINE']._serialized_end=921
+  _globals['_EXPOSEDINFANTCARE']._serialized_start=923
+  _globals['_EXPOSEDINFANTCARE']._serialized_end=1003
+  _globals['_SCREENINGRECORDED']._serialized_start=1006
+  _globals['_SCREENINGRECORDED']._serialized_end=2154
+  _globals['_FOLLOWUPACTION']._serialized_start=2156
+  _globals['_FOLLOWUPACTION']._serialized_end=2217
+  _globals['_FOLLOWUPCASECHANGED']._serialized_start=2220
+  _globals['_FOLLOWUPCASECHANGED']._serialized_end=2584
 # @@protoc_insertion_point(module_scope)

@@ -84,7 +84,14 @@ class PrepregnancyExam(_message.Message):
 
     AT_RISK_FIELD_NUMBER: _builtins.int
     RISK_FACTORS_FIELD_NUMBER: _builtins.int
+    HIV_FIELD_NUMBER: _builtins.int
+    SYPHILIS_FIELD_NUMBER: _builtins.int
+    HBSAG_FIELD_NUMBER: _builtins.int
     at_risk: _builtins.bool
+    hiv: _builtins.str
+    """negative | positive | not_done ("" = not reported, as not_done)"""
+    syphilis: _builtins.str
+    hbsag: _builtins.str
     @_builtins.property
     def risk_factors(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
@@ -92,10 +99,13 @@ class PrepregnancyExam(_message.Message):
         *,
         at_risk: _builtins.bool = ...,
         risk_factors: _abc.Iterable[_builtins.str] | None = ...,
+        hiv: _builtins.str = ...,
+        syphilis: _builtins.str = ...,
+        hbsag: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["at_risk", b"at_risk", "risk_factors", b"risk_factors"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at_risk", b"at_risk", "hbsag", b"hbsag", "hiv", b"hiv", "risk_factors", b"risk_factors", "syphilis", b"syphilis"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -366,6 +376,61 @@ class NutritionPack(_message.Message):
 Global___NutritionPack: _TypeAlias = NutritionPack  # noqa: Y015
 
 @_typing.final
+class HepbVaccine(_message.Message):
+    """乙肝疫苗 (the dose and when it was given)"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOSE_FIELD_NUMBER: _builtins.int
+    HOURS_AFTER_BIRTH_FIELD_NUMBER: _builtins.int
+    dose: _builtins.int
+    """1 = 首剂"""
+    hours_after_birth: _builtins.float
+    def __init__(
+        self,
+        *,
+        dose: _builtins.int = ...,
+        hours_after_birth: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dose", b"dose", "hours_after_birth", b"hours_after_birth"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HepbVaccine: _TypeAlias = HepbVaccine  # noqa: Y015
+
+@_typing.final
+class ExposedInfantCare(_message.Message):
+    """艾滋病 / 梅毒暴露儿童: test and prophylaxis (预防母婴传播)"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INFECTION_FIELD_NUMBER: _builtins.int
+    TEST_RESULT_FIELD_NUMBER: _builtins.int
+    PROPHYLAXIS_FIELD_NUMBER: _builtins.int
+    infection: _builtins.str
+    """hiv | syphilis (the mother's infection)"""
+    test_result: _builtins.str
+    """negative | positive | not_done (HIV early diagnosis; 非梅毒螺旋体抗原血清学试验)"""
+    prophylaxis: _builtins.bool
+    """抗艾滋病毒用药 / 梅毒预防性治疗 given"""
+    def __init__(
+        self,
+        *,
+        infection: _builtins.str = ...,
+        test_result: _builtins.str = ...,
+        prophylaxis: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["infection", b"infection", "prophylaxis", b"prophylaxis", "test_result", b"test_result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExposedInfantCare: _TypeAlias = ExposedInfantCare  # noqa: Y015
+
+@_typing.final
 class ScreeningRecorded(_message.Message):
     """type "screening.result.recorded", schema_version 1"""
 
@@ -400,6 +465,8 @@ class ScreeningRecorded(_message.Message):
     BREAST_FIELD_NUMBER: _builtins.int
     THALASSAEMIA_FIELD_NUMBER: _builtins.int
     NUTRITION_PACK_FIELD_NUMBER: _builtins.int
+    HEPB_VACCINE_FIELD_NUMBER: _builtins.int
+    EXPOSED_INFANT_FIELD_NUMBER: _builtins.int
     screening_key: _builtins.str
     """"<source>/<screening_id>": the idempotency key"""
     source: _builtins.str
@@ -452,6 +519,10 @@ class ScreeningRecorded(_message.Message):
     def thalassaemia(self) -> Global___Thalassaemia: ...
     @_builtins.property
     def nutrition_pack(self) -> Global___NutritionPack: ...
+    @_builtins.property
+    def hepb_vaccine(self) -> Global___HepbVaccine: ...
+    @_builtins.property
+    def exposed_infant(self) -> Global___ExposedInfantCare: ...
     def __init__(
         self,
         *,
@@ -484,12 +555,14 @@ class ScreeningRecorded(_message.Message):
         breast: Global___Breast | None = ...,
         thalassaemia: Global___Thalassaemia | None = ...,
         nutrition_pack: Global___NutritionPack | None = ...,
+        hepb_vaccine: Global___HepbVaccine | None = ...,
+        exposed_infant: Global___ExposedInfantCare | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["breast", b"breast", "cervical", b"cervical", "cfdna", b"cfdna", "hbig", b"hbig", "maternal_infection_test", b"maternal_infection_test", "newborn_hearing", b"newborn_hearing", "newborn_metabolic", b"newborn_metabolic", "nutrition_pack", b"nutrition_pack", "premarital_exam", b"premarital_exam", "prenatal_serum", b"prenatal_serum", "prepregnancy_exam", b"prepregnancy_exam", "result", b"result", "thalassaemia", b"thalassaemia"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["breast", b"breast", "cervical", b"cervical", "cfdna", b"cfdna", "exposed_infant", b"exposed_infant", "hbig", b"hbig", "hepb_vaccine", b"hepb_vaccine", "maternal_infection_test", b"maternal_infection_test", "newborn_hearing", b"newborn_hearing", "newborn_metabolic", b"newborn_metabolic", "nutrition_pack", b"nutrition_pack", "premarital_exam", b"premarital_exam", "prenatal_serum", b"prenatal_serum", "prepregnancy_exam", b"prepregnancy_exam", "result", b"result", "thalassaemia", b"thalassaemia"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["breast", b"breast", "cervical", b"cervical", "cfdna", b"cfdna", "classification", b"classification", "followup_case_id", b"followup_case_id", "hbig", b"hbig", "institution_code", b"institution_code", "institution_region", b"institution_region", "maternal_infection_test", b"maternal_infection_test", "newborn_hearing", b"newborn_hearing", "newborn_metabolic", b"newborn_metabolic", "nutrition_pack", b"nutrition_pack", "partner_id", b"partner_id", "performed_on", b"performed_on", "person_id", b"person_id", "pregnancy_id", b"pregnancy_id", "premarital_exam", b"premarital_exam", "prenatal_serum", b"prenatal_serum", "prepregnancy_exam", b"prepregnancy_exam", "residence_code", b"residence_code", "result", b"result", "rule_version", b"rule_version", "screening_id", b"screening_id", "screening_key", b"screening_key", "source", b"source", "subject_id", b"subject_id", "thalassaemia", b"thalassaemia", "type", b"type", "version", b"version", "voided", b"voided"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["breast", b"breast", "cervical", b"cervical", "cfdna", b"cfdna", "classification", b"classification", "exposed_infant", b"exposed_infant", "followup_case_id", b"followup_case_id", "hbig", b"hbig", "hepb_vaccine", b"hepb_vaccine", "institution_code", b"institution_code", "institution_region", b"institution_region", "maternal_infection_test", b"maternal_infection_test", "newborn_hearing", b"newborn_hearing", "newborn_metabolic", b"newborn_metabolic", "nutrition_pack", b"nutrition_pack", "partner_id", b"partner_id", "performed_on", b"performed_on", "person_id", b"person_id", "pregnancy_id", b"pregnancy_id", "premarital_exam", b"premarital_exam", "prenatal_serum", b"prenatal_serum", "prepregnancy_exam", b"prepregnancy_exam", "residence_code", b"residence_code", "result", b"result", "rule_version", b"rule_version", "screening_id", b"screening_id", "screening_key", b"screening_key", "source", b"source", "subject_id", b"subject_id", "thalassaemia", b"thalassaemia", "type", b"type", "version", b"version", "voided", b"voided"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_result: _TypeAlias = _typing.Literal["premarital_exam", "prepregnancy_exam", "prenatal_serum", "cfdna", "maternal_infection_test", "hbig", "newborn_metabolic", "newborn_hearing", "cervical", "breast", "thalassaemia", "nutrition_pack"]  # noqa: Y015
+    _WhichOneofReturnType_result: _TypeAlias = _typing.Literal["premarital_exam", "prepregnancy_exam", "prenatal_serum", "cfdna", "maternal_infection_test", "hbig", "newborn_metabolic", "newborn_hearing", "cervical", "breast", "thalassaemia", "nutrition_pack", "hepb_vaccine", "exposed_infant"]  # noqa: Y015
     _WhichOneofArgType_result: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_result) -> _WhichOneofReturnType_result | None: ...
 
