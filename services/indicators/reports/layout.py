@@ -23,7 +23,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("certificates", "出生医学证明管理"),
 )
 NUMERALS = "一二三四五六七八九十"
-UNIT_ZH = {"count": "人/例", "%": "%", "‰": "‰", "1/10万": "1/10万"}
+UNIT_ZH = {"count": "人/例", "%": "%", "‰": "‰", "1/万": "1/万", "1/10万": "1/10万"}
 
 
 @dataclass(frozen=True)
