@@ -140,6 +140,21 @@ def test_birth_defects_found_within_7_days_count_on_the_birth_date(day: int, cou
     assert [v[c][("2025-10", "n")] for c in codes] == [counted, counted, counted, counted, 0]
 
 
+def test_birth_defect_groups_one_child_per_group_across_diagnoses() -> None:
+    s = born_here(Story().deliver(babies=2))    # twins C1, C2 born 2025-10-01
+    s.enc("person:C1", "birth_defect", date(2025, 10, 1), birth_defect={"categories": ["polydactyly"]})
+    s.enc("person:C1", "birth_defect", date(2025, 10, 3), birth_defect={"categories": ["down_syndrome",
+                                                                                       "polydactyly"]})
+    s.enc("person:C1", "birth_defect", date(2025, 10, 20), birth_defect={"categories": ["spina_bifida"]})  # day 19
+    codes = ("birth_defects", "birth_defects_polydactyly", "birth_defects_down_syndrome", "birth_defects_ntd")
+    v = period_values(s, "person:C1", *codes)
+    assert [v[c][("2025", "n")] for c in codes] == [1, 1, 1, 0]
+    assert period_values(s, "person:C2", "birth_defects")["birth_defects"] == {}
+    # the pregnancy unit gives the rate's denominator: two live births
+    rate = period_values(s, "pregnancy:P", "birth_defect_rate")["birth_defect_rate"]
+    assert rate[("2025", "d")] == 2 and rate[("2025", "n")] == 0
+
+
 def test_birth_defect_of_a_child_not_born_here_is_not_counted() -> None:
     s = Story()
     person(s, "K", "2025-10-01")
