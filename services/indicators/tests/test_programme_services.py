@@ -124,7 +124,8 @@ def test_under5_death_review() -> None:
     v = period_values(s, "person:C1", "under5_deaths", "under5_death_review_rate", "under5_death_avoidable_share")
     assert v["under5_deaths"][("2026-01", "n")] == 1
     assert v["under5_death_review_rate"][("2026", "n")] == 1 == v["under5_death_review_rate"][("2026", "d")]
-    assert v["under5_death_avoidable_share"][("2026", "n")] == 0 and v["under5_death_avoidable_share"][("2026", "d")] == 1
+    share = v["under5_death_avoidable_share"]
+    assert share[("2026", "n")] == 0 and share[("2026", "d")] == 1
 
 
 @pytest.mark.parametrize("day, counted", [(0, 1), (6, 1), (7, 0)])
