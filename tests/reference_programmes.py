@@ -326,8 +326,8 @@ def programme_values(w: World, region: str, start: date, end: date, today: date,
         if inside(on) and here(c, on):
             add("neonatal_tetanus_cases", 1)
             add("neonatal_tetanus_rate", 1)
-    # 体弱儿: enrolments (flow); closings (flow, region of enrolment); open at the period end (standing, counted
-    # for periods that have started by today)
+    # 体弱儿: enrolments (flow); closings (flow, region of enrolment); open at the period end — neither closed
+    # nor the child dead by then (standing, counted for periods that have started by today)
     for c, enrolled, closed, outcome in g.at_risk:
         r = lives(c, enrolled)
         if not r.startswith(region):
@@ -335,8 +335,10 @@ def programme_values(w: World, region: str, start: date, end: date, today: date,
         add("at_risk_children_enrolled", inside(enrolled))
         if inside(closed):
             add("at_risk_recovery_rate", outcome == "recovered", 1)
+        died = [on for subject, on, _, _ in g.deaths if subject is c]   # a death ends the management too
+        ended = min([x for x in (closed, *died) if x is not None], default=None)
         if start <= today:
-            add("at_risk_children_managed", enrolled <= end and not (closed is not None and closed <= end))
+            add("at_risk_children_managed", enrolled <= end and not (ended is not None and ended <= end))
     # 托幼: persons once per period and role, by their latest check, where they lived then
     last: dict[tuple[int, str], tuple[date, Any, bool]] = {}
     for subject, on, role, abnormal in g.nursery:

@@ -128,9 +128,9 @@ def _birth_defects(person: Fact, birth: date, encounters: Any, residence: Any) -
             *(Entity("birth_defect_group", birth, region, inst, {"group": g}) for g in groups)]
 
 
-def _at_risk(encounters: Any, residence: Any) -> list[Entity]:
+def _at_risk(encounters: Any, residence: Any, died: date | None) -> list[Entity]:
     """体弱儿专案: each enrolment a case — enrolled (flow), closed (flow, with its outcome), and under management
-    at a period end (standing: +1 from the enrolment month, −1 from the closing month)."""
+    at a period end (standing: +1 from the enrolment month, −1 from the month it closed or the child died)."""
     out: list[Entity] = []
     for e in encounters("at_risk_child"):
         on, det = _when(e), e.get("at_risk_child", {})
@@ -138,16 +138,19 @@ def _at_risk(encounters: Any, residence: Any) -> list[Entity]:
         out.append(Entity("at_risk_child_enrolled", on, region, inst, {}))
         out.append(Entity("at_risk_child_managed", on, region, inst, {}, standing=True))
         closed = _d(det.get("closed_on"))
+        ended = min((x for x in (closed, died) if x is not None), default=None)
+        if ended is not None:
+            out.append(Entity("at_risk_child_managed", max(ended, on), region, inst, {}, weight=-1, standing=True))
         if closed is not None:
-            out.append(Entity("at_risk_child_managed", closed, region, inst, {}, weight=-1, standing=True))
             out.append(Entity("at_risk_child_closed", closed, region, inst,
                               {"outcome": det.get("outcome", ""), "recovered": det.get("outcome") == "recovered"}))
     return out
 
 
-def person_entities(person: Fact, birth: date | None, encounters: Any, residence: Any) -> list[Entity]:
+def person_entities(person: Fact, birth: date | None, encounters: Any, residence: Any,
+                    died: date | None = None) -> list[Entity]:
     """The programme populations of one person (see the module docstring)."""
-    out = _dispensing(encounters, residence) + _at_risk(encounters, residence)
+    out = _dispensing(encounters, residence) + _at_risk(encounters, residence, died)
     for role in ("child", "staff"):
         checks = [e for e in encounters("nursery_health_check") if e.get("nursery_check", {}).get("role") == role]
         out += _per_period("nursery_checked", checks, residence,

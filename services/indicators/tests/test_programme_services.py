@@ -205,3 +205,12 @@ def test_nursery_checks_children_and_staff_once_per_period() -> None:
     # the latest check decides: abnormal in September, fit in November → the year's rate is 0 of 1
     rate = staff["nursery_staff_abnormal_rate"]
     assert (rate[("2026-09", "n")], rate[("2026", "n")], rate[("2026", "d")]) == (1, 0, 1)
+
+
+def test_a_death_ends_the_management_of_a_child_at_risk() -> None:
+    s = born_here(Story().deliver())
+    s.enc("person:C1", "at_risk_child", date(2026, 1, 15), at_risk_child={"conditions": ["anaemia"]})
+    _death(s, "person:C1", date(2026, 4, 3), False, None)
+    managed = period_values(s, "person:C1", "at_risk_children_managed")["at_risk_children_managed"]
+    # open at the end of January to March; the death in April ends it (no closing: not in the recovery rate)
+    assert [managed[(m, "n")] for m in ("2026-01", "2026-03", "2026-04", "2026")] == [1, 1, 0, 0]

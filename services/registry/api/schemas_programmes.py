@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 #: 出生缺陷监测: the 23 monitored categories, plus other (其他)
 BirthDefectCategory = Literal[
@@ -80,7 +80,7 @@ class NeonatalTetanusIn(BaseModel):
 
 class AtRiskChildIn(BaseModel):
     """体弱儿专案管理: a child under 7 enrolled (occurred_at) for its conditions; closed (结案) by a correction
-    that adds `closed_on` and `outcome`."""
+    that adds `closed_on` and `outcome` (together: the domain rule names the missing one)."""
 
     model_config = ConfigDict(extra="forbid")
     person_id: str | None = Field(None, max_length=64)
@@ -88,12 +88,6 @@ class AtRiskChildIn(BaseModel):
                              "developmental_delay", "other"]] = Field(min_length=1, max_length=7)
     closed_on: date | None = None
     outcome: Literal["recovered", "improved", "transferred", "died", "lost"] | None = None
-
-    @model_validator(mode="after")
-    def _closed_together(self) -> AtRiskChildIn:
-        if (self.closed_on is None) != (self.outcome is None):
-            raise ValueError("closed_on and outcome go together: a case is closed (结案) with its outcome")
-        return self
 
 
 class NurseryCheckIn(BaseModel):

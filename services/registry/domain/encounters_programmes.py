@@ -113,7 +113,10 @@ def person_encounter(typ: str, person_id: str, sex: str, birth: date, died_on: d
         errs += _age_errors(birth, on, None, add_months(birth, 12 * AT_RISK_MAX_YEARS) - timedelta(days=1),
                             "体弱儿 enrolment (children under 7)")
         closed: date | None = f.get("closed_on")
-        if closed is not None and not on <= closed <= today:
+        if (closed is None) != (not f.get("outcome")):
+            errs.append(field_error("outcome" if closed else "closed_on",
+                                    "closed_on and outcome go together: a case is closed (结案) with its outcome"))
+        elif closed is not None and not on <= closed <= today:
             errs.append(field_error("closed_on", f"the case closes between its enrolment on {on} and today"))
         body.update(conditions=sorted(set(f["conditions"])), closed_on=closed.isoformat() if closed else "",
                     outcome=f.get("outcome") or "")
