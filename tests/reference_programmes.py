@@ -21,7 +21,7 @@ from tests.reference import add_years, where
 #: issue 21, programmes (docs/indicators-programmes.md): 叶酸, 营养包, 终止妊娠, 危重孕产妇, 死亡评审, 出生缺陷,
 #: 新生儿破伤风, 体弱儿, 托幼体检
 PROGRAMME_CODES = (
-    "folic_acid_persons", "folic_acid_bottles", "nutrition_pack_children", "nutrition_pack_boxes",
+    "folic_acid_persons", "folic_acid_bottles", "nutrition_pack_children", "nutrition_pack_packs",
     "pregnancy_terminations", "induced_abortions", "mid_term_inductions", "terminations_for_birth_defect",
     "maternal_near_miss_cases", "maternal_near_miss_ratio", "maternal_deaths", "maternal_death_review_rate",
     "maternal_death_avoidable_share", "under5_deaths", "under5_death_review_rate", "under5_death_avoidable_share",
@@ -239,7 +239,7 @@ DEFECT_GROUP = {"anencephaly": "ntd", "spina_bifida": "ntd", "encephalocele": "n
 class Programmes:
     """What the programme stories posted, as finally recorded (voided records dropped, corrections applied)."""
 
-    #: 叶酸 / 营养包: (kind "folic_acid" | "nutrition_pack", who, date, bottles or boxes)
+    #: 叶酸 / 营养包: (kind "folic_acid" | "nutrition_pack", who, date, bottles or packs)
     dispensed: list[tuple[str, Any, date, int]] = field(default_factory=list)
     #: 终止妊娠: (date, region, method, reason)
     terminations: list[tuple[date, str, str, str]] = field(default_factory=list)
@@ -277,7 +277,7 @@ def programme_values(w: World, region: str, start: date, end: date, today: date,
         add(code, 0, len(births))
     # 叶酸 / 营养包: persons once per period where they lived at their latest dispensing in it; quantities summed
     for kind, persons, qty in (("folic_acid", "folic_acid_persons", "folic_acid_bottles"),
-                               ("nutrition_pack", "nutrition_pack_children", "nutrition_pack_boxes")):
+                               ("nutrition_pack", "nutrition_pack_children", "nutrition_pack_packs")):
         latest: dict[int, tuple[date, Any]] = {}
         for k, subject, on, n in g.dispensed:
             if k == kind and inside(on):

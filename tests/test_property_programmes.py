@@ -623,13 +623,16 @@ async def programme_story(p: Poster, rng: random.Random, w: ref.World, county: s
     if lo <= hi:   # 营养包
         for _ in range(1 if forced else rng.choice([0, 1, 2, 3])):
             on = day_between(rng, lo, hi)
-            body = await child_enc("nutrition_pack_dispensed", on, boxes=rng.randint(1, 5))
+            body = {"type": "nutrition_pack", "subject_id": child.person_id, "performed_on": on.isoformat(),
+                    "institution_code": inst, "packs": rng.choice([30, 30, 60, 90])}
+            await p.screen(body, ref.lives(child, on))   # the contract's screening record of 营养包
+            last = max(last, on)
             if rng.random() < 0.15:
-                await p.correct(body, boxes=body["boxes"] + 1)
+                await p.correct_screen(body, packs=body["packs"] + 30)
             if rng.random() < 0.08 and not forced:
-                await p.void(body)
+                await p.void_screen(body)
                 continue
-            g.dispensed.append(("nutrition_pack", child, on, body["boxes"]))
+            g.dispensed.append(("nutrition_pack", child, on, body["packs"]))
     if forced == 1 or rng.random() < 0.3:   # 出生缺陷, diagnosed around the 7-day limit
         day = 2 if forced else rng.choice([0, 3, 6, 7, 15])
         cats = ["congenital_heart_disease", "spina_bifida", "cleft_lip", "polydactyly", "down_syndrome"] if forced \

@@ -13,6 +13,7 @@ import httpx
 from tests.conftest import Stack, fresh_county, village
 from tests.helpers import setup_institutions, wait_values
 from tests.test_registry_encounters import at, events_of
+from tests.test_screening_api import body, post
 
 SOURCE = "his-progs-api"
 
@@ -88,8 +89,6 @@ async def test_bad_programme_values_are_refused_naming_the_field(http: httpx.Asy
     r = await api.post("delivery", pid, born, place="hospital", mode="vaginal",
                        babies=[{"sex": "M", "outcome": "live", "birth_weight_g": 3300}])
     child = r.json()["children"][0]
-    await api.refused("occurred_at", "nutrition_pack_dispensed", child, born + timedelta(days=90), boxes=2)
-    await api.refused("boxes", "nutrition_pack_dispensed", child, born + timedelta(days=200), boxes=0)
     await api.refused("categories.0", "birth_defect", child, born, categories=["webbed_toes"])
     await api.refused("categories", "birth_defect", child, born, categories=[])
     await api.refused("occurred_at", "neonatal_tetanus", child, born + timedelta(days=40))
@@ -129,8 +128,9 @@ async def test_programme_encounters_move_the_figures(http: httpx.AsyncClient, st
     await api.post("birth_defect", a, born + timedelta(days=1), categories=["cleft_lip", "cleft_palate"])
     await api.post("birth_defect", b, born + timedelta(days=8), categories=["polydactyly"])   # day 8: not counted
     await api.post("neonatal_tetanus", b, born + timedelta(days=6))
-    await api.post("nutrition_pack_dispensed", a, date(2026, 4, 2), boxes=2)
-    await api.post("nutrition_pack_dispensed", a, date(2026, 5, 2), boxes=3)
+    for on, packs in ((date(2026, 4, 2), 30), (date(2026, 5, 2), 60)):   # 营养包: the screening record
+        r = await post(http, stack, body("nutrition_pack", a, api.inst, on, packs=packs))
+        assert r.status_code == 201, r.text
     enrol = await api.post("at_risk_child", a, date(2026, 1, 5), conditions=["anaemia"])
     body = enrol.json()
     r = await http.post(f"{api.reg}/encounters", json={
@@ -151,11 +151,11 @@ async def test_programme_encounters_move_the_figures(http: httpx.AsyncClient, st
         "birth_defects": (1, None), "birth_defect_rate": (1, 2), "birth_defects_cleft": (1, None),
         "birth_defects_polydactyly": (0, None), "neonatal_tetanus_rate": (1, 2), "maternal_near_miss_ratio": (1, 2),
         "folic_acid_persons": (1, None), "folic_acid_bottles": (5, None)}, timeout=60)
-    # 2026: one child given packs (5 boxes); two enrolments, one closed recovered, the other ended by the child's
+    # 2026: one child given 营养包 (90 packs); two enrolments, one closed recovered, the other ended by the child's
     # death in June (none under management at the year end); one staff check, abnormal; one under-5 death
     # reviewed, avoidable had conditions been met
     await wait_values(http, stack, county, "2026", {
-        "nutrition_pack_children": (1, None), "nutrition_pack_boxes": (5, None),
+        "nutrition_pack_children": (1, None), "nutrition_pack_packs": (90, None),
         "at_risk_children_enrolled": (2, None), "at_risk_recovery_rate": (1, 1), "at_risk_children_managed": (0, None),
         "nursery_staff_checked": (1, None), "nursery_staff_abnormal_rate": (1, 1), "under5_deaths": (1, None),
         "under5_death_review_rate": (1, 1), "under5_death_avoidable_share": (1, 1)}, timeout=60)

@@ -453,6 +453,7 @@ def person_entities(key: str, fs: Facts) -> list[Entity]:
         attrs.update(units_programmes.death_review_attrs(det))
         out.append(Entity("death", died, residence_on(person, died, fallback), dt["institution_code"], attrs))
     out += units_programmes.person_entities(person, birth, lambda *types: fs.encounters(key, *types),
+                                            lambda *types: fs.screenings(key, *types),
                                             lambda on: residence_on(person, on, fallback), died)
     if birth is None:
         return out

@@ -4,11 +4,12 @@ they already loaded, so these populations live in the existing pregnancy and per
 
 - pregnancy: 人工终止妊娠 (`pregnancy_termination`, anchor: its date) and 危重孕产妇 (`maternal_near_miss`, one per
   pregnancy, anchor: the first near-miss date) — region: the mother's residence on that date;
-- person: 叶酸 and 营养包 (persons per period by their latest dispensing, `*_person`; bottles / boxes as weights
-  on the dispensing date, `*_quantity`), 出生缺陷 (`birth_defect_child`, `birth_defect_group`: children born alive
-  here whose defect was diagnosed within 7 days of birth, anchor: the birth date), 新生儿破伤风
-  (`neonatal_tetanus_case`, anchor: onset), 体弱儿专案 (`at_risk_child_enrolled` and `_closed` flows, and
-  `at_risk_child_managed`, a standing population: in from the enrolment month, out from the closing month),
+- person: 叶酸 (registry `folic_acid_dispensed`) and 营养包 (screening `nutrition_pack`): persons per period by
+  their latest dispensing (`*_person`), bottles / packs as weights on the dispensing date (`*_quantity`);
+  出生缺陷 (`birth_defect_child`, `birth_defect_group`: children born alive here whose defect was diagnosed
+  within 7 days of birth, anchor: the birth date), 新生儿破伤风 (`neonatal_tetanus_case`, anchor: onset),
+  体弱儿专案 (`at_risk_child_enrolled` and `_closed` flows, and `at_risk_child_managed`, a standing population:
+  in from the enrolment month, out from the month it closed or the child died),
   托幼体检 (`nursery_checked`, persons per period and role by their latest check);
 - the review of a death (死亡评审) adds `reviewed`, `avoidable` and `cause_category` to the death entity.
 
@@ -100,12 +101,14 @@ def _per_period(population: str, items: Sequence[dict[str, Any]], residence: Any
                    attrs(e) if attrs else {}, period=pk) for pk, e in sorted(best.items())]
 
 
-def _dispensing(encounters: Any, residence: Any) -> list[Entity]:
-    """叶酸 (bottles) and 营养包 (boxes): persons per period, and the quantity on each dispensing date."""
+def _dispensing(encounters: Any, screenings: Any, residence: Any) -> list[Entity]:
+    """叶酸 (bottles) and 营养包 (packs): persons per period, and the quantity on each dispensing date. A
+    营养包 is a screening result (the contract's `nutrition_pack`): seen here with its date as `occurred_on`."""
     out: list[Entity] = []
-    for typ, name, detail, qty in (("folic_acid_dispensed", "folic_acid", "folic_acid", "quantity"),
-                                   ("nutrition_pack_dispensed", "nutrition_pack", "nutrition_pack", "boxes")):
-        given = encounters(typ)
+    packs = [{**s, "occurred_on": s["performed_on"], "encounter_key": s.get("screening_key", "")}
+             for s in screenings("nutrition_pack")]
+    for given, name, detail, qty in ((encounters("folic_acid_dispensed"), "folic_acid", "folic_acid", "quantity"),
+                                     (packs, "nutrition_pack", "nutrition_pack", "packs")):
         out += _per_period(f"{name}_person", given, residence)
         out += [Entity(f"{name}_quantity", _when(e), residence(_when(e)), e["institution_code"], {},
                        weight=int(e.get(detail, {}).get(qty, 0))) for e in given
@@ -147,10 +150,11 @@ def _at_risk(encounters: Any, residence: Any, died: date | None) -> list[Entity]
     return out
 
 
-def person_entities(person: Fact, birth: date | None, encounters: Any, residence: Any,
+def person_entities(person: Fact, birth: date | None, encounters: Any, screenings: Any, residence: Any,
                     died: date | None = None) -> list[Entity]:
-    """The programme populations of one person (see the module docstring)."""
-    out = _dispensing(encounters, residence) + _at_risk(encounters, residence, died)
+    """The programme populations of one person (see the module docstring). `encounters(types...)` and
+    `screenings(types...)` list the person's live records of those types, oldest first."""
+    out = _dispensing(encounters, screenings, residence) + _at_risk(encounters, residence, died)
     for role in ("child", "staff"):
         checks = [e for e in encounters("nursery_health_check") if e.get("nursery_check", {}).get("role") == role]
         out += _per_period("nursery_checked", checks, residence,

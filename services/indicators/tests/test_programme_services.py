@@ -54,15 +54,21 @@ def test_folic_acid_persons_once_per_period_and_bottles_summed() -> None:
     assert v["folic_acid_bottles"][("2025", "n")] == 5 and v["folic_acid_persons"][("2025Q2", "n")] == 0
 
 
-def test_nutrition_packs_children_and_boxes() -> None:
-    s = born_here(Story().deliver())           # C1 born 2025-10-01
-    s.enc("person:C1", "nutrition_pack_dispensed", date(2026, 4, 5), nutrition_pack={"boxes": 2})
-    s.enc("person:C1", "nutrition_pack_dispensed", date(2026, 4, 20), nutrition_pack={"boxes": 3})
-    s.enc("person:C1", "nutrition_pack_dispensed", date(2026, 7, 1), nutrition_pack={"boxes": 1})
-    v = period_values(s, "person:C1", "nutrition_pack_children", "nutrition_pack_boxes")
-    assert v["nutrition_pack_children"][("2026-04", "n")] == 1 and v["nutrition_pack_boxes"][("2026-04", "n")] == 5
-    assert v["nutrition_pack_children"][("2026", "n")] == 1 and v["nutrition_pack_boxes"][("2026", "n")] == 6
-    assert v["nutrition_pack_children"][("2026H2", "n")] == 1 and v["nutrition_pack_boxes"][("2026H2", "n")] == 1
+def test_nutrition_packs_children_and_packs() -> None:
+    s = born_here(Story().deliver())           # C1 born 2025-10-01; 营养包 are screening results of the child
+    for n, (on, packs) in enumerate(((date(2026, 4, 5), 60), (date(2026, 4, 20), 30), (date(2026, 7, 1), 30))):
+        s.facts.append(Fact(f"screening:lab/N{n}", "person:C1", 1, False, {
+            "screening_key": f"lab/N{n}", "type": "nutrition_pack", "performed_on": on.isoformat(),
+            "person_id": "C1", "institution_code": "H2", "residence_code": HOME, "nutrition_pack": {"packs": packs}}))
+    v = period_values(s, "person:C1", "nutrition_pack_children", "nutrition_pack_packs")
+    kids, given = v["nutrition_pack_children"], v["nutrition_pack_packs"]
+    # April: one child, 60 + 30 packs; the year: still one child, 120; H2: one child, 30
+    assert (kids[("2026-04", "n")], given[("2026-04", "n")]) == (1, 90)
+    assert (kids[("2026", "n")], given[("2026", "n")]) == (1, 120)
+    assert (kids[("2026H2", "n")], given[("2026H2", "n")]) == (1, 30)
+    s.facts[-1] = Fact(s.facts[-1].record_key, "person:C1", 2, True, s.facts[-1].body)   # the July one voided
+    v = period_values(s, "person:C1", "nutrition_pack_children", "nutrition_pack_packs")
+    assert v["nutrition_pack_children"][("2026H2", "n")] == 0 and v["nutrition_pack_packs"][("2026", "n")] == 90
 
 
 @pytest.mark.parametrize("method, gest, abortion, labour", [

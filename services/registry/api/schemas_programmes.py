@@ -1,5 +1,6 @@
-"""Request bodies of the programme encounters (issue 21, "Programmes"): 营养包, 终止妊娠, 危重孕产妇, 出生缺陷,
-新生儿破伤风, 体弱儿专案, 托幼机构健康检查, and the review (死亡评审) of a death.
+"""Request bodies of the programme encounters (issue 21, "Programmes"): 终止妊娠, 危重孕产妇, 出生缺陷, 新生儿破伤风,
+体弱儿专案, 托幼机构健康检查, and the review (死亡评审) of a death. (营养包 is a screening result of the contract,
+`nutrition_pack`; 叶酸 the registry's `folic_acid_dispensed`.)
 
 Kept apart from `schemas.py` (the contract's original encounter types) so that the typed encounter union can
 take them over type by type: each model here is the type-specific part of one encounter type, listed in
@@ -35,14 +36,6 @@ class DeathReviewIn(BaseModel):
     reviewed_on: date
     cause_category: DeathCauseCategory
     preventability: Literal["avoidable", "conditionally_avoidable", "unavoidable"]
-
-
-class NutritionPackIn(BaseModel):
-    """营养包 (贫困地区儿童营养改善项目) given to a child of 6–24 months: boxes of sachets."""
-
-    model_config = ConfigDict(extra="forbid")
-    person_id: str | None = Field(None, max_length=64)
-    boxes: int = Field(ge=1, le=1000)
 
 
 class PregnancyTerminationIn(BaseModel):
@@ -103,7 +96,7 @@ class NurseryCheckIn(BaseModel):
 
 #: the type-specific fields of each programme encounter type (merged into schemas.ENCOUNTER_FIELDS)
 PROGRAMME_ENCOUNTER_FIELDS: dict[str, type[BaseModel]] = {
-    "nutrition_pack_dispensed": NutritionPackIn, "pregnancy_termination": PregnancyTerminationIn,
+    "pregnancy_termination": PregnancyTerminationIn,
     "maternal_near_miss": MaternalNearMissIn, "birth_defect": BirthDefectIn,
     "neonatal_tetanus": NeonatalTetanusIn, "at_risk_child": AtRiskChildIn, "nursery_health_check": NurseryCheckIn,
 }

@@ -1,4 +1,4 @@
-"""Rules of the programme encounter types (issue 21): 人工终止妊娠 / 引产, 危重孕产妇, 营养包, 出生缺陷,
+"""Rules of the programme encounter types (issue 21): 人工终止妊娠 / 引产, 危重孕产妇, 出生缺陷,
 新生儿破伤风, 体弱儿专案, 托幼机构健康检查, and the review of a death (死亡评审).
 
 Pure functions, in the shape of `encounters.py`: the stored state and a posted encounter in, the fields to keep
@@ -18,14 +18,12 @@ from registry.domain.model import MAX_GESTATION_DAYS, Pregnancy, fail
 Errors = list[dict[str, str]]
 
 PROGRAMME_PREGNANCY_TYPES = ("pregnancy_termination", "maternal_near_miss")
-PROGRAMME_PERSON_TYPES = ("nutrition_pack_dispensed", "birth_defect", "neonatal_tetanus", "at_risk_child",
+PROGRAMME_PERSON_TYPES = ("birth_defect", "neonatal_tetanus", "at_risk_child",
                           "nursery_health_check")
 #: 28 weeks: from here on a pregnancy ends with a delivery (a stillbirth, 死产), not a termination
 VIABLE_GESTATION_DAYS = 28 * 7
 #: a maternal near miss happens during pregnancy or within 42 days of its end, as a maternal death does
 NEAR_MISS_DAYS_AFTER_END = 42
-#: 营养包: children of 6–24 months (贫困地区儿童营养改善项目)
-NUTRITION_PACK_MONTHS = (6, 24)
 NEONATAL_DAYS = 28
 AT_RISK_MAX_YEARS = 7
 #: 托幼机构: children up to their 8th birthday (the last kindergarten year), staff from 16
@@ -99,11 +97,7 @@ def person_encounter(typ: str, person_id: str, sex: str, birth: date, died_on: d
     """The rules of one programme encounter about a person (a child, or a nursery's staff member)."""
     body: dict[str, Any] = {"person_id": person_id, "age_days": max((on - birth).days, 0)}
     errs = _after_death(died_on, on, typ.replace("_", " "))
-    if typ == "nutrition_pack_dispensed":
-        lo, hi = (add_months(birth, m) for m in NUTRITION_PACK_MONTHS)
-        errs += _age_errors(birth, on, lo, hi, "营养包 (children of 6–24 months)")
-        body["boxes"] = f["boxes"]
-    elif typ == "birth_defect":
+    if typ == "birth_defect":
         errs += _age_errors(birth, on, None, None, "birth defect diagnosis")
         body["categories"] = sorted(set(f["categories"]))
     elif typ == "neonatal_tetanus":

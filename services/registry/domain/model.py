@@ -15,7 +15,7 @@ RISK_GRADES = ("green", "yellow", "orange", "red", "purple")  # 妊娠风险五�
 ENCOUNTER_TYPES = ("prenatal_visit", "delivery", "postpartum_visit", "postpartum_42d_check", "newborn_visit",
                    "child_health_check", "folic_acid_dispensed", "death",
                    # programme encounters (domain/encounters_programmes.py)
-                   "pregnancy_termination", "maternal_near_miss", "nutrition_pack_dispensed", "birth_defect",
+                   "pregnancy_termination", "maternal_near_miss", "birth_defect",
                    "neonatal_tetanus", "at_risk_child", "nursery_health_check")
 PREGNANCY_ENCOUNTERS = ("prenatal_visit", "delivery", "postpartum_visit", "postpartum_42d_check",
                         "pregnancy_termination", "maternal_near_miss")

@@ -63,8 +63,6 @@ def programme_part(t: str, body: dict[str, Any]) -> dict[str, Any]:
                                                  organ_dysfunction=body["organ_dysfunction"],
                                                  gestational_days=body["gestational_days"])}
     person = {"person_id": body.get("person_id", ""), "age_days": body.get("age_days", 0)}
-    if t == "nutrition_pack_dispensed":
-        return {"nutrition_pack": pb.NutritionPackDispensed(boxes=body["boxes"], **person)}
     if t == "birth_defect":
         return {"birth_defect": pb.BirthDefect(categories=body["categories"], **person)}
     if t == "neonatal_tetanus":

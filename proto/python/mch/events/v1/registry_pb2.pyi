@@ -401,7 +401,9 @@ Global___Death: _TypeAlias = Death  # noqa: Y015
 
 @_typing.final
 class DeathReview(_message.Message):
-    """--- programme encounters (issue 21): 死亡评审, 人工终止妊娠, 危重孕产妇, 营养包, 出生缺陷, 新生儿破伤风, 体弱儿, 托幼体检"""
+    """--- programme encounters (issue 21): 死亡评审, 人工终止妊娠, 危重孕产妇, 出生缺陷, 新生儿破伤风, 体弱儿, 托幼体检
+    (营养包 is the screening service's nutrition_pack result)
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -480,31 +482,6 @@ class MaternalNearMiss(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___MaternalNearMiss: _TypeAlias = MaternalNearMiss  # noqa: Y015
-
-@_typing.final
-class NutritionPackDispensed(_message.Message):
-    DESCRIPTOR: _descriptor.Descriptor
-
-    PERSON_ID_FIELD_NUMBER: _builtins.int
-    BOXES_FIELD_NUMBER: _builtins.int
-    AGE_DAYS_FIELD_NUMBER: _builtins.int
-    person_id: _builtins.str
-    boxes: _builtins.int
-    age_days: _builtins.int
-    def __init__(
-        self,
-        *,
-        person_id: _builtins.str = ...,
-        boxes: _builtins.int = ...,
-        age_days: _builtins.int = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["age_days", b"age_days", "boxes", b"boxes", "person_id", b"person_id"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___NutritionPackDispensed: _TypeAlias = NutritionPackDispensed  # noqa: Y015
 
 @_typing.final
 class BirthDefect(_message.Message):
@@ -654,7 +631,6 @@ class EncounterRecorded(_message.Message):
     DEATH_FIELD_NUMBER: _builtins.int
     TERMINATION_FIELD_NUMBER: _builtins.int
     NEAR_MISS_FIELD_NUMBER: _builtins.int
-    NUTRITION_PACK_FIELD_NUMBER: _builtins.int
     BIRTH_DEFECT_FIELD_NUMBER: _builtins.int
     NEONATAL_TETANUS_FIELD_NUMBER: _builtins.int
     AT_RISK_CHILD_FIELD_NUMBER: _builtins.int
@@ -692,9 +668,9 @@ class EncounterRecorded(_message.Message):
     @_builtins.property
     def near_miss(self) -> Global___MaternalNearMiss: ...
     @_builtins.property
-    def nutrition_pack(self) -> Global___NutritionPackDispensed: ...
-    @_builtins.property
-    def birth_defect(self) -> Global___BirthDefect: ...
+    def birth_defect(self) -> Global___BirthDefect:
+        """28: not used (营养包 is a screening result)"""
+
     @_builtins.property
     def neonatal_tetanus(self) -> Global___NeonatalTetanus: ...
     @_builtins.property
@@ -724,17 +700,16 @@ class EncounterRecorded(_message.Message):
         death: Global___Death | None = ...,
         termination: Global___PregnancyTermination | None = ...,
         near_miss: Global___MaternalNearMiss | None = ...,
-        nutrition_pack: Global___NutritionPackDispensed | None = ...,
         birth_defect: Global___BirthDefect | None = ...,
         neonatal_tetanus: Global___NeonatalTetanus | None = ...,
         at_risk_child: Global___AtRiskChild | None = ...,
         nursery_check: Global___NurseryHealthCheck | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["at_risk_child", b"at_risk_child", "birth_defect", b"birth_defect", "child_check", b"child_check", "death", b"death", "delivery", b"delivery", "detail", b"detail", "folic_acid", b"folic_acid", "near_miss", b"near_miss", "neonatal_tetanus", b"neonatal_tetanus", "nursery_check", b"nursery_check", "nutrition_pack", b"nutrition_pack", "postpartum_visit", b"postpartum_visit", "prenatal_visit", b"prenatal_visit", "termination", b"termination"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at_risk_child", b"at_risk_child", "birth_defect", b"birth_defect", "child_check", b"child_check", "death", b"death", "delivery", b"delivery", "detail", b"detail", "folic_acid", b"folic_acid", "near_miss", b"near_miss", "neonatal_tetanus", b"neonatal_tetanus", "nursery_check", b"nursery_check", "postpartum_visit", b"postpartum_visit", "prenatal_visit", b"prenatal_visit", "termination", b"termination"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["at_risk_child", b"at_risk_child", "birth_defect", b"birth_defect", "child_check", b"child_check", "death", b"death", "delivery", b"delivery", "detail", b"detail", "encounter_id", b"encounter_id", "encounter_key", b"encounter_key", "folic_acid", b"folic_acid", "institution_code", b"institution_code", "institution_region", b"institution_region", "near_miss", b"near_miss", "neonatal_tetanus", b"neonatal_tetanus", "nursery_check", b"nursery_check", "nutrition_pack", b"nutrition_pack", "occurred_on", b"occurred_on", "person_id", b"person_id", "postpartum_visit", b"postpartum_visit", "pregnancy_id", b"pregnancy_id", "prenatal_visit", b"prenatal_visit", "source", b"source", "subject_id", b"subject_id", "termination", b"termination", "type", b"type", "version", b"version", "voided", b"voided"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at_risk_child", b"at_risk_child", "birth_defect", b"birth_defect", "child_check", b"child_check", "death", b"death", "delivery", b"delivery", "detail", b"detail", "encounter_id", b"encounter_id", "encounter_key", b"encounter_key", "folic_acid", b"folic_acid", "institution_code", b"institution_code", "institution_region", b"institution_region", "near_miss", b"near_miss", "neonatal_tetanus", b"neonatal_tetanus", "nursery_check", b"nursery_check", "occurred_on", b"occurred_on", "person_id", b"person_id", "postpartum_visit", b"postpartum_visit", "pregnancy_id", b"pregnancy_id", "prenatal_visit", b"prenatal_visit", "source", b"source", "subject_id", b"subject_id", "termination", b"termination", "type", b"type", "version", b"version", "voided", b"voided"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_detail: _TypeAlias = _typing.Literal["prenatal_visit", "delivery", "postpartum_visit", "child_check", "folic_acid", "death", "termination", "near_miss", "nutrition_pack", "birth_defect", "neonatal_tetanus", "at_risk_child", "nursery_check"]  # noqa: Y015
+    _WhichOneofReturnType_detail: _TypeAlias = _typing.Literal["prenatal_visit", "delivery", "postpartum_visit", "child_check", "folic_acid", "death", "termination", "near_miss", "birth_defect", "neonatal_tetanus", "at_risk_child", "nursery_check"]  # noqa: Y015
     _WhichOneofArgType_detail: _TypeAlias = _typing.Literal["detail", b"detail"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_detail) -> _WhichOneofReturnType_detail | None: ...
 
