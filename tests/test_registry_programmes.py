@@ -13,7 +13,8 @@ import httpx
 from tests.conftest import Stack, fresh_county, village
 from tests.helpers import setup_institutions, wait_values
 from tests.test_registry_encounters import at, events_of
-from tests.test_screening_api import body, post
+from tests.test_screening_api import body as screening_body
+from tests.test_screening_api import post as post_screening
 
 SOURCE = "his-progs-api"
 
@@ -129,7 +130,7 @@ async def test_programme_encounters_move_the_figures(http: httpx.AsyncClient, st
     await api.post("birth_defect", b, born + timedelta(days=8), categories=["polydactyly"])   # day 8: not counted
     await api.post("neonatal_tetanus", b, born + timedelta(days=6))
     for on, packs in ((date(2026, 4, 2), 30), (date(2026, 5, 2), 60)):   # 营养包: the screening record
-        r = await post(http, stack, body("nutrition_pack", a, api.inst, on, packs=packs))
+        r = await post_screening(http, stack, screening_body("nutrition_pack", a, api.inst, on, packs=packs))
         assert r.status_code == 201, r.text
     enrol = await api.post("at_risk_child", a, date(2026, 1, 5), conditions=["anaemia"])
     body = enrol.json()
