@@ -53,7 +53,7 @@ def codes_of(sql: str) -> set[str]:
 
 def test_dashboards_are_well_formed() -> None:
     files = sorted(p.stem for p in DASHBOARDS.glob("*.json"))
-    assert files == ["certificates", "child", "filings", "maternal", "pipeline", "screening", "women"]
+    assert files == ["certificates", "child", "filings", "maternal", "pipeline", "programmes", "screening", "women"]
     for f in DASHBOARDS.glob("*.json"):
         doc = json.loads(f.read_text(encoding="utf-8"))
         names = [v["name"] for v in doc["templating"]["list"]]

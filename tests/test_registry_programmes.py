@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import Stack, fresh_county, village
+from tests.conftest import Stack, fresh_county, village, wait_for
 from tests.helpers import setup_institutions, wait_values
 from tests.test_registry_encounters import at, events_of
 from tests.test_screening_api import body as screening_body
@@ -163,3 +163,24 @@ async def test_programme_encounters_move_the_figures(http: httpx.AsyncClient, st
     # at the end of February both enrolments were open; at the end of May, b's
     await wait_values(http, stack, county, "2026-02", {"at_risk_children_managed": (2, None)})
     await wait_values(http, stack, county, "2026-05", {"at_risk_children_managed": (1, None)})
+
+
+async def test_a_termination_closes_the_high_risk_case(http: httpx.AsyncClient, stack: Stack) -> None:
+    """高危专案 ends with the pregnancy (decision 50), also when a termination ends it."""
+    api, county, home = await _setup(http, stack)
+    lmp = date(2025, 6, 1)
+    pid, _ = await api.pregnancy(lmp, home)
+    await api.post("prenatal_visit", pid, lmp + timedelta(days=80), risk_grade="red")
+
+    async def case(status: str) -> Any:
+        r = await http.get(f"{stack.url('screening')}/v1/followups",
+                           params={"region": county, "type": "pregnancy_high_risk", "limit": 100})
+        assert r.status_code == 200, r.text
+        mine = [c for c in r.json()["items"] if c["pregnancy_id"] == pid]
+        return mine[0] if mine and mine[0]["status"] == status else None
+
+    await wait_for(lambda: case("open"), timeout=30)
+    await api.post("pregnancy_termination", pid, lmp + timedelta(days=120), method="induced_labour",
+                   reason="maternal_disease")
+    closed = await wait_for(lambda: case("closed"), timeout=30)
+    assert closed["closed_on"] == (lmp + timedelta(days=120)).isoformat(), closed

@@ -80,8 +80,7 @@ DASHBOARDS: dict[str, dict[str, Any]] = {
     # issue 21, programmes (docs/indicators-programmes.md)
     "programmes": {"title": "妇幼健康项目 Programmes", "stats": [
         "nutrition_pack_children", "folic_acid_persons", "birth_defect_rate", "maternal_near_miss_ratio",
-        "pregnancy_terminations", "maternal_death_review_rate", "at_risk_children_managed",
-        "nursery_children_checked"],
+        "pregnancy_terminations", "neonatal_tetanus_rate", "at_risk_children_managed", "nursery_staff_checked"],
         "trend": ["nutrition_pack_packs", "folic_acid_bottles", "birth_defects"],
         "table": ["folic_acid_persons", "folic_acid_bottles", "nutrition_pack_children", "nutrition_pack_packs",
                   "pregnancy_terminations", "induced_abortions", "mid_term_inductions",
