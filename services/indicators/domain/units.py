@@ -251,9 +251,8 @@ def pregnancy_entities(key: str, fs: Facts) -> list[Entity]:
         out.append(_booking_entity(fs, key, p, mother, lmp, booked))
     from indicators.domain import units_programmes  # builds Entity: imported here, not at the top
 
-    out += units_programmes.pregnancy_entities(
-        lambda *types: fs.encounters(key, *types),
-        lambda on: residence_on(mother, on, p["residence_code"]), p, key)
+    out += units_programmes.pregnancy_entities(lambda *types: fs.encounters(key, *types),
+                                               lambda on: residence_on(mother, on, p["residence_code"]))
     deliveries = fs.encounters(key, "delivery")
     if not deliveries or lmp is None:
         return out

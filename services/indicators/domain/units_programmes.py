@@ -62,9 +62,9 @@ def death_review_attrs(death: dict[str, Any]) -> dict[str, Any]:
 
 # --- pregnancy --------------------------------------------------------------------------------------------
 
-def pregnancy_entities(encounters: Any, residence: Any, p: dict[str, Any], key: str) -> list[Entity]:
-    """Terminations and near misses of one pregnancy. `encounters(types...)` lists its live encounters;
-    `residence(on)` is the mother's residence on a date; entities are built with `entity(...)`."""
+def pregnancy_entities(encounters: Any, residence: Any) -> list[Entity]:
+    """Terminations and near misses of one pregnancy. `encounters(types...)` lists its live encounters, oldest
+    first; `residence(on)` is the mother's residence on a date."""
     out: list[Entity] = []
     terminations = encounters("pregnancy_termination")
     if terminations and not encounters("delivery"):
