@@ -668,9 +668,7 @@ class EncounterRecorded(_message.Message):
     @_builtins.property
     def near_miss(self) -> Global___MaternalNearMiss: ...
     @_builtins.property
-    def birth_defect(self) -> Global___BirthDefect:
-        """28: not used (营养包 is a screening result)"""
-
+    def birth_defect(self) -> Global___BirthDefect: ...
     @_builtins.property
     def neonatal_tetanus(self) -> Global___NeonatalTetanus: ...
     @_builtins.property
