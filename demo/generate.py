@@ -12,6 +12,7 @@ from typing import Any
 
 from stdnum.cn import ric
 
+from demo import programmes
 from demo.county import County, Institution
 from demo.plan import Person, Plan
 
@@ -281,7 +282,7 @@ class Generator:
             died = delivered + timedelta(days=rng.randint(1, 30))
             if died <= self.today:
                 self.encounter("deaths", "death", died, hospital, mref, person_id=mref, died_on=died.isoformat(),
-                               cause="postpartum_haemorrhage")
+                               cause="postpartum_haemorrhage", **programmes.review(self, died, "maternal"))
                 case["maternal_death"] = died
         if case.get("labour_tests"):  # not tested in pregnancy: tested at labour (仅产时检测), mostly
             for infection in ("hiv", "syphilis", "hbsag"):
@@ -291,6 +292,7 @@ class Generator:
                     self.screening("maternal_infection_test", pid, delivered, hospital, followup=pos,
                                    infection=infection, timing="labour", result="positive" if pos else "negative",
                                    treat=infection != "hbsag")
+        programmes.near_miss(self, pid, delivered, delivered - timedelta(days=gest), hospital)
         live = [b for b in babies if b["outcome"] == "live"]
         child_name_base = self.name(True)[0]
         for i, b in enumerate(live):
@@ -307,9 +309,11 @@ class Generator:
             death = born + timedelta(days=rng.randint(28, 364))
         if death and death <= self.today:
             self.encounter("deaths", "death", death, hospital, cref, person_id=cref, died_on=death.isoformat(),
-                           cause=rng.choice(("prematurity", "birth_asphyxia", "pneumonia", "congenital_anomaly")))
+                           cause=rng.choice(("prematurity", "birth_asphyxia", "pneumonia", "congenital_anomaly")),
+                           **programmes.review(self, death, "child"))
             case.setdefault("child_deaths", []).append(death)
         alive_until = death or date.max
+        programmes.newborn(self, cref, born, alive_until, hospital, centre)
         if born + timedelta(days=3) <= min(self.today, alive_until) and self.chance("metabolic_screened"):
             pos = self.chance("metabolic_positive")
             self.screening("newborn_metabolic", cref, born + timedelta(days=3), hospital, followup=pos,
@@ -396,6 +400,7 @@ class Generator:
                 if not self.chance("prior_cohort_checked"):
                     continue
                 centre = self.county.health_centre(int(residence[6:9]))
+                programmes.prior_child(self, cref, born, centre)
                 z_w, z_h = rng.gauss(0, 1), rng.gauss(0, 1)
                 for months in (*CHECK_MONTHS, 48, 60, 72, 84):
                     on = born + timedelta(days=int(months * 30.44) + rng.randint(-5, 10))
@@ -576,6 +581,8 @@ def year_plan(county: County, seed: int, year: int, births: int | None = None,
         if case:
             g.plan.cases.append(case)
     g.prior_cohorts(births)
+    programmes.terminations(g, births)
+    programmes.nursery_staff(g, births)
     g.marriages(round(births * county.rates["marriages_per_birth"]))
     g.womens_screenings(round(births * county.rates["cervical_per_birth"]))
     g.targets(births)

@@ -297,7 +297,7 @@ def report_parser(sub: Any) -> None:
         if action == "unapprove":
             s.add_argument("--reason", required=True)
     s = acts.add_parser("table", help="a statutory table (or all): JSON, or -o FILE.xlsx / FILE.csv")
-    s.add_argument("form", help="maternal, child, premarital, cancers, certificates, or all")
+    s.add_argument("form", help="maternal, child, premarital, cancers, certificates, programmes, or all")
     s.add_argument("period")
     s.add_argument("--region", default=None)
     s.add_argument("-o", "--output", default=None)

@@ -124,15 +124,19 @@ def rate(n: int, d: int, factor: int) -> float | None:
 
 
 #: the catalogue's factors (indicators.md units): ‰ for child mortality, 1/10万 for maternal mortality, else %
-PER_MILLE = ("neonatal_mortality_rate", "infant_mortality_rate", "under5_mortality_rate")
+#: (programme indicators, issue 21: ‰ near misses and neonatal tetanus, 1/万 birth defects)
+PER_MILLE = ("neonatal_mortality_rate", "infant_mortality_rate", "under5_mortality_rate",
+             "maternal_near_miss_ratio", "neonatal_tetanus_rate")
 PER_100K = ("maternal_mortality_ratio",)
+PER_10K = ("birth_defect_rate",)
 
 
 def expected_value(code: str, n: int, d: int | None) -> float | int | None:
     """The value the API must serve for (n, d): the count itself, or the rate with the catalogue's factor."""
     if d is None:
         return n
-    return rate(n, d, 1000 if code in PER_MILLE else 100000 if code in PER_100K else 100)
+    factor = 1000 if code in PER_MILLE else 100000 if code in PER_100K else 10000 if code in PER_10K else 100
+    return rate(n, d, factor)
 
 
 def identities(families: list[Family]) -> list[Family]:

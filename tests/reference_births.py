@@ -19,7 +19,7 @@ CODES = ("live_births_male", "live_births_female", "sex_ratio_at_birth", "live_b
          "hiv_arv_rate", "syphilis_treatment_rate", "hbsag_exposed_live_births", "hepb_dose1_timely_rate",
          "hiv_exposed_infant_arv_rate", "hiv_exposed_infant_test_rate", "syphilis_exposed_infant_prophylaxis_rate",
          "syphilis_exposed_infant_test_rate", "pregnancies_booked", "first_antenatal_care",
-         "hospital_delivery_women", "folic_acid_persons", "hearing_screened_count", "metabolic_screened_count",
+         "hospital_delivery_women", "folic_acid_booked_persons", "hearing_screened_count", "metabolic_screened_count",
          "live_births_hukou_county", "live_births_hukou_other", "live_births_hukou_province",
          "women_delivered_hukou_province")
 COUNTS = tuple(c for c in CODES if not c.endswith(("_rate", "ratio_at_birth", "ratio_second_plus")))
@@ -49,7 +49,7 @@ def values(families: list[Family], extra: dict[str, Extra], region: str, start: 
         x = extra[f.pregnancy_id]
         if start <= f.booked <= end and f.residence_on(f.booked).startswith(region):
             add("pregnancies_booked", 1)
-            add("folic_acid_persons", any((f.lmp - d).days <= 90 and (d - f.lmp).days <= 84 for d in f.folic_acid))
+            add("folic_acid_booked_persons", any((f.lmp - d).days <= 90 and (d - f.lmp).days <= 84 for d in f.folic_acid))
         if f.visits:
             first = min(v.on for v in f.visits)
             if start <= first <= end and f.residence_on(first).startswith(region):

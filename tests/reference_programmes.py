@@ -10,6 +10,7 @@ programme rules, `FOLLOWUP_DUE_DAYS`), certificates and stock.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
@@ -17,6 +18,20 @@ from typing import Any
 from tests import who_reference as who
 from tests.reference import add_years, where
 
+#: issue 21, programmes (docs/indicators-programmes.md): 叶酸, 营养包, 终止妊娠, 危重孕产妇, 死亡评审, 出生缺陷,
+#: 新生儿破伤风, 体弱儿, 托幼体检
+PROGRAMME_CODES = (
+    "folic_acid_persons", "folic_acid_bottles", "nutrition_pack_children", "nutrition_pack_packs",
+    "pregnancy_terminations", "induced_abortions", "mid_term_inductions", "terminations_for_birth_defect",
+    "maternal_near_miss_cases", "maternal_near_miss_ratio", "maternal_deaths", "maternal_death_review_rate",
+    "maternal_death_avoidable_share", "under5_deaths", "under5_death_review_rate", "under5_death_avoidable_share",
+    "birth_defects", "birth_defect_rate", "birth_defects_chd", "birth_defects_ntd", "birth_defects_cleft",
+    "birth_defects_polydactyly", "birth_defects_down_syndrome", "neonatal_tetanus_cases", "neonatal_tetanus_rate",
+    "at_risk_children_enrolled", "at_risk_children_managed", "at_risk_recovery_rate", "nursery_children_checked",
+    "nursery_staff_checked", "nursery_staff_abnormal_rate")
+PROGRAMME_RATES = ("maternal_near_miss_ratio", "maternal_death_review_rate", "maternal_death_avoidable_share",
+                   "under5_death_review_rate", "under5_death_avoidable_share", "birth_defect_rate",
+                   "neonatal_tetanus_rate", "at_risk_recovery_rate", "nursery_staff_abnormal_rate")
 CODES = ("under5_underweight_rate", "under5_stunting_rate", "under5_wasting_rate", "under5_overweight_rate",
          "marriage_registrations_persons", "high_risk_management_rate", "premarital_exam_persons",
          "premarital_exam_couples", "premarital_exam_rate", "premarital_disease_rate", "premarital_hiv_test_rate",
@@ -24,12 +39,12 @@ CODES = ("under5_underweight_rate", "under5_stunting_rate", "under5_wasting_rate
          "breast_screening_count", "breast_abnormal_rate", "thalassaemia_screening_count",
          "followup_completion_rate", "certs_issued", "certs_first", "certs_first_out_of_institution",
          "certs_reissued", "certs_replaced", "certs_voided", "certs_superseded", "cert_void_rate",
-         "cert_stock_received", "cert_stock_closing", "cert_first_issue_rate")
+         "cert_stock_received", "cert_stock_closing", "cert_first_issue_rate", *PROGRAMME_CODES)
 COUNTS = ("marriage_registrations_persons", "premarital_exam_persons", "premarital_exam_couples",
           "prepregnancy_exam_count", "cervical_screening_count", "breast_screening_count",
           "thalassaemia_screening_count", "certs_issued", "certs_first", "certs_first_out_of_institution",
           "certs_reissued", "certs_replaced", "certs_voided", "certs_superseded", "cert_stock_received",
-          "cert_stock_closing")
+          "cert_stock_closing", *(c for c in PROGRAMME_CODES if c not in PROGRAMME_RATES))
 CERT_CODES = tuple(c for c in CODES if c.startswith("cert"))
 KIND_CODE = {"first": "certs_first", "first_out_of_institution": "certs_first_out_of_institution",
              "reissue": "certs_reissued", "replacement": "certs_replaced"}
@@ -221,6 +236,129 @@ class World:
     ended: dict[str, date] = field(default_factory=dict)
     case_keys: dict[str, str] = field(default_factory=dict)           # the service's case id → key
     regions: dict[str, str] = field(default_factory=dict)             # screening key → subject's region then
+    programmes: Programmes = field(default_factory=lambda: Programmes())
+
+
+#: 出生缺陷 groups, from the surveillance categories (神经管缺陷, 唇腭裂, 先心病, 多指, 唐氏综合征)
+DEFECT_GROUP = {"anencephaly": "ntd", "spina_bifida": "ntd", "encephalocele": "ntd", "cleft_lip": "cleft",
+                "cleft_palate": "cleft", "cleft_lip_palate": "cleft", "congenital_heart_disease": "chd",
+                "polydactyly": "polydactyly", "down_syndrome": "down_syndrome"}
+
+
+@dataclass
+class Programmes:
+    """What the programme stories posted, as finally recorded (voided records dropped, corrections applied)."""
+
+    #: 叶酸 / 营养包: (kind "folic_acid" | "nutrition_pack", who, date, bottles or packs)
+    dispensed: list[tuple[str, Any, date, int]] = field(default_factory=list)
+    #: 终止妊娠: (date, region, method, reason)
+    terminations: list[tuple[date, str, str, str]] = field(default_factory=list)
+    #: 危重孕产妇 by pregnancy: every near-miss date, and the mother
+    near_misses: dict[str, tuple[Person, list[date]]] = field(default_factory=dict)
+    #: deaths: (who, date, "maternal" | "child", review preventability or None when not reviewed)
+    deaths: list[tuple[Any, date, str, str | None]] = field(default_factory=list)
+    #: 出生缺陷 diagnoses: (child, date, categories)
+    defects: list[tuple[Child, date, list[str]]] = field(default_factory=list)
+    #: 新生儿破伤风 onsets: (child, date)
+    tetanus: list[tuple[Child, date]] = field(default_factory=list)
+    #: 体弱儿 enrolments: (child, enrolled, closed or None, outcome)
+    at_risk: list[tuple[Child, date, date | None, str]] = field(default_factory=list)
+    #: 托幼体检: (who, date, role, abnormal)
+    nursery: list[tuple[Any, date, str, bool]] = field(default_factory=list)
+
+
+def lives(subject: Any, on: date) -> str:
+    return subject.lives_on(on) if isinstance(subject, Person) else where(subject.home, subject.moves, on)
+
+
+def programme_values(w: World, region: str, start: date, end: date, today: date,
+                     add: Callable[..., None]) -> None:
+    """The programme figures (docs/indicators-programmes.md), straight from what was posted."""
+    g = w.programmes
+
+    def inside(d: date | None) -> bool:
+        return d is not None and start <= d <= end
+
+    def here(subject: Any, on: date) -> bool:
+        return lives(subject, on).startswith(region)
+
+    births = [c for c in w.children if c.viable and inside(c.birth) and c.home.startswith(region)]
+    for code in ("maternal_near_miss_ratio", "birth_defect_rate", "neonatal_tetanus_rate"):
+        add(code, 0, len(births))
+    # 叶酸 / 营养包: persons once per period where they lived at their latest dispensing in it; quantities summed
+    for kind, persons, qty in (("folic_acid", "folic_acid_persons", "folic_acid_bottles"),
+                               ("nutrition_pack", "nutrition_pack_children", "nutrition_pack_packs")):
+        latest: dict[int, tuple[date, Any]] = {}
+        for k, subject, on, n in g.dispensed:
+            if k == kind and inside(on):
+                if here(subject, on):
+                    add(qty, n)
+                if id(subject) not in latest or on >= latest[id(subject)][0]:
+                    latest[id(subject)] = (on, subject)
+        for on, subject in latest.values():
+            add(persons, here(subject, on))
+    for on, r, method, reason in g.terminations:
+        if inside(on) and r.startswith(region):
+            add("pregnancy_terminations", 1)
+            add("induced_abortions", method != "induced_labour")
+            add("mid_term_inductions", method == "induced_labour")
+            add("terminations_for_birth_defect", reason == "birth_defect")
+    for mother, days in g.near_misses.values():
+        first = min(days)
+        if inside(first) and here(mother, first):
+            add("maternal_near_miss_cases", 1)
+            add("maternal_near_miss_ratio", 1)
+    for subject, died, kind, review in g.deaths:
+        if not (inside(died) and here(subject, died)):
+            continue
+        prefix = "maternal" if kind == "maternal" else "under5"
+        add(f"{prefix}_deaths", 1)
+        add(f"{prefix}_death_review_rate", review is not None, 1)
+        if review is not None:
+            add(f"{prefix}_death_avoidable_share", review in ("avoidable", "conditionally_avoidable"), 1)
+    # 出生缺陷: a live birth (≥ 28 weeks) with a defect diagnosed on days 0–6, once per child and per group, on
+    # the birth date, where it lived then
+    children = {id(c): c for c, _, _ in g.defects}
+    for cid, c in children.items():
+        cats = {x for cc, on, cs in g.defects if id(cc) == cid and 0 <= (on - c.birth).days < 7 for x in cs}
+        if not cats or not c.viable or not inside(c.birth) or not c.home.startswith(region):
+            continue
+        add("birth_defects", 1)
+        add("birth_defect_rate", 1)
+        for grp in {DEFECT_GROUP.get(x, x) for x in cats}:
+            if f"birth_defects_{grp}" in PROGRAMME_CODES:
+                add(f"birth_defects_{grp}", 1)
+    onsets: dict[int, tuple[Child, date]] = {}
+    for c, on in g.tetanus:
+        if id(c) not in onsets or on < onsets[id(c)][1]:
+            onsets[id(c)] = (c, on)
+    for c, on in onsets.values():
+        if inside(on) and here(c, on):
+            add("neonatal_tetanus_cases", 1)
+            add("neonatal_tetanus_rate", 1)
+    # 体弱儿: enrolments (flow); closings (flow, region of enrolment); open at the period end — neither closed
+    # nor the child dead by then (standing, counted for periods that have started by today)
+    for c, enrolled, closed, outcome in g.at_risk:
+        r = lives(c, enrolled)
+        if not r.startswith(region):
+            continue
+        add("at_risk_children_enrolled", inside(enrolled))
+        if inside(closed):
+            add("at_risk_recovery_rate", outcome == "recovered", 1)
+        died = [on for subject, on, _, _ in g.deaths if subject is c]   # a death ends the management too
+        ended = min([x for x in (closed, *died) if x is not None], default=None)
+        if start <= today:
+            add("at_risk_children_managed", enrolled <= end and not (ended is not None and ended <= end))
+    # 托幼: persons once per period and role, by their latest check, where they lived then
+    last: dict[tuple[int, str], tuple[date, Any, bool]] = {}
+    for subject, on, role, abnormal in g.nursery:
+        if inside(on) and ((id(subject), role) not in last or on >= last[(id(subject), role)][0]):
+            last[(id(subject), role)] = (on, subject, abnormal)
+    for (_, role), (on, subject, abnormal) in last.items():
+        if here(subject, on):
+            add(f"nursery_{'children' if role == 'child' else 'staff'}_checked", 1)
+            if role == "staff":
+                add("nursery_staff_abnormal_rate", abnormal, 1)
 
 
 def values(w: World, region: str, start: date, end: date, today: date) -> dict[str, tuple[int, int | None]]:
@@ -354,4 +492,5 @@ def values(w: World, region: str, start: date, end: date, today: date) -> dict[s
                         and not c.voided_on for cid, c in w.certs.values())
             add("cert_first_issue_rate", first, 1)
 
+    programme_values(w, region, start, end, today, add)
     return {code: (n, None) if code in COUNTS else (n, d) for code, (n, d) in out.items()}

@@ -53,8 +53,8 @@ def codes_of(sql: str) -> set[str]:
 
 def test_dashboards_are_well_formed() -> None:
     files = sorted(p.stem for p in DASHBOARDS.glob("*.json"))
-    assert files == ["births", "certificates", "child", "filings", "maternal", "pipeline", "pmtct", "screening",
-                     "women"]
+    assert files == ["births", "certificates", "child", "filings", "maternal", "pipeline", "pmtct", "programmes",
+                     "screening", "women"]
     for f in DASHBOARDS.glob("*.json"):
         doc = json.loads(f.read_text(encoding="utf-8"))
         names = [v["name"] for v in doc["templating"]["list"]]

@@ -48,7 +48,7 @@ async def test_demo_county_figures_are_plausible(stack: Stack, http: httpx.Async
     # counts behind the rates, with the rates they come from
     assert val["pregnancies_booked"] > 0 and val["first_antenatal_care"] > 0
     assert val["hospital_delivery_women"] >= 0.95 * val["women_delivered"]
-    assert val["folic_acid_persons"] == v["folic_acid_uptake_rate"]["numerator"]
+    assert val["folic_acid_booked_persons"] == v["folic_acid_uptake_rate"]["numerator"]
     assert val["hearing_screened_count"] == v["hearing_screening_rate"]["numerator"]
     # examinations: both partners examined, so men ≈ women (seed 000: 651 and 651)
     assert val["premarital_exam_male"] > 0 and abs(val["premarital_exam_male"] - val["premarital_exam_female"]) \

@@ -25,7 +25,7 @@ from certificates.tests.stack_helpers import Office, new_prefix, office, stock
 from tests import reference_births as refb
 from tests import reference_programmes as ref
 from tests.conftest import Stack, fresh_county, village, wait_for
-from tests.reference import expected_value
+from tests.reference import add_months, expected_value
 
 pytestmark = pytest.mark.stack
 
@@ -33,6 +33,10 @@ SOURCE = "his-progs"
 CHINA = timezone(timedelta(hours=8))
 TODAY = datetime.now(CHINA).date()
 COUPLES, WOMEN, FAMILIES = 16, 14, 18
+#: issue 21: families in the programmes (叶酸, 营养包, 终止妊娠, 危重孕产妇, 出生缺陷, 破伤风, 体弱儿, 托幼, 死亡评审)
+PROGRAMME_FAMILIES = 10
+DEFECTS = ("congenital_heart_disease", "spina_bifida", "cleft_lip", "cleft_palate", "polydactyly", "down_syndrome",
+           "hypospadias", "microtia")
 
 
 def quarter(d: date) -> tuple[str, date, date]:
@@ -331,10 +335,12 @@ async def woman_story(p: Poster, rng: random.Random, w: ref.World, county: str, 
             body.update(method="ultrasound", birads=birads)
             abnormal = birads in (0, 4, 5, 6)
         sent = await p.screen(body, subject.lives_on(when))
-        if sent.get("followup") and rng.random() < 0.5:
+        if sent.get("followup") and (forced or rng.random() < 0.5):
             case = sent["followup"]
             await p.act(case, "contacted", min(when + timedelta(days=2), TODAY))
-            if rng.random() < 0.7:
+            if forced:   # followed up in time: every run sees a completed follow-up (seeds 21765 and 945431 saw none)
+                await p.act(case, "closed", min(when + timedelta(days=5), TODAY), "treated")
+            elif rng.random() < 0.7:
                 await p.act(case, rng.choice(["closed", "closed", "lost"]),
                             min(when + timedelta(days=rng.choice([5, 29, 30, 31, 45])), TODAY), "treated")
         if rng.random() < 0.15 and not forced:   # a correction (the result changes)
@@ -554,6 +560,183 @@ async def certificate_story(p: Poster, rng: random.Random, w: ref.World, cid: st
             await void(new)       # the reissue was wrong: voided; the old one stays superseded
 
 
+async def programme_story(p: Poster, rng: random.Random, w: ref.World, county: str, o: Office,
+                          forced: int = 0, child_dies: bool = False) -> None:
+    """A family in the programmes (issue 21): folic acid for the mother, then a termination or a delivery with
+    near misses; the child's nutrition packs, birth defects, tetanus, 体弱儿 enrolments (closed by a
+    correction), nursery checks, a move; the mother as nursery staff; deaths, reviewed by a correction. Records
+    are retried, corrected and voided now and then. `forced` 1 and 2 take every path each run must see (1: its
+    child stays under management at the year end; `child_dies`: a reviewed, avoidable under-5 death)."""
+    g, inst = w.programmes, o.code
+    terminate = forced == 2 or (not forced and not child_dies and rng.random() < 0.25)
+    born = TODAY - timedelta(days=400) if forced == 1 else day_between(rng, date(2024, 10, 1), TODAY - timedelta(
+        days=10))
+    gest = rng.randint(60, 190) if terminate else rng.randint(250, 290)
+    lmp = born - timedelta(days=gest)
+    home = some_village(rng, county)
+    pid = f"P-{uuid.uuid4().hex[:12]}"
+    r = await p.call("POST", f"{p.reg}/pregnancies", {
+        "pregnancy_id": pid, "source": SOURCE, "lmp_date": lmp.isoformat(),
+        "registered_on": min(lmp + timedelta(days=40), born).isoformat(), "institution_code": inst,
+        "mother": {"name": "测试", "sex": "F", "birth_date": "1993-03-03", "residence_code": home}})
+    mother = ref.Person(r["mother_id"], "F", date(1993, 3, 3), home)
+    for _ in range(rng.choice([0, 1, 1, 2]) if not forced else 1):   # 叶酸, around the LMP
+        on = day_between(rng, lmp - timedelta(days=60), min(lmp + timedelta(days=60), TODAY))
+        body: dict[str, Any] = {"type": "folic_acid_dispensed", "occurred_at": at(on), "institution_code": inst,
+                                "subject_id": mother.person_id, "quantity": rng.randint(1, 6)}
+        await p.encounter(body)
+        if rng.random() < 0.15:
+            await p.correct(body, quantity=body["quantity"] + 2)
+        if rng.random() < 0.08 and not forced:
+            await p.void(body)
+            continue
+        g.dispensed.append(("folic_acid", mother, on, body["quantity"]))
+    mother_last = born
+    if terminate:
+        method, reason = rng.choice([("vacuum_aspiration", "elective"), ("medical_abortion", "elective"),
+                                     ("induced_labour", "birth_defect"), ("induced_labour", "maternal_disease"),
+                                     ("dilation_curettage", "infection")])
+        if forced == 2:
+            method, reason = "induced_labour", "birth_defect"
+        body = {"type": "pregnancy_termination", "occurred_at": at(born), "institution_code": inst, "subject_id": pid,
+                "method": method, "reason": reason}
+        await p.encounter(body)
+        if rng.random() < 0.1 and not forced:   # entered in error: the pregnancy goes on (and is not seen again)
+            await p.void(body)
+        else:
+            g.terminations.append((born, mother.lives_on(born), method, reason))
+        if forced == 2:   # a second woman: an elective vacuum aspiration
+            other = f"P-{uuid.uuid4().hex[:12]}"
+            lmp2 = TODAY - timedelta(days=70)
+            r2 = await p.call("POST", f"{p.reg}/pregnancies", {
+                "pregnancy_id": other, "source": SOURCE, "lmp_date": lmp2.isoformat(),
+                "registered_on": (lmp2 + timedelta(days=40)).isoformat(), "institution_code": inst,
+                "mother": {"name": "测试", "sex": "F", "birth_date": "1995-05-05", "residence_code": home}})
+            assert r2["mother_id"]
+            on2 = lmp2 + timedelta(days=60)
+            await p.encounter({"type": "pregnancy_termination", "occurred_at": at(on2), "institution_code": inst,
+                               "subject_id": other, "method": "vacuum_aspiration", "reason": "elective"})
+            g.terminations.append((on2, home, "vacuum_aspiration", "elective"))
+        return
+    res = await p.encounter({"type": "delivery", "occurred_at": at(born), "institution_code": inst,
+                             "subject_id": pid, "place": "hospital", "mode": "vaginal",
+                             "babies": [{"sex": rng.choice("FM"), "birth_weight_g": 3100, "outcome": "live"}]})
+    child = ref.Child(res["children"][0], "F", born, mother.lives_on(born), True)
+    w.children.append(child)
+    w.births.append(ref.Birth(born, o.region, child.person_id))   # a live birth of the institution (首次签发率)
+    if forced == 1 or rng.random() < 0.3:   # 危重孕产妇: once or twice, around the delivery
+        days = [born + timedelta(days=1)] if forced else sorted(
+            day_between(rng, born - timedelta(days=20), min(born + timedelta(days=30), TODAY))
+            for _ in range(rng.choice([1, 2])))
+        for on in days:
+            body = {"type": "maternal_near_miss", "occurred_at": at(on), "institution_code": inst, "subject_id": pid,
+                    "cause_category": rng.choice(["obstetric_haemorrhage", "hypertensive_disorder"]),
+                    "organ_dysfunction": rng.random() < 0.3}
+            await p.encounter(body)
+            if rng.random() < 0.1 and not forced:
+                await p.void(body)
+                continue
+            g.near_misses.setdefault(pid, (mother, []))[1].append(on)
+            mother_last = max(mother_last, on)
+    last = born
+
+    async def child_enc(type_: str, on: date, **fields: Any) -> dict[str, Any]:
+        nonlocal last
+        body = {"type": type_, "occurred_at": at(on), "institution_code": inst, "subject_id": child.person_id,
+                **fields}
+        await p.encounter(body)
+        last = max(last, on)
+        return body
+
+    if rng.random() < 0.2 and born + timedelta(days=10) <= TODAY and not forced:
+        await p.move(child, day_between(rng, born + timedelta(days=10), TODAY), some_village(rng, county))
+    lo, hi = add_months(born, 6), min(add_months(born, 24), TODAY)
+    if lo <= hi:   # 营养包
+        for _ in range(1 if forced else rng.choice([0, 1, 2, 3])):
+            on = day_between(rng, lo, hi)
+            body = {"type": "nutrition_pack", "subject_id": child.person_id, "performed_on": on.isoformat(),
+                    "institution_code": inst, "packs": rng.choice([30, 30, 60, 90])}
+            await p.screen(body, ref.lives(child, on))   # the contract's screening record of 营养包
+            last = max(last, on)
+            if rng.random() < 0.15:
+                await p.correct_screen(body, packs=body["packs"] + 30)
+            if rng.random() < 0.08 and not forced:
+                await p.void_screen(body)
+                continue
+            g.dispensed.append(("nutrition_pack", child, on, body["packs"]))
+    if forced == 1 or rng.random() < 0.3:   # 出生缺陷, diagnosed around the 7-day limit
+        day = 2 if forced else rng.choice([0, 3, 6, 7, 15])
+        cats = ["congenital_heart_disease", "spina_bifida", "cleft_lip", "polydactyly", "down_syndrome"] if forced \
+            else rng.sample(DEFECTS, k=rng.choice([1, 1, 2]))
+        if born + timedelta(days=day) <= TODAY:
+            body = await child_enc("birth_defect", born + timedelta(days=day), categories=cats)
+            if rng.random() < 0.15 and not forced:
+                cats = rng.sample(DEFECTS, k=1)
+                await p.correct(body, categories=cats)
+            if rng.random() < 0.08 and not forced:
+                await p.void(body)
+            else:
+                g.defects.append((child, born + timedelta(days=day), cats))
+    if forced == 1 or rng.random() < 0.08:   # 新生儿破伤风
+        on = born + timedelta(days=5 if forced else rng.randint(3, 20))
+        if on <= TODAY:
+            await child_enc("neonatal_tetanus", on, died=False)
+            g.tetanus.append((child, on))
+    enrolments = 2 if forced else rng.choice([0, 0, 1, 1, 2])
+    for k in range(enrolments):   # 体弱儿: enrolled, closed by a correction now and then
+        on = born + timedelta(days=60 + 140 * k) if forced else day_between(rng, born + timedelta(days=30), TODAY)
+        if on > TODAY:
+            continue
+        body = await child_enc("at_risk_child", on, conditions=[rng.choice(["anaemia", "malnutrition", "rickets"])])
+        closed: date | None = None
+        outcome = ""
+        if (forced and k == 0) or (not forced and rng.random() < 0.5):
+            closed = on + timedelta(days=60) if forced else day_between(rng, on, TODAY)
+            outcome = "recovered" if forced else rng.choice(["recovered", "recovered", "improved", "lost"])
+            await p.correct(body, closed_on=closed.isoformat(), outcome=outcome)
+            last = max(last, closed)
+        if rng.random() < 0.07 and not forced:
+            await p.void(body)
+            continue
+        g.at_risk.append((child, on, closed, outcome))
+    if forced == 1 or rng.random() < 0.3:   # 托幼: a child's check
+        first = born + timedelta(days=380 if forced else rng.randint(300, 700))
+        if first <= TODAY:
+            days = [first] if forced else sorted({day_between(rng, first, TODAY) for _ in range(rng.choice([1, 2]))})
+            for on in days:
+                abnormal = rng.random() < 0.2
+                await child_enc("nursery_health_check", on, role="child", nursery="龙城幼儿园", abnormal=abnormal)
+                g.nursery.append((child, on, "child", abnormal))
+    if forced == 1 or rng.random() < 0.2:   # the mother works at a nursery: staff checks
+        for _ in range(1 if forced else rng.choice([1, 2])):
+            on = born + timedelta(days=3) if forced else day_between(rng, date(2024, 11, 1), born)
+            abnormal = forced == 1 or rng.random() < 0.3
+            await p.encounter({"type": "nursery_health_check", "occurred_at": at(on), "institution_code": inst,
+                               "subject_id": mother.person_id, "role": "staff", "nursery": "龙城幼儿园",
+                               "abnormal": abnormal})
+            g.nursery.append((mother, on, "staff", abnormal))
+            mother_last = max(mother_last, on)
+
+    async def dies(who: Any, after: date, within: date, kind: str) -> None:
+        died = born + timedelta(days=10) if forced else day_between(rng, after, min(within, TODAY))
+        body = {"type": "death", "occurred_at": at(died), "institution_code": inst, "subject_id": who.person_id,
+                "died_on": died.isoformat()}
+        await p.encounter(body)
+        review = None
+        if forced or child_dies or rng.random() < 0.6:   # 死亡评审, added by a correction once the review has met
+            review = "avoidable" if forced or child_dies else rng.choice(
+                ["avoidable", "conditionally_avoidable", "unavoidable"])
+            await p.correct(body, review={"reviewed_on": day_between(rng, died, TODAY).isoformat(),
+                                          "cause_category": "other", "preventability": review})
+        g.deaths.append((who, died, kind, review))
+
+    if child_dies or (not forced and rng.random() < 0.1 and last < TODAY):
+        await dies(child, last, TODAY, "child")
+    if (forced == 1 or rng.random() < 0.1) and mother_last <= born + timedelta(days=40) and not (
+            forced and mother_last > born + timedelta(days=10)):
+        await dies(mother, mother_last, born + timedelta(days=40), "maternal")
+
+
 async def get(http: httpx.AsyncClient, url: str, params: dict[str, Any]) -> Any:
     """A read, retried while the service answers 503 (the shared database server refused a connection)."""
     for _ in range(100):
@@ -619,10 +802,14 @@ async def test_programme_counts_equal_the_reference(http: httpx.AsyncClient, sta
                 # the next two women are registered twice every run: merged, and merged then unmerged
                 await woman_story(p, rng, w, county, i == COUPLES,
                                   {COUPLES + 1: "merged", COUPLES + 2: "unmerged"}.get(i))
+            elif i >= COUPLES + WOMEN + FAMILIES:
+                k = i - COUPLES - WOMEN - FAMILIES
+                await programme_story(p, rng, w, county, offices[i % 2], forced=k + 1 if k < 2 else 0,
+                                      child_dies=k == 2)
             else:
                 await family_story(p, rng, w, county, offices, grades_seen, queued, i == COUPLES + WOMEN)
 
-    order = list(range(COUPLES + WOMEN + FAMILIES))
+    order = list(range(COUPLES + WOMEN + FAMILIES + PROGRAMME_FAMILIES))
     random.Random(seed).shuffle(order)   # stories interleaved in a random order
     await asyncio.gather(*(one(i) for i in order))
     crng = random.Random(seed + 1)

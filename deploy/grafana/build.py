@@ -77,6 +77,21 @@ DASHBOARDS: dict[str, dict[str, Any]] = {
         "trend": ["prenatal_screening_rate", "followup_completion_rate"],
         "table": ["prenatal_screening_rate", "hiv_test_rate", "syphilis_test_rate", "hbsag_test_rate",
                   "metabolic_screening_rate", "hearing_screening_rate", "followup_completion_rate"]},
+    # issue 21, programmes (docs/indicators-programmes.md)
+    "programmes": {"title": "妇幼健康项目 Programmes", "stats": [
+        "nutrition_pack_children", "folic_acid_persons", "birth_defect_rate", "maternal_near_miss_ratio",
+        "pregnancy_terminations", "neonatal_tetanus_rate", "at_risk_children_managed", "nursery_staff_checked"],
+        "trend": ["nutrition_pack_packs", "folic_acid_bottles", "birth_defects"],
+        "table": ["folic_acid_persons", "folic_acid_bottles", "nutrition_pack_children", "nutrition_pack_packs",
+                  "pregnancy_terminations", "induced_abortions", "mid_term_inductions",
+                  "terminations_for_birth_defect", "maternal_near_miss_cases", "maternal_near_miss_ratio",
+                  "maternal_deaths", "maternal_death_review_rate", "maternal_death_avoidable_share",
+                  "under5_deaths", "under5_death_review_rate", "under5_death_avoidable_share", "birth_defects",
+                  "birth_defect_rate", "birth_defects_chd", "birth_defects_ntd", "birth_defects_cleft",
+                  "birth_defects_polydactyly", "birth_defects_down_syndrome", "neonatal_tetanus_cases",
+                  "neonatal_tetanus_rate", "at_risk_children_enrolled", "at_risk_children_managed",
+                  "at_risk_recovery_rate", "nursery_children_checked", "nursery_staff_checked",
+                  "nursery_staff_abnormal_rate"]},
     "certificates": {"title": "出生医学证明 Birth certificates", "stats": [
         "certs_issued", "certs_first", "certs_reissued", "certs_replaced", "certs_voided", "cert_void_rate",
         "cert_stock_closing", "cert_first_issue_rate"],
@@ -87,7 +102,7 @@ DASHBOARDS: dict[str, dict[str, Any]] = {
         "birth_rate", "sex_ratio_at_birth", "sex_ratio_second_plus", "general_fertility_rate", "live_births_male",
         "live_births_female", "live_births_hukou_province", "population_total"],
         "trend": ["sex_ratio_at_birth", "birth_rate"],
-        "table": ["pregnancies_booked", "first_antenatal_care", "hospital_delivery_women", "folic_acid_persons",
+        "table": ["pregnancies_booked", "first_antenatal_care", "hospital_delivery_women", "folic_acid_booked_persons",
                   "hearing_screened_count", "metabolic_screened_count", "live_births_second_plus",
                   "live_births_hukou_county", "live_births_hukou_other", "population_women_15_49",
                   "population_women_35_64", "cervical_screening_coverage", "breast_screening_coverage"]},
@@ -140,7 +155,10 @@ LOWER_IS_BETTER = {"caesarean_rate", "maternal_mortality_ratio", "high_risk_shar
                    "neonatal_mortality_rate", "infant_mortality_rate", "under5_mortality_rate",
                    "under5_underweight_rate", "under5_stunting_rate", "under5_wasting_rate", "under5_overweight_rate",
                    "under5_anaemia_rate", "cert_void_rate", "premarital_disease_rate", "cervical_abnormal_rate",
-                   "breast_abnormal_rate"}
+                   "breast_abnormal_rate",
+                   # programmes (issue 21)
+                   "maternal_near_miss_ratio", "maternal_death_avoidable_share", "under5_death_avoidable_share",
+                   "birth_defect_rate", "neonatal_tetanus_rate", "nursery_staff_abnormal_rate"}
 
 
 def target_sql(code: str, lower: bool) -> str:

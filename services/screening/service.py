@@ -358,7 +358,7 @@ async def apply_registry_events(conn: AsyncConnection, events: Sequence[tuple[st
         elif etype == read.ENCOUNTER_RECORDED and msg.pregnancy_id:
             on = date.fromisoformat(msg.occurred_on)
             kind = msg.WhichOneof("detail")
-            if msg.type == "delivery":
+            if msg.type in ("delivery", "pregnancy_termination"):   # either ends the pregnancy (decision 50)
                 await sql.upsert_delivery(conn, msg.encounter_key, msg.pregnancy_id, on, msg.voided, msg.version)
                 await reconsider_high_risk(conn, msg.pregnancy_id, msg.person_id)  # the pregnancy ended (or not)
             elif msg.type == "prenatal_visit" and kind == "prenatal_visit":

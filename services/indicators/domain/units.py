@@ -39,7 +39,8 @@ HIGH_RISK_GRADES = ("orange", "red", "purple")
 RISK_ORDER = {"": 0, "green": 1, "yellow": 2, "orange": 3, "red": 4, "purple": 5}
 #: 4:2:2 — health checks due in years 1, 2 and 3 of life (3岁以下儿童系统管理)
 CHECKS_DUE_PER_YEAR = (4, 2, 2)
-PREGNANCY_ENCOUNTERS = ("prenatal_visit", "delivery", "postpartum_visit", "postpartum_42d_check")
+PREGNANCY_ENCOUNTERS = ("prenatal_visit", "delivery", "postpartum_visit", "postpartum_42d_check",
+                        "pregnancy_termination", "maternal_near_miss")  # the last two: units_programmes
 CLOCK = "clock"
 #: screenings filed under the pregnancy episode (the rest belong to the person screened)
 PREGNANCY_SCREENINGS = ("prenatal_serum", "cfdna", "maternal_infection_test")
@@ -263,6 +264,10 @@ def pregnancy_entities(key: str, fs: Facts) -> list[Entity]:
     if booked is not None and lmp is not None:
         out.append(_booking_entity(fs, key, p, mother, lmp, booked))
     out += _first_antenatal_entity(fs, key, p, mother)
+    from indicators.domain import units_programmes  # builds Entity: imported here, not at the top
+
+    out += units_programmes.pregnancy_entities(lambda *types: fs.encounters(key, *types),
+                                               lambda on: residence_on(mother, on, p["residence_code"]))
     deliveries = fs.encounters(key, "delivery")
     if not deliveries or lmp is None:
         return out
@@ -464,6 +469,8 @@ def person_entities(key: str, fs: Facts) -> list[Entity]:
     screened = screening_entities(key, fs, person)
     if person is None or not born_alive_viable(key, person, fs):
         return screened
+    from indicators.domain import units_programmes  # builds Entity: imported here, not at the top
+
     out: list[Entity] = screened
     birth = d(person.body.get("birth_date"))
     fallback = first_residence(person)
@@ -479,7 +486,11 @@ def person_entities(key: str, fs: Facts) -> list[Entity]:
         if birth is not None:
             attrs.update(age_days=(died - birth).days, neonatal=(died - birth).days < 28,
                          infant=died < add_years(birth, 1), under5=died < add_years(birth, 5))
+        attrs.update(units_programmes.death_review_attrs(det))
         out.append(Entity("death", died, residence_on(person, died, fallback), dt["institution_code"], attrs))
+    out += units_programmes.person_entities(person, birth, lambda *types: fs.encounters(key, *types),
+                                            lambda *types: fs.screenings(key, *types),
+                                            lambda on: residence_on(person, on, fallback), died)
     if birth is None:
         return out
     checks = [c for c in fs.encounters(key, "child_health_check", "newborn_visit")

@@ -169,7 +169,7 @@ def test_counts_behind_the_rates() -> None:
         "conditions": {"pku": "negative", "ch": "negative"}})
     from indicators.tests.test_programme_rules import by_when
     c = counts(s, "pregnancy:P")
-    assert c[("pregnancies_booked", "n")] == 1 and c[("folic_acid_persons", "n")] == 1
+    assert c[("pregnancies_booked", "n")] == 1 and c[("folic_acid_booked_persons", "n")] == 1
     assert c[("hospital_delivery_women", "n")] == 1 and c[("women_delivered", "n")] == 1
     assert c[("hearing_screened_count", "n")] == 1 and c[("metabolic_screened_count", "n")] == 1
     # 初次产前保健: once, on the first counted check (day 65), not on the pregnancy test (day 50)

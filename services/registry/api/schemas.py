@@ -19,6 +19,8 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from registry.api.schemas_programmes import PROGRAMME_ENCOUNTER_FIELDS, DeathReviewIn
+
 SourceId = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:\-]+$")
 #: a record's version: versions are Postgres integers
 Version = Field(None, ge=1, le=INT_MAX)
@@ -200,6 +202,8 @@ class DeathIn(BaseModel):
     person_id: str | None = Field(None, max_length=64)
     died_on: date
     cause: str | None = Field(None, max_length=200)
+    #: 死亡评审 (programme encounters, schemas_programmes): added by a correction once the review has met
+    review: DeathReviewIn | None = None
 
 
 #: the type-specific fields of each encounter type
@@ -207,6 +211,7 @@ ENCOUNTER_FIELDS: dict[str, type[BaseModel]] = {
     "prenatal_visit": PrenatalVisitIn, "delivery": DeliveryIn, "postpartum_visit": PostpartumVisitIn,
     "postpartum_42d_check": PostpartumVisitIn, "newborn_visit": ChildCheckIn, "child_health_check": ChildCheckIn,
     "folic_acid_dispensed": FolicAcidIn, "death": DeathIn,
+    **PROGRAMME_ENCOUNTER_FIELDS,
 }
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from kit.records import field_error
 
+from registry.domain import encounters_programmes as programmes
 from registry.domain.growth import zscores
 from registry.domain.model import (
     MAX_BIRTH_WEIGHT_G,
@@ -127,8 +128,8 @@ def delivery(p: Pregnancy, mother: Person | None, on: date, f: dict[str, Any],
     the stored fields, the new children and the children corrected (date or sex)."""
     errs: Errors = []
     if p.delivered_on is not None and not is_correction:
-        raise fail("subject_id", f"the pregnancy already has a delivery on {p.delivered_on}: the episode is closed",
-                   409)
+        raise fail("subject_id", f"the pregnancy already has a delivery (or a termination) on {p.delivered_on}: "
+                   "the episode is closed", 409)
     if on < p.lmp_date:
         errs.append(field_error("occurred_at", f"delivery on {on} is before the LMP {p.lmp_date}"))
     elif p.gestational_days(on) > MAX_GESTATION_DAYS:
@@ -233,12 +234,14 @@ def death(person: Person, key: str, f: dict[str, Any], pregnancies: list[Pregnan
         errs.append(field_error("died_on", f"death on {died} is before the birth on {person.birth_date}"))
     if died > today:
         errs.append(field_error("died_on", "the date of death is in the future"))
+    review_errs, review = programmes.death_review(died, f.get("review"), today)
+    errs += review_errs
     if errs:
         return errs, {}
     preg = maternal_pregnancy(person, died, pregnancies)
     return [], {"person_id": person.person_id, "died_on": died.isoformat(), "cause": f.get("cause") or "",
                 "maternal": preg is not None, "pregnancy_id": preg.pregnancy_id if preg else "",
-                "age_days": (died - person.birth_date).days}
+                "age_days": (died - person.birth_date).days, **review}
 
 
 def decide(state: State, req: dict[str, Any], f: dict[str, Any], on: date, stored: dict[str, Any] | None,
@@ -271,6 +274,11 @@ def decide(state: State, req: dict[str, Any], f: dict[str, Any], on: date, store
             errs, body, out.new_children, out.corrected_children = delivery(preg, person, on, f, old,
                                                                            stored is not None, state.persons)
             out.delivered = (preg.pregnancy_id, on)
+        elif typ == "pregnancy_termination":   # programme encounters (encounters_programmes)
+            errs, body = programmes.termination(preg, person.died_on if person else None, on, f, stored is not None)
+            out.delivered = (preg.pregnancy_id, on)
+        elif typ == "maternal_near_miss":
+            errs, body = programmes.near_miss(preg, person.died_on if person else None, on, f)
         else:
             errs, body = postpartum_visit(preg, person, on, typ == "postpartum_42d_check")
     else:
@@ -284,6 +292,9 @@ def decide(state: State, req: dict[str, Any], f: dict[str, Any], on: date, store
             errs, body = child_check(person, on, f, typ == "newborn_visit")
         elif typ == "folic_acid_dispensed":
             errs, body = folic_acid(person, on, f)
+        elif typ in programmes.PROGRAMME_PERSON_TYPES:
+            errs, body = programmes.person_encounter(typ, person.person_id, person.sex, person.birth_date,
+                                                     person.died_on, on, f, today)
         else:
             pregs = [state.pregnancies[p] for p in state.pregnancies_of.get(person.person_id, [])
                      if p in state.pregnancies]
@@ -318,9 +329,10 @@ def apply(state: State, out: Outcome) -> None:
 
 
 def void_effects(row: dict[str, Any]) -> Outcome:
-    """What voiding a stored encounter undoes in the state (a voided delivery reopens its episode)."""
+    """What voiding a stored encounter undoes in the state (a voided delivery or termination reopens its
+    episode)."""
     out = Outcome(row)
-    if row["type"] == "delivery" and row.get("pregnancy_id"):
+    if row["type"] in ("delivery", "pregnancy_termination") and row.get("pregnancy_id"):
         out.delivered = (row["pregnancy_id"], None)
     if row["type"] == "death" and row.get("person_id"):
         out.death = (str(row["person_id"]), None, None)

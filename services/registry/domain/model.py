@@ -13,8 +13,12 @@ from kit.records import Decision, DomainError, content_hash, decide_version, fai
 InstitutionKind = Literal["hospital", "health_centre", "mch_centre", "agency"]
 RISK_GRADES = ("green", "yellow", "orange", "red", "purple")  # 妊娠风险五色分级
 ENCOUNTER_TYPES = ("prenatal_visit", "delivery", "postpartum_visit", "postpartum_42d_check", "newborn_visit",
-                   "child_health_check", "folic_acid_dispensed", "death")
-PREGNANCY_ENCOUNTERS = ("prenatal_visit", "delivery", "postpartum_visit", "postpartum_42d_check")
+                   "child_health_check", "folic_acid_dispensed", "death",
+                   # programme encounters (domain/encounters_programmes.py)
+                   "pregnancy_termination", "maternal_near_miss", "birth_defect",
+                   "neonatal_tetanus", "at_risk_child", "nursery_health_check")
+PREGNANCY_ENCOUNTERS = ("prenatal_visit", "delivery", "postpartum_visit", "postpartum_42d_check",
+                        "pregnancy_termination", "maternal_near_miss")
 
 #: longest plausible pregnancy counted from LMP (beyond 44+0 weeks the LMP is wrong)
 MAX_GESTATION_DAYS = 44 * 7

@@ -53,6 +53,29 @@ def pregnancy_recorded(p: Pregnancy) -> NewEvent:
         region_code=p.residence_code, occurred_at=p.registered_on)
 
 
+def programme_part(t: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The sub-message of a programme encounter (issue 21; registry domain/encounters_programmes.py)."""
+    if t == "pregnancy_termination":
+        return {"termination": pb.PregnancyTermination(method=body["method"], reason=body["reason"],
+                                                       gestational_days=body["gestational_days"])}
+    if t == "maternal_near_miss":
+        return {"near_miss": pb.MaternalNearMiss(cause_category=body["cause_category"],
+                                                 organ_dysfunction=body["organ_dysfunction"],
+                                                 gestational_days=body["gestational_days"])}
+    person = {"person_id": body.get("person_id", ""), "age_days": body.get("age_days", 0)}
+    if t == "birth_defect":
+        return {"birth_defect": pb.BirthDefect(categories=body["categories"], **person)}
+    if t == "neonatal_tetanus":
+        return {"neonatal_tetanus": pb.NeonatalTetanus(died=body["died"], **person)}
+    if t == "at_risk_child":
+        return {"at_risk_child": pb.AtRiskChild(conditions=body["conditions"], closed_on=body["closed_on"],
+                                                outcome=body["outcome"], **person)}
+    if t == "nursery_health_check":
+        return {"nursery_check": pb.NurseryHealthCheck(role=body["role"], nursery=body["nursery"],
+                                                       abnormal=body["abnormal"], **person)}
+    return {}
+
+
 def encounter_recorded(row: dict[str, Any], institution: Institution, region_code: str,
                        pregnancy: Pregnancy | None) -> NewEvent:
     """`row` is the stored encounter (body = the posted fields plus derived ones)."""
@@ -85,9 +108,12 @@ def encounter_recorded(row: dict[str, Any], institution: Institution, region_cod
     elif t == "folic_acid_dispensed":
         part["folic_acid"] = pb.FolicAcidDispensed(person_id=body["person_id"], quantity=body["quantity"])
     elif t == "death":
+        review = body.get("review")
         part["death"] = pb.Death(person_id=body["person_id"], died_on=body["died_on"], cause=body.get("cause") or "",
                                  maternal=body["maternal"], pregnancy_id=body.get("pregnancy_id") or "",
-                                 age_days=body["age_days"])
+                                 age_days=body["age_days"], review=pb.DeathReview(**review) if review else None)
+    else:
+        part.update(programme_part(t, body))
     msg = pb.EncounterRecorded(
         encounter_key=f"{row['source']}/{row['encounter_id']}", source=row["source"],
         encounter_id=row["encounter_id"], version=row["version"], voided=row["voided"], type=t,

@@ -376,6 +376,7 @@ class Death(_message.Message):
     MATERNAL_FIELD_NUMBER: _builtins.int
     PREGNANCY_ID_FIELD_NUMBER: _builtins.int
     AGE_DAYS_FIELD_NUMBER: _builtins.int
+    REVIEW_FIELD_NUMBER: _builtins.int
     person_id: _builtins.str
     died_on: _builtins.str
     cause: _builtins.str
@@ -383,6 +384,10 @@ class Death(_message.Message):
     pregnancy_id: _builtins.str
     """the pregnancy a maternal death belongs to"""
     age_days: _builtins.int
+    @_builtins.property
+    def review(self) -> Global___DeathReview:
+        """死亡评审, once reviewed (unset before)"""
+
     def __init__(
         self,
         *,
@@ -392,14 +397,221 @@ class Death(_message.Message):
         maternal: _builtins.bool = ...,
         pregnancy_id: _builtins.str = ...,
         age_days: _builtins.int = ...,
+        review: Global___DeathReview | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["review", b"review"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["age_days", b"age_days", "cause", b"cause", "died_on", b"died_on", "maternal", b"maternal", "person_id", b"person_id", "pregnancy_id", b"pregnancy_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["age_days", b"age_days", "cause", b"cause", "died_on", b"died_on", "maternal", b"maternal", "person_id", b"person_id", "pregnancy_id", b"pregnancy_id", "review", b"review"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Death: _TypeAlias = Death  # noqa: Y015
+
+@_typing.final
+class DeathReview(_message.Message):
+    """--- programme encounters (issue 21): 死亡评审, 人工终止妊娠, 危重孕产妇, 出生缺陷, 新生儿破伤风, 体弱儿, 托幼体检
+    (营养包 is the screening service's nutrition_pack result)
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REVIEWED_ON_FIELD_NUMBER: _builtins.int
+    CAUSE_CATEGORY_FIELD_NUMBER: _builtins.int
+    PREVENTABILITY_FIELD_NUMBER: _builtins.int
+    reviewed_on: _builtins.str
+    """YYYY-MM-DD"""
+    cause_category: _builtins.str
+    """obstetric_haemorrhage | ... | other (registry api/schemas_programmes.py)"""
+    preventability: _builtins.str
+    """avoidable | conditionally_avoidable | unavoidable"""
+    def __init__(
+        self,
+        *,
+        reviewed_on: _builtins.str = ...,
+        cause_category: _builtins.str = ...,
+        preventability: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cause_category", b"cause_category", "preventability", b"preventability", "reviewed_on", b"reviewed_on"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeathReview: _TypeAlias = DeathReview  # noqa: Y015
+
+@_typing.final
+class PregnancyTermination(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    METHOD_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    GESTATIONAL_DAYS_FIELD_NUMBER: _builtins.int
+    method: _builtins.str
+    """medical_abortion | vacuum_aspiration | dilation_curettage | induced_labour"""
+    reason: _builtins.str
+    """elective | birth_defect | maternal_disease | infection | fetal_death | other"""
+    gestational_days: _builtins.int
+    def __init__(
+        self,
+        *,
+        method: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        gestational_days: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["gestational_days", b"gestational_days", "method", b"method", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PregnancyTermination: _TypeAlias = PregnancyTermination  # noqa: Y015
+
+@_typing.final
+class MaternalNearMiss(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CAUSE_CATEGORY_FIELD_NUMBER: _builtins.int
+    ORGAN_DYSFUNCTION_FIELD_NUMBER: _builtins.int
+    GESTATIONAL_DAYS_FIELD_NUMBER: _builtins.int
+    cause_category: _builtins.str
+    organ_dysfunction: _builtins.bool
+    gestational_days: _builtins.int
+    def __init__(
+        self,
+        *,
+        cause_category: _builtins.str = ...,
+        organ_dysfunction: _builtins.bool = ...,
+        gestational_days: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cause_category", b"cause_category", "gestational_days", b"gestational_days", "organ_dysfunction", b"organ_dysfunction"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MaternalNearMiss: _TypeAlias = MaternalNearMiss  # noqa: Y015
+
+@_typing.final
+class BirthDefect(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    CATEGORIES_FIELD_NUMBER: _builtins.int
+    AGE_DAYS_FIELD_NUMBER: _builtins.int
+    person_id: _builtins.str
+    age_days: _builtins.int
+    """at diagnosis"""
+    @_builtins.property
+    def categories(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """出生缺陷监测 categories"""
+
+    def __init__(
+        self,
+        *,
+        person_id: _builtins.str = ...,
+        categories: _abc.Iterable[_builtins.str] | None = ...,
+        age_days: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["age_days", b"age_days", "categories", b"categories", "person_id", b"person_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BirthDefect: _TypeAlias = BirthDefect  # noqa: Y015
+
+@_typing.final
+class NeonatalTetanus(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    DIED_FIELD_NUMBER: _builtins.int
+    AGE_DAYS_FIELD_NUMBER: _builtins.int
+    person_id: _builtins.str
+    died: _builtins.bool
+    age_days: _builtins.int
+    """at onset"""
+    def __init__(
+        self,
+        *,
+        person_id: _builtins.str = ...,
+        died: _builtins.bool = ...,
+        age_days: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["age_days", b"age_days", "died", b"died", "person_id", b"person_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NeonatalTetanus: _TypeAlias = NeonatalTetanus  # noqa: Y015
+
+@_typing.final
+class AtRiskChild(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    CONDITIONS_FIELD_NUMBER: _builtins.int
+    CLOSED_ON_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    AGE_DAYS_FIELD_NUMBER: _builtins.int
+    person_id: _builtins.str
+    closed_on: _builtins.str
+    """YYYY-MM-DD; "" while under management"""
+    outcome: _builtins.str
+    """recovered | improved | transferred | died | lost | "" """
+    age_days: _builtins.int
+    """at enrolment"""
+    @_builtins.property
+    def conditions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        person_id: _builtins.str = ...,
+        conditions: _abc.Iterable[_builtins.str] | None = ...,
+        closed_on: _builtins.str = ...,
+        outcome: _builtins.str = ...,
+        age_days: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["age_days", b"age_days", "closed_on", b"closed_on", "conditions", b"conditions", "outcome", b"outcome", "person_id", b"person_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AtRiskChild: _TypeAlias = AtRiskChild  # noqa: Y015
+
+@_typing.final
+class NurseryHealthCheck(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    NURSERY_FIELD_NUMBER: _builtins.int
+    ABNORMAL_FIELD_NUMBER: _builtins.int
+    AGE_DAYS_FIELD_NUMBER: _builtins.int
+    person_id: _builtins.str
+    role: _builtins.str
+    """child | staff"""
+    nursery: _builtins.str
+    abnormal: _builtins.bool
+    age_days: _builtins.int
+    def __init__(
+        self,
+        *,
+        person_id: _builtins.str = ...,
+        role: _builtins.str = ...,
+        nursery: _builtins.str = ...,
+        abnormal: _builtins.bool = ...,
+        age_days: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["abnormal", b"abnormal", "age_days", b"age_days", "nursery", b"nursery", "person_id", b"person_id", "role", b"role"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NurseryHealthCheck: _TypeAlias = NurseryHealthCheck  # noqa: Y015
 
 @_typing.final
 class EncounterRecorded(_message.Message):
@@ -425,6 +637,12 @@ class EncounterRecorded(_message.Message):
     CHILD_CHECK_FIELD_NUMBER: _builtins.int
     FOLIC_ACID_FIELD_NUMBER: _builtins.int
     DEATH_FIELD_NUMBER: _builtins.int
+    TERMINATION_FIELD_NUMBER: _builtins.int
+    NEAR_MISS_FIELD_NUMBER: _builtins.int
+    BIRTH_DEFECT_FIELD_NUMBER: _builtins.int
+    NEONATAL_TETANUS_FIELD_NUMBER: _builtins.int
+    AT_RISK_CHILD_FIELD_NUMBER: _builtins.int
+    NURSERY_CHECK_FIELD_NUMBER: _builtins.int
     encounter_key: _builtins.str
     """"<source>/<encounter_id>": the idempotency key"""
     source: _builtins.str
@@ -453,6 +671,18 @@ class EncounterRecorded(_message.Message):
     def folic_acid(self) -> Global___FolicAcidDispensed: ...
     @_builtins.property
     def death(self) -> Global___Death: ...
+    @_builtins.property
+    def termination(self) -> Global___PregnancyTermination: ...
+    @_builtins.property
+    def near_miss(self) -> Global___MaternalNearMiss: ...
+    @_builtins.property
+    def birth_defect(self) -> Global___BirthDefect: ...
+    @_builtins.property
+    def neonatal_tetanus(self) -> Global___NeonatalTetanus: ...
+    @_builtins.property
+    def at_risk_child(self) -> Global___AtRiskChild: ...
+    @_builtins.property
+    def nursery_check(self) -> Global___NurseryHealthCheck: ...
     def __init__(
         self,
         *,
@@ -474,12 +704,18 @@ class EncounterRecorded(_message.Message):
         child_check: Global___ChildCheck | None = ...,
         folic_acid: Global___FolicAcidDispensed | None = ...,
         death: Global___Death | None = ...,
+        termination: Global___PregnancyTermination | None = ...,
+        near_miss: Global___MaternalNearMiss | None = ...,
+        birth_defect: Global___BirthDefect | None = ...,
+        neonatal_tetanus: Global___NeonatalTetanus | None = ...,
+        at_risk_child: Global___AtRiskChild | None = ...,
+        nursery_check: Global___NurseryHealthCheck | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["child_check", b"child_check", "death", b"death", "delivery", b"delivery", "detail", b"detail", "folic_acid", b"folic_acid", "postpartum_visit", b"postpartum_visit", "prenatal_visit", b"prenatal_visit"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at_risk_child", b"at_risk_child", "birth_defect", b"birth_defect", "child_check", b"child_check", "death", b"death", "delivery", b"delivery", "detail", b"detail", "folic_acid", b"folic_acid", "near_miss", b"near_miss", "neonatal_tetanus", b"neonatal_tetanus", "nursery_check", b"nursery_check", "postpartum_visit", b"postpartum_visit", "prenatal_visit", b"prenatal_visit", "termination", b"termination"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["child_check", b"child_check", "death", b"death", "delivery", b"delivery", "detail", b"detail", "encounter_id", b"encounter_id", "encounter_key", b"encounter_key", "folic_acid", b"folic_acid", "institution_code", b"institution_code", "institution_region", b"institution_region", "occurred_on", b"occurred_on", "person_id", b"person_id", "postpartum_visit", b"postpartum_visit", "pregnancy_id", b"pregnancy_id", "prenatal_visit", b"prenatal_visit", "source", b"source", "subject_id", b"subject_id", "type", b"type", "version", b"version", "voided", b"voided"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at_risk_child", b"at_risk_child", "birth_defect", b"birth_defect", "child_check", b"child_check", "death", b"death", "delivery", b"delivery", "detail", b"detail", "encounter_id", b"encounter_id", "encounter_key", b"encounter_key", "folic_acid", b"folic_acid", "institution_code", b"institution_code", "institution_region", b"institution_region", "near_miss", b"near_miss", "neonatal_tetanus", b"neonatal_tetanus", "nursery_check", b"nursery_check", "occurred_on", b"occurred_on", "person_id", b"person_id", "postpartum_visit", b"postpartum_visit", "pregnancy_id", b"pregnancy_id", "prenatal_visit", b"prenatal_visit", "source", b"source", "subject_id", b"subject_id", "termination", b"termination", "type", b"type", "version", b"version", "voided", b"voided"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_detail: _TypeAlias = _typing.Literal["prenatal_visit", "delivery", "postpartum_visit", "child_check", "folic_acid", "death"]  # noqa: Y015
+    _WhichOneofReturnType_detail: _TypeAlias = _typing.Literal["prenatal_visit", "delivery", "postpartum_visit", "child_check", "folic_acid", "death", "termination", "near_miss", "birth_defect", "neonatal_tetanus", "at_risk_child", "nursery_check"]  # noqa: Y015
     _WhichOneofArgType_detail: _TypeAlias = _typing.Literal["detail", b"detail"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_detail) -> _WhichOneofReturnType_detail | None: ...
 
