@@ -49,7 +49,8 @@ def values(families: list[Family], extra: dict[str, Extra], region: str, start: 
         x = extra[f.pregnancy_id]
         if start <= f.booked <= end and f.residence_on(f.booked).startswith(region):
             add("pregnancies_booked", 1)
-            add("folic_acid_booked_persons", any((f.lmp - d).days <= 90 and (d - f.lmp).days <= 84 for d in f.folic_acid))
+            took = any((f.lmp - d).days <= 90 and (d - f.lmp).days <= 84 for d in f.folic_acid)
+            add("folic_acid_booked_persons", took)
         if f.visits:
             first = min(v.on for v in f.visits)
             if start <= first <= end and f.residence_on(first).startswith(region):
