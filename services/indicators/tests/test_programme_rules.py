@@ -264,6 +264,19 @@ def test_stock_closing_is_opening_plus_received_minus_issued_minus_voided() -> N
     for m in ("m1", "m2", "m3", "m4"):
         voided += counts(s, f"stock:{m}", clock="2025-09")
     assert voided[("certs_voided", "n")] == 3
+    assert voided[("cert_stock_received", "n")] == 1275 + 6000   # 申领: what came in, read directly
+
+
+def test_received_counts_allocations_in_and_out() -> None:
+    # the bureau receives 500 and allocates 200 to H1: the bureau's own 申领 is 500 − 200, H1's 200, the total 500
+    s = Story()
+    stock(s, "m1", "received", "2025-03-01", 500, inst="")
+    stock(s, "m2", "allocated", "2025-03-02", -200, inst="")
+    stock(s, "m3", "allocated", "2025-03-02", 200, inst="H1")
+    got: Counts = Counter()
+    for m in ("m1", "m2", "m3"):
+        got += counts(s, f"stock:{m}", clock="2025-09")
+    assert got[("cert_stock_received", "n")] == 500 - 200 + 200
 
 
 def test_stock_is_standing_and_reads_follow_the_clock() -> None:

@@ -32,6 +32,8 @@ async def post_bundle(request: Request, body: dict[str, Any] = Body(...),
 @router.get("/metadata", summary="The CapabilityStatement of the FHIR intake",
             openapi_extra={"x-mch-auth": "none"})
 async def metadata() -> JSONResponse:
+    """What the intake takes: the resources, the platform's identifier and code systems, LOINC and SNOMED CT codes
+    it maps (public, as FHIR servers publish it)."""
     return JSONResponse(capability(), media_type=FHIR_JSON)
 
 

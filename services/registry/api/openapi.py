@@ -34,7 +34,16 @@ MEANING = {
     "newborn_visit": "新生儿访视: a newborn home visit (subject_id: the child's person id)",
     "child_health_check": "儿童健康检查: a child health check with growth measures (subject_id: the child)",
     "folic_acid_dispensed": "增补叶酸: folic acid dispensed to a woman (subject_id: her person id)",
-    "death": "死亡: a death (subject_id: the person id)",
+    "death": "死亡: a death, with its review (死亡评审) when done (subject_id: the person id)",
+    "pregnancy_termination": "终止妊娠: an induced abortion or mid-term induction before 28 weeks; ends the "
+                             "pregnancy like a delivery (subject_id: the pregnancy id)",
+    "maternal_near_miss": "危重孕产妇: a maternal near-miss case (subject_id: the pregnancy id)",
+    "birth_defect": "出生缺陷: a birth defect found at birth or within 7 days (subject_id: the child's person id)",
+    "neonatal_tetanus": "新生儿破伤风: a case of neonatal tetanus (subject_id: the child's person id)",
+    "at_risk_child": "体弱儿: a child at risk enrolled in management, closed by a correction with its outcome "
+                     "(subject_id: the child's person id)",
+    "nursery_health_check": "托幼机构健康检查: a nursery health check of a child or a member of staff "
+                            "(subject_id: the person id)",
 }
 
 

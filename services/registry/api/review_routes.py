@@ -32,6 +32,9 @@ def _db(request: Request) -> Database:
 async def review_queue(request: Request, limit: int = Query(50, ge=1, le=500),
                        after: int = Query(0, ge=0, description="the last match_id of the previous page"),
                        p: Principal = Depends(REVIEW)) -> dict[str, Any]:
+    """Pairs a new registration formed with an earlier person, scored between the matching thresholds, for the
+    reviewers (身份审核员) of the new record's county; a candidate living elsewhere is shown by her comparison
+    levels only. Paged by `after`."""
     items = await person_matching.review_queue(_db(request), Scope(p), limit, after)
     return {"items": items, "next_after": items[-1]["match_id"] if len(items) == limit else None}
 
@@ -40,10 +43,13 @@ async def review_queue(request: Request, limit: int = Query(50, ge=1, le=500),
              "(the later record is merged into the earlier one)")
 async def confirm(match_id: int, request: Request, body: DecisionIn | None = None,
                   p: Principal = Depends(REVIEW)) -> dict[str, Any]:
+    """The reviewer (from the token) confirms the pair once: the later record is merged into the earlier one in
+    the same unit of work (undone, if wrong, by unmerge); audited with the reason."""
     return await person_matching.decide(_db(request), Scope(p), match_id, True, body.reason if body else None)
 
 
 @router.post("/persons/review/{match_id}/reject", summary="Reject a pair: two different persons")
 async def reject(match_id: int, request: Request, body: DecisionIn | None = None,
                  p: Principal = Depends(REVIEW)) -> dict[str, Any]:
+    """The reviewer (from the token) rejects the pair once: two persons; audited with the reason."""
     return await person_matching.decide(_db(request), Scope(p), match_id, False, body.reason if body else None)

@@ -148,6 +148,8 @@ async def post_residence(person_id: str, body: ResidenceIn, request: Request,
              "read as this person's; both records must live in the caller's region", status_code=201)
 async def post_merge(person_id: str, body: MergeIn, request: Request,
                      p: Principal = Depends(require("registry:merge"))) -> ORJSONResponse:
+    """Nothing recorded under the duplicate is rewritten: the merge is a row with who, when and why, and an event
+    every service follows (screening cases, certificates, the indicators retract and re-add the contributions)."""
     m = await service.merge(_db(request), Scope(p), person_id, body.duplicate, body.reason)
     return ORJSONResponse(m, status_code=201)
 
@@ -156,12 +158,14 @@ async def post_merge(person_id: str, body: MergeIn, request: Request,
              "record is its own person's again, exactly as before the merge")
 async def post_unmerge(person_id: str, body: UnmergeIn, request: Request,
                        p: Principal = Depends(require("registry:merge"))) -> dict[str, Any]:
+    """Version 2 of the merge event, `unmerged`: every service restores what it counted before the merge."""
     return await service.unmerge(_db(request), Scope(p), person_id, body.reason)
 
 
 @router.get("/persons/{person_id}/merges", summary="The merges a record took part in (who, when, why)")
 async def get_merges(person_id: str, request: Request,
                      p: Principal = Depends(require("registry:merge"))) -> dict[str, Any]:
+    """The merge history of a record of the caller's region: survivor, duplicate, reasons, who and when."""
     return {"person_id": person_id, "merges": await service.merge_history(_db(request), Scope(p), person_id)}
 
 
