@@ -313,6 +313,18 @@ def _cases() -> dict[Op, Case]:
         return ("POST", s.url("registry") + "/fhir/r4", {"headers": w.b.headers, "json": doc(theirs)}), \
             (404, 409, 422), None
 
+    @case("registry", "POST", "/fhir/r4/Patient/$match")
+    async def _pdqm(w: World, s: Stack) -> Any:
+        """B matches A's mother by her own details: nothing of her is answered (200 with no entry)."""
+        async with httpx.AsyncClient(timeout=30) as c:
+            her = (await c.get(_reg(s, f"/persons/{w.mother_id}"), headers=w.a.headers)).json()
+        patient = {"resourceType": "Patient", "name": [{"text": her["name"]}], "gender": "female",
+                   "birthDate": her["birth_date"],
+                   "address": [{"extension": [{"url": fhir.REGION, "valueCode": her["residence_code"]}]}]}
+        body = {"resourceType": "Parameters", "parameter": [{"name": "resource", "resource": patient}]}
+        url = s.url("registry") + "/fhir/r4/Patient/$match"
+        return ("POST", url, {"headers": w.b.headers, "json": body}), (200,), None
+
     @case("registry", "POST", "/v1/encounters:batch")
     async def _eb(w: World, s: Stack) -> Any:
         visit = w.a.visit(w.pregnancy_id, today() - timedelta(days=21))
@@ -602,6 +614,8 @@ async def test_another_countys_token_reaches_nothing_of_county_a(http: httpx.Asy
             r = await c.request(theirs[0], theirs[1], **theirs[2])
             if r.status_code < 300 and "items" in r.json():  # a batch: each item refused
                 assert all(item["status"] >= 400 for item in r.json()["items"]), (op, r.text)
+            elif r.status_code == 200 and r.json().get("resourceType") == "Bundle":  # a FHIR search: nothing
+                assert r.json()["entry"] == [], (op, r.text)
             else:
                 assert r.status_code in statuses, (op, "as B", r.status_code, r.text)
                 assert r.headers["content-type"].startswith("application/problem+json"), (op, r.text)

@@ -213,3 +213,38 @@ async def test_capability_statement(http: httpx.AsyncClient, stack: Stack) -> No
     doc = r.json()
     assert doc["resourceType"] == "CapabilityStatement" and doc["fhirVersion"] == "4.0.1"
     assert {x["type"] for x in doc["rest"][0]["resource"]} == set(fhir.RESOURCES)
+
+
+def _match_params(p: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    patient = {"resourceType": "Patient", "name": [{"text": p["name"]}], "gender": "female",
+               "birthDate": p["birth_date"], "telecom": [{"system": "phone", "value": p["phone"]}],
+               "address": [{"extension": [{"url": fhir.REGION, "valueCode": p["residence_code"]}]}]}
+    return {"resourceType": "Parameters", "parameter": [{"name": "resource", "resource": patient},
+                                                         *[{"name": k, **v} for k, v in extra.items()]]}
+
+
+async def test_match_grades_a_typod_patient(http: httpx.AsyncClient, stack: Stack) -> None:
+    """IHE PDQm $match: the registry's woman is found for a Patient whose name is written with another character
+    (晓/小) and whose phone has two digits swapped, graded as the stored model grades the pair; another county's
+    caller finds nothing of her."""
+    from tests.test_person_matching import MODEL, keys, woman
+
+    county = fresh_county()
+    her = woman(county)
+    r = await http.post(f"{stack.url('registry')}/v1/persons", json=her)
+    assert r.status_code == 201, r.text
+    pid = r.json()["person_id"]
+    typo = {**her, "name": her["name"][0] + "小丽", "phone": her["phone"][:-2] + her["phone"][-1] + her["phone"][-2]}
+    want = MODEL.grade(MODEL.weight(keys(her), keys(typo)))
+    assert want in ("certain", "probable")
+    url = f"{stack.url('registry')}/fhir/r4/Patient/$match"
+    r = await http.post(url, json=_match_params(typo))
+    assert r.status_code == 200, r.text
+    found = {e["resource"]["id"]: e["search"] for e in r.json()["entry"]}
+    assert pid in found and found[pid]["extension"][0]["valueCode"] == want
+    assert 0 < found[pid]["score"] <= 1 and "name" not in r.json()["entry"][0]["resource"]   # no personal data
+    other = await _county_token(stack, fresh_county())
+    r = await http.post(url, json=_match_params(typo), headers={"Authorization": f"Bearer {other}"})
+    assert r.status_code == 200 and pid not in {e["resource"]["id"] for e in r.json()["entry"]}
+    r = await http.post(url, json={"resourceType": "Parameters", "parameter": [{"name": "count", "valueInteger": 3}]})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "parameter.resource"

@@ -72,7 +72,7 @@ async def _persons(uow: UnitOfWork, plan: fhir.Plan, out: Outcome) -> None:
                 valid = PersonIn.model_validate(person)
             except ValidationError as err:
                 raise pydantic_errors(err) from err
-            pid, events = await service.create_person(uow.conn, valid)
+            pid, events = await service.create_person(uow.conn, valid, actor=uow.scope.actor)
             uow.emit(*events)
             out.ids[e.url] = pid
             out.done[e.index] = (201 if events else 200, f"Patient/{pid}")

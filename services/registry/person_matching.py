@@ -25,7 +25,7 @@ from kit.records import fail
 from kit.scope import Scope, UnitOfWork
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from registry import access
+from registry import access, merging
 from registry.domain import matching
 from registry.domain.matching import Features, Grade
 from registry.store import matching as store
@@ -131,10 +131,9 @@ async def decide(db: Database, scope: Scope, match_id: int, confirm: bool, reaso
 
 
 async def _merge_confirmed_pair(uow: UnitOfWork, *, survivor: str, duplicate: str, reason: str) -> None:
-    """MERGE HOOK: a confirmed pair is one person. For now the decision recorded in person_match is all; at
-    merge time this calls the registry's merge use case (`merge_persons(survivor, duplicate, reason)`, issue 19's
-    merge/unmerge) inside this same unit of work, so the decision and the merge commit together."""
-    return None
+    """A confirmed pair is one person: the later record is merged into the earlier one by the registry's merge
+    use case, in this same unit of work, so the decision and the merge commit together (or not at all)."""
+    await merging.merge_persons(uow, survivor, duplicate, reason)
 
 
 async def _pair_view(uow: UnitOfWork, r: Any) -> dict[str, Any]:

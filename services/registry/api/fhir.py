@@ -10,7 +10,7 @@ from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from kit.auth import Principal, require
 from kit.scope import Scope
 
-from registry import fhir_intake
+from registry import fhir_intake, person_matching
 from registry.domain import fhir
 
 router = APIRouter(prefix="/fhir/r4", tags=["fhir"])
@@ -27,6 +27,20 @@ async def post_bundle(request: Request, body: dict[str, Any] = Body(...),
                       p: Principal = Depends(require("registry:write"))) -> JSONResponse:
     db = request.app.state.db
     return JSONResponse(await fhir_intake.intake(db, Scope(p), body), media_type=FHIR_JSON)
+
+
+@router.post("/Patient/$match", summary="IHE PDQm Patient/$match: the registry's candidates for a Patient, graded",
+             description="A Parameters resource with `resource` (a Patient: name, gender, birthDate, telecom, "
+             "address region extension, resident ID) and optional `count`, `onlyCertainMatches`. Answers a "
+             "searchset Bundle of the candidates living in the caller's region, likeliest first: each a Patient "
+             "by its registry id only (no personal data), with `search.score` (the match probability) and the "
+             "match-grade extension (certain / probable / possible / certainly-not). Every candidate answered is "
+             "an audited read.")
+async def match_patient(request: Request, body: dict[str, Any] = Body(...),
+                        p: Principal = Depends(require("registry:read"))) -> JSONResponse:
+    person, count, only_certain = fhir.match_request(body)
+    found = await person_matching.graded_candidates_of(request.app.state.db, Scope(p), person)
+    return JSONResponse(fhir.match_response(found, count, only_certain), media_type=FHIR_JSON)
 
 
 @router.get("/metadata", summary="The CapabilityStatement of the FHIR intake",

@@ -24,6 +24,7 @@ CapabilityStatement):
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -277,3 +278,47 @@ def _fold(e: Entry, body: dict[str, Any], out: Plan, enc_url: str, by_url: dict[
     if q is None or q.value is None or (q.code or q.unit) != unit:
         raise _err(f"{e.at}.valueQuantity", f"the value in {unit}")
     body[name] = float(q.value)
+
+
+# ---------------------------------------------------------------- Patient/$match (IHE PDQm)
+MATCH_GRADE = "http://hl7.org/fhir/StructureDefinition/match-grade"
+
+
+def match_request(body: Any) -> tuple[dict[str, Any], int, bool]:
+    """The Patient of a `$match` Parameters resource as a POST /v1/persons body, `count`, `onlyCertainMatches`."""
+    from fhir.resources.R4B.parameters import Parameters
+    from fhir.resources.R4B.patient import Patient
+
+    if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
+        raise _err("resourceType", "must be Parameters with a `resource` parameter (the Patient)")
+    try:
+        params = Parameters.model_validate(body)
+    except ValidationError as e:
+        raise DomainError([{"field": ".".join(str(x) for x in err["loc"]) or "body", "reason": err["msg"]}
+                           for err in e.errors()[:20]]) from e
+    by_name = {p.name: p for p in params.parameter or []}
+    res = by_name.get("resource")
+    if res is None or not isinstance(res.resource, Patient):
+        raise _err("parameter.resource", "a Patient to match is required")
+    person = _person(Entry(0, "Patient", "", res.resource))
+    for key in ("name", "sex", "birth_date", "residence_code"):
+        if not person.get(key):
+            raise _err(f"parameter.resource.{_PATIENT_FIELD[key]}", "is needed to match")
+    count = by_name["count"].valueInteger if "count" in by_name and by_name["count"].valueInteger else 10
+    only = bool(by_name["onlyCertainMatches"].valueBoolean) if "onlyCertainMatches" in by_name else False
+    return person, max(1, min(int(count), 100)), only
+
+
+_PATIENT_FIELD = {"name": "name", "sex": "gender", "birth_date": "birthDate", "residence_code": "address"}
+
+
+def match_response(found: Sequence[tuple[str, float, str]], count: int, only_certain: bool) -> dict[str, Any]:
+    """A searchset Bundle: each candidate a Patient by its registry id, its probability and its grade."""
+    rows = [f for f in found if f[2] != "certainly-not" and (not only_certain or f[2] == "certain")][:count]
+    return {"resourceType": "Bundle", "type": "searchset", "total": len(rows), "entry": [
+        {"fullUrl": f"Patient/{pid}",
+         "resource": {"resourceType": "Patient", "id": pid,
+                      "identifier": [{"system": PERSON_ID, "value": pid}]},
+         "search": {"mode": "match", "score": round(prob, 4),
+                    "extension": [{"url": MATCH_GRADE, "valueCode": grade}]}}
+        for pid, prob, grade in rows]}
