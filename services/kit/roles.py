@@ -25,7 +25,8 @@ def _r(code: str, name_zh: str, holder: str, *scopes: str) -> Role:
 
 ROLES: dict[str, Role] = {r.code: r for r in (
     #: a hospital's HIS interface (a system): posts persons, pregnancies, encounters, screenings
-    _r("his", "HIS接口", "system", "registry:write", "registry:read", "screening:write", "screening:read"),
+    _r("his", "HIS接口", "system", "registry:write", "registry:read", "screening:write", "screening:read",
+       "quality:read", "quality:answer"),
     #: 证件管理员: keeps the blank certificates, prepares (制证)
     _r("certificate_custodian", "出生医学证明证件管理员", "person",
        "certificates:prepare", "certificates:read", "registry:read"),
@@ -36,14 +37,18 @@ ROLES: dict[str, Role] = {r.code: r for r in (
        "certificates:stock", "certificates:void", "certificates:read"),
     #: public security and civil affairs: verifies a certificate presented to them
     _r("verifier", "证件核验", "any", "certificates:verify"),
-    _r("statistician", "统计员", "person", "indicators:read", "reports:submit", "registry:read", "screening:read"),
+    _r("statistician", "统计员", "person", "indicators:read", "reports:submit", "registry:read", "screening:read",
+       "quality:read", "quality:accept"),
     _r("report_approver", "报表审核人", "person", "indicators:read", "reports:approve"),
-    _r("bureau_reader", "卫健局查阅", "any", "indicators:read"),
+    _r("bureau_reader", "卫健局查阅", "any", "indicators:read", "quality:read"),
+    #: 质控员: a hospital's data-quality officer, lists and answers the queries addressed to her institution
+    _r("quality_officer", "机构质控员", "person", "quality:read", "quality:answer", "registry:read"),
     #: reads audit trails and unmasked personal data, every read of it audited
     _r("auditor", "审计员", "person", "audit:read", "pii:read", "registry:read", "screening:read",
        "certificates:read"),
     #: runs the platform: targets, rebuilds, reconciliation, accounts
-    _r("operator", "运维", "any", "indicators:admin", "indicators:read", "accounts:admin"),
+    _r("operator", "运维", "any", "indicators:admin", "indicators:read", "accounts:admin", "quality:admin",
+       "quality:read"),
 )}
 
 
