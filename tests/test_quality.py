@@ -1,0 +1,226 @@
+"""Data quality (issue 18) through the real pipeline: records posted to the registry become queries at the
+quality service, addressed to the institution that posted them; the institution answers, a correction closes
+its query, a void withdraws it; another county sees nothing. And the property: random streams with planted bad
+records, corrections and voids, reordered and duplicated, leave open exactly the queries an independent
+recomputation from the final records finds."""
+from __future__ import annotations
+
+import dataclasses
+import random
+import uuid
+from collections import Counter
+from datetime import date, timedelta
+from typing import Any
+
+import httpx
+from kit.db import Database, raw
+from quality import service
+from quality.domain import rules
+from quality.domain.records import (
+    Baby as QBaby,
+)
+from quality.domain.records import (
+    Certificate,
+    Encounter,
+    Person,
+    Pregnancy,
+    PregnancyFile,
+)
+from quality.events.read import Read
+
+from tests.conftest import Stack, fresh_county, make_person, village, wait_for
+from tests.helpers import Baby, DeliveryCase, post_case, setup_institutions
+
+RS = service.RULES
+
+
+async def queries_of(http: httpx.AsyncClient, stack: Stack, token: str | None = None,
+                     **params: Any) -> list[dict[str, Any]]:
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    r = await http.get(f"{stack.url('quality')}/v1/quality/queries", params=params, headers=headers)
+    assert r.status_code == 200, r.text
+    return r.json()["items"]  # type: ignore[no-any-return]
+
+
+async def test_a_bad_delivery_is_queried_answered_corrected_and_voided(http: httpx.AsyncClient,
+                                                                       stack: Stack) -> None:
+    county = fresh_county()
+    inst = sorted(await setup_institutions(http, stack, county))[0]
+    lmp = date(2025, 3, 1)
+    week26 = lmp + timedelta(days=26 * 7 + 2)
+    c = DeliveryCase(f"P-{uuid.uuid4().hex[:12]}", f"E-{uuid.uuid4().hex[:12]}", village(county, 1, 1), inst, lmp,
+                     week26, "hospital", "vaginal", [Baby("F", 3800, "live")])
+    await post_case(http, stack, c)
+    # what the records say, by hand: 3800 g at 26 weeks (Q101); a live birth in 2025 with no newborn visit (Q201)
+    # and no first certificate (Q202) — long past 28 / 30 days
+    officer, tok = await make_person(stack, ["quality_officer"], county, institution_code=inst)
+
+    async def mine() -> list[dict[str, Any]] | None:
+        got = await queries_of(http, stack, tok)
+        return got if sorted(q["rule_id"] for q in got) == ["Q101", "Q201", "Q202"] else None
+
+    got = await wait_for(mine, 30)
+    assert {q["institution_code"] for q in got} == {inst}
+    bw = next(q for q in got if q["rule_id"] == "Q101")
+    assert bw["record_key"] == f"his-test/{c.encounter_id}" and bw["status"] == "open" and bw["level"] == "institution"
+
+    # another county's officer: sees nothing, and the query is as if it did not exist
+    other = fresh_county()
+    _, other_tok = await make_person(stack, ["quality_officer"], other, institution_code=f"H{other}A")
+    assert await queries_of(http, stack, other_tok) == []
+    r = await http.get(f"{stack.url('quality')}/v1/quality/queries/{bw['id']}",
+                       headers={"Authorization": f"Bearer {other_tok}"})
+    assert r.status_code == 404 and county not in r.text
+
+    # the institution answers: confirmed as recorded, under the officer's account (never a name from the body)
+    r = await http.post(f"{stack.url('quality')}/v1/quality/queries/{bw['id']}/answer",
+                        json={"comment": "已核实，按原始记录"}, headers={"Authorization": f"Bearer {tok}"})
+    assert r.status_code == 200, r.text
+    assert (r.json()["status"], r.json()["answered_by"]) == ("answered", officer)
+    r = await http.post(f"{stack.url('quality')}/v1/quality/queries/{bw['id']}/answer", json={"comment": ""},
+                        headers={"Authorization": f"Bearer {tok}"})
+    assert r.status_code == 422 and "comment" in r.text
+
+    # a correction that fixes the weight closes the query by itself
+    c.version, c.babies = 2, [Baby("F", 900, "live")]
+    r = await http.post(f"{stack.url('registry')}/v1/encounters", json=c.encounter_body())
+    assert r.status_code in (200, 201), r.text
+
+    async def corrected() -> dict[str, Any] | None:
+        got = await queries_of(http, stack, tok, status=["corrected"])
+        return next((q for q in got if q["id"] == bw["id"]), None)
+
+    assert (await wait_for(corrected, 30))["closed_on"]
+    # voiding the delivery withdraws the follow-up queries it caused (not "corrected": nothing was fixed)
+    r = await http.request("DELETE", f"{stack.url('registry')}/v1/encounters/his-test/{c.encounter_id}",
+                           json={"reason": "posted at the wrong pregnancy"})
+    assert r.status_code == 200, r.text
+
+    async def withdrawn() -> list[str] | None:
+        got = await queries_of(http, stack, tok, status=["withdrawn"])
+        rids = sorted(q["rule_id"] for q in got)
+        return rids if rids == ["Q201", "Q202"] else None
+
+    await wait_for(withdrawn, 30)
+    assert await queries_of(http, stack, tok) == []
+
+
+# ---------------------------------------------------------------- property
+TODAY = date(2026, 6, 1)
+
+
+def _delivery(rng: random.Random, d: Encounter, kids: list[str], weight: int, version: int, voided: bool) -> Read:
+    babies = tuple(QBaby(weight, "live" if rng.random() > 0.05 else "stillbirth", k) for k in kids)
+    return Read(dataclasses.replace(d, voided=voided, mode=rng.choice(["vaginal", "caesarean"]), babies=babies),
+                version, None)
+
+
+def _stream(rng: random.Random, inst: list[str], n: int) -> list[Read]:
+    """Every version of every record of `n` pregnancies, ~20 % of them planted bad, some corrected, some voided."""
+    out: list[Read] = []
+    for i in range(n):
+        pid, mid, h = f"PQ-{uuid.uuid4().hex[:10]}", f"MQ-{uuid.uuid4().hex[:10]}", rng.choice(inst)
+        lmp = date(2025, 1, 1) + timedelta(days=rng.randint(0, 200))
+        booked = lmp + timedelta(days=rng.choice([60] * 8 + [-5, 400]))
+        born_m = date(1995, 1, 1) if rng.random() > 0.05 else date(2016, 1, 1)
+        out.append(Read(Pregnancy(pid, mid, lmp, booked, h), 1, None))
+        if rng.random() < 0.1:
+            out.append(Read(Pregnancy(pid, mid, lmp, lmp + timedelta(days=60), h, voided=rng.random() < 0.5), 2, None))
+        out.append(Read(Person(mid, born_m), 1, None))
+        delivered = lmp + timedelta(days=rng.randint(250, 290))
+        kids = [f"KQ-{uuid.uuid4().hex[:10]}" for _ in range(rng.choice([1] * 9 + [2]))]
+        d = Encounter(f"hisq/D{i}", "delivery", delivered, h, pid, mid, False, (delivered - lmp).days, "vaginal")
+        out.append(_delivery(rng, d, kids, rng.choice([3300] * 8 + [200, 7000]), 1, False))
+        if rng.random() < 0.3:
+            out.append(_delivery(rng, d, kids, rng.choice([3300, 200]), 2, rng.random() < 0.3))
+        for k in kids:
+            shift = 0 if rng.random() > 0.05 else 10
+            out.append(Read(Person(k, delivered + timedelta(days=shift), pid), 1, None))
+            if rng.random() < 0.8:
+                out.append(Read(Encounter(f"hisq/C{k}", "child_check", delivered + timedelta(days=7), h,
+                                          person_id=k, is_newborn_visit=True,
+                                          z={"weight_for_age_z": rng.choice([0.3] * 9 + [7.0])}), 1, None))
+            if rng.random() < 0.7:
+                out.append(Read(Certificate(f"Q{uuid.uuid4().hex[:9]}", k, "first",
+                                            rng.choice(["issued"] * 9 + ["voided"]), h), 1, None))
+        if rng.random() < 0.2:
+            out.append(Read(Encounter(f"hisq/PP{i}", "postpartum_visit", delivered - timedelta(days=3), h, pid, mid),
+                            1, None))
+    return out
+
+
+def _final(reads: list[Read]) -> dict[tuple[str, str], Any]:
+    """The highest version of each record."""
+    best: dict[tuple[str, str], Read] = {}
+    for r in reads:
+        x = r.record
+        ident = getattr(x, "key", None) if isinstance(x, Encounter | Pregnancy) else None
+        k = (type(x).__name__, ident or getattr(x, "person_id", None) or getattr(x, "serial", ""))
+        if k not in best or best[k].version <= r.version:
+            best[k] = r
+    return {k: r.record for k, r in best.items()}
+
+
+def _recompute(final: dict[tuple[str, str], Any]) -> set[str]:
+    """The findings of the final records, built here without quality's store: files, measures, rules."""
+    recs = list(final.values())
+    pregs = [x for x in recs if isinstance(x, Pregnancy)]
+    persons = {x.person_id: x for x in recs if isinstance(x, Person)}
+    encs = [x for x in recs if isinstance(x, Encounter) and not x.voided]
+    certs = [x for x in recs if isinstance(x, Certificate)]
+    keys: set[str] = set()
+    for e in encs:
+        keys |= {f.key for f in rules.encounter_findings(RS, e)}
+    measures: dict[tuple[str, str], Counter[str]] = {}
+    for p in pregs:
+        if not p.voided:
+            measures.setdefault((p.institution_code, p.booked_on.strftime("%Y-%m")), Counter())["booked"] += 1
+        f = PregnancyFile(p, persons.get(p.mother_id), [e for e in encs if e.pregnancy_id == p.pregnancy_id])
+        kids = {b.child_id for e in f.encounters if e.type == "delivery" for b in e.babies}
+        f.children = {k: persons[k] for k in kids if k in persons}
+        f.child_encounters = {k: [e for e in encs if e.person_id == k and e.type == "child_check"] for k in kids}
+        f.certificates = {k: [c for c in certs if c.child_id == k] for k in kids}
+        keys |= {x.key for x in rules.pregnancy_findings(RS, f, TODAY)}
+    for e in encs:
+        if e.type == "delivery":
+            m = measures.setdefault((e.institution_code, e.occurred_on.strftime("%Y-%m")), Counter())
+            m["women_delivered"] += 1
+            m["live_births"] += sum(b.outcome == "live" for b in e.babies)
+            m["caesareans"] += e.mode == "caesarean"
+    plain = {k: dict(v) for k, v in measures.items()}
+    months = sorted({m for _, m in plain})
+    keys |= {f.key for f in rules.aggregate_findings(RS, plain) + rules.outlier_findings(RS, plain, months)}
+    return keys
+
+
+async def test_live_queries_equal_a_recomputation_whatever_the_order(stack: Stack) -> None:
+    rng = random.Random()
+    seed = rng.randrange(10**6)
+    rng.seed(seed)
+    insts = [f"HQ{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    reads = _stream(rng, insts, 40)
+    final = _final(reads)
+    stream = reads + rng.sample(reads, len(reads) // 5)  # duplicates
+    rng.shuffle(stream)
+    db = Database.for_service(stack.settings, "quality", pool_size=2)
+    try:
+        i = 0
+        while i < len(stream):
+            n = rng.randint(1, 25)
+            async with db.begin() as conn:
+                await service.apply_events(conn, stream[i:i + n], TODAY)
+            i += n
+        async with db.connect() as conn:
+            c = await raw(conn)
+            live = {r[0] for r in await c.fetch(
+                "select key from quality_query where institution_code = any($1::text[]) and status in "
+                "('open', 'answered', 'accepted')", insts)}
+            closed = Counter(r[0] for r in await c.fetch(
+                "select status from quality_query where institution_code = any($1::text[]) and status in "
+                "('corrected', 'withdrawn')", insts))
+    finally:
+        await db.dispose()
+    expected = _recompute(final)
+    assert live == expected, f"seed {seed}: missing {sorted(expected - live)[:5]}, extra {sorted(live - expected)[:5]}"
+    assert expected, "the planted bad records give findings"
+    assert sum(closed.values()) >= 0
