@@ -13,6 +13,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import httpx
+from kit import accounts
 from kit.db import Database, raw
 from quality import service
 from quality.domain import rules
@@ -29,6 +30,7 @@ from quality.domain.records import (
 from quality.events.read import Read
 
 from tests.conftest import Stack, fresh_county, make_person, village, wait_for
+from tests.console_helpers import console_url, csrf_of
 from tests.helpers import Baby, DeliveryCase, post_case, setup_institutions
 
 RS = service.RULES
@@ -71,6 +73,23 @@ async def test_a_bad_delivery_is_queried_answered_corrected_and_voided(http: htt
     r = await http.get(f"{stack.url('quality')}/v1/quality/queries/{bw['id']}",
                        headers={"Authorization": f"Bearer {other_tok}"})
     assert r.status_code == 404 and county not in r.text
+
+    # the officer answers one in the console (数据质控 page), logged in with her password
+    nv = next(q for q in got if q["rule_id"] == "Q201")
+    password = f"pw-{uuid.uuid4().hex}"
+    await accounts.reset_password(stack.settings, officer, password)
+    async with httpx.AsyncClient(base_url=console_url(stack), timeout=30) as browser:
+        token = csrf_of((await browser.get("/login")).text)
+        r = await browser.post("/login", data={"csrf_token": token, "username": officer, "password": password})
+        assert r.status_code == 303, r.text
+        page = await browser.get("/quality")
+        assert page.status_code == 200 and "出生体重与孕周不符" in page.text and bw["record_key"] in page.text
+        r = await browser.post(f"/quality/{nv['id']}/answer",
+                               data={"csrf_token": csrf_of(page.text), "comment": "新生儿已转外院，访视在外院"})
+        assert r.status_code == 303 and r.headers["location"] == "/quality?done=1"
+    answered = {q["id"]: q for q in await queries_of(http, stack, tok, status=["answered"])}
+    assert answered[nv["id"]]["answered_by"] == officer
+    assert answered[nv["id"]]["comment"] == "新生儿已转外院，访视在外院"
 
     # the institution answers: confirmed as recorded, under the officer's account (never a name from the body)
     r = await http.post(f"{stack.url('quality')}/v1/quality/queries/{bw['id']}/answer",
