@@ -6,10 +6,12 @@ recomputation from the final records finds."""
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import random
 import uuid
 from collections import Counter
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,13 +29,26 @@ from quality.domain.records import (
     Pregnancy,
     PregnancyFile,
 )
-from quality.events.read import Read
+from quality.events.read import Institution, Read
 
 from tests.conftest import Stack, fresh_county, make_person, village, wait_for
 from tests.console_helpers import console_url, csrf_of
 from tests.helpers import Baby, DeliveryCase, post_case, setup_institutions
 
 RS = service.RULES
+
+
+def _dashboard_module() -> Any:
+    """deploy/grafana/quality_dashboard.py (a script's neighbour, not a package): its panels' SQL."""
+    path = Path(__file__).resolve().parent.parent / "deploy" / "grafana" / "quality_dashboard.py"
+    spec = importlib.util.spec_from_file_location("quality_dashboard", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+dash = _dashboard_module()
 
 
 async def queries_of(http: httpx.AsyncClient, stack: Stack, token: str | None = None,
@@ -180,16 +195,17 @@ def _final(reads: list[Read]) -> dict[tuple[str, str], Any]:
     return {k: r.record for k, r in best.items()}
 
 
-def _recompute(final: dict[tuple[str, str], Any]) -> set[str]:
-    """The findings of the final records, built here without quality's store: files, measures, rules."""
+def _recompute(final: dict[tuple[str, str], Any]) -> dict[str, str]:
+    """The findings of the final records (key -> month), built here without quality's store: files, measures,
+    rules."""
     recs = list(final.values())
     pregs = [x for x in recs if isinstance(x, Pregnancy)]
     persons = {x.person_id: x for x in recs if isinstance(x, Person)}
     encs = [x for x in recs if isinstance(x, Encounter) and not x.voided]
     certs = [x for x in recs if isinstance(x, Certificate)]
-    keys: set[str] = set()
+    keys: dict[str, str] = {}
     for e in encs:
-        keys |= {f.key for f in rules.encounter_findings(RS, e)}
+        keys |= {f.key: f.period for f in rules.encounter_findings(RS, e)}
     measures: dict[tuple[str, str], Counter[str]] = {}
     for p in pregs:
         if not p.voided:
@@ -199,7 +215,7 @@ def _recompute(final: dict[tuple[str, str], Any]) -> set[str]:
         f.children = {k: persons[k] for k in kids if k in persons}
         f.child_encounters = {k: [e for e in encs if e.person_id == k and e.type == "child_check"] for k in kids}
         f.certificates = {k: [c for c in certs if c.child_id == k] for k in kids}
-        keys |= {x.key for x in rules.pregnancy_findings(RS, f, TODAY)}
+        keys |= {x.key: x.period for x in rules.pregnancy_findings(RS, f, TODAY)}
     for e in encs:
         if e.type == "delivery":
             m = measures.setdefault((e.institution_code, e.occurred_on.strftime("%Y-%m")), Counter())
@@ -208,7 +224,7 @@ def _recompute(final: dict[tuple[str, str], Any]) -> set[str]:
             m["caesareans"] += e.mode == "caesarean"
     plain = {k: dict(v) for k, v in measures.items()}
     months = sorted({m for _, m in plain})
-    keys |= {f.key for f in rules.aggregate_findings(RS, plain) + rules.outlier_findings(RS, plain, months)}
+    keys |= {f.key: f.period for f in rules.aggregate_findings(RS, plain) + rules.outlier_findings(RS, plain, months)}
     return keys
 
 
@@ -217,7 +233,9 @@ async def test_live_queries_equal_a_recomputation_whatever_the_order(stack: Stac
     seed = rng.randrange(10**6)
     rng.seed(seed)
     insts = [f"HQ{uuid.uuid4().hex[:8]}" for _ in range(2)]
-    reads = _stream(rng, insts, 40)
+    county = fresh_county()
+    reads = _stream(rng, insts, 40) + [Read(Institution(h, "质控测试医院", village(county, 1 + i, 1)), 1, None)
+                                       for i, h in enumerate(insts)]
     final = _final(reads)
     stream = reads + rng.sample(reads, len(reads) // 5)  # duplicates
     rng.shuffle(stream)
@@ -234,12 +252,16 @@ async def test_live_queries_equal_a_recomputation_whatever_the_order(stack: Stac
             live = {r[0] for r in await c.fetch(
                 "select key from quality_query where institution_code = any($1::text[]) and status in "
                 "('open', 'answered', 'accepted')", insts)}
-            closed = Counter(r[0] for r in await c.fetch(
-                "select status from quality_query where institution_code = any($1::text[]) and status in "
-                "('corrected', 'withdrawn')", insts))
+            expected = _recompute(final)
+            assert live == set(expected), (f"seed {seed}: missing {sorted(set(expected) - live)[:5]}, "
+                                           f"extra {sorted(live - set(expected))[:5]}")
+            assert expected, "the planted bad records give findings"
+            # the quality dashboard's own SQL on these records: the open queries of the county, and per month
+            assert await c.fetchval(dash.OPEN_SQL.replace("$region", county)) == len(expected)
+            month = Counter(expected.values()).most_common(1)[0][0]
+            rows = await c.fetch(dash.BY_INSTITUTION_SQL.replace("$region", county).replace("$period", month))
+            assert sum(r["未结质疑"] for r in rows) == sum(1 for m in expected.values() if m == month)
+            towns = await c.fetch(dash.BY_TOWNSHIP_SQL.replace("$region", county).replace("$period", month))
+            assert {r["乡镇"] for r in towns} <= {village(county, 1)[:9], village(county, 2)[:9]}
     finally:
         await db.dispose()
-    expected = _recompute(final)
-    assert live == expected, f"seed {seed}: missing {sorted(expected - live)[:5]}, extra {sorted(live - expected)[:5]}"
-    assert expected, "the planted bad records give findings"
-    assert sum(closed.values()) >= 0
