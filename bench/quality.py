@@ -83,12 +83,15 @@ async def run(ctx: BenchContext) -> dict[str, Any]:
         for program in ("indicators-consumer", "quality-consumer"):
             devstack.ctl(ctx.spec, "stop", program)
         producers = ("registry-api", "registry-relay")
+        conn = await asyncpg.connect(ctx.dsn("registry", admin=True))
+        first = int(await conn.fetchval("select count(*) from outbox"))
+        await conn.close()
         cpu0 = {p: cpu_seconds(p, ctx.spec) + await backend_cpu(ctx, p) for p in producers}
         await load(ctx, http, births, rng, insts)
         while True:  # every event published
             conn = await asyncpg.connect(ctx.dsn("registry", admin=True))
             backlog = await conn.fetchval("select count(*) from outbox where published_at is null")
-            events = int(await conn.fetchval("select count(*) from outbox"))
+            events = int(await conn.fetchval("select count(*) from outbox")) - first
             await conn.close()
             if not backlog:
                 break

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 from kit import accounts
+from kit.clock import today_cn
 from kit.db import Database, raw
 from quality import service
 from quality.domain import rules
@@ -80,6 +81,20 @@ async def test_a_bad_delivery_is_queried_answered_corrected_and_voided(http: htt
     assert {q["institution_code"] for q in got} == {inst}
     bw = next(q for q in got if q["rule_id"] == "Q101")
     assert bw["record_key"] == f"his-test/{c.encounter_id}" and bw["status"] == "open" and bw["level"] == "institution"
+
+    # the scores of the delivery's month, by hand: one record (the delivery), posted long after the encounter (not
+    # timely), one live birth past 28 days without a newborn visit, three open queries about that month
+    month = week26.strftime("%Y-%m")
+    r = await http.get(f"{stack.url('quality')}/v1/quality/scores", params={"region": county, "month": month},
+                       headers={"Authorization": f"Bearer {tok}"})
+    assert r.status_code == 200, r.text
+    [sc] = r.json()["items"]
+    assert (sc["institution_code"], sc["records"], sc["timely"], sc["timeliness"]) == (inst, 1, 0, 0.0)
+    assert (sc["newborn_visits_expected"], sc["newborn_visits_present"], sc["completeness"]) == (1, 0, 0.0)
+    assert (sc["open_queries"], sc["validity"]) == (3, 300.0)
+    r = await http.get(f"{stack.url('quality')}/v1/quality/scores", params={"month": "2025-13"},
+                       headers={"Authorization": f"Bearer {tok}"})
+    assert r.status_code == 422 and "month" in r.text
 
     # another county's officer: sees nothing, and the query is as if it did not exist
     other = fresh_county()
@@ -263,5 +278,40 @@ async def test_live_queries_equal_a_recomputation_whatever_the_order(stack: Stac
             assert sum(r["未结质疑"] for r in rows) == sum(1 for m in expected.values() if m == month)
             towns = await c.fetch(dash.BY_TOWNSHIP_SQL.replace("$region", county).replace("$period", month))
             assert {r["乡镇"] for r in towns} <= {village(county, 1)[:9], village(county, 2)[:9]}
+    finally:
+        await db.dispose()
+
+
+async def test_the_sweep_opens_a_missing_follow_up_when_its_day_comes(stack: Stack) -> None:
+    """A live birth on day 0 has no finding; the sweep of day 28 looks at nothing, that of day 29 opens the missing
+    newborn visit, and of day 31 the missing certificate; a newborn visit arriving then corrects the first."""
+    h, pid, mid, kid = (f"{p}{uuid.uuid4().hex[:10]}" for p in ("HS", "PS-", "MS-", "KS-"))
+    born = today_cn() + timedelta(days=100)  # in the future: the live consumer's own sweep leaves it alone
+    d = Encounter(f"hiss/D{pid}", "delivery", born, h, pid, mid, False, 275, "vaginal", (QBaby(3300, "live", kid),))
+    reads = [Read(Pregnancy(pid, mid, born - timedelta(days=275), born - timedelta(days=200), h), 1, None),
+             Read(Person(mid, date(1995, 1, 1)), 1, None), Read(d, 1, None), Read(Person(kid, born, pid), 1, None)]
+    db = Database.for_service(stack.settings, "quality", pool_size=2)
+
+    async def rule_ids() -> list[str]:
+        async with db.connect() as conn:
+            c = await raw(conn)
+            return sorted(r[0] for r in await c.fetch(
+                "select rule_id from quality_query where institution_code = $1 and status = 'open'", h))
+
+    try:
+        async with db.begin() as conn:
+            await service.apply_events(conn, reads, born)
+        assert await rule_ids() == []
+        await service.sweep(db, born + timedelta(days=28))
+        assert await rule_ids() == []
+        await service.sweep(db, born + timedelta(days=29))
+        assert await rule_ids() == ["Q201"]
+        await service.sweep(db, born + timedelta(days=31))
+        assert await rule_ids() == ["Q201", "Q202"]
+        visit = Encounter(f"hiss/C{kid}", "child_check", born + timedelta(days=35), h, person_id=kid,
+                          is_newborn_visit=True)
+        async with db.begin() as conn:
+            await service.apply_events(conn, [Read(visit, 1, None)], born + timedelta(days=35))
+        assert await rule_ids() == ["Q202"]
     finally:
         await db.dispose()

@@ -28,6 +28,8 @@ from quality.store import sql
 
 SERVICE = "quality"
 RULES = rules.load()
+#: the encounter types that have rules of their own (per record): the others are judged in their pregnancy's file
+RECORD_RULE_TYPES = ("delivery", "child_check")
 #: the account automatic changes (opened, corrected, withdrawn) are recorded under
 RULES_ACTOR = "quality-rules"
 __all__ = ["today_cn"]
@@ -44,7 +46,8 @@ async def _touch(conn: AsyncConnection, r: Read, units: set[str]) -> None:
         units.update({f"P:{x.pregnancy_id}", f"M:{x.institution_code}"} | ({f"M:{old}"} if old else set()))
     elif isinstance(x, Encounter):
         old = await sql.upsert_encounter(conn, x, r.version, r.posted_on)
-        units.add(f"E:{x.key}")
+        if x.type in RECORD_RULE_TYPES:
+            units.add(f"E:{x.key}")
         if x.pregnancy_id:
             units.add(f"P:{x.pregnancy_id}")
         elif x.person_id and (p := await sql.pregnancy_of_child(conn, x.person_id)):
@@ -102,7 +105,8 @@ async def evaluate_unit(conn: AsyncConnection, unit: str, today: date) -> list[Q
     changed = queries.reconcile(existing, {f.key: f for f in found}, voided, today, RULES.query_due_days)
     for q in changed:
         await sql.save_query(conn, unit, q, RULES_ACTOR)
-    await sql.set_unit_due(conn, unit, next_due)
+    if unit[0] in "PC":  # only pregnancy files and follow-up cases have time-based rules
+        await sql.set_unit_due(conn, unit, next_due)
     return changed
 
 
