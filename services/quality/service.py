@@ -36,78 +36,101 @@ __all__ = ["today_cn"]
 
 
 # ---------------------------------------------------------------- applying events
-async def _touch(conn: AsyncConnection, r: Read, units: set[str]) -> None:
-    """Keep the record (highest version wins) and note the evaluation units it belongs to."""
-    x = r.record
-    if isinstance(x, Institution):
-        await sql.upsert_institution(conn, x, r.version)
-    elif isinstance(x, Pregnancy):
-        old = await sql.upsert_pregnancy(conn, x, r.version, r.posted_on)
-        units.update({f"P:{x.pregnancy_id}", f"M:{x.institution_code}"} | ({f"M:{old}"} if old else set()))
-    elif isinstance(x, Encounter):
-        old = await sql.upsert_encounter(conn, x, r.version, r.posted_on)
-        if x.type in RECORD_RULE_TYPES:
-            units.add(f"E:{x.key}")
-        if x.pregnancy_id:
-            units.add(f"P:{x.pregnancy_id}")
-        elif x.person_id and (p := await sql.pregnancy_of_child(conn, x.person_id)):
-            units.add(f"P:{p}")
-        if x.type == "delivery":
-            units.update({f"M:{x.institution_code}"} | ({f"M:{old}"} if old else set()))
-    elif isinstance(x, Person):
-        await sql.upsert_person(conn, x, r.version)
-        units.update(f"P:{p}" for p in await sql.pregnancies_of_person(conn, x.person_id))
-    elif isinstance(x, Certificate):
-        await sql.upsert_certificate(conn, x, r.version)
-        if p := await sql.pregnancy_of_child(conn, x.child_id):
-            units.add(f"P:{p}")
-    elif isinstance(x, FollowupCase):
-        await sql.upsert_case(conn, x, r.version)
-        units.add(f"C:{x.case_id}")
-    elif isinstance(x, Screening):
-        old = await sql.upsert_screening(conn, x, r.version)
-        if x.hiv_test:
-            units.update({f"M:{x.institution_code}"} | ({f"M:{old}"} if old else set()))
+def _of(reads: Sequence[Read], kind: type[Any]) -> list[Read]:
+    return [r for r in reads if isinstance(r.record, kind)]
+
+
+async def _keep(conn: AsyncConnection, reads: Sequence[Read]) -> set[str]:
+    """Keep the batch's records (highest version wins), kind by kind in one statement each, and return the
+    evaluation units they belong to."""
+    units: set[str] = set()
+    if insts := _of(reads, Institution):
+        await sql.upsert_institutions(conn, [(r.record, r.version) for r in insts])
+    if pregs := _of(reads, Pregnancy):
+        old = await sql.upsert_pregnancies(conn, [(r.record, r.version, r.posted_on) for r in pregs])
+        units |= {f"P:{r.record.pregnancy_id}" for r in pregs} | {f"M:{r.record.institution_code}" for r in pregs}
+        units |= {f"M:{i}" for i in old}
+    if encs := _of(reads, Encounter):
+        old = await sql.upsert_encounters(conn, [(r.record, r.version, r.posted_on) for r in encs])
+        es = [r.record for r in encs]
+        units |= {f"E:{e.key}" for e in es if e.type in RECORD_RULE_TYPES}
+        units |= {f"P:{e.pregnancy_id}" for e in es if e.pregnancy_id}
+        units |= {f"M:{e.institution_code}" for e in es if e.type == "delivery"} | {f"M:{i}" for i in old}
+        children = [e.person_id for e in es if not e.pregnancy_id and e.person_id]
+        if children:
+            units |= {f"P:{p}" for p in await sql.pregnancies_of_children(conn, children)}
+    if persons := _of(reads, Person):
+        await sql.upsert_persons(conn, [(r.record, r.version) for r in persons])
+        units |= {f"P:{p}" for p in await sql.pregnancies_of_persons(conn, [r.record.person_id for r in persons])}
+    if certs := _of(reads, Certificate):
+        await sql.upsert_certificates(conn, [(r.record, r.version) for r in certs])
+        units |= {f"P:{p}" for p in await sql.pregnancies_of_children(conn, [r.record.child_id for r in certs])}
+    if cases := _of(reads, FollowupCase):
+        await sql.upsert_cases(conn, [(r.record, r.version) for r in cases])
+        units |= {f"C:{r.record.case_id}" for r in cases}
+    if screens := _of(reads, Screening):
+        old = await sql.upsert_screenings(conn, [(r.record, r.version) for r in screens])
+        units |= {f"M:{r.record.institution_code}" for r in screens if r.record.hiv_test} | {f"M:{i}" for i in old}
+    return units
 
 
 async def apply_events(conn: AsyncConnection, reads: Sequence[Read], today: date | None = None) -> None:
     """One consumer batch: keep the records, then evaluate each touched unit once."""
-    units: set[str] = set()
-    for r in reads:
-        await _touch(conn, r, units)
-    today = today or today_cn()
-    for unit in sorted(units):
-        await evaluate_unit(conn, unit, today)
+    units = await _keep(conn, reads)
+    await evaluate_units(conn, sorted(units), today or today_cn())
 
 
-async def findings_of(conn: AsyncConnection, unit: str, today: date) -> tuple[list[Finding], date | None]:
-    """A unit's findings from its current records, and when its time-based rules must be looked at again."""
-    kind, ident = unit.split(":", 1)
-    if kind == "P":
-        f = await sql.pregnancy_file(conn, ident)
-        return (rules.pregnancy_findings(RULES, f, today) if f else []), rules.pregnancy_next_check(RULES, f, today)
-    if kind == "E":
-        e = await sql.get_encounter(conn, ident)
-        return (rules.encounter_findings(RULES, e) if e else []), None
-    if kind == "C":
-        c = await sql.get_case(conn, ident)
-        return (rules.case_findings(RULES, c, today) if c else []), rules.case_next_check(c, today)
-    m = await sql.measures(conn, ident)
-    months = sorted({month for _, month in m})
-    return rules.aggregate_findings(RULES, m) + rules.outlier_findings(RULES, m, months), None
+async def findings_of_units(conn: AsyncConnection, units: list[str],
+                            today: date) -> dict[str, tuple[list[Finding], date | None]]:
+    """Each unit's findings from its current records, and when its time-based rules must be looked at again; the
+    records of all the units are read together (a handful of queries per batch, not per unit)."""
+    ids: dict[str, list[str]] = {"P": [], "E": [], "C": [], "M": []}
+    for unit in units:
+        ids[unit[0]].append(unit[2:])
+    out: dict[str, tuple[list[Finding], date | None]] = {}
+    if ids["P"]:
+        files = await sql.pregnancy_files(conn, ids["P"])
+        for pid in ids["P"]:
+            f = files.get(pid)
+            out[f"P:{pid}"] = ((rules.pregnancy_findings(RULES, f, today) if f else []),
+                               rules.pregnancy_next_check(RULES, f, today))
+    if ids["E"]:
+        encs = await sql.encounters(conn, ids["E"])
+        for key in ids["E"]:
+            e = encs.get(key)
+            out[f"E:{key}"] = (rules.encounter_findings(RULES, e) if e else []), None
+    if ids["C"]:
+        found = await sql.cases(conn, ids["C"])
+        for cid in ids["C"]:
+            c = found.get(cid)
+            out[f"C:{cid}"] = (rules.case_findings(RULES, c, today) if c else []), rules.case_next_check(c, today)
+    if ids["M"]:
+        measures = await sql.measures_of(conn, ids["M"])
+        for inst in ids["M"]:
+            m = measures.get(inst, {})
+            months = sorted({month for _, month in m})
+            out[f"M:{inst}"] = rules.aggregate_findings(RULES, m) + rules.outlier_findings(RULES, m, months), None
+    return out
 
 
-async def evaluate_unit(conn: AsyncConnection, unit: str, today: date) -> list[Query]:
-    found, next_due = await findings_of(conn, unit, today)
-    existing = await sql.queries_of_unit(conn, unit)
-    gone = [q.record_key for k, q in existing.items() if k not in {f.key for f in found}]
+async def evaluate_units(conn: AsyncConnection, units: list[str], today: date) -> list[Query]:
+    """Evaluate the units again and reconcile their queries with the findings; returns the queries that changed."""
+    if not units:
+        return []
+    results = await findings_of_units(conn, units, today)
+    existing = await sql.queries_of_units(conn, units)
+    gone = [q.record_key for u in units for k, q in existing.get(u, {}).items()
+            if k not in {f.key for f in results[u][0]}]
     voided = await sql.voided_records(conn, gone) if gone else set()
-    changed = queries.reconcile(existing, {f.key: f for f in found}, voided, today, RULES.query_due_days)
-    for q in changed:
-        await sql.save_query(conn, unit, q, RULES_ACTOR)
-    if unit[0] in "PC":  # only pregnancy files and follow-up cases have time-based rules
-        await sql.set_unit_due(conn, unit, next_due)
-    return changed
+    changed: list[tuple[str, Query]] = []
+    for u in units:
+        found = {f.key: f for f in results[u][0]}
+        changed += [(u, q) for q in queries.reconcile(existing.get(u, {}), found, voided, today,
+                                                      RULES.query_due_days)]
+    await sql.save_queries(conn, changed, RULES_ACTOR)
+    # only pregnancy files and follow-up cases have time-based rules
+    await sql.set_unit_dues(conn, [(u, results[u][1]) for u in units if u[0] in "PC"])
+    return [q for _, q in changed]
 
 
 async def sweep(db: Database, today: date | None = None) -> int:
@@ -116,8 +139,7 @@ async def sweep(db: Database, today: date | None = None) -> int:
     today = today or today_cn()
     async with db.begin() as conn:
         units = await sql.due_units(conn, today)
-        for unit in units:
-            await evaluate_unit(conn, unit, today)
+        await evaluate_units(conn, units, today)
     return len(units)
 
 
@@ -125,11 +147,12 @@ async def reconciliation(conn: AsyncConnection, today: date) -> dict[str, Any]:
     """Every unit recomputed from its records, against the live queries: what is open but should not be, and
     what should be open but is not (both empty when the live evaluation is right)."""
     should: set[str] = set()
-    for unit in await sql.all_units(conn):
-        found, _ = await findings_of(conn, unit, today)
-        should |= {f.key for f in found}
+    units = await sql.all_units(conn)
+    for i in range(0, len(units), 1000):
+        for found, _ in (await findings_of_units(conn, units[i:i + 1000], today)).values():
+            should |= {f.key for f in found}
     live = set(await sql.live_query_keys(conn))
-    return {"units": len(await sql.all_units(conn)), "live_queries": len(live),
+    return {"units": len(units), "live_queries": len(live),
             "missing": sorted(should - live)[:100], "extra": sorted(live - should)[:100],
             "equal": should == live}
 
