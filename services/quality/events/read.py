@@ -87,8 +87,10 @@ def _encounter(m: Any) -> Encounter:
               "z": {k: v for k, v in (("weight_for_age_z", c.weight_for_age_z),
                                       ("height_for_age_z", c.height_for_age_z),
                                       ("weight_for_height_z", c.weight_for_height_z)) if not math.isnan(v)}}
-    return Encounter(m.encounter_key, m.type, _d(m.occurred_on), m.institution_code, m.pregnancy_id, m.person_id,
-                     m.voided, **kw)
+    # the kind of record by its detail: newborn_visit and child_health_check are both a child_check,
+    # postpartum_visit and postpartum_42d_check both a postpartum_visit
+    return Encounter(m.encounter_key, detail or m.type, _d(m.occurred_on), m.institution_code, m.pregnancy_id,
+                     m.person_id, m.voided, **kw)
 
 
 def to_record(t: str, m: Any) -> tuple[Any, int]:
