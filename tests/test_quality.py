@@ -185,6 +185,7 @@ def _delivery(rng: random.Random, d: Encounter, kids: list[str], weight: int, ve
 def _stream(rng: random.Random, inst: list[str], n: int) -> list[Read]:
     """Every version of every record of `n` pregnancies, ~20 % of them planted bad, some corrected, some voided."""
     out: list[Read] = []
+    tag = uuid.uuid4().hex[:6]  # record keys of their own, whatever ran before in this database
     for i in range(n):
         pid, mid, h = f"PQ-{uuid.uuid4().hex[:10]}", f"MQ-{uuid.uuid4().hex[:10]}", rng.choice(inst)
         lmp = date(2025, 1, 1) + timedelta(days=rng.randint(0, 200))
@@ -196,7 +197,7 @@ def _stream(rng: random.Random, inst: list[str], n: int) -> list[Read]:
         out.append(Read(Person(mid, born_m), 1, None))
         delivered = lmp + timedelta(days=rng.randint(250, 290))
         kids = [f"KQ-{uuid.uuid4().hex[:10]}" for _ in range(rng.choice([1] * 9 + [2]))]
-        d = Encounter(f"hisq/D{i}", "delivery", delivered, h, pid, mid, False, (delivered - lmp).days, "vaginal")
+        d = Encounter(f"hisq{tag}/D{i}", "delivery", delivered, h, pid, mid, False, (delivered - lmp).days, "vaginal")
         out.append(_delivery(rng, d, kids, rng.choice([3300] * 8 + [200, 7000]), 1, False))
         if rng.random() < 0.3:
             out.append(_delivery(rng, d, kids, rng.choice([3300, 200]), 2, rng.random() < 0.3))
@@ -211,8 +212,8 @@ def _stream(rng: random.Random, inst: list[str], n: int) -> list[Read]:
                 out.append(Read(Certificate(f"Q{uuid.uuid4().hex[:9]}", k, "first",
                                             rng.choice(["issued"] * 9 + ["voided"]), h), 1, None))
         if rng.random() < 0.2:
-            out.append(Read(Encounter(f"hisq/PP{i}", "postpartum_visit", delivered - timedelta(days=3), h, pid, mid),
-                            1, None))
+            pp = Encounter(f"hisq{tag}/PP{i}", "postpartum_visit", delivered - timedelta(days=3), h, pid, mid)
+            out.append(Read(pp, 1, None))
     return out
 
 
