@@ -304,7 +304,9 @@ DEMO_BUREAU = (("stat", "统计员 王芳", ["statistician"]), ("approver", "报
                ("reader", "卫健局 赵敏", ["bureau_reader"]), ("auditor", "审计员 孙丽", ["auditor"]),
                ("operator", "运维 周杰", ["operator"]))
 DEMO_OFFICE = (("cert", "证件管理员", ["certificate_custodian"]), ("seal", "印章管理员", ["seal_custodian"]),
-               ("head", "办公室负责人", ["office_head"]))
+               ("head", "办公室负责人", ["office_head"]),
+               # and each hospital's data-quality officer (质控员), who answers the quality queries (issue 18)
+               ("quality", "质控员", ["quality_officer"]))
 
 
 def demo_password(account_id: str) -> str:
