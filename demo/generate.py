@@ -52,6 +52,8 @@ class Generator:
         #: infections a year's plan shows at least once among its deliveries (rare at real rates: 梅毒 0.4 %, HIV
         #: 0.02 % — a small county's year could miss them, and a bureau's PMTCT panels would stay empty)
         self.force_positive: list[str] = []
+        #: its own stream, so planting bad records changes nothing else of the plan
+        self.quality_rng = random.Random(f"quality:{seed}:{county.code}:{year}:{prefix}")
         self.year = year
         self.today = today
         self.prefix = prefix or f"D{county.code}Y{year}"
@@ -264,6 +266,7 @@ class Generator:
                            "outcome": outcome})
             if self.xchance("birth_order_reported"):  # 孩次
                 babies[-1]["birth_order"] = self.xrng.choices((1, 2, 3), weights=(52, 40, 8))[0]
+        self.plant_bad_weight(babies, gest)
         case.update(place=place, mode=mode, babies=babies, gestation_days=gest)
         self.plan["deliveries"].add("/v1/encounters", {
             "encounter_id": self.new_id("E"), "source": SOURCE, "type": "delivery",
@@ -298,6 +301,16 @@ class Generator:
         for i, b in enumerate(live):
             self.child(f"@c:{pid}:{i}", delivered, centre, hospital, b, place == "hospital", case,
                        child_name_base + self.name(b["sex"] == "F")[1:])
+
+    def plant_bad_weight(self, babies: list[dict[str, Any]], gest: int) -> None:
+        """质控演示: a share (rates.bad_birth_weight, ~2 %) of deliveries carries a birth weight no baby of that
+        gestation has (a typing slip: 4200 g at a preterm week, 800 g at term), so every hospital gets
+        quality queries to answer or correct."""
+        if self.quality_rng.random() >= self.rates.get("bad_birth_weight", 0.0):
+            return
+        weighed = [b for b in babies if b["birth_weight_g"]]
+        if weighed:
+            weighed[0]["birth_weight_g"] = 4200 if gest < 245 else 800
 
     def child(self, cref: str, born: date, centre: Institution, hospital: Institution, baby: dict[str, Any],
               in_hospital: bool, case: dict[str, Any], name: str) -> None:

@@ -20,7 +20,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
-SERVICES = ("registry", "screening", "certificates", "indicators")
+SERVICES = ("registry", "screening", "certificates", "indicators", "quality")
+#: the first four keep their ports (8101..8104) and the console its 8105; later services come after the console
+_PORT_INDEX = {"registry": 0, "screening": 1, "certificates": 2, "indicators": 3, "quality": 5}
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,7 @@ def _stack(name: str, run_dir: str, prefix: str, broker: int, api: int, metrics:
            env: dict[str, str] | None = None) -> Stack:
     sfx = str(SLOT) if SLOT else ""
     off = SLOT * 1000
-    ports = {svc: api + off + i for i, svc in enumerate(SERVICES)}
+    ports = {svc: api + off + _PORT_INDEX[svc] for svc in SERVICES}
     return Stack(name, ROOT / f"{run_dir}{sfx}", prefix.replace("_", f"{sfx}_", 1) if SLOT else prefix,
                  broker + off, ports, metrics + off, env or {})
 
@@ -114,8 +116,8 @@ def programs(s: Stack) -> dict[str, tuple[str, dict[str, str]]]:
 
 
 def console_port(s: Stack) -> int:
-    """The certificate office console: the port after the four services' (8105 for the dev stack)."""
-    return max(s.api_ports.values()) + 1
+    """The certificate office console: the port after the first four services' (8105 for the dev stack)."""
+    return s.api_ports["indicators"] + 1
 
 
 def console_program(s: Stack) -> tuple[str, dict[str, str]]:
@@ -302,7 +304,9 @@ DEMO_BUREAU = (("stat", "统计员 王芳", ["statistician"]), ("approver", "报
                ("reader", "卫健局 赵敏", ["bureau_reader"]), ("auditor", "审计员 孙丽", ["auditor"]),
                ("operator", "运维 周杰", ["operator"]), ("reviewer", "审核员 陈静", ["reviewer"]))
 DEMO_OFFICE = (("cert", "证件管理员", ["certificate_custodian"]), ("seal", "印章管理员", ["seal_custodian"]),
-               ("head", "办公室负责人", ["office_head"]))
+               ("head", "办公室负责人", ["office_head"]),
+               # and each hospital's data-quality officer (质控员), who answers the quality queries (issue 18)
+               ("quality", "质控员", ["quality_officer"]))
 
 
 def demo_password(account_id: str) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
@@ -33,7 +33,7 @@ from tests.test_registry_persons import id_number
 from tests.test_screening_api import body as screening_body
 from tests.test_screening_api import post as post_screening
 
-SERVICES = ("registry", "screening", "certificates", "indicators")
+SERVICES = ("registry", "screening", "certificates", "indicators", "quality")
 Op = tuple[str, str, str]  # (service, METHOD, path template)
 
 
@@ -126,6 +126,9 @@ class World:
     readers: dict[str, dict[str, str]]
     #: a person of each county who submits and approves reports
     people: dict[str, dict[str, str]]
+    #: a data-quality query (质疑) addressed to A's hospital, and each county's hospital quality officer
+    query_id: str = ""
+    officers: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 #: operations that hold no object of a region, and why (the rest must be in REGION)
@@ -144,6 +147,9 @@ REGION_FREE = {
     ("certificates", "POST", "/v1/stock/batches"):
         "blanks are received into the office head's own county (the region comes from the login, not the body)",
     ("indicators", "POST", "/v1/admin/reconcile"): "an operator's check of the whole store (indicators:admin)",
+    ("quality", "GET", "/v1/auth/me"): "the caller's own account",
+    ("quality", "GET", "/v1/quality/rules"): "the published quality rules",
+    ("quality", "GET", "/v1/quality/reconciliation"): "an operator's check of the whole store (quality:admin)",
 }
 
 Request = tuple[str, str, dict[str, Any]]  # method, url, httpx keyword arguments
@@ -207,8 +213,29 @@ async def _build(http: httpx.AsyncClient, stack: Stack) -> World:
         tok = await make_token(stack, ["certificates:read", "indicators:read", "indicators:admin", "pii:read"], code)
         readers[code] = {"Authorization": f"Bearer {tok}"}
     encounter = f"{visit['source']}/{visit['encounter_id']}"
+    officers = {}
+    for code, inst in ((a_code, a.inst), (b_code, b.inst)):
+        _, tok = await make_person(stack, ["quality_officer"], code, institution_code=inst)
+        officers[code] = {"Authorization": f"Bearer {tok}"}
+    query_id = await _bad_delivery(http, stack, a, pid, officers[a_code])
     return World(a, b, pid, mid, encounter, f"his-iso/{rid}", f"{sb['source']}/{sb['screening_id']}", case_id,
-                 o, other, kids, cert, pending, readers, people)
+                 o, other, kids, cert, pending, readers, people, query_id, officers)
+
+
+async def _bad_delivery(http: httpx.AsyncClient, stack: Stack, a: County, pid: str,
+                        officer: dict[str, str]) -> str:
+    """A delivery of A's pregnancy (LMP 200 days ago: 28 weeks) with a 5000 g baby: a query to A's hospital."""
+    r = await a.call("POST", "/encounters", a.visit(pid, today() - timedelta(days=1), type="delivery",
+                                                    place="hospital", mode="vaginal",
+                                                    babies=[{"sex": "F", "birth_weight_g": 5000, "outcome": "live"}]))
+    assert r.status_code == 201, r.text
+
+    async def found() -> str | None:
+        got = await http.get(stack.url("quality") + "/v1/quality/queries", headers=officer)
+        return next((q["id"] for q in got.json()["items"] if q["rule_id"] == "Q101"), None)
+
+    from tests.conftest import wait_for
+    return await wait_for(found, 30)  # type: ignore[no-any-return]
 
 
 def _cases() -> dict[Op, Case]:
@@ -588,6 +615,32 @@ def _cases() -> dict[Op, Case]:
         url = _reg(s, f"/persons/{w.mother_id}/merges")
         return ("GET", url, {"headers": await merger(s, w.b.code)}), (404,), \
             ("GET", url, {"headers": await merger(s, w.a.code)})
+
+    def qual(s: Stack, path: str) -> str:
+        return s.url("quality") + "/v1/quality" + path
+
+    for path in ("/queries", "/scores"):
+        @case("quality", "GET", "/v1/quality" + path)
+        async def _ql(w: World, s: Stack, path: str = path) -> Any:
+            q = {"region": w.a.code}
+            return ("GET", qual(s, path), {"headers": w.people[w.b.code], "params": q}), (403,), \
+                ("GET", qual(s, path), {"headers": w.people[w.a.code], "params": q})
+
+    @case("quality", "GET", "/v1/quality/queries/{query_id}")
+    async def _qg(w: World, s: Stack) -> Any:
+        url = qual(s, f"/queries/{w.query_id}")
+        return ("GET", url, {"headers": w.people[w.b.code]}), (404,), ("GET", url, {"headers": w.officers[w.a.code]})
+
+    @case("quality", "POST", "/v1/quality/queries/{query_id}/answer")
+    async def _qa(w: World, s: Stack) -> Any:
+        url, body = qual(s, f"/queries/{w.query_id}/answer"), {"comment": "核实无误"}
+        return ("POST", url, {"headers": w.officers[w.b.code], "json": body}), (404,), \
+            ("POST", url, {"headers": w.officers[w.a.code], "json": body})
+
+    @case("quality", "POST", "/v1/quality/queries/{query_id}/accept")
+    async def _qc(w: World, s: Stack) -> Any:
+        return ("POST", qual(s, f"/queries/{w.query_id}/accept"), {"headers": w.people[w.b.code], "json": {}}), \
+            (404,), None
 
     return cases
 

@@ -16,7 +16,7 @@ from kit.clients import revoke
 from tests.conftest import Stack, fresh_county, make_person, make_token
 
 OPEN = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
-SERVICES = ("registry", "screening", "certificates", "indicators")
+SERVICES = ("registry", "screening", "certificates", "indicators", "quality")
 
 
 async def _expired_token(stack: Stack, scopes: list[str]) -> str:

@@ -14,6 +14,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from quality_dashboard import quality  # deploy/grafana/quality_dashboard.py: run as a script, its folder is on the path
+
 ROOT = Path(__file__).resolve().parents[2]
 OUT = Path(__file__).resolve().parent / "dashboards"
 CATALOGUE = ROOT / "services" / "indicators" / "catalogue" / "v1.json"
@@ -380,7 +382,8 @@ def main() -> None:
                                          encoding="utf-8")
     (OUT / "pipeline.json").write_text(json.dumps(pipeline(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     (OUT / "filings.json").write_text(json.dumps(filings(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-    print(f"wrote {len(DASHBOARDS) + 2} dashboards to {OUT}")
+    (OUT / "quality.json").write_text(json.dumps(quality(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {len(DASHBOARDS) + 3} dashboards to {OUT}")
 
 
 if __name__ == "__main__":

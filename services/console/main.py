@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
-from console import pages
+from console import pages, quality_pages
 from console.client import Api, ApiError
 from console.settings import ConsoleSettings, get_settings
 from console.web import HERE, CsrfFailed, LoginRequired, SecurityHeaders, render, verify_limit
@@ -36,6 +36,7 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(pages.router)
+    app.include_router(quality_pages.router)
     _handlers(app)
     return app
 

@@ -17,6 +17,8 @@ class ConsoleSettings(BaseSettings):
     screening_url: str = "http://127.0.0.1:8102"
     certificates_url: str = "http://127.0.0.1:8103"
     indicators_url: str = "http://127.0.0.1:8104"
+    #: the quality service (质控): its port comes after the console's own
+    quality_url: str = "http://127.0.0.1:8106"
     #: the address the public reaches the verification page at: what the QR encodes
     public_url: str = "http://127.0.0.1:8105"
     #: signs the session cookie; at least 32 random bytes

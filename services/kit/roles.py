@@ -25,7 +25,8 @@ def _r(code: str, name_zh: str, holder: str, *scopes: str) -> Role:
 
 ROLES: dict[str, Role] = {r.code: r for r in (
     #: a hospital's HIS interface (a system): posts persons, pregnancies, encounters, screenings
-    _r("his", "HIS接口", "system", "registry:write", "registry:read", "screening:write", "screening:read"),
+    _r("his", "HIS接口", "system", "registry:write", "registry:read", "screening:write", "screening:read",
+       "quality:read", "quality:answer"),
     #: 证件管理员: keeps the blank certificates, prepares (制证)
     _r("certificate_custodian", "出生医学证明证件管理员", "person",
        "certificates:prepare", "certificates:read", "registry:read"),
@@ -36,9 +37,12 @@ ROLES: dict[str, Role] = {r.code: r for r in (
        "certificates:stock", "certificates:void", "certificates:read"),
     #: public security and civil affairs: verifies a certificate presented to them
     _r("verifier", "证件核验", "any", "certificates:verify"),
-    _r("statistician", "统计员", "person", "indicators:read", "reports:submit", "registry:read", "screening:read"),
+    _r("statistician", "统计员", "person", "indicators:read", "reports:submit", "registry:read", "screening:read",
+       "quality:read", "quality:accept"),
     _r("report_approver", "报表审核人", "person", "indicators:read", "reports:approve"),
-    _r("bureau_reader", "卫健局查阅", "any", "indicators:read"),
+    _r("bureau_reader", "卫健局查阅", "any", "indicators:read", "quality:read"),
+    #: 质控员: a hospital's data-quality officer, lists and answers the queries addressed to her institution
+    _r("quality_officer", "机构质控员", "person", "quality:read", "quality:answer", "registry:read"),
     #: reads audit trails and unmasked personal data, every read of it audited
     _r("auditor", "审计员", "person", "audit:read", "pii:read", "registry:read", "screening:read",
        "certificates:read"),
@@ -46,7 +50,8 @@ ROLES: dict[str, Role] = {r.code: r for r in (
     #: their personal fields (every read audited), and merges and unmerges person records
     _r("reviewer", "身份审核员", "person", "persons:review", "registry:merge", "registry:read", "pii:read"),
     #: runs the platform: targets, rebuilds, reconciliation, accounts; merges person records (issue 19)
-    _r("operator", "运维", "any", "indicators:admin", "indicators:read", "accounts:admin", "registry:merge"),
+    _r("operator", "运维", "any", "indicators:admin", "indicators:read", "accounts:admin", "registry:merge",
+       "quality:admin", "quality:read"),
 )}
 
 

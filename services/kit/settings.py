@@ -5,7 +5,7 @@ from functools import lru_cache
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-SERVICES = ("registry", "screening", "certificates", "indicators")
+SERVICES = ("registry", "screening", "certificates", "indicators", "quality")
 
 
 class Settings(BaseSettings):

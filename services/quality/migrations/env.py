@@ -1,0 +1,3 @@
+from kit.alembic_env import run
+
+run()
