@@ -51,6 +51,7 @@ SCOPES = (
     "indicators:read", "indicators:admin", "reports:submit", "reports:approve",
     "pii:read", "audit:read", "accounts:admin", "admin",
     "persons:review",
+    "quality:read", "quality:answer", "quality:accept", "quality:admin",
 )
 
 AUTH_DDL = """
