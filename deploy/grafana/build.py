@@ -115,6 +115,7 @@ DASHBOARDS: dict[str, dict[str, Any]] = {
         "table": ["hiv_tested_in_pregnancy", "hiv_tested_labour_only", "syphilis_tested_in_pregnancy",
                   "syphilis_tested_labour_only", "hbsag_tested_in_pregnancy", "hbsag_tested_labour_only",
                   "hiv_positive_women", "syphilis_positive_women", "hbsag_positive_women", "hbsag_exposed_live_births",
+                  "syphilis_positive_terminations", "hiv_positive_terminations",
                   "hiv_exposed_infant_arv_rate", "hiv_exposed_infant_test_rate", "syphilis_exposed_infant_test_rate",
                   "premarital_syphilis_positive", "premarital_hiv_positive", "premarital_hbsag_positive",
                   "premarital_hbsag_positive_rate", "premarital_exam_male", "premarital_exam_female",

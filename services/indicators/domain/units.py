@@ -266,8 +266,9 @@ def pregnancy_entities(key: str, fs: Facts) -> list[Entity]:
     out += _first_antenatal_entity(fs, key, p, mother)
     from indicators.domain import units_programmes  # builds Entity: imported here, not at the top
 
-    out += units_programmes.pregnancy_entities(lambda *types: fs.encounters(key, *types),
-                                               lambda on: residence_on(mother, on, p["residence_code"]))
+    out += units_programmes.pregnancy_entities(
+        lambda *types: fs.encounters(key, *types), lambda on: residence_on(mother, on, p["residence_code"]),
+        lambda on: births.pmtct_attrs(fs.screenings(key, "maternal_infection_test"), fs.of_kind(key, "case:"), on))
     deliveries = fs.encounters(key, "delivery")
     if not deliveries or lmp is None:
         return out

@@ -62,9 +62,11 @@ def death_review_attrs(death: dict[str, Any]) -> dict[str, Any]:
 
 # --- pregnancy --------------------------------------------------------------------------------------------
 
-def pregnancy_entities(encounters: Any, residence: Any) -> list[Entity]:
+def pregnancy_entities(encounters: Any, residence: Any, infections: Any = None) -> list[Entity]:
     """Terminations and near misses of one pregnancy. `encounters(types...)` lists its live encounters, oldest
-    first; `residence(on)` is the mother's residence on a date."""
+    first; `residence(on)` is the mother's residence on a date; `infections(on)` her PMTCT attributes as of a
+    date (HIV / syphilis / HBsAg tested and positive, units_births.pmtct_attrs), so that a termination says
+    whether the pregnancy was an infected one (梅毒感染孕产妇 含人工终止妊娠)."""
     out: list[Entity] = []
     terminations = encounters("pregnancy_termination")
     if terminations and not encounters("delivery"):
@@ -74,7 +76,7 @@ def pregnancy_entities(encounters: Any, residence: Any) -> list[Entity]:
             "method": det.get("method", ""), "reason": det.get("reason", ""),
             "induced_abortion": det.get("method") in INDUCED_ABORTION_METHODS,
             "induced_labour": det.get("method") == "induced_labour",
-            "gestational_days": int(det.get("gestational_days", 0))}))
+            "gestational_days": int(det.get("gestational_days", 0)), **(infections(on) if infections else {})}))
     near = encounters("maternal_near_miss")
     if near:
         first = near[0]

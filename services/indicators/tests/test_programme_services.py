@@ -86,6 +86,28 @@ def test_terminations_by_method(method: str, gest: int, abortion: int, labour: i
     assert period_values(s.deliver(), "pregnancy:P", "pregnancy_terminations")["pregnancy_terminations"] == {}
 
 
+def test_infected_pregnancies_ended_by_termination() -> None:
+    # syphilis positive at 10 weeks, HIV negative; terminated at 16 weeks: one syphilis-infected termination
+    from indicators.tests.test_programme_rules import infection
+
+    s = Story()
+    infection(s, LMP + timedelta(days=70), "syphilis", "positive")
+    infection(s, LMP + timedelta(days=70), "hiv", "negative")
+    on = LMP + timedelta(days=112)
+    s.enc("pregnancy:P", "pregnancy_termination", on, termination={
+        "method": "induced_labour", "reason": "infection", "gestational_days": 112})
+    v = period_values(s, "pregnancy:P", "syphilis_positive_terminations", "hiv_positive_terminations")
+    month = on.isoformat()[:7]
+    assert (v["syphilis_positive_terminations"][(month, "n")], v["hiv_positive_terminations"][(month, "n")]) == (1, 0)
+    # a positive test dated after the termination is not of this pregnancy's episode
+    s2 = Story()
+    infection(s2, on + timedelta(days=3), "hiv", "positive")
+    s2.enc("pregnancy:P", "pregnancy_termination", on, termination={
+        "method": "induced_labour", "reason": "infection", "gestational_days": 112})
+    assert period_values(s2, "pregnancy:P", "hiv_positive_terminations")["hiv_positive_terminations"][
+        (month, "n")] == 0
+
+
 def test_near_miss_once_per_pregnancy_on_its_first_date() -> None:
     s = Story().deliver()                                 # one live birth, 2025-10-01
     s.enc("pregnancy:P", "maternal_near_miss", date(2025, 9, 30), near_miss={"cause_category": "obstetric_haemorrhage"})
