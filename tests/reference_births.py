@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from tests import reference as ref
 from tests.reference import Family
 
 INFECTIONS = ("hiv", "syphilis", "hbsag")
@@ -45,8 +46,10 @@ def values(families: list[Family], extra: dict[str, Extra], region: str, start: 
         out[code][0] += int(n)
         out[code][1] += int(d)
 
-    for f in families:
-        x = extra[f.pregnancy_id]
+    # the women as finally identified (a merged duplicate registration is hers; an unmerged one her own, with no
+    # extras of its own: it is a second, undelivered booking)
+    for f in ref.identities(families):
+        x = extra.get(f.pregnancy_id) or Extra()
         if start <= f.booked <= end and f.residence_on(f.booked).startswith(region):
             add("pregnancies_booked", 1)
             took = any((f.lmp - d).days <= 90 and (d - f.lmp).days <= 84 for d in f.folic_acid)
