@@ -75,13 +75,24 @@ class Api:
     async def institution(self, token: str, code: str) -> dict[str, Any]:
         return dict(await self._json("GET", self._reg(f"/v1/institutions/{_seg(code)}"), token))
 
+    async def births_at(self, token: str, institution_code: str, q: str = "",
+                        birth_date: date | None = None) -> list[dict[str, Any]]:
+        """The registry's live births at the institution found by the mother's name / ID number / record number
+        (住院号) and/or birth date, the mother's fields masked as the person's role allows (and audited there)."""
+        params: dict[str, str] = {}
+        if q:
+            params["q"] = q
+        if birth_date:
+            params["birth_date"] = birth_date.isoformat()
+        out = await self._json("GET", self._reg(f"/v1/institutions/{_seg(institution_code)}/births"), token,
+                               params=params)
+        return list(out.get("items", []))
+
     # -------------------------------------------------------------- certificates
-    async def worklist(self, token: str, institution_code: str, q: str = "",
+    async def worklist(self, token: str, institution_code: str,
                        birth_date: date | None = None) -> list[dict[str, Any]]:
         """Live births of the institution without a valid certificate, oldest first (待签发)."""
         params: dict[str, str] = {"institution_code": institution_code}
-        if q:
-            params["q"] = q
         if birth_date:
             params["birth_date"] = birth_date.isoformat()
         out = await self._json("GET", self._cert("/v1/worklist"), token, params=params)
@@ -125,6 +136,14 @@ class Api:
 
     async def receive_batch(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
         return dict(await self._json("POST", self._cert("/v1/stock/batches"), token, json=body))
+
+    async def confirm_batch(self, token: str, batch_no: str) -> dict[str, Any]:
+        """双人验收: the custodian's confirmation of a batch the office head recorded."""
+        return dict(await self._json("POST", self._cert(f"/v1/stock/batches/{_seg(batch_no)}/confirmation"), token))
+
+    async def awaiting_batches(self, token: str) -> list[dict[str, Any]]:
+        out = await self._json("GET", self._cert("/v1/stock/batches"), token, params={"awaiting": "true"})
+        return list(out.get("batches", []))
 
     async def allocate(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
         return dict(await self._json("POST", self._cert("/v1/stock/allocations"), token, json=body))

@@ -3,9 +3,10 @@
 Errors are raised, not caught: kit.errors turns DomainError and Problem into problem+json once for all routes."""
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import ORJSONResponse
 from kit.auth import Principal, require
 from kit.db import Database
@@ -46,6 +47,15 @@ async def put_institution(institution_code: str, body: InstitutionIn, request: R
 async def get_institution(institution_code: str, request: Request,
                           p: Principal = Depends(require("registry:read"))) -> dict[str, Any]:
     return (await service.get_institution(_db(request), Scope(p), institution_code)).__dict__
+
+
+@router.get("/institutions/{institution_code}/births", summary="Live births delivered at an institution, by the "
+            "mother's name or ID number or the record number (住院号), and/or birth date (a certificate office's "
+            "search; the mother's fields masked unless pii:read, each read audited)")
+async def get_births_at(institution_code: str, request: Request, q: str | None = Query(None, max_length=100,
+                        pattern=r"^[^\x00]*$"), birth_date: date | None = None,
+                        p: Principal = Depends(require("registry:read"))) -> dict[str, Any]:
+    return await service.births_at(_db(request), Scope(p), institution_code, q, birth_date)
 
 
 @router.post("/pregnancies", summary="Register a pregnancy (建册)", status_code=201)
