@@ -12,7 +12,10 @@ office has one certificate custodian and one seal custodian (证章分离: the s
 institution), so the 50 clerks are 50 sessions of those two accounts. The load generator (httpx, ~1 ms CPU a
 request) runs on the same cores as the stack; on a shared machine the figures carry other people's load.
 
-Scale with BENCH_CONSOLE_ISSUES (default 600 per phase) and BENCH_CONSOLE_CLERKS (default 50).
+A third phase makes, straight to the services, the same calls the console makes for an issue (worklist, the four
+pre-fill reads, prepare, certificate, seal, certificate): the console's own cost is the difference.
+
+Scale with BENCH_CONSOLE_ISSUES (default 300 per phase) and BENCH_CONSOLE_CLERKS (default 50).
 """
 from __future__ import annotations
 
@@ -55,22 +58,25 @@ def form(child_name: str, born: date) -> dict[str, Any]:
 
 
 async def run(ctx: BenchContext) -> dict[str, Any]:
-    n = int(os.environ.get("BENCH_CONSOLE_ISSUES", "600"))
+    n = int(os.environ.get("BENCH_CONSOLE_ISSUES", "300"))
     clerks = int(os.environ.get("BENCH_CONSOLE_CLERKS", "50"))
     reg, certs = ctx.url("registry"), ctx.url("certificates")
     born = today() - timedelta(days=2)
     settings = Settings(db_prefix=ctx.spec.db_prefix, kafka_bootstrap=ctx.spec.bootstrap)
     async with httpx.AsyncClient(timeout=120, headers=ctx.headers) as http:
         o = await office(http, reg, certs, REGION, settings)
-        children = await births(http, reg, o.code, REGION, 2 * n, born)
+        children = await births(http, reg, o.code, REGION, 3 * n, born)
         await wait_known(ctx.dsn("certificates", admin=True), children, timeout=900)
-        await stock(http, certs, o, new_prefix(), 1, 2 * n, today())
+        await stock(http, certs, o, new_prefix(), 1, 3 * n, today())
     await settle(ctx)
     api = await _api_phase(certs, o, children[:n], born, clerks)
     await settle(ctx)
-    console = await _console_phase(ctx, settings, o, children[n:], born, clerks)
-    return {"issues_per_phase": n, "clerks": clerks, "api_issues_per_s": api,
-            **console, "console_vs_api": round(console["console_issues_per_s"] / api, 3)}
+    same = await _api_same_calls_phase(reg, certs, o, children[n:2 * n], born, clerks)
+    await settle(ctx)
+    console = await _console_phase(ctx, settings, o, children[2 * n:], born, clerks)
+    return {"issues_per_phase": n, "clerks": clerks, "api_issues_per_s": api, "api_same_calls_issues_per_s": same,
+            **console, "console_vs_api": round(console["console_issues_per_s"] / api, 3),
+            "console_vs_api_same_calls": round(console["console_issues_per_s"] / same, 3)}
 
 
 async def _api_phase(certs: str, o: Office, children: list[str], born: date, clients: int) -> float:
@@ -96,6 +102,36 @@ async def _api_phase(certs: str, o: Office, children: list[str], born: date, cli
     return round(len(children) / (time.perf_counter() - t0), 1)
 
 
+async def _api_same_calls_phase(reg: str, certs: str, o: Office, children: list[str], born: date,
+                                clients: int) -> float:
+    """The calls the console makes for one issue, straight to the services: the worklist, the child, its
+    pregnancy, its mother and the institution (the pre-fill), prepare, the certificate, seal, the certificate.
+    What the console adds beyond these is its own cost (sessions, forms, templates)."""
+    queue = _queue(children)
+
+    async def clerk() -> None:
+        async with httpx.AsyncClient(timeout=120, headers=o.by(o.keeper)) as keeper, \
+                httpx.AsyncClient(timeout=120, headers=o.by(o.sealer)) as sealer:
+            while not queue.empty():
+                child = queue.get_nowait()
+                (await keeper.get(f"{certs}/v1/worklist", params={"institution_code": o.code})).raise_for_status()
+                person = (await keeper.get(f"{reg}/v1/persons/{child}")).json()
+                await asyncio.gather(keeper.get(f"{reg}/v1/pregnancies/{person['born_in_pregnancy_id']}"),
+                                     keeper.get(f"{reg}/v1/persons/{person['mother_id']}"),
+                                     keeper.get(f"{reg}/v1/institutions/{o.code}"))
+                r = await keeper.post(f"{certs}/v1/certificates", json={
+                    "kind": "first", "child_id": child, "child_name": "基准", "content": form("基准", born)})
+                assert r.status_code == 201, r.text
+                serial = r.json()["serial"]
+                (await keeper.get(f"{certs}/v1/certificates/{serial}")).raise_for_status()
+                (await sealer.post(f"{certs}/v1/certificates/{serial}/seal", json={})).raise_for_status()
+                (await sealer.get(f"{certs}/v1/certificates/{serial}")).raise_for_status()
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(clerk() for _ in range(clients)))
+    return round(len(children) / (time.perf_counter() - t0), 1)
+
+
 def _queue(items: list[str]) -> asyncio.Queue[str]:
     q: asyncio.Queue[str] = asyncio.Queue()
     for x in items:
@@ -107,7 +143,8 @@ class Session:
     """One clerk's browser: the console's session cookie, its CSRF token, and the time of every page."""
 
     def __init__(self, base: str, times: dict[str, list[float]]) -> None:
-        self.http = httpx.AsyncClient(base_url=base, timeout=120)
+        # idle connections dropped before uvicorn's keep-alive (5 s) closes them under a request
+        self.http = httpx.AsyncClient(base_url=base, timeout=120, limits=httpx.Limits(keepalive_expiry=2))
         self.csrf = ""
         self.times = times
 
@@ -121,7 +158,12 @@ class Session:
 
     async def page(self, name: str, method: str, url: str, **kw: Any) -> httpx.Response:
         t = time.perf_counter()
-        r = await self.http.request(method, url, **kw)
+        try:
+            r = await self.http.request(method, url, **kw)
+        except httpx.TransportError:
+            if method != "GET":
+                raise
+            r = await self.http.request(method, url, **kw)  # a connection the server closed as it was reused
         self.times[name].append(time.perf_counter() - t)
         assert r.status_code in (200, 303), (name, r.status_code, r.text[:300])
         return r
