@@ -26,13 +26,14 @@ import statistics
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Awaitable
 from datetime import date, timedelta
 from typing import Any
 
 import devstack
 import httpx
 from certificates.service import today
-from certificates.tests.stack_helpers import Office, births, new_prefix, office, stock, wait_known
+from certificates.tests.stack_helpers import Office, births, call, new_prefix, office, stock, wait_known
 from kit import accounts
 from kit.settings import Settings
 
@@ -110,26 +111,32 @@ async def _api_same_calls_phase(reg: str, certs: str, o: Office, children: list[
     queue = _queue(children)
 
     async def clerk() -> None:
-        async with httpx.AsyncClient(timeout=120, headers=o.by(o.keeper)) as keeper, \
-                httpx.AsyncClient(timeout=120, headers=o.by(o.sealer)) as sealer:
+        limits = httpx.Limits(keepalive_expiry=2)  # idle connections dropped before the servers close them
+        async with httpx.AsyncClient(timeout=120, headers=o.by(o.keeper), limits=limits) as keeper, \
+                httpx.AsyncClient(timeout=120, headers=o.by(o.sealer), limits=limits) as sealer:
             while not queue.empty():
                 child = queue.get_nowait()
-                (await keeper.get(f"{certs}/v1/worklist", params={"institution_code": o.code})).raise_for_status()
-                person = (await keeper.get(f"{reg}/v1/persons/{child}")).json()
-                await asyncio.gather(keeper.get(f"{reg}/v1/pregnancies/{person['born_in_pregnancy_id']}"),
-                                     keeper.get(f"{reg}/v1/persons/{person['mother_id']}"),
-                                     keeper.get(f"{reg}/v1/institutions/{o.code}"))
-                r = await keeper.post(f"{certs}/v1/certificates", json={
-                    "kind": "first", "child_id": child, "child_name": "基准", "content": form("基准", born)})
-                assert r.status_code == 201, r.text
-                serial = r.json()["serial"]
-                (await keeper.get(f"{certs}/v1/certificates/{serial}")).raise_for_status()
-                (await sealer.post(f"{certs}/v1/certificates/{serial}/seal", json={})).raise_for_status()
-                (await sealer.get(f"{certs}/v1/certificates/{serial}")).raise_for_status()
+                await _ok(call(keeper, "GET", f"{certs}/v1/worklist", True, params={"institution_code": o.code}))
+                person = await _ok(call(keeper, "GET", f"{reg}/v1/persons/{child}", True))
+                preg, mother = person.get("born_in_pregnancy_id"), person.get("mother_id")  # as the console does
+                reads = [f"/v1/institutions/{o.code}", *([f"/v1/pregnancies/{preg}"] if preg else []),
+                         *([f"/v1/persons/{mother}"] if mother else [])]
+                await asyncio.gather(*(_ok(call(keeper, "GET", reg + path, True)) for path in reads))
+                out = await _ok(call(keeper, "POST", f"{certs}/v1/certificates", json={
+                    "kind": "first", "child_id": child, "child_name": "基准", "content": form("基准", born)}))
+                await _ok(call(keeper, "GET", f"{certs}/v1/certificates/{out['serial']}", True))
+                await _ok(call(sealer, "POST", f"{certs}/v1/certificates/{out['serial']}/seal", json={}))
+                await _ok(call(sealer, "GET", f"{certs}/v1/certificates/{out['serial']}", True))
 
     t0 = time.perf_counter()
     await asyncio.gather(*(clerk() for _ in range(clients)))
     return round(len(children) / (time.perf_counter() - t0), 1)
+
+
+async def _ok(r: Awaitable[httpx.Response]) -> Any:
+    answer = await r
+    assert answer.status_code < 300, (answer.request.url, answer.status_code, answer.text[:300])
+    return answer.json()
 
 
 def _queue(items: list[str]) -> asyncio.Queue[str]:
