@@ -5,6 +5,7 @@ this module. The console never decides what a person may do: the services do, fr
 shows what they answered (a refusal included)."""
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -13,6 +14,9 @@ from urllib.parse import quote
 import httpx
 
 from console.settings import ConsoleSettings
+
+#: a read answered 503 (the service's database momentarily out of connections) is asked up to this many times
+READ_ATTEMPTS = 3
 
 
 @dataclass
@@ -36,10 +40,16 @@ class Api:
     # -------------------------------------------------------------- plumbing
     async def _call(self, method: str, url: str, token: str | None, **kw: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        try:
-            r = await self.http.request(method, url, headers=headers, **kw)
-        except httpx.HTTPError as e:
-            raise ApiError(503, f"服务暂时无法访问（{type(e).__name__}），请稍后重试") from e
+        for attempt in range(READ_ATTEMPTS if method == "GET" else 1):
+            try:
+                r = await self.http.request(method, url, headers=headers, **kw)
+            except httpx.HTTPError as e:
+                raise ApiError(503, f"服务暂时无法访问（{type(e).__name__}），请稍后重试") from e
+            if r.status_code != 503 or attempt == READ_ATTEMPTS - 1 or method != "GET":
+                break
+            # a read the service could not serve just now (its database refused a connection): nothing changed,
+            # so it is asked again after a moment rather than shown to the clerk as an error page
+            await asyncio.sleep(0.2 * (attempt + 1))
         if r.status_code >= 400:
             raise _problem(r)
         return r
