@@ -510,6 +510,9 @@ class Generator:
             "batch_no": f"{self.prefix}-B1", "serial_from": self.serial(serial),
             "serial_to": self.serial(serial + per_hospital * len(self.county.hospitals) - 1),
             "received_on": received.isoformat()}, group="stock", actor=receiver)
+        # 双人验收: the first hospital's certificate custodian confirms the batch; only then is it stock
+        self.plan["cert_stock"].add(f"/v1/stock/batches/{self.prefix}-B1/confirmation", {}, group="stock",
+                                    actor=self.office_people(self.county.hospitals[0])[0])
         for h in self.county.hospitals:
             head = self.office_people(h)[2]
             self.plan["cert_stock"].add("/v1/stock/allocations", {

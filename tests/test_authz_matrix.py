@@ -126,6 +126,8 @@ class World:
     readers: dict[str, dict[str, str]]
     #: a person of each county who submits and approves reports
     people: dict[str, dict[str, str]]
+    #: a batch of blanks county A received (both persons confirmed)
+    batch_no: str
     #: a data-quality query (质疑) addressed to A's hospital, and each county's hospital quality officer
     query_id: str = ""
     officers: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -150,6 +152,9 @@ REGION_FREE = {
     ("quality", "GET", "/v1/auth/me"): "the caller's own account",
     ("quality", "GET", "/v1/quality/rules"): "the published quality rules",
     ("quality", "GET", "/v1/quality/reconciliation"): "an operator's check of the whole store (quality:admin)",
+
+    ("certificates", "GET", "/v1/stock/batches"):
+        "lists only the batches of the caller's own region (the region comes from the login, not the query)",
 }
 
 Request = tuple[str, str, dict[str, Any]]  # method, url, httpx keyword arguments
@@ -201,7 +206,8 @@ async def _build(http: httpx.AsyncClient, stack: Stack) -> World:
     o = await office(http, reg, certs, village(a_code), stack.settings)
     kids = await births(http, reg, o.code, village(a_code), 2, today() - timedelta(days=2))
     await wait_known(dsn(stack), kids)
-    await stock(http, certs, o, new_prefix(), 1, 10, today() - timedelta(days=1))
+    sf, _ = await stock(http, certs, o, new_prefix(), 1, 10, today() - timedelta(days=1))
+    batch_no = (await http.get(f"{certs}/v1/stock/serials/{sf}", headers=o.by(o.head))).json()["batch_no"]
     cert = await issue(http, certs, o, kids[0])
     pending = (await prepare(http, certs, o, kids[1])).json()
     other = await office(http, reg, certs, village(b_code), stack.settings)
@@ -219,7 +225,7 @@ async def _build(http: httpx.AsyncClient, stack: Stack) -> World:
         officers[code] = {"Authorization": f"Bearer {tok}"}
     query_id = await _bad_delivery(http, stack, a, pid, officers[a_code])
     return World(a, b, pid, mid, encounter, f"his-iso/{rid}", f"{sb['source']}/{sb['screening_id']}", case_id,
-                 o, other, kids, cert, pending, readers, people, query_id, officers)
+                 o, other, kids, cert, pending, readers, people, batch_no, query_id, officers)
 
 
 async def _bad_delivery(http: httpx.AsyncClient, stack: Stack, a: County, pid: str,
@@ -251,6 +257,17 @@ def _cases() -> dict[Op, Case]:
     async def _i(w: World, s: Stack) -> Any:
         return (("GET", _reg(s, f"/institutions/{w.a.inst}"), {"headers": w.b.headers}), (404,),
                 ("GET", _reg(s, f"/institutions/{w.a.inst}"), {"headers": w.a.headers}))
+
+    @case("registry", "GET", "/v1/institutions/{institution_code}/births")
+    async def _ib(w: World, s: Stack) -> Any:
+        return (("GET", _reg(s, f"/institutions/{w.a.inst}/births"), {"headers": w.b.headers}), (404,),
+                ("GET", _reg(s, f"/institutions/{w.a.inst}/births"), {"headers": w.a.headers}))
+
+    @case("certificates", "POST", "/v1/stock/batches/{batch_no}/confirmation")
+    async def _bc(w: World, s: Stack) -> Any:
+        # county B's custodian confirms county A's batch: as unknown as a missing one
+        url = crt(s, f"/stock/batches/{w.batch_no}/confirmation")
+        return ("POST", url, {"headers": w.other.by(w.other.keeper)}), (404,), None
 
     @case("registry", "PUT", "/v1/institutions/{institution_code}")
     async def _ip(w: World, s: Stack) -> Any:

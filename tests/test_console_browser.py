@@ -222,10 +222,18 @@ async def test_a_clerk_prepares_another_seals_prints_and_the_qr_verifies(stack: 
     requested(chrome)
     # clerk A (证件管理员) finds the newborn on the worklist and prepares
     login(o.keeper)
-    fill(chrome, {"birth_date": born.isoformat()})
+    # the search: by the mother's name (the registry's, masked for a custodian without pii:read) and birth date
+    fill(chrome, {"q": "母亲", "birth_date": born.isoformat()})
     click(chrome, "form[role=search] button")
     row = chrome.find_element(By.XPATH, f"//tr[td/code[text()='{child}']]")  # type: ignore[attr-defined]
+    assert "母*" in row.text and "母亲" not in row.text
     shot(chrome, "worklist")
+    fill(chrome, {"q": "不是这位母亲"})
+    click(chrome, "form[role=search] button")
+    assert not chrome.find_elements(By.XPATH, f"//tr[td/code[text()='{child}']]")  # type: ignore[attr-defined]
+    fill(chrome, {"q": "母亲"})
+    click(chrome, "form[role=search] button")
+    row = chrome.find_element(By.XPATH, f"//tr[td/code[text()='{child}']]")  # type: ignore[attr-defined]
     follow(chrome, row.find_element(By.LINK_TEXT, "制证"))
     assert chrome.find_element(By.NAME, "birth_date").get_attribute("value") == born.isoformat()  # type: ignore[attr-defined]
     name = "测小" + "一二三四五六七八九"[uuid.uuid4().int % 9]
@@ -233,6 +241,21 @@ async def test_a_clerk_prepares_another_seals_prints_and_the_qr_verifies(stack: 
                   "health": "good", "birth_province": "江苏省", "birth_city": "宿迁市", "birth_county": "泗阳县",
                   "place_type": "hospital", "mother_name": "王丽", "mother_age": "31", "mother_id_type": "passport",
                   "mother_id_number": "E12345678"})
+    assert chrome.find_element(By.NAME, "birth_region_code").get_attribute("value") == county[:6]  # type: ignore[attr-defined]
+    # errors per field: the console's own (a weight out of range), then the service's (a birthplace county other
+    # than the delivering institution's, which only the certificates service knows)
+    fill(chrome, {"birth_weight_g": "80000"})
+    click(chrome, "button[value=preview]")
+    why = chrome.find_element(By.XPATH, "//label[.//*[@name='birth_weight_g']]/span[@class='why']")  # type: ignore[attr-defined]
+    assert "300" in why.text and "7000" in why.text
+    shot(chrome, "prepare-errors")
+    elsewhere = "110101" if county[:6] != "110101" else "110102"
+    fill(chrome, {"birth_weight_g": "3250", "birth_region_code": elsewhere})
+    click(chrome, "button[value=preview]")
+    click(chrome, "#do-prepare")
+    why = chrome.find_element(By.XPATH, "//label[.//*[@name='birth_region_code']]/span[@class='why']")  # type: ignore[attr-defined]
+    assert county[:6] in why.text
+    fill(chrome, {"birth_region_code": county[:6]})
     click(chrome, "button[value=preview]")
     assert name in chrome.find_element(By.CSS_SELECTOR, ".sheet").text  # type: ignore[attr-defined]
     shot(chrome, "prepare")
@@ -306,7 +329,23 @@ async def test_a_clerk_prepares_another_seals_prints_and_the_qr_verifies(stack: 
     chrome.find_element(By.ID, "void-reason").send_keys("信息登记错误")  # type: ignore[attr-defined]
     click(chrome, "#do-void")
     assert "已作废" in text(chrome)
+    # a batch of blanks: the office head records it, the custodian confirms it (双人验收); only then is it stock
     chrome.get(f"{base}/stock")  # type: ignore[attr-defined]
+    batch, prefix = f"B-{uuid.uuid4().hex[:8]}", h.new_prefix()
+    fill(chrome, {"batch_no": batch, "serial_from": f"{prefix}00001", "serial_to": f"{prefix}00050",
+                  "received_on": today_cn().isoformat()})
+    click(chrome, "form[action='/stock/batches'] button")
+    waiting = chrome.find_element(By.XPATH, f"//table[@id='awaiting-batches']//tr[td/code[text()='{batch}']]")  # type: ignore[attr-defined]
+    assert "50" in waiting.text
+    follow(chrome, waiting.find_element(By.CSS_SELECTOR, "button.confirm-batch"))  # the head's own: refused
+    assert chrome.find_element(By.CSS_SELECTOR, "p.error").text  # type: ignore[attr-defined]
+    shot(chrome, "stock-awaiting")
+    logout()
+    login(o.keeper)
+    chrome.get(f"{base}/stock")  # type: ignore[attr-defined]
+    waiting = chrome.find_element(By.XPATH, f"//table[@id='awaiting-batches']//tr[td/code[text()='{batch}']]")  # type: ignore[attr-defined]
+    follow(chrome, waiting.find_element(By.CSS_SELECTOR, "button.confirm-batch"))
+    assert not chrome.find_elements(By.XPATH, f"//tr[td/code[text()='{batch}']]")  # type: ignore[attr-defined]
     shot(chrome, "stock")
     logout()
     assert verdict(new_qr, corrected) == "已作废"

@@ -133,3 +133,23 @@ def test_network_policies_let_through_exactly_the_platform_flows() -> None:
     # every name a policy mentions is a workload that exists (a typo would silently cut a flow)
     named = set().union(*(allowed_from(a, p) for a in apps for p in (5432, 6432, 8000, 9090, 9092, 9093, 9300)))
     assert named <= apps, named - apps
+
+
+def test_the_console_is_reached_through_the_entry_and_reaches_only_the_apis() -> None:
+    """The certificate office console (issue 16): TLS at the entry, Secure cookies, its keys from a Secret, the
+    four APIs' in-cluster addresses, no database or broker; the APIs let it in, and it lets in only the entry."""
+    spec = workloads()["console"]
+    env = {e["name"]: e.get("value") for e in spec["containers"][0]["env"]}
+    assert env["MCH_CONSOLE_SECURE_COOKIES"] == "true" and env["MCH_CONSOLE_PUBLIC_URL"].startswith("https://")
+    for svc in ("registry", "screening", "certificates", "indicators"):
+        host = env[f"MCH_CONSOLE_{svc.upper()}_URL"].removeprefix("http://").split(".")[0]
+        one("Service", host)  # a Service of that name exists
+    keys = {v["name"]: v for v in spec["volumes"]}["keys"]["secret"]["secretName"]
+    assert all(env[k].startswith("/keys/") for k in env if k.endswith("_FILE")) and keys
+    assert "MCH_PG_HOST" not in env_of(spec) and "console" not in allowed_from("kafka", 9092)
+    assert "console" in allowed_from("certificates-api", 8000) and "console" in allowed_from("registry-api", 8000)
+    ing = one("Ingress", "mch")
+    host = next(r["host"] for r in ing["spec"]["rules"]
+                if r["http"]["paths"][0]["backend"]["service"]["name"] == "console")
+    assert host in {h for t in ing["spec"]["tls"] for h in t["hosts"]}
+    assert env["MCH_CONSOLE_PUBLIC_URL"] == f"https://{host}"

@@ -24,6 +24,7 @@ from kit.clock import Clock, today_cn
 from kit.db import Database
 from kit.records import DomainError
 
+from certificates.domain import content as form
 from certificates.domain import rules
 from certificates.domain.rules import Custodian, conflict, invalid
 from certificates.events import publish
@@ -101,7 +102,8 @@ def _unique_violation(e: asyncpg.UniqueViolationError) -> DomainError:
 # ------------------------------------------------------------------ stock
 async def receive_batch(u: Unit, batch_no: str, serial_from: str, serial_to: str,
                         received_on: date) -> tuple[int, dict[str, Any]]:
-    """申领入库: a numbered batch of blanks enters the central stock of the receiving office's region."""
+    """申领入库, first of two: the office head records a numbered batch of blanks for the central stock of the
+    receiving office's region. It is not usable (nor counted as received) until a custodian confirms it."""
     r = rules.parse_range(serial_from, serial_to)
     rules.check_not_future(received_on, u.today(), "received_on")
     region = u.scope.region_prefix
@@ -114,7 +116,7 @@ async def receive_batch(u: Unit, batch_no: str, serial_from: str, serial_to: str
                 raise conflict(f"batch number {batch_no} is already used: batch numbers are unique", "batch_no")
             if (old["serial_from"], old["serial_to"], old["received_on"]) == (r.serial_from, r.serial_to,
                                                                               received_on):
-                return 200, out
+                return 200, batch_view(old)
             raise conflict(f"batch {batch_no} was received with {old['serial_from']}–{old['serial_to']} on "
                            f"{old['received_on']}", "batch_no")
         new = await sql.receive_batch(db, batch_no, r, received_on, u.actor, region)
@@ -123,14 +125,50 @@ async def receive_batch(u: Unit, batch_no: str, serial_from: str, serial_to: str
             where = f" in batch {clash['batch_no']}" if u.scope.sees_region(clash["region_code"]) else ""
             raise conflict(f"serial {clash['serial']} was already received{where}: a serial exists once",
                            "serial_from")
-        mid = uuid.uuid4()
-        await sql.add_movements(db, [(mid, None, region, "received", None, received_on, r.quantity, r.serial_from,
-                                      r.serial_to)])
         await sql.audit(db, u.actor, u.scope.client_id, "stock.receive", f"batch:{batch_no}",
-                        _details(**out, region=region),
-                        outbox.columns([publish.stock_moved(mid, None, region, "received", received_on, r.quantity,
+                        _details(**out, region=region))
+        row = await sql.get_batch(db, batch_no)
+    return 201, batch_view(row)
+
+
+async def confirm_batch(u: Unit, batch_no: str) -> dict[str, Any]:
+    """申领入库, second of two (双人验收): a certificate custodian of the region, another person than the office
+    head who recorded it, confirms the batch counted and sealed as delivered. Only then do its serials enter the
+    stock (the received movement, dated the day it was received) and can be allocated."""
+    rules.check_confirmer(u.scope.is_person and u.scope.has_role("certificate_custodian"))
+    async with u.begin() as db:
+        old = await sql.get_batch(db, batch_no)
+        u.see(old["region_code"] if old else None, "batch", batch_no)
+        rules.check_batch_confirmation(u.actor, old["recorded_by"], old["confirmed_by"])
+        if old["confirmed_by"] == u.actor:
+            return batch_view(old)  # the same confirmation sent again
+        row = await sql.confirm_batch(db, batch_no, u.actor)
+        if row is None:
+            raise conflict(f"batch {batch_no} was confirmed at the same time by another person", "batch_no")
+        r = rules.parse_range(row["serial_from"], row["serial_to"])
+        region, on, mid = row["region_code"], row["received_on"], uuid.uuid4()
+        await sql.add_movements(db, [(mid, None, region, "received", None, on, r.quantity, r.serial_from,
+                                      r.serial_to)])
+        await sql.audit(db, u.actor, u.scope.client_id, "stock.confirm", f"batch:{batch_no}",
+                        _details(recorded_by=row["recorded_by"], quantity=r.quantity),
+                        outbox.columns([publish.stock_moved(mid, None, region, "received", on, r.quantity,
                                                             r.serial_from, r.serial_to)]))
-    return 201, out
+    return batch_view(row)
+
+
+async def batches(u: Unit, awaiting_only: bool) -> dict[str, Any]:
+    """The batches of the caller's region (the stock page's list of those awaiting a second confirmation)."""
+    async with u.read() as db:
+        rows = await sql.batches(db, u.scope.region_prefix, awaiting_only)
+    return {"batches": [batch_view(r) for r in rows]}
+
+
+def batch_view(row: Any) -> dict[str, Any]:
+    return {"batch_no": row["batch_no"], "serial_from": row["serial_from"], "serial_to": row["serial_to"],
+            "quantity": row["quantity"], "received_on": row["received_on"].isoformat(),
+            "region_code": row["region_code"], "recorded_by": row["recorded_by"],
+            "confirmed_by": row["confirmed_by"],
+            "status": "confirmed" if row["confirmed_by"] else "awaiting_confirmation"}
 
 
 async def allocate(u: Unit, institution: str, serial_from: str, serial_to: str,
@@ -238,6 +276,8 @@ async def prepare(u: Unit, kind: str, child_id: str, child_name: str, institutio
                                       (child_name, previous_serial, evidence_ref)):
                 return 200, view(row)
         rules.check_prepare(kind, child, institution, evidence_ref, facts.previous, previous_serial, certs)
+        if content is not None:
+            content = form.checked(content, form.Facts(child_name, child.birth_date, child.region, u.today()))
         mid = uuid.uuid4()
         try:
             row = await sql.draw_and_prepare(db, institution, kind, child_id, child_name.strip(), evidence_ref,

@@ -5,6 +5,7 @@ this module. The console never decides what a person may do: the services do, fr
 shows what they answered (a refusal included)."""
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -13,6 +14,9 @@ from urllib.parse import quote
 import httpx
 
 from console.settings import ConsoleSettings
+
+#: a read answered 503 (the service's database momentarily out of connections) is asked up to this many times
+READ_ATTEMPTS = 3
 
 
 @dataclass
@@ -36,10 +40,16 @@ class Api:
     # -------------------------------------------------------------- plumbing
     async def _call(self, method: str, url: str, token: str | None, **kw: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        try:
-            r = await self.http.request(method, url, headers=headers, **kw)
-        except httpx.HTTPError as e:
-            raise ApiError(503, f"服务暂时无法访问（{type(e).__name__}），请稍后重试") from e
+        for attempt in range(READ_ATTEMPTS if method == "GET" else 1):
+            try:
+                r = await self.http.request(method, url, headers=headers, **kw)
+            except httpx.HTTPError as e:
+                raise ApiError(503, f"服务暂时无法访问（{type(e).__name__}），请稍后重试") from e
+            if r.status_code != 503 or attempt == READ_ATTEMPTS - 1 or method != "GET":
+                break
+            # a read the service could not serve just now (its database refused a connection): nothing changed,
+            # so it is asked again after a moment rather than shown to the clerk as an error page
+            await asyncio.sleep(0.2 * (attempt + 1))
         if r.status_code >= 400:
             raise _problem(r)
         return r
@@ -75,13 +85,24 @@ class Api:
     async def institution(self, token: str, code: str) -> dict[str, Any]:
         return dict(await self._json("GET", self._reg(f"/v1/institutions/{_seg(code)}"), token))
 
+    async def births_at(self, token: str, institution_code: str, q: str = "",
+                        birth_date: date | None = None) -> list[dict[str, Any]]:
+        """The registry's live births at the institution found by the mother's name / ID number / record number
+        (住院号) and/or birth date, the mother's fields masked as the person's role allows (and audited there)."""
+        params: dict[str, str] = {}
+        if q:
+            params["q"] = q
+        if birth_date:
+            params["birth_date"] = birth_date.isoformat()
+        out = await self._json("GET", self._reg(f"/v1/institutions/{_seg(institution_code)}/births"), token,
+                               params=params)
+        return list(out.get("items", []))
+
     # -------------------------------------------------------------- certificates
-    async def worklist(self, token: str, institution_code: str, q: str = "",
+    async def worklist(self, token: str, institution_code: str,
                        birth_date: date | None = None) -> list[dict[str, Any]]:
         """Live births of the institution without a valid certificate, oldest first (待签发)."""
         params: dict[str, str] = {"institution_code": institution_code}
-        if q:
-            params["q"] = q
         if birth_date:
             params["birth_date"] = birth_date.isoformat()
         out = await self._json("GET", self._cert("/v1/worklist"), token, params=params)
@@ -125,6 +146,14 @@ class Api:
 
     async def receive_batch(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
         return dict(await self._json("POST", self._cert("/v1/stock/batches"), token, json=body))
+
+    async def confirm_batch(self, token: str, batch_no: str) -> dict[str, Any]:
+        """双人验收: the custodian's confirmation of a batch the office head recorded."""
+        return dict(await self._json("POST", self._cert(f"/v1/stock/batches/{_seg(batch_no)}/confirmation"), token))
+
+    async def awaiting_batches(self, token: str) -> list[dict[str, Any]]:
+        out = await self._json("GET", self._cert("/v1/stock/batches"), token, params={"awaiting": "true"})
+        return list(out.get("batches", []))
 
     async def allocate(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
         return dict(await self._json("POST", self._cert("/v1/stock/allocations"), token, json=body))

@@ -20,6 +20,8 @@ from stdnum.exceptions import ValidationError
 DATA = Path(__file__).resolve().parent / "data"
 #: printable text: no control characters (NUL and friends break Postgres and printers alike)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: a county-level code of GB/T 2260 (行政区划代码): province, city, county, never a province or city alone
+_COUNTY = re.compile(r"^[1-8][0-9](?!00)[0-9]{2}(?!00)[0-9]{2}$")
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,10 @@ def _parse(f: Field, raw: str) -> Any:
             return time.fromisoformat(raw).strftime("%H:%M")
         except ValueError:
             raise ValueError("时刻格式应为 时:分，如 08:30") from None
+    if f.type == "region":
+        if not _COUNTY.match(raw):
+            raise ValueError("应为 6 位县级行政区划代码，如 321323")
+        return raw
     if f.type == "id_number":
         return raw.upper()
     return raw
@@ -180,6 +186,7 @@ def prefill(child: dict[str, Any], pregnancy: dict[str, Any] | None, mother: dic
         out.update(_from_delivery(delivery, str(child.get("person_id") or "")))
     if institution:
         out["delivery_institution"] = str(institution.get("name") or "")
+        out["birth_region_code"] = str(institution.get("region_code") or "")[:6]
         out["place_type"] = out.get("place_type") or _place_type(institution)
     if mother:
         out.update(_from_mother(mother, child))

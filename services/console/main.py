@@ -24,7 +24,7 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with httpx.AsyncClient(timeout=s.request_timeout_s,
-                                     limits=httpx.Limits(max_connections=100, max_keepalive_connections=20)) as http:
+                                     limits=httpx.Limits(max_connections=100, max_keepalive_connections=100)) as http:
             app.state.api = Api(s, http)
             yield
 

@@ -4,6 +4,8 @@ What a person may do is decided by the services from the token (roles, region, �
 refusal as the service worded it. The pages only arrange the clerks' work: the worklist, the form, the queue."""
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from datetime import date, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -89,12 +91,25 @@ async def worklist(request: Request, q: str = "", birth_date: str = "", me: Sess
     items: list[dict[str, Any]] = []
     if not error:
         try:
-            items = await _api(request).worklist(me.token, me.institution_code, q.strip(), born)
+            items = await _worklist(_api(request), me, q.strip(), born)
         except ApiError as e:
             if e.status == 401:
                 raise
             error = explain(e)
     return render(request, "worklist.html", q=q, birth_date=birth_date, items=items, error=error)
+
+
+async def _worklist(api: Api, me: Session, q: str, born: date | None) -> list[dict[str, Any]]:
+    """The certificates service knows which births still need a certificate; the registry knows the mothers.
+    A search asks both with the person's token and keeps the births in both (neither reads the other's
+    tables); the registry masks and audits the mothers' fields as the person's role allows."""
+    pending = await api.worklist(me.token, me.institution_code, born)
+    if not (q or born):
+        return pending
+    found = {b["child_id"]: b for b in await api.births_at(me.token, me.institution_code, q, born)}
+    if q:
+        return [{**found[it["child_id"]], **it} for it in pending if it["child_id"] in found]
+    return [{**found.get(it["child_id"], {}), **it} for it in pending]
 
 
 # ------------------------------------------------------------------ prepare (制证)
@@ -114,16 +129,19 @@ async def _prefill(request: Request, me: Session, child_id: str, previous_serial
         old = await api.certificate(me.token, previous_serial)
         return {k: str(v) for k, v in (old.get("content") or {}).items()}
     child = await api.person(me.token, child_id)
-    preg = mother = inst = None
-    try:
-        if child.get("born_in_pregnancy_id"):
-            preg = await api.pregnancy(me.token, str(child["born_in_pregnancy_id"]))
-        if child.get("mother_id"):
-            mother = await api.person(me.token, str(child["mother_id"]))
-        if me.institution_code:
-            inst = await api.institution(me.token, me.institution_code)
-    except ApiError:
-        pass  # a partial pre-fill: the clerk types the rest from the documents
+
+    async def optional(call: Awaitable[dict[str, Any]] | None) -> dict[str, Any] | None:
+        """A partial pre-fill on a refusal: the clerk types the rest from the documents."""
+        try:
+            return await call if call is not None else None
+        except ApiError:
+            return None
+
+    preg_id, mother_id = child.get("born_in_pregnancy_id"), child.get("mother_id")
+    preg, mother, inst = await asyncio.gather(  # the three reads at once: the page waits for the slowest only
+        optional(api.pregnancy(me.token, str(preg_id)) if preg_id else None),
+        optional(api.person(me.token, str(mother_id)) if mother_id else None),
+        optional(api.institution(me.token, me.institution_code) if me.institution_code else None))
     return content.prefill(child, preg, mother, inst)
 
 
@@ -266,7 +284,18 @@ async def stock(request: Request, start: str = "", end: str = "", institution: s
             raise
         error = explain(e)
     return render(request, "stock.html", report=report, start=d_start.isoformat(), end=d_end.isoformat(),
-                  institution=code, error=error, message=request.query_params.get("ok", ""))
+                  institution=code, error=error, message=request.query_params.get("ok", ""),
+                  awaiting=await _awaiting(request, me))
+
+
+async def _awaiting(request: Request, me: Session) -> list[dict[str, Any]]:
+    """Batches of my region recorded by the office head and awaiting a custodian's confirmation (双人验收)."""
+    try:
+        return await _api(request).awaiting_batches(me.token)
+    except ApiError as e:
+        if e.status == 401:
+            raise
+        return []
 
 
 def _date(v: str) -> date | None:
@@ -287,6 +316,8 @@ async def stock_action(request: Request, action: str, me: Session = Depends(sess
         elif action == "allocations":
             await api.allocate(me.token, {k: form.get(k, "") for k in
                                           ("institution_code", "serial_from", "serial_to", "allocated_on")})
+        elif action == "confirm":
+            await api.confirm_batch(me.token, form.get("batch_no", ""))
         elif action == "spoil":
             await api.void_blank(me.token, form.get("serial", ""), form.get("reason", ""))
         else:
@@ -295,7 +326,8 @@ async def stock_action(request: Request, action: str, me: Session = Depends(sess
         if e.status == 401:
             raise
         return render(request, "stock.html", e.status, report={}, start="", end="", error=explain(e),
-                      fields=e.fields, form=form, message="", institution=me.institution_code)
+                      fields=e.fields, form=form, message="", institution=me.institution_code,
+                      awaiting=await _awaiting(request, me))
     return RedirectResponse("/stock?ok=" + action, status_code=303)
 
 

@@ -79,6 +79,31 @@ async def get_institution(db: Database, scope: Scope, code: str) -> Institution:
         return access.require_institution(scope, await sql.get_institution(conn, code), code)
 
 
+async def births_at(db: Database, scope: Scope, code: str, q: str | None, born_on: date | None) -> dict[str, Any]:
+    """The live births delivered at an institution of the caller's region, found by the mother's name or ID
+    number or the delivery's record number (住院号: the HIS's encounter id), and/or the birth date: what a
+    certificate office searches its worklist (待签发) with. The mother's fields are masked unless pii:read, and
+    each mother returned is a PII read, audited under the account that searched."""
+    unmasked = scope.principal.has("pii:read")
+    items: list[dict[str, Any]] = []
+    async with UnitOfWork(db, scope) as uow:
+        access.require_institution(scope, await sql.get_institution(uow.conn, code), code)
+        rows = await sql.deliveries_at(uow.conn, code, (q or "").strip() or None, born_on)
+        for r in rows:
+            await audit_read(uow, "person", r["mother_id"], ["name", "id_number"], unmasked)
+            items += [_birth_item(r, b, unmasked) for b in r["body"].get("babies", [])
+                      if b.get("child_id") and b.get("outcome") == "live"]
+    return {"institution_code": code, "items": items}
+
+
+def _birth_item(r: dict[str, Any], baby: dict[str, Any], unmasked: bool) -> dict[str, Any]:
+    name, number = r["name"], r["id_number"]
+    return {"child_id": baby["child_id"], "birth_date": str(r["occurred_on"]), "sex": baby.get("sex"),
+            "born_at": r["body"].get("occurred_at"), "hospital_record_no": r["encounter_id"],
+            "mother_id": r["mother_id"], "mother_name": name if unmasked else mask(name, 1, 0),
+            "mother_id_number": (number if unmasked else mask(number, 1, 0)) if number else None}
+
+
 async def known_institution(conn: AsyncConnection, code: str, field_name: str = "institution_code",
                             scope: Scope | None = None) -> Institution:
     """An institution the caller may record care at: one outside its region is answered like an unknown one."""

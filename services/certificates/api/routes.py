@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import ORJSONResponse
 from kit.auth import Principal, require
 from kit.downloads import attachment
@@ -45,6 +45,20 @@ async def post_batch(body: BatchIn, request: Request,
     status, out = await service.receive_batch(unit(request, p), body.batch_no, body.serial_from, body.serial_to,
                                               body.received_on)
     return ORJSONResponse(out, status_code=status)
+
+
+@router.post("/stock/batches/{batch_no}/confirmation", summary="Confirm a recorded batch as a certificate "
+             "custodian, another person than its recorder (双人验收); only then is it stock")
+async def post_batch_confirmation(request: Request, batch_no: str = Path(pattern=r"^[A-Za-z0-9._:\-]{1,64}$"),
+                                  p: Principal = Depends(person("certificates:prepare"))) -> dict[str, Any]:
+    return await service.confirm_batch(unit(request, p), batch_no)
+
+
+@router.get("/stock/batches", summary="The batches of the caller's region, newest first (awaiting=true: those "
+            "awaiting a custodian's confirmation)")
+async def get_batches(request: Request, awaiting: bool = False,
+                      p: Principal = Depends(require("certificates:read"))) -> dict[str, Any]:
+    return await service.batches(unit(request, p), awaiting)
 
 
 @router.post("/stock/allocations", summary="Allocate a range of the region's blanks to an institution",
@@ -195,7 +209,7 @@ async def post_print(serial: str, request: Request, body: PrintIn | None = None,
 
 @router.get("/worklist", summary="Live births of an institution without a certificate (待签发), oldest first")
 async def get_worklist(request: Request, institution_code: str = Query(pattern=r"^[A-Za-z0-9._:\-]{1,64}$"),
-                       birth_date: date | None = None, q: str | None = Query(None, max_length=100),
+                       birth_date: date | None = None,
                        p: Principal = Depends(require("certificates:read"))) -> dict[str, Any]:
     """The live births of an institution without an issued certificate (待签发), oldest first: the office's to-do
     list."""

@@ -325,3 +325,18 @@ def figures(rows: list[tuple[str, str | None, bool, int]]) -> StockFigures:
         elif kind == "voided":
             f.voided -= qty
     return f
+
+
+def check_confirmer(is_custodian: bool) -> None:
+    """双人验收: the second confirmation of a batch of blanks is a certificate custodian's (a person)."""
+    if not is_custodian:
+        raise refused("a batch of blanks is confirmed by a certificate custodian (证件管理员) logged in")
+
+
+def check_batch_confirmation(actor: str, recorded_by: str, confirmed_by: str | None) -> None:
+    """Two different persons receive a batch: who recorded it never confirms it; a confirmation is given once."""
+    if actor == recorded_by:
+        raise refused("the person who recorded the batch cannot also confirm it: a second person confirms "
+                      "(双人验收)")
+    if confirmed_by is not None and confirmed_by != actor:
+        raise conflict(f"the batch was already confirmed by {confirmed_by}", "batch_no")

@@ -117,6 +117,20 @@ async def receive_batch(db: Conn, batch_no: str, r: SerialRange, received_on: da
     return int(status.split()[-1])
 
 
+async def confirm_batch(db: Conn, batch_no: str, by: str) -> Any:
+    """The second person's confirmation (双人验收); None when the batch was confirmed already."""
+    return await db.fetchrow("update stock_batch set confirmed_by = $2, confirmed_at = now() where batch_no = $1 "
+                             "and confirmed_by is null returning *", batch_no, by)
+
+
+async def batches(db: Conn, region_prefix: str, awaiting_only: bool) -> list[Any]:
+    """The batches the caller's region holds, newest first (those awaiting confirmation only, if asked)."""
+    return list(await db.fetch(
+        "select batch_no, serial_from, serial_to, quantity, received_on, region_code, recorded_by, created_at, "
+        "confirmed_by, confirmed_at from stock_batch where starts_with(region_code, $1) "
+        "and (not $2 or confirmed_by is null) order by created_at desc limit 200", region_prefix, awaiting_only))
+
+
 async def first_existing(db: Conn, r: SerialRange) -> Any:
     return await db.fetchrow("select s.serial, s.batch_no, b.region_code from serial s join stock_batch b "
                              "using (batch_no) where s.serial between $1 and $2 order by s.serial limit 1",
@@ -134,7 +148,7 @@ async def allocate(db: Conn, allocation_id: uuid.UUID, institution: str, region:
     status = await db.execute(
         "update serial s set state = 'in_stock', institution_code = $1, institution_region = $2, "
         "allocation_id = $3, changed_by = $6 from stock_batch b where b.batch_no = s.batch_no "
-        "and s.serial between $4 and $5 and s.state = 'bureau' and b.received_on <= $7 "
+        "and s.serial between $4 and $5 and s.state = 'bureau' and b.received_on <= $7 and b.confirmed_by is not null "
         "and starts_with(b.region_code, $8) and starts_with($2, b.region_code)",
         institution, region, allocation_id, r.serial_from, r.serial_to, by, on, caller_region)
     return int(status.split()[-1])
@@ -144,7 +158,8 @@ async def first_unavailable(db: Conn, r: SerialRange, on: date, caller_region: s
                             institution_region: str) -> tuple[str, str]:
     """Why a range could not be allocated: its first serial that is missing (or held by a batch outside the
     caller's region: the same answer), not in bureau stock, later, or of a batch the institution is outside."""
-    rows = await db.fetch("select s.serial, s.state, s.institution_code, b.received_on, b.region_code from serial s "
+    rows = await db.fetch("select s.serial, s.state, s.institution_code, b.received_on, b.region_code, b.batch_no, "
+                          "b.confirmed_by from serial s "
                           "join stock_batch b using (batch_no) where s.serial between $1 and $2 "
                           "and starts_with(b.region_code, $3) order by s.serial",
                           r.serial_from, r.serial_to, caller_region)
@@ -155,6 +170,9 @@ async def first_unavailable(db: Conn, r: SerialRange, on: date, caller_region: s
         if row["state"] != "bureau":
             where = f" at {row['institution_code']}" if row["institution_code"] else ""
             return row["serial"], f"is {row['state']}{where}, not in the bureau's stock"
+        if row["confirmed_by"] is None:
+            return row["serial"], (f"is in batch {row['batch_no']}, which awaits a custodian's confirmation "
+                                   "(双人验收)")
         if row["received_on"] > on:
             return row["serial"], f"was received on {row['received_on']}, after allocated_on {on}"
         if not institution_region.startswith(row["region_code"]):

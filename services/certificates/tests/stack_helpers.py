@@ -162,13 +162,21 @@ async def stock(http: httpx.AsyncClient, certs: str, o: Office, prefix: str, fir
     """The office head receives a batch of `n` blanks `prefix`+first.. and allocates all of it to `o`; returns
     (from, to)."""
     sf, st = f"{prefix}{first:05d}", f"{prefix}{first + n - 1:05d}"
+    batch = f"B-{uuid.uuid4().hex[:10]}"
     await _ok(await call(http, "POST", f"{certs}/v1/stock/batches", headers=o.by(o.head), json={
-        "batch_no": f"B-{uuid.uuid4().hex[:10]}", "serial_from": sf, "serial_to": st,
-        "received_on": received_on.isoformat()}))
+        "batch_no": batch, "serial_from": sf, "serial_to": st, "received_on": received_on.isoformat()}))
+    await _ok(await confirm(http, certs, o, batch))
     await _ok(await call(http, "POST", f"{certs}/v1/stock/allocations", headers=o.by(o.head), json={
         "institution_code": o.code, "serial_from": sf, "serial_to": st,
         "allocated_on": (allocated_on or received_on).isoformat()}))
     return sf, st
+
+
+async def confirm(http: httpx.AsyncClient, certs: str, o: Office, batch_no: str,
+                  as_: str | None = None) -> httpx.Response:
+    """The second person of 双人验收 (the certificate custodian, or `as_`) confirms a recorded batch."""
+    return await call(http, "POST", f"{certs}/v1/stock/batches/{batch_no}/confirmation",
+                      headers=o.by(as_ or o.keeper))
 
 
 async def prepare(http: httpx.AsyncClient, certs: str, o: Office, child: str, kind: str = "first",

@@ -13,7 +13,8 @@ ID_1996 = "321324199605170023"
 def _form(**over: str) -> dict[str, str]:
     base = {"child_name": "李小满", "child_sex": "F", "birth_date": "2026-03-01", "birth_time": "08:30",
             "gestational_weeks": "39", "birth_weight_g": "3250", "birth_length_cm": "50", "health": "good",
-            "birth_province": "江苏省", "birth_city": "宿迁市", "birth_county": "泗阳县", "place_type": "hospital",
+            "birth_province": "江苏省", "birth_city": "宿迁市", "birth_county": "泗阳县", "birth_region_code": "321323",
+            "place_type": "hospital",
             "mother_name": "王丽", "mother_age": "29", "mother_nationality": "中国", "mother_ethnicity": "汉族",
             "mother_id_type": "resident_id", "mother_id_number": ID_1996}
     return {**base, **over}

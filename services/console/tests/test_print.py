@@ -16,8 +16,9 @@ KEY = b"k" * 32
 def _content() -> dict[str, str]:
     form = {"child_name": "李小满", "child_sex": "F", "birth_date": "2026-03-01", "birth_time": "08:30",
             "gestational_weeks": "39", "birth_weight_g": "3250", "birth_length_cm": "50", "health": "good",
-            "birth_province": "江苏省", "birth_city": "宿迁市", "birth_county": "泗阳县", "place_type": "hospital",
-            "delivery_institution": "泗阳县人民医院", "mother_name": "王丽", "mother_age": "29",
+            "birth_province": "江苏省", "birth_city": "宿迁市", "birth_county": "泗阳县", "birth_region_code": "321323",
+            "place_type": "hospital", "delivery_institution": "泗阳县人民医院", "mother_name": "王丽",
+            "mother_age": "29",
             "mother_nationality": "中国", "mother_ethnicity": "汉族", "mother_id_type": "passport",
             "mother_id_number": "E12345678"}
     values, errors = content.validate(form, date(2026, 3, 2))

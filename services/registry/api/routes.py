@@ -59,6 +59,17 @@ async def get_institution(institution_code: str, request: Request,
     return (await service.get_institution(_db(request), Scope(p), institution_code)).__dict__
 
 
+@router.get("/institutions/{institution_code}/births", summary="Live births delivered at an institution, by the "
+            "mother's name or ID number or the record number (住院号), and/or birth date (a certificate office's "
+            "search; the mother's fields masked unless pii:read, each read audited)")
+async def get_births_at(institution_code: str, request: Request, q: str | None = Query(None, max_length=100,
+                        pattern=r"^[^\x00]*$"), birth_date: date | None = None,
+                        p: Principal = Depends(require("registry:read"))) -> dict[str, Any]:
+    """For the certificate office's worklist (待签发): `q` matches the mother's name, her ID number or the delivery's
+    record number exactly (never a prefix: no listing of names), within the caller's county."""
+    return await service.births_at(_db(request), Scope(p), institution_code, q, birth_date)
+
+
 @router.post("/pregnancies", summary="Register a pregnancy (建册)", status_code=201,
              responses=ALREADY)
 async def post_pregnancy(request: Request, body: dict[str, Any] = Body(...),

@@ -551,3 +551,18 @@ async def search_persons(conn: AsyncConnection, q: PersonSearch, region_prefix: 
         f"where {' and '.join(conds)} and r.region_code like $1 "
         f"order by {'(' + exact + ') desc, ' if exact else ''}p.birth_date, p.person_id limit {int(q.limit)}",
         region_prefix + "%", *args))
+
+
+async def deliveries_at(conn: AsyncConnection, code: str, q: str | None, born_on: date | None,
+                        limit: int = 200) -> list[dict[str, Any]]:
+    """Active deliveries at an institution, oldest first, with the mother's name and ID number: those whose
+    mother's name or ID number, or whose record number (the HIS's encounter id, 住院号), is exactly `q`."""
+    c = await raw(conn)
+    rows = await c.fetch(
+        "select e.encounter_id, e.occurred_on, e.body, m.person_id::text as mother_id, m.name, m.id_number "
+        "from encounter e join pregnancy p using (pregnancy_id) join person m on m.person_id = p.mother_id "
+        "where e.institution_code = $1 and e.type = 'delivery' and not e.voided "
+        "and ($2::text is null or m.name = $2 or m.id_number = upper($2) or e.encounter_id = $2) "
+        "and ($3::date is null or e.occurred_on = $3) order by e.occurred_on, e.encounter_id limit $4",
+        code, q, born_on, limit)
+    return [{**dict(r), "body": from_json(r["body"])} for r in rows]
