@@ -28,7 +28,8 @@ PROGRAMME_CODES = (
     "birth_defects", "birth_defect_rate", "birth_defects_chd", "birth_defects_ntd", "birth_defects_cleft",
     "birth_defects_polydactyly", "birth_defects_down_syndrome", "neonatal_tetanus_cases", "neonatal_tetanus_rate",
     "at_risk_children_enrolled", "at_risk_children_managed", "at_risk_recovery_rate", "nursery_children_checked",
-    "nursery_staff_checked", "nursery_staff_abnormal_rate")
+    "nursery_staff_checked", "nursery_staff_abnormal_rate", "syphilis_positive_terminations",
+    "hiv_positive_terminations")
 PROGRAMME_RATES = ("maternal_near_miss_ratio", "maternal_death_review_rate", "maternal_death_avoidable_share",
                    "under5_death_review_rate", "under5_death_avoidable_share", "birth_defect_rate",
                    "neonatal_tetanus_rate", "at_risk_recovery_rate", "nursery_staff_abnormal_rate")
@@ -251,8 +252,8 @@ class Programmes:
 
     #: 叶酸 / 营养包: (kind "folic_acid" | "nutrition_pack", who, date, bottles or packs)
     dispensed: list[tuple[str, Any, date, int]] = field(default_factory=list)
-    #: 终止妊娠: (date, region, method, reason)
-    terminations: list[tuple[date, str, str, str]] = field(default_factory=list)
+    #: 终止妊娠: (date, region, method, reason, the infections she tested positive for in that pregnancy)
+    terminations: list[tuple[date, str, str, str, frozenset[str]]] = field(default_factory=list)
     #: 危重孕产妇 by pregnancy: every near-miss date, and the mother
     near_misses: dict[str, tuple[Person, list[date]]] = field(default_factory=dict)
     #: deaths: (who, date, "maternal" | "child", review preventability or None when not reviewed)
@@ -297,8 +298,10 @@ def programme_values(w: World, region: str, start: date, end: date, today: date,
                     latest[id(subject)] = (on, subject)
         for on, subject in latest.values():
             add(persons, here(subject, on))
-    for on, r, method, reason in g.terminations:
+    for on, r, method, reason, infected in g.terminations:
         if inside(on) and r.startswith(region):
+            add("syphilis_positive_terminations", "syphilis" in infected)
+            add("hiv_positive_terminations", "hiv" in infected)
             add("pregnancy_terminations", 1)
             add("induced_abortions", method != "induced_labour")
             add("mid_term_inductions", method == "induced_labour")

@@ -609,13 +609,19 @@ async def programme_story(p: Poster, rng: random.Random, w: ref.World, county: s
                                      ("dilation_curettage", "infection")])
         if forced == 2:
             method, reason = "induced_labour", "birth_defect"
+        # an infected pregnancy (梅毒/艾滋病感染孕产妇) ended by termination: positive during pregnancy, before it
+        infected = frozenset(("syphilis", "hiv") if forced == 2 else ("syphilis",) if reason == "infection" else ())
+        for infection in sorted(infected):
+            await p.screen({"type": "maternal_infection_test", "subject_id": pid, "institution_code": inst,
+                            "performed_on": (lmp + timedelta(days=30)).isoformat(), "infection": infection,
+                            "timing": "pregnancy", "result": "positive"}, home)
         body = {"type": "pregnancy_termination", "occurred_at": at(born), "institution_code": inst, "subject_id": pid,
                 "method": method, "reason": reason}
         await p.encounter(body)
         if rng.random() < 0.1 and not forced:   # entered in error: the pregnancy goes on (and is not seen again)
             await p.void(body)
         else:
-            g.terminations.append((born, mother.lives_on(born), method, reason))
+            g.terminations.append((born, mother.lives_on(born), method, reason, infected))
         if forced == 2:   # a second woman: an elective vacuum aspiration
             other = f"P-{uuid.uuid4().hex[:12]}"
             lmp2 = TODAY - timedelta(days=70)
@@ -627,7 +633,7 @@ async def programme_story(p: Poster, rng: random.Random, w: ref.World, county: s
             on2 = lmp2 + timedelta(days=60)
             await p.encounter({"type": "pregnancy_termination", "occurred_at": at(on2), "institution_code": inst,
                                "subject_id": other, "method": "vacuum_aspiration", "reason": "elective"})
-            g.terminations.append((on2, home, "vacuum_aspiration", "elective"))
+            g.terminations.append((on2, home, "vacuum_aspiration", "elective", frozenset()))
         return
     res = await p.encounter({"type": "delivery", "occurred_at": at(born), "institution_code": inst,
                              "subject_id": pid, "place": "hospital", "mode": "vaginal",
