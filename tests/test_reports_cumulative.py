@@ -12,8 +12,9 @@ from tests.conftest import Stack
 from tests.demo_county import small_county
 from tests.helpers import wait_values
 
-#: populations counted at a period end (期末数), not summed over months
-STANDING = {"child_under7", "cert_stock"}
+#: populations counted at a period end (期末数), not summed over months (a bureau's population figure of a year
+#: holds for every period ending in it)
+STANDING = {"child_under7", "cert_stock", "population_figure"}
 #: populations counted once per period (the latest check in it, what a child had in it): not a sum of months
 PER_PERIOD = {"child_under7_in_period", "infant_feeding", "child_u5_measured", "child_hb_tested"}
 

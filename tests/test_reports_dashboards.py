@@ -23,7 +23,8 @@ def pg_panels() -> list[tuple[str, dict[str, Any]]]:
     out = []
     for f in sorted(DASHBOARDS.glob("*.json")):
         for p in json.loads(f.read_text(encoding="utf-8"))["panels"]:
-            if p["datasource"]["type"] == "grafana-postgresql-datasource":
+            # the indicators database's panels (the quality dashboard reads the quality service's own database)
+            if p["datasource"]["type"] == "grafana-postgresql-datasource" and p["datasource"]["uid"] != "mch-quality":
                 out.append((f"{f.stem}/{p['title']}", p))
     return out
 
