@@ -600,8 +600,8 @@ def child_population_entities(person: Fact, birth: date, died: date | None, chec
 def systematic(checks: int, birth: date, start: date, end: date) -> bool:
     """`checks` ≥ the 4:2:2 checks due in [start, end] of a child under 3 at `end` (系统管理), without the exact
     pro-rating when bounds decide: each day of life in the period adds between 2/366 and 4/365 of a check due,
-    so the rounded due lies between round(2L/366) and round(4L/365) for L days of life in the period."""
-    life = (end - max(start, birth)).days + 1
+    so the rounded due lies between round(2L/366) and round(4L/365) for L days of life under 3 in the period."""
+    life = (min(end, _birthdays(birth)[3] - timedelta(days=1)) - max(start, birth)).days + 1
     if life <= 0:
         return True
     if checks >= (8 * life + 365) // 730:
