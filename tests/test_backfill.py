@@ -10,7 +10,7 @@ from datetime import date
 
 import asyncpg
 import httpx
-from indicators.domain import catalogue
+from indicators.domain import catalogue, periods
 from indicators.engine import Engine
 from indicators.store import sql
 from kit.db import Database
@@ -76,3 +76,20 @@ async def test_a_backfill_running_while_events_are_posted_ends_reconciled(http: 
         async with db.begin() as conn:  # whatever happened, leave the store under the current catalogue
             await Engine(current).backfill_if_changed(conn)
         await db.dispose()
+
+
+async def test_the_counter_view_reads_a_cumulative_period_as_the_store_does(stack: Stack) -> None:
+    """`period_key` (what Grafana's `counter` view sums) maps every cumulative period to the stored keys the
+    service reads (`periods.stored_keys`: months, the last ordinary period's `@` key, the window's steps)."""
+    s = stack.settings
+    conn = await asyncpg.connect(f"postgresql://{s.pg_admin_user}@{s.pg_host}:{s.pg_port}/{s.database('indicators')}")
+    try:
+        keys = [f"{y}-01..{n:02d}" for y in (2025, 2026) for n in range(1, 13)] + \
+               [f"{y}SY..{n:02d}" for y in (2025, 2026) for n in range(1, 13)]
+        rows = await conn.fetch("select period, stored from period_key where period = any($1::text[])", keys)
+    finally:
+        await conn.close()
+    got: dict[str, set[str]] = {}
+    for r in rows:
+        got.setdefault(r["period"], set()).add(r["stored"])
+    assert got == {k: set(periods.stored_keys(k)) for k in keys}

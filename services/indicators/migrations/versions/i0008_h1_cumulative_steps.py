@@ -20,14 +20,25 @@ depends_on = None
 def upgrade() -> None:
     sql("""
     delete from period_key where period like '%..%' and stored = '@' || period;
+    -- a cumulative period that is not an ordinary one: the last ordinary one before it in its window (1–2月:
+    -- January, 1–4/5月: Q1, 1–7..11月: H1; 10–11月: October, 10–1..8月: Q4) and the window's steps after it
+    with c as (
+        select distinct period, split_part(period, '..', 1) as w, split_part(period, '..', 2)::int as n,
+               left(period, 4)::int as y, period like '%SY..%' as sy
+        from period_key k where period like '%..%'
+        and not exists (select 1 from period_key a where a.period = k.period and a.stored like '@%'))
     insert into period_key (stored, period)
-    select '+' || split_part(c.period, '..', 1) || '..' || to_char(n, 'FM00'), c.period
-    from (select distinct period from period_key k where period like '%..%'
-          and not exists (select 1 from period_key a where a.period = k.period and a.stored like '@%')) c,
-         generate_series(1, 12) n
-    where case when c.period like '%SY..%'
-               then (n + 2) % 12 <= (split_part(c.period, '..', 2)::int + 2) % 12
-               else n <= split_part(c.period, '..', 2)::int end;
+    select '@' || case when not sy then to_char(y, 'FM0000') ||
+                                        case when n < 3 then '-01' when n < 6 then 'Q1' else 'H1' end
+                       when n = 11 then to_char(y - 1, 'FM0000') || '-10'
+                       else to_char(y - 1, 'FM0000') || 'Q4' end, period
+    from c
+    union all
+    select '+' || w || '..' || to_char(m, 'FM00'), period
+    from c, generate_series(1, 12) m
+    where case when not sy then m > (case when n < 3 then 1 when n < 6 then 3 else 6 end) and m <= n
+               when n = 11 then m = 11
+               else m <= n end;
 
     create table backfill (
         digest text collate "C" primary key,
@@ -44,9 +55,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     sql("""
     drop table backfill;
-    delete from period_key where stored like '+%';
-    insert into period_key (stored, period)
-    select distinct '@' || period, period from period_key k where period like '%..%'
-    and not exists (select 1 from period_key a where a.period = k.period and a.stored like '@%');
+    create temporary table stepped as select distinct period from period_key where stored like '+%';
+    delete from period_key where period in (select period from stepped) and stored like any('{@%,+%}');
+    insert into period_key (stored, period) select '@' || period, period from stepped;
+    drop table stepped;
     update unit set catalogue_digest = 'i0008_h1 downgraded';
     """)
