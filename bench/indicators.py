@@ -3,7 +3,8 @@ event-to-visible latency under a steady ~1,000 events/s, the latency of a city-y
 cost as the stored history grows, the back-fill rate of a catalogue change (units/s), and the consumer's memory.
 
 Scale with BENCH_BIRTHS (default 50,000: a city-year) and BENCH_HISTORY (the stored-history sizes, in subjects,
-at which the engine's per-event cost is measured; default 10000,100000,1000000).
+at which the engine's per-event cost is measured; default 10000,100000,1000000); BENCH_PROBES (events whose
+event-to-visible latency is measured under the steady load; default 100).
 """
 from __future__ import annotations
 
@@ -209,7 +210,7 @@ async def run(ctx: BenchContext) -> dict[str, Any]:
         base = await count_at(http, url, probe_region)
         committed = []  # from the registry's answer (the event is committed) to visible
         bg_events0, bg_t0 = await published(ctx), time.perf_counter()
-        for i in range(100):
+        for i in range(int(os.environ.get("BENCH_PROBES", "100"))):
             pid = f"PROBE-{uuid.uuid4().hex[:10]}"
             lmp = date(2025, 3, 1)
             r = await post(http, f"{ctx.url('registry')}/v1/pregnancies", {
