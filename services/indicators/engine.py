@@ -157,6 +157,7 @@ class Engine:
         await sql.save_parts(conn, self.catalogue.parts())
         stale = await sql.stale_units(conn, self.catalogue.digest)
         await self.recompute(conn, stale)
+        await sql.mark_current(conn, stale, self.catalogue.digest)
         return len(stale)
 
     async def backfill(self, db: Database, chunk: int = BACKFILL_CHUNK,
@@ -183,6 +184,7 @@ class Engine:
                     return done
                 if keys:
                     await self.recompute(conn, keys)
+                    await sql.mark_current(conn, keys, digest)
                     await sql.backfill_progress(conn, digest, len(keys))
             done, after = done + len(keys), keys[-1] if keys else ""
             if progress is not None:

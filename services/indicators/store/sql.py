@@ -191,6 +191,14 @@ async def stale_units(conn: AsyncConnection, digest: str, after: str = "", limit
         digest, after, limit)]
 
 
+async def mark_current(conn: AsyncConnection, keys: Sequence[str], digest: str) -> None:
+    """Units recomputed under `digest` whose contributions did not change (`save_units` wrote only the changed
+    ones): no longer stale."""
+    c = await raw(conn)
+    await c.execute("update unit set catalogue_digest = $1 where unit_key = any($2::text[]) "
+                    "and catalogue_digest <> $1", digest, list(keys))
+
+
 async def start_backfill(conn: AsyncConnection, digest: str) -> int:
     """Open (or reopen after a restart) the progress row of the back-fill to `digest`: total = done so far +
     units still stale. Returns the units still to do."""
