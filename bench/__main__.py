@@ -59,6 +59,13 @@ def main() -> None:
     doc: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
                            "runs": dict(sorted(runs.items()))}
     previous.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    render(doc)
+    print(f"bench: results in {RESULTS / 'latest.md'}")
+
+
+def render(doc: dict[str, Any]) -> None:
+    """latest.md from latest.json. A run may carry a `note` (markdown: a before/after comparison, the machine's
+    load) written under its figures; a new run of the same benchmark replaces it."""
     lines = [f"# Benchmark results ({doc['machine']['cpus']} CPUs)", ""]
     for name, run in doc["runs"].items():
         scale = ", ".join(f"{k}={v}" for k, v in run["env"].items()) or "defaults"
@@ -66,8 +73,9 @@ def main() -> None:
         res = run["results"]
         lines += [f"| {k} | {v} |" for k, v in (res.items() if isinstance(res, dict) else [])]
         lines.append("")
+        if run.get("note"):
+            lines += [run["note"].rstrip(), ""]
     (RESULTS / "latest.md").write_text("\n".join(lines))
-    print(f"bench: results in {RESULTS / 'latest.md'}")
 
 
 if __name__ == "__main__":

@@ -1,13 +1,15 @@
 """Indicators benchmark: events applied per second end to end (API → outbox → relay → Kafka → indicators), the
 event-to-visible latency under a steady ~1,000 events/s, the latency of a city-year all-indicator query, the per-event
-cost as the stored history grows, and the consumer's memory.
+cost as the stored history grows, the back-fill rate of a catalogue change (units/s), and the consumer's memory.
 
 Scale with BENCH_BIRTHS (default 50,000: a city-year) and BENCH_HISTORY (the stored-history sizes, in subjects,
-at which the engine's per-event cost is measured; default 10000,100000,1000000).
+at which the engine's per-event cost is measured; default 10000,100000,1000000); BENCH_PROBES (events whose
+event-to-visible latency is measured under the steady load; default 100).
 """
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import statistics
@@ -208,7 +210,7 @@ async def run(ctx: BenchContext) -> dict[str, Any]:
         base = await count_at(http, url, probe_region)
         committed = []  # from the registry's answer (the event is committed) to visible
         bg_events0, bg_t0 = await published(ctx), time.perf_counter()
-        for i in range(100):
+        for i in range(int(os.environ.get("BENCH_PROBES", "100"))):
             pid = f"PROBE-{uuid.uuid4().hex[:10]}"
             lmp = date(2025, 3, 1)
             r = await post(http, f"{ctx.url('registry')}/v1/pregnancies", {
@@ -238,11 +240,41 @@ async def run(ctx: BenchContext) -> dict[str, Any]:
         out["commit_to_visible_p99_ms"] = p99(committed)
         out["background_events_per_s"] = round(bg_rate)
         out["consumer_rss_mb_end"] = rss_mb("indicators-consumer", ctx.spec)
-    # 4. the per-event cost as the stored history grows (after the consumer has caught up: it shares the box)
+    # 4. back-fill of a catalogue change over the city-year, in chunks, the consumer running beside it
+    await wait_applied(ctx, await published(ctx))
+    out.update(await backfill_rate(ctx))
+    # 5. the per-event cost as the stored history grows (after the consumer has caught up: it shares the box)
     await wait_applied(ctx, await published(ctx))
     sizes = [int(x) for x in os.environ.get("BENCH_HISTORY", "10000,100000,1000000").split(",") if x]
     out.update(await history_growth(ctx, sizes, rng))
     out["consumer_rss_mb_after_history"] = rss_mb("indicators-consumer", ctx.spec)
+    return out
+
+
+def changed_catalogue() -> catalogue.Catalogue:
+    """A catalogue change that moves a count of every delivery (the caesarean rate redefined to count vaginal
+    births): the back-fill writes a difference for every woman delivered, not only re-reads."""
+    doc = json.loads(catalogue.CATALOGUE_FILE.read_text(encoding="utf-8"))
+    for ind in doc["indicators"]:
+        if ind["code"] == "caesarean_rate":
+            ind["numerator"]["where"] = [["mode", "==", "vaginal"]]
+    return catalogue.parse(doc)
+
+
+async def backfill_rate(ctx: BenchContext) -> dict[str, Any]:
+    """Units back-filled per second (补算): the engine's chunked back-fill (`Engine.backfill`, as the consumer and
+    `indicators.admin backfill` run it) of a changed catalogue over every stored unit, then back again."""
+    db = Database.for_service(Settings(db_prefix=ctx.spec.db_prefix), "indicators", pool_size=2)
+    out: dict[str, Any] = {}
+    try:
+        for name, cat in (("changed", changed_catalogue()), ("restored", catalogue.load())):
+            t0 = time.perf_counter()
+            n = await Engine(cat).backfill(db)
+            secs = time.perf_counter() - t0
+            out[f"backfill_{name}_units"] = n
+            out[f"backfill_{name}_units_per_s"] = round(n / secs) if secs else None
+    finally:
+        await db.dispose()
     return out
 
 

@@ -101,9 +101,9 @@ def programs(s: Stack) -> dict[str, tuple[str, dict[str, str]]]:
         progs[f"{svc}-relay"] = (f"{py} -m kit.relay", {"MCH_SERVICE": svc, "MCH_METRICS_PORT": str(port)})
         port += 1
         if svc in CONSUMERS:
-            progs[f"{svc}-consumer"] = (f"{py} -m {svc}.consumer",
-                                        {"MCH_SERVICE": svc, "MCH_METRICS_PORT": str(port)})
-            port += 1
+            instances = consumer_programs(svc, consumer_instances(s), port)
+            progs.update(instances)
+            port += len(instances)
     progs["console"] = console_program(s)
     if s.name == "dev":  # the demo county's live trickle and a local Prometheus: the dev stack only
         progs[DEMO_TRICKLE] = (f"{py} -m demo stream --per-minute 4 --run-dir {s.run_dir}", {})
@@ -113,6 +113,24 @@ def programs(s: Stack) -> dict[str, tuple[str, dict[str, str]]]:
                                    f"--storage.tsdb.path={s.run_dir / 'prometheus'} --storage.tsdb.retention.time=2d "
                                    f"--web.listen-address=127.0.0.1:{prometheus_port(s)}", {})
     return progs
+
+
+def consumer_instances(s: Stack) -> int:
+    """How many instances of every consumer the stack runs: MCH_CONSUMER_INSTANCES (the stack's env, else the
+    caller's), 1 by default — as deploy/ runs them, instance i of n taking the partitions p with p % n == i."""
+    return max(1, int(s.env.get("MCH_CONSUMER_INSTANCES") or os.environ.get("MCH_CONSUMER_INSTANCES") or 1))
+
+
+def consumer_programs(svc: str, n: int, metrics_port: int = 0) -> dict[str, tuple[str, dict[str, str]]]:
+    """The programs of `n` instances of a service's consumer: `<svc>-consumer` (instance 0), `<svc>-consumer-1`,
+    ...; metrics on `metrics_port` + i (none when 0)."""
+    out = {}
+    for i in range(n):
+        env = {"MCH_SERVICE": svc, "MCH_CONSUMER_INSTANCE": str(i), "MCH_CONSUMER_INSTANCES": str(n)}
+        if metrics_port:
+            env["MCH_METRICS_PORT"] = str(metrics_port + i)
+        out[f"{svc}-consumer" + (f"-{i}" if i else "")] = (f"{VENV_BIN / 'python'} -m {svc}.consumer", env)
+    return out
 
 
 def console_port(s: Stack) -> int:

@@ -2,6 +2,8 @@
 
     python -m indicators.admin reconcile   # recompute every counter from stored facts; report differences
     python -m indicators.admin rebuild     # disaster recovery: recompute every unit and replace the counters
+    python -m indicators.admin backfill [CHUNK]   # back-fill a catalogue change in chunks, live events go on
+    python -m indicators.admin backfill-status    # progress of the latest back-fills (done of total)
     python -m indicators.admin viewer ROLE REGION   # a read-only login role (Grafana) that sees one region
 """
 from __future__ import annotations
@@ -16,7 +18,8 @@ from kit.db import Database
 from kit.settings import Settings, get_settings
 
 from indicators.domain import catalogue
-from indicators.engine import Engine
+from indicators.engine import BACKFILL_CHUNK, Engine
+from indicators.store import sql
 
 REGION = re.compile(r"[0-9]{2}|[0-9]{4}|[0-9]{6}|[0-9]{9}|[0-9]{12}")
 
@@ -69,6 +72,17 @@ async def run(cmd: str) -> int:
             password = await create_viewer(get_settings(), sys.argv[2], sys.argv[3])
             print(json.dumps({"role": get_settings().db_prefix + sys.argv[2], "region": sys.argv[3],
                               "password": password}, ensure_ascii=False))
+            return 0
+        if cmd == "backfill":
+            chunk = int(sys.argv[2]) if len(sys.argv) > 2 and sys.argv[2].isdigit() else BACKFILL_CHUNK
+            n = await engine.backfill(db, chunk, lambda done, total: print(
+                f"back-fill {engine.catalogue.digest}: {done} of {total} units", file=sys.stderr, flush=True))
+            print(json.dumps({"catalogue": engine.catalogue.digest, "units_backfilled": n}))
+            return 0
+        if cmd == "backfill-status":
+            async with db.connect() as conn:
+                print(json.dumps({"catalogue": engine.catalogue.digest, "backfills": await sql.backfills(conn)},
+                                 ensure_ascii=False, indent=1))
             return 0
         if cmd == "rebuild":
             async with db.begin() as conn:

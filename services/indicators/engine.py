@@ -7,12 +7,13 @@ domain code); apply only the difference to the counters, pre-aggregated and in s
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date
 from functools import lru_cache
 from typing import Any, NamedTuple
 
 from kit.consumer import Consumed
+from kit.db import Database
 from kit.settings import SERVICES, get_settings
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -35,6 +36,8 @@ class Origin(NamedTuple):
 
 #: units recomputed per round trip (bounded memory whatever the history)
 CHUNK = 2000
+#: units per back-fill transaction: short enough that live batches wait well under a second between chunks
+BACKFILL_CHUNK = 500
 
 
 @lru_cache(maxsize=8192)
@@ -164,15 +167,44 @@ class Engine:
                                                    False, {"month": month})])
 
     async def backfill_if_changed(self, conn: AsyncConnection) -> int:
-        """After a catalogue change, recompute every unit computed under another definition: the stored
-        contributions are exactly what was counted, so applying the difference back-fills the new definition.
-        The indicator → measure map that SQL readers (the `counter` view) use is rewritten in the same
-        transaction."""
+        """After a catalogue change, recompute every unit computed under another definition, in one transaction
+        (tests and small stores; the consumer and the CLI use `backfill`, in chunks)."""
         await sql.lock_engine(conn)
         await sql.save_parts(conn, self.catalogue.parts())
         stale = await sql.stale_units(conn, self.catalogue.digest)
         await self.recompute(conn, stale)
+        await sql.mark_current(conn, stale, self.catalogue.digest)
         return len(stale)
+
+    async def backfill(self, db: Database, chunk: int = BACKFILL_CHUNK,
+                       progress: Callable[[int, int], None] | None = None) -> int:
+        """Back-fill a catalogue change (补算历史): recompute every unit computed under another definition, `chunk`
+        units per transaction in key order, while the live pipeline keeps applying events between the chunks
+        (each chunk takes the engine lock for its own short transaction only). The stored contributions are
+        exactly what was counted, so applying each unit's difference is exact whenever it runs; a unit a live
+        event recomputes meanwhile is computed under the new definition and no longer stale. A last pass from
+        the start picks up any unit an older instance recomputed under the old catalogue. Progress: the
+        `backfill` row (done of total) and `progress(done, total)`. Returns the units recomputed."""
+        digest = self.catalogue.digest
+        async with db.begin() as conn:
+            await sql.lock_engine(conn)
+            await sql.save_parts(conn, self.catalogue.parts())
+            total = await sql.start_backfill(conn, digest)
+        done, after = 0, ""
+        while True:
+            async with db.begin() as conn:
+                await sql.lock_engine(conn)
+                keys = await sql.stale_units(conn, digest, after, chunk)
+                if not keys and after == "":
+                    await sql.backfill_progress(conn, digest, 0, finished=True)
+                    return done
+                if keys:
+                    await self.recompute(conn, keys)
+                    await sql.mark_current(conn, keys, digest)
+                    await sql.backfill_progress(conn, digest, len(keys))
+            done, after = done + len(keys), keys[-1] if keys else ""
+            if progress is not None:
+                progress(done, max(total, done))
 
     async def compute(self, conn: AsyncConnection,
                       keys: Sequence[str]) -> dict[str, tuple[list[units.Measured], list[str]]]:

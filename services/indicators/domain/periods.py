@@ -4,7 +4,14 @@ statistical year `2021SY` (1 Oct 2020 – 30 Sep 2021, 全国妇幼卫生年报)
 1 Oct 2020 to the end of March 2021).
 
 A cumulative period that is also an ordinary period (1–3月 is Q1, 1–12月 the year, 10–12月 of a statistical
-year the previous calendar year's Q4) is stored as that period (`canonical`), so nothing is counted twice."""
+year the previous calendar year's Q4) is stored as that period (`canonical`), so nothing is counted twice.
+
+A cumulative period's flows are the sum of its months. Its per-period counts (a child counted once, by its latest
+check in the period) are not sums of months, and are not stored per cumulative period either (that doubled the rows
+each event touches): they are stored as *steps* of their window (the calendar year `2021-01`, the statistical year
+`2021SY`), `+2021-01..05` = the count of 1–5月 minus that of 1–4月, only for the months whose cumulative period
+is not an ordinary one (1–5月 = Q1's count + the steps of April and May: `step_keys`; decision in
+docs/decisions/pending-h1.md)."""
 from __future__ import annotations
 
 import calendar
@@ -116,19 +123,81 @@ def _keys_of_month(y: int, m: int) -> tuple[str, ...]:
             f"{y + 1 if m >= 10 else y}SY", *_cumulative_keys(date(y, m, 1)))
 
 
+#: a step of a cumulative window (`+2021-01..05`, `+2021SY..11`): stored as is
+STEP = "+"
+
+
+def window_months(window: str) -> tuple[int, ...]:
+    """The months of a cumulative window in order: `2021-01` January to December, `2021SY` October to September."""
+    return SY_MONTHS if window.endswith("SY") else tuple(range(1, 13))
+
+
+@lru_cache(maxsize=8192)
+def window_step(key: str) -> tuple[str, int] | None:
+    """(window, month) of a cumulative period or of the ordinary period a cumulative one equals (`canonical`):
+    `2021-01..05` → (`2021-01`, 5); `2021Q1` → (`2021-01`, 3); `2020Q4` → (`2021SY`, 12); `2021SY` → (`2021SY`, 9);
+    None for the others (`2021Q2`, `2021-05`)."""
+    c = CUMULATIVE_RE.match(key)
+    if c:
+        return c.group(1) + ("SY" if c.group(2) == "SY" else "-01"), int(c.group(3))
+    m = PERIOD_RE.match(key)
+    if not m:
+        return None
+    y = int(m.group(1))
+    if m.group(2):
+        return f"{y}SY", 9
+    if m.group(3):
+        return (f"{y}-01", 6) if m.group(3) == "1" else None
+    if m.group(4):
+        return {"1": (f"{y}-01", 3), "4": (f"{y + 1}SY", 12)}.get(m.group(4))
+    if m.group(5):
+        return {"01": (f"{y}-01", 1), "10": (f"{y + 1}SY", 10)}.get(m.group(5))
+    return f"{y}-01", 12
+
+
+def step_key(window: str, month: int) -> str:
+    """Where the change of a window's per-period count at `month` is stored (`+2021-01..05`)."""
+    return f"{STEP}{window}..{month:02d}"
+
+
+@lru_cache(maxsize=1024)
+def is_anchor(window: str, month: int) -> bool:
+    """Whether 1–month of the window is also an ordinary period (1–3月 is Q1): its count is stored under that
+    period's `@` key, and the steps of the months after it start from there."""
+    key = f"{window}..{month:02d}"
+    return canonical(key) != key
+
+
+@lru_cache(maxsize=4096)
+def step_keys(key: str) -> tuple[str, ...]:
+    """The stored keys whose sum is the per-period count of a cumulative period that is not an ordinary one: the
+    `@` key of the last ordinary one before it in its window (1–5月: Q1) and the window's steps after that up to
+    its last month (`+..04`, `+..05`)."""
+    step = window_step(key)
+    assert step is not None, key
+    window, last = step
+    months = window_months(window)
+    upto = months[:months.index(last) + 1]
+    anchor = max(i for i, m in enumerate(upto) if is_anchor(window, m))
+    return ("@" + canonical(f"{window}..{upto[anchor]:02d}"), *(step_key(window, m) for m in upto[anchor + 1:]))
+
+
 def stored_key(when: str) -> str:
     """Where a contribution is stored: a dated one (`2021-09-30`) under its month `2021-09`, summed into the
     quarter, half, year and statistical year at read time; one that belongs to a single period (`@2021Q3`: the
     latest check in the period) under that key; a standing one (`^2021-09`: a population entered or left, a
     stock movement) under its month, summed from the beginning up to a period's last month."""
-    return when if when[0] in "@^" else when[:7]
+    return when if when[0] in "@^+" else when[:7]
 
 
 def stored_keys(key: str) -> list[str]:
     """The stored keys of the flows and per-period counts whose sum is the reporting period `key`: its months
     and its own `@key` (standing quantities are added up to `last_month(key)`). A cumulative period's per-period
-    counts are those of the ordinary period it equals, if any (`canonical`)."""
-    return [*parse(key).months(), "@" + canonical(key)]
+    counts are those of the ordinary period it equals, if any (`canonical`), else the steps of its window."""
+    c = canonical(key)
+    if is_cumulative(c):
+        return [*parse(key).months(), *step_keys(c)]
+    return [*parse(key).months(), "@" + c]
 
 
 def last_month(key: str) -> str:

@@ -56,7 +56,8 @@ BREAST_ABNORMAL_BIRADS = (0, 4, 5, 6)
 CERT_KINDS = ("first", "first_out_of_institution", "reissue", "replacement")
 
 #: (indicator code, part "n"|"d", when, 12-digit region, institution code, weight); `when` is an ISO date
-#: (the contribution counts in every period containing it), "@<period key>" (it counts in that period only) or
+#: (the contribution counts in every period containing it), "@<period key>" (it counts in that period only),
+#: "+<window>..<MM>" (a step of a cumulative window: see `cumulative_steps`), or
 #: "^<YYYY-MM>" (a standing quantity: it counts at the end of every period ending in that month or later —
 #: a population entered, or left with a negative weight; a stock movement); weight is how much it adds (1 for
 #: a case; a stock movement's quantity; −1 for a member leaving a standing population)
@@ -627,17 +628,36 @@ def child_population_entities(person: Fact, birth: date, died: date | None, chec
             run = (end, *here)
     health = [(d(c["occurred_on"]) or birth, c.get("child_check", {})) for c in checks
               if c["type"] == "child_health_check"]
+    checked_on = [on for on, cc in health if number(cc.get("weight_kg")) and number(cc.get("height_cm"))]
+    home: dict[date, str] = {}  # residence at a period end (many periods share an end: month, quarter, 1–N月)
     for per in child_periods(birth, clock):
         if not member(per.end):
             continue
-        in_period = [(on, cc) for on, cc in health if per.start <= on <= per.end]
+        n = sum(1 for on, _ in health if per.start <= on <= per.end) if health else 0
         under3 = per.end < third
-        out.append(Entity("child_under7_in_period", per.end, residence_on(person, per.end, fallback), "", {
+        region = home.get(per.end)
+        if region is None:
+            region = home[per.end] = residence_on(person, per.end, fallback)
+        out.append(Entity("child_under7_in_period", per.end, region, "", {
             "under3": under3,
-            "checked": any(number(cc.get("weight_kg")) and number(cc.get("height_cm")) for _, cc in in_period),
-            "systematic": under3 and len(in_period) >= checks_due(birth, per.start, per.end),
+            "checked": any(per.start <= on <= per.end for on in checked_on),
+            "systematic": under3 and systematic(n, birth, per.start, per.end),
         }, period=per.key))
     return out
+
+
+def systematic(checks: int, birth: date, start: date, end: date) -> bool:
+    """`checks` ≥ the 4:2:2 checks due in [start, end] of a child under 3 at `end` (系统管理), without the exact
+    pro-rating when bounds decide: each day of life in the period adds between 2/366 and 4/365 of a check due,
+    so the rounded due lies between round(2L/366) and round(4L/365) for L days of life under 3 in the period."""
+    life = (min(end, _birthdays(birth)[3] - timedelta(days=1)) - max(start, birth)).days + 1
+    if life <= 0:
+        return True
+    if checks >= (8 * life + 365) // 730:
+        return True
+    if checks < (4 * life + 366) // 732:
+        return False
+    return checks >= checks_due(birth, start, end)
 
 
 # --- marriages -------------------------------------------------------------------------------------------
@@ -758,16 +778,51 @@ def dependencies(unit_key: str, own: Iterable[Fact], alias: Mapping[str, str] | 
 
 
 def measured(ents: Iterable[Entity], catalogue: Catalogue) -> list[Measured]:
-    """What the entities add to each distinct count (measure) of the catalogue."""
+    """What the entities add to each distinct count (measure) of the catalogue.
+
+    A per-period entity of a cumulative period (1–N月) is not stored under that period: with those of the
+    ordinary periods that are cumulative ones (1–3月 is Q1) it makes the window's steps (`cumulative_steps`)."""
     out: list[Measured] = []
+    windows: dict[str, dict[int, dict[tuple[str, str, str], int]]] = {}
     by_population = catalogue.measures_by_population
     for e in ents:
-        when = f"^{e.anchor.isoformat()[:7]}" if e.standing else (
-            f"@{e.period}" if e.period else e.anchor.isoformat())
+        step = periods.window_step(e.period) if e.period else None
+        if e.standing:
+            when, step = f"^{e.anchor.isoformat()[:7]}", None
+        else:
+            when = f"@{e.period}" if e.period else e.anchor.isoformat()
+        own = step is None or periods.is_anchor(*step)
         for key, count in by_population.get(e.population, ()):
             if count.counts(e.attrs):
-                out.append((key, when, e.region, e.institution, e.weight))
+                if own:
+                    out.append((key, when, e.region, e.institution, e.weight))
+                if step is not None:
+                    month = windows.setdefault(step[0], {}).setdefault(step[1], {})
+                    k = (key, e.region, e.institution)
+                    month[k] = month.get(k, 0) + e.weight
+    if windows:
+        out += cumulative_steps(windows)
     out.sort()
+    return out
+
+
+def cumulative_steps(windows: dict[str, dict[int, dict[tuple[str, str, str], int]]]) -> list[Measured]:
+    """Per-period counts of cumulative periods as steps (累计: 截止N月底): {window: {month: (measure, region,
+    institution) → count of 1–month}} → the change at each month (`+<window>..MM`) whose cumulative period is
+    not an ordinary one, so that the count of the last ordinary one before N (its `@` key) plus the steps after
+    it is the count of 1–N月 exactly (a child counted once in 1–9月, not once per month)."""
+    out: list[Measured] = []
+    none: dict[tuple[str, str, str], int] = {}
+    for window, by_month in windows.items():
+        prev = none
+        for month in periods.window_months(window):
+            cur = by_month.get(month, none)
+            if cur != prev and not periods.is_anchor(window, month):  # an anchor is its ordinary period's `@`
+                for k in cur.keys() | prev.keys():
+                    change = cur.get(k, 0) - prev.get(k, 0)
+                    if change:
+                        out.append((k[0], periods.step_key(window, month), k[1], k[2], change))
+            prev = cur
     return out
 
 

@@ -182,9 +182,47 @@ async def save_parts(conn: AsyncConnection, parts: Sequence[Part]) -> None:
                     [p[0] for p in parts], [p[1] for p in parts], [p[2] for p in parts])
 
 
-async def stale_units(conn: AsyncConnection, digest: str) -> list[str]:
+async def stale_units(conn: AsyncConnection, digest: str, after: str = "", limit: int | None = None) -> list[str]:
+    """Units computed under another catalogue, in key order after `after` (a back-fill walks the key index in
+    chunks: each chunk one short transaction)."""
     c = await raw(conn)
-    return [r["unit_key"] for r in await c.fetch("select unit_key from unit where catalogue_digest <> $1", digest)]
+    return [r["unit_key"] for r in await c.fetch(
+        "select unit_key from unit where unit_key > $2 and catalogue_digest <> $1 order by unit_key limit $3",
+        digest, after, limit)]
+
+
+async def mark_current(conn: AsyncConnection, keys: Sequence[str], digest: str) -> None:
+    """Units recomputed under `digest` whose contributions did not change (`save_units` wrote only the changed
+    ones): no longer stale."""
+    c = await raw(conn)
+    await c.execute("update unit set catalogue_digest = $1 where unit_key = any($2::text[]) "
+                    "and catalogue_digest <> $1", digest, list(keys))
+
+
+async def start_backfill(conn: AsyncConnection, digest: str) -> int:
+    """Open (or reopen after a restart) the progress row of the back-fill to `digest`: total = done so far +
+    units still stale. Returns the units still to do."""
+    c = await raw(conn)
+    todo = int(await c.fetchval("select count(*) from unit where catalogue_digest <> $1", digest))
+    await c.execute("insert into backfill (digest, total) values ($1, $2) on conflict (digest) do update set "
+                    "total = backfill.done + excluded.total, updated_at = now(), "
+                    "finished_at = case when excluded.total = 0 then backfill.finished_at end", digest, todo)
+    return todo
+
+
+async def backfill_progress(conn: AsyncConnection, digest: str, done: int, finished: bool = False) -> None:
+    c = await raw(conn)
+    await c.execute("update backfill set done = done + $2, updated_at = now(), "
+                    "finished_at = case when $3 then coalesce(finished_at, now()) end where digest = $1",
+                    digest, done, finished)
+
+
+async def backfills(conn: AsyncConnection, limit: int = 5) -> list[dict[str, Any]]:
+    """The latest back-fills, newest first: digest, total, done, started, updated, finished (ISO) or null."""
+    c = await raw(conn)
+    rows = await c.fetch("select digest, total, done, started_at, updated_at, finished_at from backfill "
+                         "order by started_at desc limit $1", limit)
+    return [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in dict(r).items()} for r in rows]
 
 
 async def candidate_units(conn: AsyncConnection) -> list[str]:
