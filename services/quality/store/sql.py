@@ -250,7 +250,7 @@ async def list_queries(conn: AsyncConnection, region: str, institution: str | No
 
 
 #: the (institution, month) pairs of a score computation, as two parallel arrays
-PAIRS = "with p as (select * from unnest($1::text[], $2::text[]) as p(inst, month)), "
+PAIRS = "with p as (select * from unnest($1::text[], $2::text[]) as p(inst, month))"
 #: a record's clinical date within the pair's month (the index on (institution_code, date) serves it)
 _IN = ("{t}.institution_code = p.inst and {t}.{col} >= to_date(p.month, 'YYYY-MM') "
        "and {t}.{col} < (to_date(p.month, 'YYYY-MM') + interval '1 month')::date")
@@ -272,7 +272,7 @@ async def score_parts(conn: AsyncConnection, pairs: list[tuple[str, str]], timel
     args = ([i for i, _ in pairs], [m for _, m in pairs])
     out: dict[tuple[str, str], dict[str, Any]] = {}
     for r in await c.fetch(
-            PAIRS + "i as (select distinct p.inst, p.month, k.name, k.region_code from p "
+            PAIRS + ", i as (select distinct p.inst, p.month, k.name, k.region_code from p "
             "join known_institution k on k.code = p.inst) select * from i", *args):
         out[(r["inst"], r["month"])] = {
             "name": r["name"], "region_code": r["region_code"], "records": 0, "timely": 0,
@@ -280,7 +280,7 @@ async def score_parts(conn: AsyncConnection, pairs: list[tuple[str, str]], timel
     if not out:
         return out
     for r in await c.fetch(
-            PAIRS + "recs as (select p.inst, p.month, e.posted_on - e.occurred_on as lag from rec_encounter e "
+            PAIRS + ", recs as (select p.inst, p.month, e.posted_on - e.occurred_on as lag from rec_encounter e "
             f"join p on {_in('e', 'occurred_on')} where not e.voided union all "
             "select p.inst, p.month, r.posted_on - r.booked_on from rec_pregnancy r "
             f"join p on {_in('r', 'booked_on')} where not r.voided) "
@@ -289,7 +289,7 @@ async def score_parts(conn: AsyncConnection, pairs: list[tuple[str, str]], timel
         if (key := (r["inst"], r["month"])) in out:
             out[key].update(records=r["n"], timely=r["timely"])
     for r in await c.fetch(
-            PAIRS + "select p.inst, p.month, count(*) expected, count(*) filter (where exists ("
+            PAIRS + " select p.inst, p.month, count(*) expected, count(*) filter (where exists ("
             "select 1 from rec_encounter v where v.person_id = e->>2 and not v.voided and v.type = 'child_check' "
             "and (v.facts->>'is_newborn_visit')::boolean)) present "
             f"from p join rec_encounter d on {_in('d', 'occurred_on')}, jsonb_array_elements(d.facts->'babies') e "
@@ -298,7 +298,7 @@ async def score_parts(conn: AsyncConnection, pairs: list[tuple[str, str]], timel
         if (key := (r["inst"], r["month"])) in out:
             out[key].update(newborn_visits_expected=r["expected"], newborn_visits_present=r["present"])
     for r in await c.fetch(
-            PAIRS + "select p.inst, p.month, count(*) n from p join quality_query q on q.institution_code = p.inst "
+            PAIRS + " select p.inst, p.month, count(*) n from p join quality_query q on q.institution_code = p.inst "
             "and q.period = p.month where q.status in ('open', 'answered') group by 1, 2", *args):
         if (key := (r["inst"], r["month"])) in out:
             out[key]["open_queries"] = r["n"]
