@@ -12,6 +12,13 @@ from typing import Any
 
 import httpx
 from kit.clock import today_cn
+from kit.db import Database, raw
+from kit.events import parse, payload
+from mch.events.v1 import quality_pb2 as qpb
+from quality import service
+from quality.domain.records import Baby as QBaby
+from quality.domain.records import Encounter, Person, Pregnancy
+from quality.events.read import Institution, Read
 
 from tests.conftest import Stack, fresh_county, make_person, village, wait_for
 from tests.helpers import Baby, DeliveryCase, post_case, post_pregnancy, setup_institutions
@@ -124,3 +131,42 @@ async def test_quality_scores_are_indicator_figures(http: httpx.AsyncClient, sta
     await wait_for(lambda: settled(want), 20, 0.3)
     s = await quality_scores(http, stack, tok, county, inst, month(d2_on))
     assert s["open_queries"] == parts[month(d2_on)]["open"]
+
+
+async def test_score_parts_are_published_once_per_change_and_move_with_the_days(stack: Stack) -> None:
+    """The same batch twice publishes nothing new (the parts did not change); the sweep of the day a birth turns
+    29 days old publishes the month again, with the next version, now expecting its newborn visit."""
+    h, pid, mid, kid = (f"{p}{uuid.uuid4().hex[:10]}" for p in ("HQ", "PQ-", "MQ-", "KQ-"))
+    county = fresh_county()
+    born = today_cn() + timedelta(days=100)  # in the future: the live consumer's own sweep leaves it alone
+    key = f"quality-score:{h}:{month(born)}"
+    d = Encounter(f"hisq/D{pid}", "delivery", born, h, pid, mid, False, 275, "vaginal", (QBaby(3300, "live", kid),))
+    reads = [Read(Institution(h, "评分测试医院", village(county, 1, 1)), 1, None),
+             Read(Pregnancy(pid, mid, born - timedelta(days=275), born - timedelta(days=200), h), 1, born),
+             Read(Person(mid, date(1995, 1, 1)), 1, None), Read(d, 1, born), Read(Person(kid, born, pid), 1, None)]
+    db = Database.for_service(stack.settings, "quality", pool_size=2)
+
+    async def published() -> list[qpb.ScorePartsChanged]:
+        async with db.connect() as conn:
+            c = await raw(conn)
+            rows = await c.fetch("select envelope from outbox where key = $1 order by id", key)
+        return [payload(parse(r[0]), qpb.ScorePartsChanged) for r in rows]
+
+    try:
+        for _ in range(2):  # a redelivered batch
+            async with db.begin() as conn:
+                await service.apply_events(conn, reads, born)
+        [first] = await published()
+        # by hand: the delivery is the month's one record, posted on its day (timely); the birth is not 28 days old
+        assert (first.version, first.institution_region) == (1, village(county, 1, 1))
+        assert (first.records, first.timely) == (1, 1)
+        assert (first.followups_expected, first.followups_present, first.open_queries) == (0, 0, 0)
+        await service.sweep(db, born + timedelta(days=NEWBORN_VISIT_DAYS))
+        assert len(await published()) == 1              # day 28: nothing changed
+        await service.sweep(db, born + timedelta(days=NEWBORN_VISIT_DAYS + 1))
+        second = (await published())[-1]
+        # day 29: the newborn visit is expected and missing (Q201 opens about the birth's month)
+        assert (second.version, second.records, second.followups_expected, second.followups_present,
+                second.open_queries) == (2, 1, 1, 0, 1)
+    finally:
+        await db.dispose()
