@@ -9,12 +9,15 @@
   accepts answers and sees the scores. Each use case owns one unit of work (kit.scope.UnitOfWork)."""
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
 from typing import Any
 
+from kit import outbox
 from kit.clock import today_cn
 from kit.db import Database
+from kit.events import NewEvent
 from kit.records import fail
 from kit.scope import Scope, UnitOfWork
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -23,6 +26,7 @@ from quality.domain import queries, rules
 from quality.domain.queries import Query
 from quality.domain.records import Certificate, Encounter, FollowupCase, Person, Pregnancy
 from quality.domain.rules import Finding
+from quality.events import publish
 from quality.events.read import Institution, Read, Screening
 from quality.store import sql
 
@@ -32,6 +36,10 @@ RULES = rules.load()
 RECORD_RULE_TYPES = ("delivery", "child_check")
 #: the account automatic changes (opened, corrected, withdrawn) are recorded under
 RULES_ACTOR = "quality-rules"
+#: the sweep looks again at the score parts of the months with deliveries this recent (a birth becomes an
+#: expected newborn visit 29 days on; the margin covers a sweep that did not run for a while)
+BIRTH_WINDOW_DAYS = 60
+MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 __all__ = ["today_cn"]
 
 
@@ -74,10 +82,55 @@ async def _keep(conn: AsyncConnection, reads: Sequence[Read]) -> set[str]:
     return units
 
 
+async def _pairs_before(conn: AsyncConnection, reads: Sequence[Read]) -> set[tuple[str, str]]:
+    """The (institution, month) score pairs the batch's records count in, before and after the batch."""
+    encs, pregs = [r.record for r in _of(reads, Encounter)], [r.record for r in _of(reads, Pregnancy)]
+    pairs = await sql.record_months(conn, [e.key for e in encs], [p.pregnancy_id for p in pregs])
+    pairs |= {(e.institution_code, e.occurred_on.isoformat()[:7]) for e in encs}
+    return pairs | {(p.institution_code, p.booked_on.isoformat()[:7]) for p in pregs}
+
+
+async def _pairs_after(conn: AsyncConnection, reads: Sequence[Read], changed: Sequence[Query]) -> set[tuple[str, str]]:
+    """The pairs the batch touched through children's newborn visits, changed queries and institutions."""
+    children = [e.person_id for e in (r.record for r in _of(reads, Encounter)) if e.type == "child_check"
+                and e.person_id]
+    pairs = await sql.birth_months(conn, children) if children else set()
+    if insts := [r.record.code for r in _of(reads, Institution)]:
+        pairs |= await sql.institution_months(conn, insts)
+    return pairs | {(q.institution_code, q.period) for q in changed}
+
+
 async def apply_events(conn: AsyncConnection, reads: Sequence[Read], today: date | None = None) -> None:
-    """One consumer batch: keep the records, then evaluate each touched unit once."""
+    """One consumer batch: keep the records, evaluate each touched unit once, and publish the score parts of the
+    institution-months that changed (in the batch's transaction, through the outbox)."""
+    today = today or today_cn()
+    pairs = await _pairs_before(conn, reads)
     units = await _keep(conn, reads)
-    await evaluate_units(conn, sorted(units), today or today_cn())
+    changed = await evaluate_units(conn, sorted(units), today)
+    pairs |= await _pairs_after(conn, reads, changed)
+    await outbox.append(conn, await score_events(conn, pairs, today), SERVICE)
+
+
+async def score_events(conn: AsyncConnection, pairs: Iterable[tuple[str, str]], today: date) -> list[NewEvent]:
+    """质控评分 as events: the score parts of each pair, recomputed, and an event (next version) for each pair whose
+    parts differ from the ones last published. Pairs of institutions quality does not know yet (no region) wait
+    for the institution's event."""
+    keys = sorted((i, m) for i, m in set(pairs) if i and MONTH.match(m))
+    if not keys:
+        return []
+    parts = await sql.score_parts(conn, keys, RULES.timeliness_days, today)
+    before = await sql.published_scores(conn, sorted(parts))
+    rows, events = [], []
+    for (inst, month), p in sorted(parts.items()):
+        now = (p["region_code"], p["records"], p["timely"], p["newborn_visits_expected"],
+               p["newborn_visits_present"], p["open_queries"])
+        old, version = before.get((inst, month), (None, 0))
+        if now != old:
+            rows.append((inst, month, now, version + 1))
+            events.append(publish.score_parts_changed(inst, month, p, RULES.timeliness_days, version + 1))
+    if rows:
+        await sql.save_published(conn, rows)
+    return events
 
 
 async def findings_of_units(conn: AsyncConnection, units: list[str],
@@ -139,7 +192,11 @@ async def sweep(db: Database, today: date | None = None) -> int:
     today = today or today_cn()
     async with db.begin() as conn:
         units = await sql.due_units(conn, today)
-        await evaluate_units(conn, units, today)
+        changed = await evaluate_units(conn, units, today)
+        # births become expected newborn visits 28 days on: the recent months' parts move with the days
+        pairs = {(q.institution_code, q.period) for q in changed}
+        pairs |= await sql.recent_birth_months(conn, today - timedelta(days=BIRTH_WINDOW_DAYS))
+        await outbox.append(conn, await score_events(conn, pairs, today), SERVICE)
     return len(units)
 
 
@@ -213,6 +270,7 @@ async def answer_query(db: Database, scope: Scope, query_id: str, comment: str) 
         assert found is not None
         new = queries.answer(q, comment, scope.actor)
         await sql.save_query(uow.conn, found[0], new, scope.actor)
+        uow.emit(*await score_events(uow.conn, [(new.institution_code, new.period)], uow.today()))
         return view(new, uow.today(), region or "")
 
 
@@ -227,6 +285,8 @@ async def accept_query(db: Database, scope: Scope, query_id: str, comment: str |
         assert found is not None
         new = queries.accept(q, comment, scope.actor, uow.today())
         await sql.save_query(uow.conn, found[0], new, scope.actor)
+        # an accepted query is no longer open: the month's validity moves
+        uow.emit(*await score_events(uow.conn, [(new.institution_code, new.period)], uow.today()))
         return view(new, uow.today(), region or "")
 
 

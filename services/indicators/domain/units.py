@@ -9,6 +9,7 @@ A unit is a subject whose facts decide what it contributes to the counts:
   child population at each period end (under 3 / under 7, alive and resident). Depends on ``clock`` (the
   current month) so that children age through time: when a month starts, each child's periods extend.
 - ``marriage:<key>``: the two persons registering a marriage (anchor: registration date).
+- ``qscore:<institution>:<month>``: the data-quality score parts the quality service published (units_quality).
 
 The engine stores each unit's contributions and applies only the difference when a fact changes, so late,
 out-of-order, corrected and voided events move the counts exactly.
@@ -743,7 +744,14 @@ def population_entities(key: str, fs: Facts) -> list[Entity]:
             for kind, on, region, w in populations.population_entities(bodies)]
 
 
-UNIT_KINDS = ("pregnancy", "person", "marriage", "followup", "cert", "stock", "population")
+def quality_entities(key: str, fs: Facts) -> list[Entity]:
+    """质控评分: one institution-month's quality score parts (units_quality)."""
+    from indicators.domain import units_quality  # builds Entity: imported here, not at the top
+
+    return units_quality.quality_entities(key, fs)
+
+
+UNIT_KINDS = ("pregnancy", "person", "marriage", "followup", "cert", "stock", "population", "qscore")
 
 
 def unit_kind(key: str) -> str | None:
@@ -753,7 +761,7 @@ def unit_kind(key: str) -> str | None:
 
 ENTITIES = {"pregnancy": pregnancy_entities, "person": person_entities, "marriage": marriage_entities,
             "followup": followup_entities, "cert": certificate_entities, "stock": stock_entities,
-            "population": population_entities}
+            "population": population_entities, "qscore": quality_entities}
 
 
 def entities(unit_key: str, facts: Iterable[Fact], alias: Mapping[str, str] | None = None) -> list[Entity]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from google.protobuf.json_format import MessageToDict
 from kit.events import payload
 from mch.events.v1 import certificates_pb2 as cert
+from mch.events.v1 import quality_pb2 as qua
 from mch.events.v1 import registry_pb2 as reg
 from mch.events.v1 import screening_pb2 as scr
 from mch.events.v1.envelope_pb2 import Envelope
@@ -84,6 +85,10 @@ def to_facts(env: Envelope) -> list[Fact]:
         if cc.child_id:  # the first-issue rate looks at the live birth's certificates
             out.append(Fact(f"certificate:{cc.serial}", f"person:{cc.child_id}", cc.version, False, body))
         return out
+    if t == "quality.score_parts.changed":  # 质控评分: one institution-month's counts, the newest version wins
+        q = payload(env, qua.ScorePartsChanged)
+        key = f"qscore:{q.institution_code}:{q.month}"
+        return [Fact(key, key, q.version, False, _dict(q))]
     if t == "certificates.stock.moved":
         sm = payload(env, cert.StockMoved)
         key = f"stock:{sm.movement_id}"

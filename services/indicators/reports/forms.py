@@ -28,7 +28,7 @@ from indicators.domain.targets import evaluate
 from indicators.domain.values import value
 
 FORMS_DIR = Path(__file__).resolve().parent / "forms"
-ORDER = ("maternal", "child", "premarital", "cancers", "certificates", "births", "pmtct", "programmes")
+ORDER = ("maternal", "child", "premarital", "cancers", "certificates", "births", "pmtct", "programmes", "quality")
 UNITS = ("人", "例", "对", "份", "瓶", "包", "%", "‰", "1/万", "1/10万", "女=100")
 FOOTER = ("单位负责人", "统计负责人", "填表人", "联系电话", "报出日期")
 #: the row of what the rows do not hold (a bureau's central certificate stock, no institution)

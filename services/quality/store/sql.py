@@ -249,48 +249,148 @@ async def list_queries(conn: AsyncConnection, region: str, institution: str | No
     return [(_query(r), r["inst_region"], r["inst_name"]) for r in rows]
 
 
+#: the (institution, month) pairs of a score computation, as two parallel arrays
+PAIRS = "with p as (select * from unnest($1::text[], $2::text[]) as p(inst, month))"
+#: a record's clinical date within the pair's month (the index on (institution_code, date) serves it)
+_IN = ("{t}.institution_code = p.inst and {t}.{col} >= to_date(p.month, 'YYYY-MM') "
+       "and {t}.{col} < (to_date(p.month, 'YYYY-MM') + interval '1 month')::date")
+
+
+def _in(t: str, col: str) -> str:
+    return _IN.format(t=t, col=col)
+
+
+async def score_parts(conn: AsyncConnection, pairs: list[tuple[str, str]], timeliness_days: int,
+                      today: date) -> dict[tuple[str, str], dict[str, Any]]:
+    """The counts behind the quality scores of each (institution, month of clinical dates) pair of an institution
+    known to quality: records, records posted within `timeliness_days` of the encounter, expected newborn visits
+    (live births ≥ 28 days old) and those present, and the open (incl. answered) queries about that month. The
+    scores API and the published score-parts events both come from here."""
+    if not pairs:
+        return {}
+    c = await raw(conn)
+    args = ([i for i, _ in pairs], [m for _, m in pairs])
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in await c.fetch(
+            PAIRS + ", i as (select distinct p.inst, p.month, k.name, k.region_code from p "
+            "join known_institution k on k.code = p.inst) select * from i", *args):
+        out[(r["inst"], r["month"])] = {
+            "name": r["name"], "region_code": r["region_code"], "records": 0, "timely": 0,
+            "newborn_visits_expected": 0, "newborn_visits_present": 0, "open_queries": 0}
+    if not out:
+        return out
+    for r in await c.fetch(
+            PAIRS + ", recs as (select p.inst, p.month, e.posted_on - e.occurred_on as lag from rec_encounter e "
+            f"join p on {_in('e', 'occurred_on')} where not e.voided union all "
+            "select p.inst, p.month, r.posted_on - r.booked_on from rec_pregnancy r "
+            f"join p on {_in('r', 'booked_on')} where not r.voided) "
+            "select inst, month, count(*) n, count(*) filter (where lag <= $3) timely from recs group by 1, 2",
+            *args, timeliness_days):
+        if (key := (r["inst"], r["month"])) in out:
+            out[key].update(records=r["n"], timely=r["timely"])
+    for r in await c.fetch(
+            PAIRS + " select p.inst, p.month, count(*) expected, count(*) filter (where exists ("
+            "select 1 from rec_encounter v where v.person_id = e->>2 and not v.voided and v.type = 'child_check' "
+            "and (v.facts->>'is_newborn_visit')::boolean)) present "
+            f"from p join rec_encounter d on {_in('d', 'occurred_on')}, jsonb_array_elements(d.facts->'babies') e "
+            "where d.type = 'delivery' and not d.voided and e->>1 = 'live' and coalesce(e->>2, '') <> '' "
+            "and d.occurred_on + 28 < $3 group by 1, 2", *args, today):
+        if (key := (r["inst"], r["month"])) in out:
+            out[key].update(newborn_visits_expected=r["expected"], newborn_visits_present=r["present"])
+    for r in await c.fetch(
+            PAIRS + " select p.inst, p.month, count(*) n from p join quality_query q on q.institution_code = p.inst "
+            "and q.period = p.month where q.status in ('open', 'answered') group by 1, 2", *args):
+        if (key := (r["inst"], r["month"])) in out:
+            out[key]["open_queries"] = r["n"]
+    return out
+
+
 async def scores(conn: AsyncConnection, region: str, month: str, timeliness_days: int,
                  today: date) -> list[dict[str, Any]]:
-    """Per institution under `region`, for one month (YYYY-MM) of clinical dates: records, records posted within
-    `timeliness_days` of the encounter, expected newborn visits (live births ≥ 28 days old) and those present,
-    and the open (incl. answered) queries about that month."""
+    """score_parts of every institution under `region` for one month (YYYY-MM), with the scores themselves."""
     c = await raw(conn)
-    rows = await c.fetch("""
-        with inst as (select code, name, region_code from known_institution where region_code like $1),
-        recs as (
-            select institution_code, posted_on - occurred_on as lag from rec_encounter
-             where not voided and to_char(occurred_on, 'YYYY-MM') = $2
-            union all
-            select institution_code, posted_on - booked_on from rec_pregnancy
-             where not voided and to_char(booked_on, 'YYYY-MM') = $2),
-        r as (select institution_code, count(*) n, count(*) filter (where lag <= $3) timely from recs group by 1),
-        q as (select institution_code, count(*) filter (where status in ('open', 'answered')) open_q
-                from quality_query where period = $2 group by 1)
-        select inst.code, inst.name, inst.region_code, coalesce(r.n, 0) n, coalesce(r.timely, 0) timely,
-               coalesce(q.open_q, 0) open_q
-          from inst left join r on r.institution_code = inst.code left join q on q.institution_code = inst.code
-         order by inst.code""", region + "%", month, timeliness_days)
-    comp = await c.fetch("""
-        select d.institution_code, count(*) expected,
-               count(*) filter (where exists (select 1 from rec_encounter v where v.person_id = e->>2 and not v.voided
-                                   and v.type = 'child_check' and (v.facts->>'is_newborn_visit')::boolean)) present
-          from rec_encounter d, jsonb_array_elements(d.facts->'babies') e
-         where d.type = 'delivery' and not d.voided and to_char(d.occurred_on, 'YYYY-MM') = $1
-           and e->>1 = 'live' and coalesce(e->>2, '') <> '' and d.occurred_on + 28 < $2
-         group by 1""", month, today)
-    by = {r["institution_code"]: (r["expected"], r["present"]) for r in comp}
+    codes = [r[0] for r in await c.fetch("select code from known_institution where region_code like $1 "
+                                         "order by code", region + "%")]
+    parts = await score_parts(conn, [(code, month) for code in codes], timeliness_days, today)
     out = []
-    for r in rows:
-        expected, present = by.get(r["code"], (0, 0))
-        n = r["n"]
+    for code in codes:
+        r = parts[(code, month)]
+        n, expected, present = r["records"], r["newborn_visits_expected"], r["newborn_visits_present"]
         out.append({
-            "institution_code": r["code"], "name": r["name"], "region_code": r["region_code"], "month": month,
+            "institution_code": code, "name": r["name"], "region_code": r["region_code"], "month": month,
             "records": n, "timely": r["timely"], "newborn_visits_expected": expected,
-            "newborn_visits_present": present, "open_queries": r["open_q"],
+            "newborn_visits_present": present, "open_queries": r["open_queries"],
             "timeliness": round(r["timely"] * 100 / n, 2) if n else None,
             "completeness": round(present * 100 / expected, 2) if expected else None,
-            "validity": round(r["open_q"] * 100 / n, 2) if n else None})
+            "validity": round(r["open_queries"] * 100 / n, 2) if n else None})
     return out
+
+
+# ---------------------------------------------------------------- which score parts a change touches
+async def record_months(conn: AsyncConnection, encounter_keys: list[str],
+                        pregnancy_ids: list[str]) -> set[tuple[str, str]]:
+    """The (institution, month) pairs these records are counted in now (before a batch changes them)."""
+    c = await raw(conn)
+    rows = await c.fetch(
+        "select institution_code, to_char(occurred_on, 'YYYY-MM') from rec_encounter "
+        "where encounter_key = any($1::text[]) union select institution_code, to_char(booked_on, 'YYYY-MM') "
+        "from rec_pregnancy where pregnancy_id = any($2::text[])", encounter_keys, pregnancy_ids)
+    return {(r[0], r[1]) for r in rows}
+
+
+async def birth_months(conn: AsyncConnection, child_ids: list[str]) -> set[tuple[str, str]]:
+    """The pairs whose expected newborn visits these children are (their deliveries' institution and month)."""
+    c = await raw(conn)
+    rows = await c.fetch(
+        "select d.institution_code, to_char(d.occurred_on, 'YYYY-MM') from child_link l join rec_encounter d "
+        "on d.pregnancy_id = l.pregnancy_id and d.type = 'delivery' where l.child_id = any($1::text[])", child_ids)
+    return {(r[0], r[1]) for r in rows}
+
+
+async def institution_months(conn: AsyncConnection, codes: list[str]) -> set[tuple[str, str]]:
+    """Every pair of these institutions (an institution's region changed, or it became known to quality)."""
+    c = await raw(conn)
+    rows = await c.fetch(
+        "select institution_code, to_char(occurred_on, 'YYYY-MM') from rec_encounter "
+        "where institution_code = any($1::text[]) union select institution_code, to_char(booked_on, 'YYYY-MM') "
+        "from rec_pregnancy where institution_code = any($1::text[]) union select institution_code, period "
+        "from quality_query where institution_code = any($1::text[]) and period <> ''", codes)
+    return {(r[0], r[1]) for r in rows}
+
+
+async def recent_birth_months(conn: AsyncConnection, since: date) -> set[tuple[str, str]]:
+    """The pairs of deliveries on or after `since` (their newborn visits fall due with the passing days)."""
+    c = await raw(conn)
+    rows = await c.fetch("select distinct institution_code, to_char(occurred_on, 'YYYY-MM') from rec_encounter "
+                         "where type = 'delivery' and occurred_on >= $1", since)
+    return {(r[0], r[1]) for r in rows}
+
+
+async def published_scores(conn: AsyncConnection,
+                           pairs: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[tuple[Any, ...], int]]:
+    """What was last published for each pair: (region and parts, version); locked until the transaction ends."""
+    c = await raw(conn)
+    rows = await c.fetch(
+        "select s.* from score_published s join unnest($1::text[], $2::text[]) as p(inst, month) "
+        "on s.institution_code = p.inst and s.month = p.month order by 1, 2 for update of s",
+        [i for i, _ in pairs], [m for _, m in pairs])
+    return {(r["institution_code"], r["month"]): (tuple(r[k] for k in SCORE_COLS), r["version"]) for r in rows}
+
+
+#: the published columns compared (besides institution, month and version)
+SCORE_COLS = ("institution_region", "records", "timely", "followups_expected", "followups_present", "open_queries")
+
+
+async def save_published(conn: AsyncConnection,
+                         rows: list[tuple[str, str, tuple[Any, ...], int]]) -> None:
+    """Record (institution, month, parts as SCORE_COLS, version) as published."""
+    c = await raw(conn)
+    cols = ("institution_code", "month", *SCORE_COLS, "version")
+    await c.executemany(
+        f"insert into score_published ({', '.join(cols)}) values ({', '.join(f'${i + 1}' for i in range(len(cols)))}) "
+        "on conflict (institution_code, month) do update set "
+        + ", ".join(f"{k} = excluded.{k}" for k in (*SCORE_COLS, "version")),
+        [(i, m, *parts, v) for i, m, parts, v in rows])
 
 
 async def live_query_keys(conn: AsyncConnection) -> list[str]:
