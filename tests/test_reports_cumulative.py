@@ -15,9 +15,10 @@ from tests.helpers import wait_values
 
 #: populations counted at a period end (期末数), not summed over months (a bureau's population figure of a year
 #: holds for every period ending in it)
-STANDING = {"child_under7", "cert_stock", "population_figure"}
+STANDING = {"child_under7", "cert_stock", "population_figure", "at_risk_child_managed"}
 #: populations counted once per period (the latest check in it, what a child had in it): not a sum of months
-PER_PERIOD = {"child_under7_in_period", "infant_feeding", "child_u5_measured", "child_hb_tested"}
+PER_PERIOD = {"child_under7_in_period", "infant_feeding", "child_u5_measured", "child_hb_tested",
+              "folic_acid_person", "nutrition_pack_person", "nursery_checked"}
 
 
 def rate(n: int, d: int, factor: int) -> float | None:
