@@ -379,9 +379,10 @@ async def woman_story(p: Poster, rng: random.Random, w: ref.World, county: str, 
             dup.merged_into = None
 
 
-def overweight_check(sex: str, day: int) -> tuple[int, float, float] | None:
-    """(age in days, weight, height) of a check whose WHO weight-for-length/height z-score lies between +2.5 and
-    +3.5 (overweight, plausible), at the median height for the age — computed with the WHO reference."""
+def overweight_check(sex: str, day: int, low: float = 2.5, high: float = 3.5) -> tuple[int, float, float] | None:
+    """(age in days, weight, height) of a check whose WHO weight-for-length/height z-score lies between `low` and
+    `high` (by default +2.5 to +3.5: overweight, plausible), at the median height for the age — computed with the
+    WHO reference."""
     from tests import who_reference as who
 
     day = day if day != 730 else 729
@@ -389,7 +390,7 @@ def overweight_check(sex: str, day: int) -> tuple[int, float, float] | None:
     weight = 2.0
     while weight < 40:
         z = who.zscores(sex, day, weight, height).weight_for_height
-        if z is not None and 2.5 <= z <= 3.5:
+        if z is not None and low <= z <= high:
             return day, weight, height
         weight = round(weight + 0.1, 1)
     return None
@@ -639,11 +640,19 @@ async def programme_story(p: Poster, rng: random.Random, w: ref.World, county: s
                                "subject_id": other, "method": "vacuum_aspiration", "reason": "elective"})
             g.terminations.append((on2, home, "vacuum_aspiration", "elective", frozenset()))
         return
+    sex = rng.choice("FM")
     res = await p.encounter({"type": "delivery", "occurred_at": at(born), "institution_code": inst,
                              "subject_id": pid, "place": "hospital", "mode": "vaginal",
-                             "babies": [{"sex": rng.choice("FM"), "birth_weight_g": 3100, "outcome": "live"}]})
-    child = ref.Child(res["children"][0], "F", born, mother.lives_on(born), True)
+                             "babies": [{"sex": sex, "birth_weight_g": 3100, "outcome": "live"}]})
+    child = ref.Child(res["children"][0], sex, born, mother.lives_on(born), True)
     w.children.append(child)
+    if forced == 1:   # a wasted child (消瘦, weight-for-length z −3.5 to −2.5) every run, whatever the draw
+        thin = overweight_check(sex, 200, -3.5, -2.5)
+        assert thin is not None
+        on = born + timedelta(days=thin[0])
+        await p.encounter({"type": "child_health_check", "occurred_at": at(on), "institution_code": inst,
+                           "subject_id": child.person_id, "weight_kg": thin[1], "height_cm": thin[2]})
+        child.checks.append(ref.Check(on, thin[1], thin[2]))
     w.births.append(ref.Birth(born, o.region, child.person_id))   # a live birth of the institution (首次签发率)
     if forced == 1 or rng.random() < 0.3:   # 危重孕产妇: once or twice, around the delivery
         days = [born + timedelta(days=1)] if forced else sorted(
