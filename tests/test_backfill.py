@@ -73,7 +73,9 @@ async def test_a_backfill_running_while_events_are_posted_ends_reconciled(http: 
         await wait_values(http, stack, county, "2025", expected(cases, insts, county, *YEAR), timeout=60)
         async with db.connect() as conn:
             row = next(b for b in await sql.backfills(conn) if b["digest"] == current.digest)
-            assert row["finished_at"] is not None and row["done"] >= n and row["done"] >= row["total"]
+            # finished; it counted what it did (a unit a live event recomputed first is not done twice, so done may
+            # stay below the total it started from)
+            assert row["finished_at"] is not None and row["done"] >= n and row["done"] <= row["total"]
         async with db.connect() as conn:
             assert await Engine(current).reconcile(conn) == []
     finally:
