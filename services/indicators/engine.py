@@ -34,6 +34,9 @@ class Origin(NamedTuple):
     request_id: str
     actor: str
 
+#: unit kinds whose changes are not late corrections of records (an adjustment of a locked filing lists the
+#: records that moved its figures): the quality service's scores, re-evaluated on its own schedule
+NOT_RECORDS = ("qscore",)
 #: units recomputed per round trip (bounded memory whatever the history)
 CHUNK = 2000
 #: units per back-fill transaction: short enough that live batches wait well under a second between chunks
@@ -270,7 +273,7 @@ class Engine:
                 add_contributions(diff, old_c, -1)
                 saves.append((k, listed, new_d))
                 links.append((k, old_d, new_d))
-                if locked:
+                if locked and units.unit_kind(k) not in NOT_RECORDS:
                     recs = [r for s in dict.fromkeys([k, *old_d, *new_d]) for r in records.get(s, [])]
                     adjusted += adjustments(k, old_c, new_c, locked, recs, today)
         await sql.apply_contributions(conn, stored_contributions(diff))
