@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fhir.resources.R4B.bundle import Bundle
-from kit.records import DomainError
+from kit.records import DomainError, pydantic_errors
 from pydantic import ValidationError
 
 BASE = "https://mch.example.cn/fhir"
@@ -94,8 +94,7 @@ def parse(body: Any) -> Bundle:
     try:
         return Bundle.model_validate(body)
     except ValidationError as e:
-        raise DomainError([{"field": ".".join(str(x) for x in err["loc"]) or "body", "reason": err["msg"]}
-                           for err in e.errors()[:20]]) from e
+        raise pydantic_errors(e) from e
 
 
 def _identifier(ids: list[Any] | None, at: str) -> tuple[str, str]:
@@ -294,8 +293,7 @@ def match_request(body: Any) -> tuple[dict[str, Any], int, bool]:
     try:
         params = Parameters.model_validate(body)
     except ValidationError as e:
-        raise DomainError([{"field": ".".join(str(x) for x in err["loc"]) or "body", "reason": err["msg"]}
-                           for err in e.errors()[:20]]) from e
+        raise pydantic_errors(e) from e
     by_name = {p.name: p for p in params.parameter or []}
     res = by_name.get("resource")
     if res is None or not isinstance(res.resource, Patient):
